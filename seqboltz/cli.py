@@ -1,0 +1,60 @@
+"""The ``seqboltz`` command. Subcommands import their dependencies lazily.
+
+* ``seqboltz fit|validate|test|predict --config recipes/….yaml``: LightningCLI training.
+* ``seqboltz evaluate CHECKPOINT``: test log-likelihood (exact or AIS) in nats.
+* ``seqboltz demo``: the main job — train the MNIST recipe briefly, evaluate, draw pictures.
+* ``seqboltz fetch DATASET``: fetch a dataset into the cache (pinned sha256).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+_USAGE = """usage: seqboltz COMMAND [ARGS]
+
+commands:
+  fit | validate | test | predict   train/evaluate a recipe with LightningCLI
+                                    (seqboltz fit --config recipes/mnist_rbm.yaml)
+  evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS)
+  demo                              train MNIST briefly, report test log-likelihood, write PNGs
+  fetch DATASET                     download and verify a dataset into the cache (mnist5k)
+
+Run `seqboltz COMMAND --help` for a command's options.
+"""
+
+_LIGHTNING = {"fit", "validate", "test", "predict"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``seqboltz`` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_USAGE, end="")
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command in _LIGHTNING:
+        from seqboltz.training._cli import run_cli
+
+        run_cli([command, *rest])
+        return 0
+    if command == "evaluate":
+        from seqboltz.eval._cli import evaluate_main
+
+        return evaluate_main(rest)
+    if command == "demo":
+        from seqboltz._demo import demo_main
+
+        return demo_main(rest)
+    if command == "fetch":
+        from seqboltz.data._cli import fetch_main
+
+        return fetch_main(rest)
+    print(f"seqboltz: unknown command {command!r}\n\n{_USAGE}", end="", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

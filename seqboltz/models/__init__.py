@@ -1,0 +1,23 @@
+"""Energy models: thin ``nn.Module``s over :mod:`seqboltz.functional`.
+
+Every model implements :class:`EnergyModel`; see :mod:`seqboltz.models._base` for the
+interface and :func:`load_model` for rebuilding a model from a checkpoint safely.
+"""
+
+from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
+from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
+from seqboltz.models._registry import load_model, model_from_spec, model_spec, register_model
+
+__all__ = [
+    "AnnealingPath",
+    "BernoulliRBM",
+    "Conditioning",
+    "EnergyModel",
+    "GaussianBernoulliRBM",
+    "GibbsStep",
+    "NoiseSpec",
+    "load_model",
+    "model_from_spec",
+    "model_spec",
+    "register_model",
+]

@@ -1,0 +1,75 @@
+"""Rebuilding models from checkpoints without unpickling code.
+
+A checkpoint written by :class:`seqboltz.training.RBMSystem` carries, besides the
+Lightning ``state_dict``, a ``"seqboltz"`` entry: ``{"model": {"kind": NAME,
+"init_args": {...}}}``. :func:`load_model` reads it with ``torch.load(weights_only=True)``
+and only instantiates classes registered here, so a checkpoint can never name arbitrary code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqboltz.models._base import EnergyModel
+from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
+
+__all__ = ["load_model", "model_from_spec", "model_spec", "register_model"]
+
+_REGISTRY: dict[str, type[EnergyModel]] = {}
+
+
+def register_model(cls: type[EnergyModel]) -> type[EnergyModel]:
+    """Register a model class under its class name (usable as a decorator)."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+for _cls in (BernoulliRBM, GaussianBernoulliRBM):
+    register_model(_cls)
+
+
+def model_spec(model: EnergyModel) -> dict[str, Any]:
+    """``{"kind": class name, "init_args": {...}}``: everything but the weights."""
+    return {"kind": type(model).__name__, "init_args": model.init_args()}
+
+
+def model_from_spec(spec: dict[str, Any]) -> EnergyModel:
+    """Instantiate an (untrained) model from :func:`model_spec`'s output."""
+    kind = spec.get("kind")
+    if kind not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {known}")
+    return _REGISTRY[kind](**spec.get("init_args", {}))
+
+
+def load_model(checkpoint: str | Path, map_location: str = "cpu") -> EnergyModel:
+    """Load the trained energy model out of a seqboltz Lightning checkpoint.
+
+    Args:
+        checkpoint: path of a ``.ckpt`` written while training with ``RBMSystem``.
+        map_location: device to load the tensors on.
+
+    Returns:
+        The model in eval mode, with its trained weights.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable seqboltz checkpoint.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt/unsafe files
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict) or "seqboltz" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path} is not a seqboltz checkpoint (no 'seqboltz' model spec)")
+    model = model_from_spec(ckpt["seqboltz"]["model"])
+    prefix = "energy_model."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(state)
+    return model.eval()

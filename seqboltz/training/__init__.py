@@ -1,0 +1,5 @@
+"""The Lightning training system (CD-k / PCD) and the LightningCLI entry for recipes."""
+
+from seqboltz.training._system import RBMSystem
+
+__all__ = ["RBMSystem"]

@@ -1,0 +1,360 @@
+"""The one training system: contrastive divergence (CD-k) and persistent CD for every model.
+
+The gradient is the autograd gradient of ``mean F(v_data) - mean F(v_negative)`` with the
+negative particles detached (Hinton 2002; Tieleman 2008). CD-k starts the negative chain at
+the data; PCD keeps persistent chains across updates. Everything else (optimizer, momentum,
+weight decay, sparsity, σ learning-rate scale, divergence detection, metrics) lives here,
+never in a model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from seqboltz.eval import ais_log_partition, exact_log_partition, log_likelihood
+from seqboltz.models import Conditioning, EnergyModel, model_spec
+
+__all__ = ["RBMSystem"]
+
+Batch = Tensor | tuple[Tensor, Conditioning] | list[Any] | dict[str, Any]
+
+
+def _unpack(batch: Batch) -> tuple[Tensor, Conditioning | None]:
+    """Split a batch into visibles ``(B, D)`` and optional conditioning."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, dict):
+        return batch["v"], batch.get("cond")
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        "a batch must be a tensor v, a pair (v, cond) or a dict with 'v' (and 'cond'); "
+        f"got {type(batch).__name__}"
+    )
+
+
+class RBMSystem(L.LightningModule):
+    """Trains any :class:`~seqboltz.models.EnergyModel` with CD-k or PCD-k.
+
+    Args:
+        energy_model: the model to train.
+        k: Gibbs steps per negative sample (CD-k / PCD-k).
+        persistent: use persistent chains (PCD, Tieleman 2008) instead of restarting at the data.
+        n_chains: number of persistent chains (default: the first batch's size).
+        lr: learning rate of weights and biases.
+        momentum: final momentum of SGD.
+        initial_momentum: momentum for the first ``momentum_warmup_epochs`` epochs
+            (Hinton 2010, §9: 0.5 then 0.9).
+        momentum_warmup_epochs: epochs at ``initial_momentum``.
+        weight_decay: L2 penalty on the weights only (not biases or scales).
+        optimizer: ``"sgd"`` (classical momentum) or ``"adam"``.
+        sigma_lr_scale: learning-rate multiplier of scale parameters (``log σ``); small values
+            keep Gaussian-Bernoulli RBMs stable.
+        sparsity_target: target mean activation of hidden units (Lee et al. 2008), or ``None``.
+        sparsity_cost: weight of the squared-error sparsity penalty.
+        mean_field_negative: use ``E[v | h]`` instead of a sample as the negative particle
+            (the common low-variance variant of Hinton's code).
+        init_from_data: set biases (and σ) from training-data statistics before training.
+        divergence_threshold: stop when ``|mean F(v_data)|`` exceeds this (or is non-finite).
+        eval_log_z: how ``test`` computes ``log Z`` for ``test/log_likelihood``: ``"auto"``
+            (exact for ≤ 20 units on the smaller binary side, else AIS), ``"exact"``,
+            ``"ais"`` or ``"none"``.
+        ais_chains: AIS chains used by ``test``.
+        ais_betas: AIS inverse temperatures used by ``test``.
+        pseudo_likelihood_seed: seed of the bit flips of the stochastic pseudo-likelihood.
+
+    Persistent chains are a plain attribute, saved in checkpoints, not a registered buffer:
+    under DDP each process keeps its own chains (DDP would otherwise broadcast rank 0's
+    buffers over them at every step).
+    """
+
+    def __init__(
+        self,
+        energy_model: EnergyModel,
+        k: int = 1,
+        persistent: bool = False,
+        n_chains: int | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        initial_momentum: float = 0.5,
+        momentum_warmup_epochs: int = 5,
+        weight_decay: float = 2e-4,
+        optimizer: Literal["sgd", "adam"] = "sgd",
+        sigma_lr_scale: float = 0.1,
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.0,
+        mean_field_negative: bool = False,
+        init_from_data: bool = True,
+        divergence_threshold: float = 1e7,
+        eval_log_z: Literal["auto", "exact", "ais", "none"] = "auto",
+        ais_chains: int = 100,
+        ais_betas: int = 14500,
+        pseudo_likelihood_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(energy_model, EnergyModel):
+            raise TypeError(
+                f"energy_model must be a seqboltz EnergyModel, got {type(energy_model).__name__}"
+            )
+        if k < 1:
+            raise ValueError(f"k (Gibbs steps) must be >= 1, got {k}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if sparsity_target is not None and not 0 < sparsity_target < 1:
+            raise ValueError(f"sparsity_target must be in (0, 1), got {sparsity_target}")
+        if n_chains is not None and n_chains < 1:
+            raise ValueError(f"n_chains must be >= 1, got {n_chains}")
+        self.save_hyperparameters(ignore=["energy_model"])
+        self.energy_model = energy_model
+        self.k = k
+        self.persistent = persistent
+        self.n_chains = n_chains
+        self.lr = lr
+        self.momentum = momentum
+        self.initial_momentum = initial_momentum
+        self.momentum_warmup_epochs = momentum_warmup_epochs
+        self.weight_decay = weight_decay
+        self.optimizer_name = optimizer
+        self.sigma_lr_scale = sigma_lr_scale
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = sparsity_cost
+        self.mean_field_negative = mean_field_negative
+        self.init_from_data = init_from_data
+        self.divergence_threshold = divergence_threshold
+        self.eval_log_z = eval_log_z
+        self.ais_chains = ais_chains
+        self.ais_betas = ais_betas
+        self.pseudo_likelihood_seed = pseudo_likelihood_seed
+        self.chains: Tensor | None = None  # persistent chains (see class docstring)
+        self._train_reference: list[Tensor] = []
+        self._eval_free_energy: list[Tensor] = []
+
+    # -- forward ----------------------------------------------------------------------------
+    def forward(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
+        """Free energy ``F(v | cond)``, ``(B, D)`` → ``(B,)``."""
+        return self.energy_model.free_energy(v, cond)
+
+    # -- steps ------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        v, cond = _unpack(batch)
+        self.energy_model.check_visible(v, "training batch")
+        v_neg, recon = self._negative_particles(v, cond)
+        if cond is None:  # one GEMM for both phases
+            f = self.energy_model.free_energy(torch.cat([v, v_neg]))
+            f_pos, f_neg = f[: v.shape[0]], f[v.shape[0] :]
+        else:
+            f_pos = self.energy_model.free_energy(v, cond)
+            f_neg = self.energy_model.free_energy(v_neg, cond)
+        f_pos_mean = f_pos.mean()
+        loss = f_pos_mean - f_neg.mean()
+        self._check_divergence(f_pos_mean, "free energy of the training batch")
+        if self.sparsity_target is not None and self.sparsity_cost > 0:
+            q = self.energy_model.hidden_probs(v, cond).mean(0)
+            loss = loss + self.sparsity_cost * ((self.sparsity_target - q) ** 2).sum()
+        self.log("train/free_energy_diff", loss.detach(), prog_bar=True)
+        self.log("train/free_energy", f_pos_mean.detach())
+        if recon is not None:
+            self.log("train/recon_error", ((v - recon) ** 2).sum(1).mean())
+        if len(self._train_reference) * v.shape[0] < 1000:
+            self._train_reference.append(v.detach()[:1000])
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups: list[dict[str, Any]] = []
+        for role, params in self.energy_model.parameter_roles().items():
+            if not params:
+                continue
+            group: dict[str, Any] = {"params": params, "lr": self.lr, "weight_decay": 0.0}
+            if role == "weights":
+                group["weight_decay"] = self.weight_decay
+            elif role == "scales":
+                group["lr"] = self.lr * self.sigma_lr_scale
+            groups.append(group)
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(groups, lr=self.lr)
+        return torch.optim.SGD(groups, lr=self.lr, momentum=self.initial_momentum)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            return
+        n_features = getattr(datamodule, "n_features", None)
+        if n_features is not None and n_features != self.energy_model.n_visible:
+            raise ValueError(
+                f"the model has {self.energy_model.n_visible} visible units but the data "
+                f"({type(datamodule).__name__}) has {n_features} features per example"
+            )
+        kind = getattr(datamodule, "visible_kind", None)
+        if kind is not None and kind != self.energy_model.visible_kind:
+            raise ValueError(
+                f"{type(self.energy_model).__name__} has {self.energy_model.visible_kind} "
+                f"visibles but {type(datamodule).__name__} provides {kind} data"
+            )
+        train = getattr(datamodule, "train_tensor", None)
+        # Before DDP wraps the model, so every process starts from the same parameters.
+        if stage == "fit" and self.init_from_data and isinstance(train, Tensor):
+            self.energy_model.init_from_data(train.to(self.energy_model.reference_parameter()))
+
+    def on_train_epoch_start(self) -> None:
+        if self.optimizer_name != "sgd":
+            return
+        momentum = (
+            self.initial_momentum
+            if self.current_epoch < self.momentum_warmup_epochs
+            else self.momentum
+        )
+        optimizer = self.optimizers()
+        assert isinstance(optimizer, L.pytorch.core.optimizer.LightningOptimizer)
+        for group in optimizer.param_groups:
+            group["momentum"] = momentum
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        self.energy_model.constrain_()
+        for name, param in self.energy_model.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                self._diverged(f"parameter {name!r} has non-finite values after the update")
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_free_energy = []
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_free_energy = []
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_free_energy_gap("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_free_energy_gap("test")
+        if self.eval_log_z != "none":
+            self._log_test_likelihood()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        entry: dict[str, Any] = {"model": model_spec(self.energy_model)}
+        if self.chains is not None:
+            entry["pcd_chains"] = self.chains.detach().cpu()
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None:
+            entry["data"] = {
+                "class_path": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
+                "init_args": dict(getattr(datamodule, "hparams", {})),
+            }
+            stats = getattr(datamodule, "stats", None)
+            if callable(stats):
+                entry["data"]["stats"] = stats()
+        checkpoint["seqboltz"] = entry
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        chains = checkpoint.get("seqboltz", {}).get("pcd_chains")
+        self.chains = chains if isinstance(chains, Tensor) else None
+
+    # -- internals --------------------------------------------------------------------------
+    @torch.no_grad()
+    def _negative_particles(
+        self, v: Tensor, cond: Conditioning | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Negative particles ``(B', D)`` and, for CD, the one-step reconstruction ``(B, D)``."""
+        if self.persistent:
+            if self.chains is None or self.chains.device != v.device:
+                n = self.n_chains or v.shape[0]
+                start = (
+                    self.energy_model.init_chains(n)
+                    if self.chains is None
+                    else self.chains.to(v.device)
+                )
+                self.chains = start.to(v.dtype)
+            if cond is not None and self.chains.shape[0] != v.shape[0]:
+                raise ValueError(
+                    "conditional PCD needs as many chains as batch rows "
+                    f"({self.chains.shape[0]} chains, batch of {v.shape[0]})"
+                )
+            step = self.energy_model.gibbs_chain(self.chains, self.k, cond=cond)
+            self.chains = step.v
+            recon = None
+        else:
+            step = self.energy_model.gibbs_chain(v, self.k, cond=cond)
+            recon = step.v_mean if self.k == 1 else None
+        return (step.v_mean if self.mean_field_negative else step.v), recon
+
+    def _eval_step(self, batch: Batch, stage: str) -> None:
+        v, cond = _unpack(batch)
+        self.energy_model.check_visible(v, f"{stage} batch")
+        model = self.energy_model
+        recon = model.reconstruct(v, cond)
+        f = model.free_energy(v, cond)
+        self._eval_free_energy.append(f.detach())
+        self.log(f"{stage}/recon_error", ((v - recon) ** 2).sum(1).mean())
+        self.log(f"{stage}/free_energy", f.mean())
+        if model.visible_kind == "bernoulli":
+            self.log(f"{stage}/pseudo_log_likelihood", self._pseudo_log_likelihood(v, cond))
+
+    def _pseudo_log_likelihood(self, v: Tensor, cond: Conditioning | None) -> Tensor:
+        """Stochastic pseudo-log-likelihood ``D · log σ(F(ṽ) - F(v))``, one random bit flipped.
+
+        The same estimator as scikit-learn's ``BernoulliRBM.score_samples`` (Besag 1975).
+        Visibles are rounded to {0, 1} first.
+        """
+        generator = torch.Generator(device="cpu").manual_seed(self.pseudo_likelihood_seed)
+        v_bin = (v > 0.5).to(v.dtype)
+        idx = torch.randint(0, v.shape[1], (v.shape[0],), generator=generator).to(v.device)
+        rows = torch.arange(v.shape[0], device=v.device)
+        v_flip = v_bin.clone()
+        v_flip[rows, idx] = 1.0 - v_flip[rows, idx]
+        f = self.energy_model.free_energy(v_bin, cond)
+        f_flip = self.energy_model.free_energy(v_flip, cond)
+        return (v.shape[1] * torch.nn.functional.logsigmoid(f_flip - f)).mean()
+
+    def _log_free_energy_gap(self, stage: str) -> None:
+        """``mean F(held-out) - mean F(training sample)``: grows when overfitting (Hinton 2010)."""
+        if not self._eval_free_energy or not self._train_reference:
+            return
+        reference = torch.cat(self._train_reference)[:1000]
+        with torch.no_grad():
+            f_train = self.energy_model.free_energy(reference.to(self.device)).mean()
+        f_eval = torch.cat(self._eval_free_energy).mean()
+        self.log(f"{stage}/free_energy_gap", f_eval - f_train, sync_dist=True)
+
+    def _log_test_likelihood(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        test = getattr(datamodule, "eval_tensor", None)
+        train = getattr(datamodule, "train_tensor", None)
+        if not callable(test) or not isinstance(train, Tensor):
+            return
+        model = self.energy_model
+        small = min(model.n_hidden, model.n_visible if model.visible_kind == "bernoulli" else 99)
+        method = self.eval_log_z
+        if method == "auto":
+            method = "exact" if small <= 20 else "ais"
+        if method == "exact":
+            log_z = exact_log_partition(model)
+        else:
+            log_z = ais_log_partition(
+                model, train, n_chains=self.ais_chains, n_betas=self.ais_betas
+            ).log_z
+        ll = log_likelihood(model, test(), log_z).mean()
+        self.log("test/log_partition", log_z)
+        self.log("test/log_likelihood", float(ll))
+
+    def _check_divergence(self, value: Tensor, what: str) -> None:
+        x = float(value.detach())
+        if not math.isfinite(x) or abs(x) > self.divergence_threshold:
+            self._diverged(f"{what} is {x:.4g}")
+
+    def _diverged(self, reason: str) -> None:
+        raise FloatingPointError(
+            f"training diverged at epoch {self.current_epoch}, step {self.global_step}: "
+            f"{reason}. Lower the learning rate (lr={self.lr}), standardise the data, set "
+            "trainer.gradient_clip_val, or for Gaussian units lower sigma_lr_scale "
+            f"(={self.sigma_lr_scale}) or raise min_sigma."
+        )

@@ -1,0 +1,65 @@
+"""Pictures people would rather look at: image grids of samples and filters, as PNG.
+
+Pillow is imported lazily (it comes with the ``train`` extra), so nothing here is a hard
+runtime dependency of the library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["filter_grid", "image_grid", "save_png"]
+
+
+def image_grid(images: np.ndarray, ncols: int = 10, pad: int = 1, scale: int = 2) -> np.ndarray:
+    """Tile images ``(N, h, w)`` with values in [0, 1] into one uint8 picture.
+
+    Args:
+        images: ``(N, h, w)`` array in [0, 1] (values outside are clipped).
+        ncols: images per row.
+        pad: pixels of mid-gray padding between images.
+        scale: integer upscaling factor (nearest neighbour) so small images stay visible.
+
+    Returns:
+        ``(rows·(h+pad)+pad)·scale × (ncols·(w+pad)+pad)·scale`` uint8 array.
+    """
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, h, w); got {images.shape}")
+    n, h, w = images.shape
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 0.5)
+    for i, img in enumerate(np.clip(images, 0.0, 1.0)):
+        r, c = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top : top + h, left : left + w] = img
+    grid = np.kron(grid, np.ones((scale, scale)))
+    return (grid * 255.0 + 0.5).astype(np.uint8)
+
+
+def filter_grid(
+    weight: np.ndarray, shape: tuple[int, int], n: int = 100, ncols: int = 10
+) -> np.ndarray:
+    """Picture of the first ``n`` filters (columns of ``weight (D, H)``), each scaled to [0, 1]."""
+    if weight.ndim != 2 or weight.shape[0] != shape[0] * shape[1]:
+        raise ValueError(
+            f"weight must be (h*w, H) with h*w = {shape[0] * shape[1]}; got {weight.shape}"
+        )
+    filters = weight[:, :n].T.reshape(-1, *shape)
+    lo = filters.min(axis=(1, 2), keepdims=True)
+    hi = filters.max(axis=(1, 2), keepdims=True)
+    return image_grid((filters - lo) / np.maximum(hi - lo, 1e-12), ncols=ncols)
+
+
+def save_png(path: str | Path, picture: np.ndarray) -> Path:
+    """Write a uint8 grayscale ``(H, W)`` array as PNG (atomically); returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(picture, mode="L").save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
