@@ -1,0 +1,1 @@
+"""The seqboltz gRPC generation service (torch-free). Not built yet: see the service issue."""

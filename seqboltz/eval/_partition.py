@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -166,11 +167,9 @@ def ais_log_partition(
 
     v = path.sample_base(n_chains, generator)
     log_w = torch.zeros(n_chains, dtype=torch.float64, device=device)
-    log_f_prev = path.log_f(v, beta_list[0])
-    for beta in beta_list[1:]:
-        log_w += path.log_f(v, beta) - log_f_prev
-        v = path.transition(v, beta, generator)
-        log_f_prev = path.log_f(v, beta)
+    for beta_prev, beta in itertools.pairwise(beta_list):
+        delta, v = path.advance(v, beta_prev, beta, generator)
+        log_w += delta
     return _summarise(log_w.cpu(), path.log_z_base, len(beta_list))
 
 

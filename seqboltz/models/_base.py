@@ -87,6 +87,16 @@ class AnnealingPath(Protocol):
         """One Markov transition that leaves ``f_β`` invariant, ``(n, D) → (n, D)``."""
         ...
 
+    def advance(
+        self, v: Tensor, beta_prev: float, beta: float, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """One AIS step: ``(log f_β(v) - log f_β_prev(v), transition(v, β))``.
+
+        Equal to the two :meth:`log_f` calls and :meth:`transition`, but free to share work
+        between them (for an RBM, one ``v W`` product serves all three).
+        """
+        ...
+
 
 class EnergyModel(nn.Module):
     """Base class of seqboltz's energy models (see the module docstring for the interface).

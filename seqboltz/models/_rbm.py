@@ -363,6 +363,24 @@ class _BernoulliPath:
     def log_f(self, v: Tensor, beta: float) -> Tensor:
         return -Fn.bernoulli_rbm_free_energy(v, *self._params(beta))
 
+    def advance(
+        self, v: Tensor, beta_prev: float, beta: float, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        # One GEMM for b + vW, shared by both log f's and the hidden step (β scales it).
+        pre = Fn.hidden_input(v, self.weight, self.hidden_bias)
+        lin_base, lin_model = v @ self.base_bias, v @ self.visible_bias
+        softplus = torch.nn.functional.softplus
+
+        def log_f(b: float) -> Tensor:
+            return (1.0 - b) * lin_base + b * lin_model + softplus(b * pre).sum(-1)
+
+        delta = log_f(beta) - log_f(beta_prev)
+        u_h = torch.rand(pre.shape, generator=generator, device=v.device, dtype=v.dtype)
+        h = Fn.bernoulli_from_uniform(torch.sigmoid(beta * pre), u_h)
+        w, a, _ = self._params(beta)
+        u_v = torch.rand(v.shape, generator=generator, device=v.device, dtype=v.dtype)
+        return delta, Fn.bernoulli_from_uniform(Fn.bernoulli_visible_probs(h, w, a), u_v)
+
     def transition(self, v: Tensor, beta: float, generator: torch.Generator) -> Tensor:
         w, a, b = self._params(beta)
         u_h = torch.rand(
@@ -421,6 +439,26 @@ class _GaussianPath:
     def log_f(self, v: Tensor, beta: float) -> Tensor:
         w, a, b, log_sigma, const = self._params(beta)
         return -(Fn.gaussian_rbm_free_energy(v, w, a, b, log_sigma) + const)
+
+    def advance(
+        self, v: Tensor, beta_prev: float, beta: float, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        # The tempered hidden input is β (b + (v/σ)W) at every β: one GEMM, shared.
+        pre = Fn.hidden_input(v * torch.exp(-self.log_sigma), self.weight, self.hidden_bias)
+        softplus = torch.nn.functional.softplus
+
+        def log_f(b: float) -> Tensor:
+            _, a, _, log_sigma, const = self._params(b)
+            quad = 0.5 * (((v - a) * torch.exp(-log_sigma)) ** 2).sum(-1)
+            return softplus(b * pre).sum(-1) - quad - const
+
+        delta = log_f(beta) - log_f(beta_prev)
+        u_h = torch.rand(pre.shape, generator=generator, device=v.device, dtype=v.dtype)
+        h = Fn.bernoulli_from_uniform(torch.sigmoid(beta * pre), u_h)
+        w, a, _, log_sigma, _ = self._params(beta)
+        mean = Fn.gaussian_visible_mean(h, w, a, log_sigma)
+        z = torch.randn(v.shape, generator=generator, device=v.device, dtype=v.dtype)
+        return delta, mean + torch.exp(log_sigma) * z
 
     def transition(self, v: Tensor, beta: float, generator: torch.Generator) -> Tensor:
         w, a, b, log_sigma, _ = self._params(beta)

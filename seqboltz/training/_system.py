@@ -131,6 +131,7 @@ class RBMSystem(L.LightningModule):
         self.ais_betas = ais_betas
         self.pseudo_likelihood_seed = pseudo_likelihood_seed
         self.chains: Tensor | None = None  # persistent chains (see class docstring)
+        self.generator: torch.Generator | None = None  # Gibbs noise, one stream per process
         self._train_reference: list[Tensor] = []
         self._eval_free_energy: list[Tensor] = []
 
@@ -207,6 +208,13 @@ class RBMSystem(L.LightningModule):
         if stage == "fit" and self.init_from_data and isinstance(train, Tensor):
             self.energy_model.init_from_data(train.to(self.energy_model.reference_parameter()))
 
+    def on_fit_start(self) -> None:
+        # Each process draws its own Gibbs noise: under DDP all ranks share the global seed,
+        # and identical noise would make every rank's persistent chains identical.
+        if self.generator is None or self.generator.device != self.device:
+            seed = (torch.initial_seed() + 1_000_003 * self.global_rank) % (1 << 63)
+            self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
     def on_train_epoch_start(self) -> None:
         if self.optimizer_name != "sgd":
             return
@@ -248,7 +256,11 @@ class RBMSystem(L.LightningModule):
         if datamodule is not None:
             entry["data"] = {
                 "class_path": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
-                "init_args": dict(getattr(datamodule, "hparams", {})),
+                "init_args": {
+                    k: v
+                    for k, v in dict(getattr(datamodule, "hparams", {})).items()
+                    if not k.startswith("_")  # LightningCLI adds _class_path, _instantiator
+                },
             }
             stats = getattr(datamodule, "stats", None)
             if callable(stats):
@@ -269,7 +281,7 @@ class RBMSystem(L.LightningModule):
             if self.chains is None or self.chains.device != v.device:
                 n = self.n_chains or v.shape[0]
                 start = (
-                    self.energy_model.init_chains(n)
+                    self.energy_model.init_chains(n, self.generator)
                     if self.chains is None
                     else self.chains.to(v.device)
                 )
@@ -279,11 +291,11 @@ class RBMSystem(L.LightningModule):
                     "conditional PCD needs as many chains as batch rows "
                     f"({self.chains.shape[0]} chains, batch of {v.shape[0]})"
                 )
-            step = self.energy_model.gibbs_chain(self.chains, self.k, cond=cond)
+            step = self.energy_model.gibbs_chain(self.chains, self.k, self.generator, cond)
             self.chains = step.v
             recon = None
         else:
-            step = self.energy_model.gibbs_chain(v, self.k, cond=cond)
+            step = self.energy_model.gibbs_chain(v, self.k, self.generator, cond)
             recon = step.v_mean if self.k == 1 else None
         return (step.v_mean if self.mean_field_negative else step.v), recon
 

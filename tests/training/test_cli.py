@@ -1,0 +1,199 @@
+"""Recipes through the ``seqboltz`` command: fit/validate/test, evaluate, bad configs, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqboltz.cli import main
+from seqboltz.models import BernoulliRBM, load_model
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+SEQBOLTZ = [sys.executable, "-m", "seqboltz.cli"]
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [*SEQBOLTZ, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _last_ckpt(root: Path) -> Path:
+    return max(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+
+
+def test_every_recipe_is_tested() -> None:
+    names = {p.name for p in RECIPES}
+    assert {"mnist_rbm.yaml", "mnist_rbm_cd25.yaml", "mnist_rbm_pcd.yaml"} <= names
+    assert "patches_grbm.yaml" in names
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_fast_dev_run(recipe: Path, tmp_path: Path) -> None:
+    out = _run(["fit", "--config", str(recipe), "--trainer.fast_dev_run=true"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "`Trainer.fit` stopped" in out.stderr + out.stdout
+
+
+@pytest.mark.realdata
+def test_fit_validate_test_evaluate_round_trip(tmp_path: Path) -> None:
+    recipe = str(REPO / "recipes" / "mnist_rbm.yaml")
+    # 20 hidden units: `test` computes log Z exactly instead of the recipe's AIS
+    common = [
+        "--config",
+        recipe,
+        f"--trainer.default_root_dir={tmp_path}",
+        "--model.eval_log_z=auto",
+    ]
+    fit = _run(
+        ["fit", *common, "--trainer.max_epochs=1", "--model.energy_model.init_args.n_hidden=20"],
+        cwd=tmp_path,
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    ckpt = _last_ckpt(tmp_path)
+    # the full config of the run is saved beside its logs
+    assert list(tmp_path.rglob("config.yaml"))
+    for command in ("validate", "test"):
+        out = _run(
+            [command, *common, "--model.energy_model.init_args.n_hidden=20", f"--ckpt_path={ckpt}"],
+            cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert "test/log_likelihood" in out.stdout
+    report = tmp_path / "report.json"
+    ev = _run(["evaluate", str(ckpt), "--json", str(report)], cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads(report.read_text())
+    assert result["method"] == "exact"  # 20 hidden units: enumerated exactly
+    assert result["n_test"] == 1000
+    assert -250 < result["test_log_likelihood"] < -80
+    assert "test log-likelihood" in ev.stdout
+
+
+def test_unknown_config_key_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / "recipes" / "mnist_rbm.yaml").read_text()
+    bad.write_text(text.replace("  k: 1\n", "  k: 1\n  learning_rat: 0.1\n"))
+    out = _run(["fit", "--config", str(bad)], cwd=tmp_path)
+    assert out.returncode != 0
+    assert "learning_rat" in out.stderr
+
+
+def test_unknown_model_class_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / "recipes" / "mnist_rbm.yaml").read_text()
+    bad.write_text(text.replace("seqboltz.models.BernoulliRBM", "seqboltz.models.NoSuchRBM"))
+    out = _run(["fit", "--config", str(bad)], cwd=tmp_path)
+    assert out.returncode != 0
+    assert "NoSuchRBM" in out.stderr
+
+
+def test_evaluate_missing_and_corrupt_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(tmp_path / "missing.ckpt")])
+    assert exc.value.code == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(corrupt)])
+    assert "cannot read checkpoint" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": BernoulliRBM(4, 2).state_dict()}, foreign)
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(foreign)])
+    assert "not a seqboltz checkpoint" in capsys.readouterr().err
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_ddp_on_cpu_with_pcd(tmp_path: Path) -> None:
+    """The PCD recipe trains under DDP with 2 CPU processes; each keeps its own chains."""
+    spy = tmp_path / "spy.py"
+    spy.write_text(
+        "import lightning as L, torch, os\n"
+        "class ChainSpy(L.Callback):\n"
+        "    def on_train_end(self, trainer, pl_module):\n"
+        "        torch.save(pl_module.chains, os.path.join("
+        f"{str(tmp_path)!r}, f'chains{{trainer.global_rank}}.pt'))\n"
+    )
+    env_path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    out = subprocess.run(
+        [
+            *SEQBOLTZ,
+            "fit",
+            "--config",
+            str(REPO / "recipes" / "mnist_rbm_pcd.yaml"),
+            "--trainer.strategy=ddp",
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=2",
+            "--trainer.max_steps=6",
+            "--trainer.limit_val_batches=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.energy_model.init_args.n_hidden=50",
+            "--trainer.callbacks+=spy.ChainSpy",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": env_path, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    chains = [torch.load(tmp_path / f"chains{r}.pt", weights_only=True) for r in (0, 1)]
+    for c in chains:
+        assert c.shape == (100, 784) and torch.isfinite(c).all()
+    # each process keeps its own persistent chains (not broadcast from rank 0)
+    assert not torch.equal(chains[0], chains[1])
+    model = load_model(_last_ckpt(tmp_path))
+    assert model.n_hidden == 50 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_gaussian_recipe_full_length_is_stable_and_improves_ais_likelihood(tmp_path: Path) -> None:
+    """patches_grbm.yaml for its full length: no NaN, σ within bounds, AIS log-lik improves."""
+    from seqboltz.data import ImagePatchesDataModule
+    from seqboltz.eval import ais_log_partition, log_likelihood
+    from seqboltz.models import GaussianBernoulliRBM
+
+    recipe = REPO / "recipes" / "patches_grbm.yaml"
+    out = _run(["fit", "--config", str(recipe), f"--trainer.default_root_dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trained = load_model(_last_ckpt(tmp_path))
+    assert isinstance(trained, GaussianBernoulliRBM)
+    assert all(torch.isfinite(p).all() for p in trained.parameters())
+    sigma = trained.sigma
+    assert torch.all(sigma >= trained.min_sigma - 1e-6) and torch.all(
+        sigma <= trained.max_sigma + 1e-6
+    )
+    assert not torch.allclose(sigma, torch.ones_like(sigma))  # σ was learned
+
+    dm = ImagePatchesDataModule()
+    dm.setup("test")
+    torch.manual_seed(0)
+    untrained = GaussianBernoulliRBM(**{**trained.init_args()})
+    untrained.init_from_data(dm.train_tensor)  # the fairest untrained baseline
+
+    def ais_ll(model: GaussianBernoulliRBM) -> float:
+        log_z = ais_log_partition(model, dm.train_tensor, n_chains=50, n_betas=2000).log_z
+        return float(log_likelihood(model, dm.eval_tensor(), log_z).mean())
+
+    before, after = ais_ll(untrained), ais_ll(trained)
+    assert after > before + 5.0, (before, after)
