@@ -158,8 +158,14 @@ def ais_log_partition(
         raise ValueError(f"n_chains must be >= 2, got {n_chains}")
     m = _as_float64(model)
     schedule = default_betas(n_betas) if betas is None else betas.to(torch.float64).flatten()
-    if schedule[0].item() != 0.0 or schedule[-1].item() != 1.0 or bool((schedule.diff() < 0).any()):
-        raise ValueError("betas must increase monotonically from 0 to 1")
+    if (
+        schedule.numel() < 2
+        or not bool(torch.isfinite(schedule).all())
+        or schedule[0].item() != 0.0
+        or schedule[-1].item() != 1.0
+        or bool((schedule.diff() < 0).any())
+    ):
+        raise ValueError("betas must be finite and increase monotonically from 0 to 1")
     device = m.reference_parameter().device
     generator = torch.Generator(device=device).manual_seed(seed)
     path = m.annealing_path(None if base_data is None else base_data.to(device, torch.float64))

@@ -42,6 +42,9 @@ __all__ = [
     "bernoulli_rbm_gibbs_step",
     "bernoulli_rbm_hidden_free_energy",
     "bernoulli_visible_probs",
+    "gaussian_energy_from_coupling",
+    "gaussian_free_energy_from_input",
+    "gaussian_hidden_free_energy_from_coupling",
     "gaussian_rbm_energy",
     "gaussian_rbm_free_energy",
     "gaussian_rbm_gibbs_step",
@@ -152,9 +155,7 @@ def gaussian_rbm_energy(
     log_sigma: Tensor,
 ) -> Tensor:
     """``E(v, h) = Σᵢ (vᵢ - aᵢ)²/(2σᵢ²) - bᵀh - Σᵢⱼ (vᵢ/σᵢ) Wᵢⱼ hⱼ``, shape ``(...)``."""
-    inv_sigma = torch.exp(-log_sigma)
-    quad = 0.5 * (((v - visible_bias) * inv_sigma) ** 2).sum(-1)
-    return quad - (h * hidden_bias).sum(-1) - (((v * inv_sigma) @ weight) * h).sum(-1)
+    return gaussian_energy_from_coupling(v, h, visible_bias, hidden_bias, log_sigma, h @ weight.T)
 
 
 def gaussian_rbm_free_energy(
@@ -165,9 +166,34 @@ def gaussian_rbm_free_energy(
     log_sigma: Tensor,
 ) -> Tensor:
     """``F(v) = Σᵢ (vᵢ - aᵢ)²/(2σᵢ²) - Σⱼ softplus(bⱼ + ((v/σ)ᵀW)ⱼ)``, shape ``(...)``."""
+    pre = hidden_input(v * torch.exp(-log_sigma), weight, hidden_bias)
+    return gaussian_free_energy_from_input(v, visible_bias, log_sigma, pre)
+
+
+def gaussian_free_energy_from_input(
+    v: Tensor, visible_bias: Tensor, log_sigma: Tensor, hidden_in: Tensor
+) -> Tensor:
+    """``F(v) = Σᵢ (vᵢ - aᵢ)²/(2σᵢ²) - Σⱼ softplus(xⱼ)`` given the hidden input ``x`` ``(..., H)``.
+
+    Shared by every Gaussian-visible model whatever its coupling (plain, conditional with
+    dynamic biases, or factored): they differ only in how ``x = b̂ + (v/σ)ᵀŴ`` is formed.
+    """
+    quad = 0.5 * (((v - visible_bias) * torch.exp(-log_sigma)) ** 2).sum(-1)
+    return quad - F.softplus(hidden_in).sum(-1)
+
+
+def gaussian_energy_from_coupling(
+    v: Tensor,
+    h: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    log_sigma: Tensor,
+    coupling: Tensor,
+) -> Tensor:
+    """``E = Σᵢ (vᵢ-aᵢ)²/(2σᵢ²) - bᵀh - Σᵢ (vᵢ/σᵢ) mᵢ``, given the coupling ``m = Ŵh (..., D)``."""
     inv_sigma = torch.exp(-log_sigma)
     quad = 0.5 * (((v - visible_bias) * inv_sigma) ** 2).sum(-1)
-    return quad - F.softplus(hidden_input(v * inv_sigma, weight, hidden_bias)).sum(-1)
+    return quad - (h * hidden_bias).sum(-1) - (v * inv_sigma * coupling).sum(-1)
 
 
 def gaussian_rbm_hidden_free_energy(
@@ -186,13 +212,25 @@ def gaussian_rbm_hidden_free_energy(
     Returns:
         ``(...)`` for ``h`` of shape ``(..., H)``.
     """
-    wh = h @ weight.T
+    return gaussian_hidden_free_energy_from_coupling(
+        h, h @ weight.T, visible_bias, hidden_bias, log_sigma
+    )
+
+
+def gaussian_hidden_free_energy_from_coupling(
+    h: Tensor, coupling: Tensor, visible_bias: Tensor, hidden_bias: Tensor, log_sigma: Tensor
+) -> Tensor:
+    """:func:`gaussian_rbm_hidden_free_energy` given the coupling ``m = W h`` ``(..., D)``.
+
+    Any model whose energy is ``Σᵢ (vᵢ-aᵢ)²/(2σᵢ²) - bᵀh - Σᵢ (vᵢ/σᵢ) mᵢ(h)`` (plain,
+    conditional or factored couplings) integrates ``v`` out with this formula.
+    """
     inv_sigma = torch.exp(-log_sigma)
-    n_visible = weight.shape[0]
+    n_visible = coupling.shape[-1]
     log_norm = log_sigma.sum(-1) + 0.5 * n_visible * math.log(2.0 * math.pi)
     return (
         -(h * hidden_bias).sum(-1)
-        - (visible_bias * inv_sigma * wh + 0.5 * wh**2).sum(-1)
+        - (visible_bias * inv_sigma * coupling + 0.5 * coupling**2).sum(-1)
         - log_norm
     )
 

@@ -5,17 +5,27 @@ interface and :func:`load_model` for rebuilding a model from a checkpoint safely
 """
 
 from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
+from seqboltz.models._crbm import (
+    ConditionalRBM,
+    FactoredConditionalRBM,
+    FrameParams,
+    SequenceRBM,
+)
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._registry import load_model, model_from_spec, model_spec, register_model
 
 __all__ = [
     "AnnealingPath",
     "BernoulliRBM",
+    "ConditionalRBM",
     "Conditioning",
     "EnergyModel",
+    "FactoredConditionalRBM",
+    "FrameParams",
     "GaussianBernoulliRBM",
     "GibbsStep",
     "NoiseSpec",
+    "SequenceRBM",
     "load_model",
     "model_from_spec",
     "model_spec",

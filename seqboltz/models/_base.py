@@ -102,10 +102,14 @@ class EnergyModel(nn.Module):
     """Base class of seqboltz's energy models (see the module docstring for the interface).
 
     Subclasses set :attr:`visible_kind` and implement the abstract methods. The public
-    methods validate their inputs (shape, finiteness) through :meth:`check_visible`.
+    methods check the shapes of their inputs (cheap); finiteness is checked where data enter
+    (the training system, evaluation, generation) through :meth:`check_visible`, since on an
+    accelerator it costs a device synchronisation per call.
     """
 
     visible_kind: ClassVar[Literal["bernoulli", "gaussian"]]
+    #: whether the model needs ``cond`` (its log Z then depends on the conditioning)
+    is_conditional: ClassVar[bool] = False
     n_visible: int
     n_hidden: int
 
@@ -213,16 +217,20 @@ class EnergyModel(nn.Module):
         """Raise ``ValueError`` unless ``v`` is a finite ``(B, n_visible)`` floating tensor."""
         if not isinstance(v, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
-        if v.dim() != 2 or v.shape[1] != self.n_visible:
-            raise ValueError(
-                f"{type(self).__name__} expects {name} of shape (batch, {self.n_visible}); "
-                f"got {tuple(v.shape)}"
-            )
+        self.check_shape(v, name)
         if not v.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {v.dtype}")
         if not bool(torch.isfinite(v).all()):
             bad = (~torch.isfinite(v)).any(dim=1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{name} contains NaN or infinite values (rows {bad} among others)")
+
+    def check_shape(self, v: Tensor, name: str = "v") -> None:
+        """Raise ``ValueError`` unless ``v`` is ``(B, n_visible)``; no data-dependent check."""
+        if v.dim() != 2 or v.shape[1] != self.n_visible:
+            raise ValueError(
+                f"{type(self).__name__} expects {name} of shape (batch, {self.n_visible}); "
+                f"got {tuple(v.shape)}"
+            )
 
     def check_unconditional(self, cond: Conditioning | None) -> None:
         """Raise ``ValueError`` if conditioning is given to a model that takes none."""

@@ -91,10 +91,13 @@ class BernoulliRBM(_RBMBase):
 
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
+        self._check_hidden(h)
         return Fn.bernoulli_rbm_energy(v, h, self.weight, self.visible_bias, self.hidden_bias)
 
     def free_energy(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
         return Fn.bernoulli_rbm_free_energy(v, self.weight, self.visible_bias, self.hidden_bias)
 
     def hidden_free_energy(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
@@ -106,16 +109,19 @@ class BernoulliRBM(_RBMBase):
 
     def hidden_probs(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
         return Fn.hidden_probs(v, self.weight, self.hidden_bias)
 
     def visible_params(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self._check_hidden(h)
         return Fn.bernoulli_visible_probs(h, self.weight, self.visible_bias)
 
     def gibbs_step(
         self, v: Tensor, noise: Mapping[str, Tensor], cond: Conditioning | None = None
     ) -> GibbsStep:
         self.check_unconditional(cond)
+        self.check_shape(v)
         v_next, v_probs, h = Fn.bernoulli_rbm_gibbs_step(
             v, noise["hidden"], noise["visible"], self.weight, self.visible_bias, self.hidden_bias
         )
@@ -232,12 +238,15 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
+        self._check_hidden(h)
         return Fn.gaussian_rbm_energy(
             v, h, self.weight, self.visible_bias, self.hidden_bias, self.log_sigma
         )
 
     def free_energy(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
         return Fn.gaussian_rbm_free_energy(
             v, self.weight, self.visible_bias, self.hidden_bias, self.log_sigma
         )
@@ -251,16 +260,19 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def hidden_probs(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self.check_shape(v)
         return Fn.hidden_probs(v * torch.exp(-self.log_sigma), self.weight, self.hidden_bias)
 
     def visible_params(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
+        self._check_hidden(h)
         return Fn.gaussian_visible_mean(h, self.weight, self.visible_bias, self.log_sigma)
 
     def gibbs_step(
         self, v: Tensor, noise: Mapping[str, Tensor], cond: Conditioning | None = None
     ) -> GibbsStep:
         self.check_unconditional(cond)
+        self.check_shape(v)
         v_next, v_mean, h = Fn.gaussian_rbm_gibbs_step(
             v,
             noise["hidden"],

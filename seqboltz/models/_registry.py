@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from seqboltz.models._base import EnergyModel
+from seqboltz.models._crbm import ConditionalRBM, FactoredConditionalRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["load_model", "model_from_spec", "model_spec", "register_model"]
@@ -27,7 +28,7 @@ def register_model(cls: type[EnergyModel]) -> type[EnergyModel]:
     return cls
 
 
-for _cls in (BernoulliRBM, GaussianBernoulliRBM):
+for _cls in (BernoulliRBM, GaussianBernoulliRBM, ConditionalRBM, FactoredConditionalRBM):
     register_model(_cls)
 
 
@@ -66,10 +67,16 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu") -> EnergyModel
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt/unsafe files
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(ckpt, dict) or "seqboltz" not in ckpt or "state_dict" not in ckpt:
+    entry = ckpt.get("seqboltz") if isinstance(ckpt, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict):
         raise ValueError(f"{path} is not a seqboltz checkpoint (no 'seqboltz' model spec)")
-    model = model_from_spec(ckpt["seqboltz"]["model"])
-    prefix = "energy_model."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    model.load_state_dict(state)
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise ValueError(f"{path} is not a seqboltz checkpoint (no state_dict)")
+    try:
+        model = model_from_spec(entry["model"])
+        prefix = "energy_model."
+        state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: the model spec and weights do not fit: {exc}") from exc
     return model.eval()

@@ -1,0 +1,183 @@
+"""Tests of the model registry and of safe checkpoint loading."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqboltz.models import (
+    BernoulliRBM,
+    GaussianBernoulliRBM,
+    _registry,
+    load_model,
+    model_from_spec,
+    model_spec,
+    register_model,
+)
+
+
+class NotAWeight:
+    """An arbitrary class: a checkpoint that pickles it must not be loaded."""
+
+    def __init__(self) -> None:
+        self.payload = "code"
+
+
+MODELS = [
+    pytest.param(lambda: BernoulliRBM(6, 4, init_std=0.3), id="bernoulli"),
+    pytest.param(
+        lambda: GaussianBernoulliRBM(
+            5, 3, init_std=0.2, sigma_init=0.8, min_sigma=0.1, max_sigma=4.0
+        ),
+        id="gaussian",
+    ),
+    pytest.param(
+        lambda: GaussianBernoulliRBM(5, 3, learn_sigma=False, sigma_init=2.0), id="gaussian-fixed"
+    ),
+]
+
+
+def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            t.add_(0.1 * torch.randn(t.shape, generator=g))
+    return model
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_spec_round_trip(make) -> None:
+    model = make()
+    spec = model_spec(model)
+    assert spec["kind"] == type(model).__name__
+    rebuilt = model_from_spec(spec)
+    assert type(rebuilt) is type(model)
+    assert rebuilt.init_args() == model.init_args()
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+
+
+def test_unknown_kind_lists_known_kinds() -> None:
+    with pytest.raises(ValueError, match="unknown model kind 'Nope'") as info:
+        model_from_spec({"kind": "Nope", "init_args": {}})
+    assert "BernoulliRBM" in str(info.value)
+    assert "GaussianBernoulliRBM" in str(info.value)
+    with pytest.raises(ValueError, match="known kinds"):
+        model_from_spec({"init_args": {"n_visible": 2, "n_hidden": 2}})
+
+
+def test_register_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+
+    class TinyRBM(BernoulliRBM):
+        pass
+
+    with pytest.raises(ValueError, match="TinyRBM"):
+        model_from_spec({"kind": "TinyRBM", "init_args": {"n_visible": 2, "n_hidden": 3}})
+    assert register_model(TinyRBM) is TinyRBM
+    model = model_from_spec({"kind": "TinyRBM", "init_args": {"n_visible": 2, "n_hidden": 3}})
+    assert type(model) is TinyRBM
+    assert (model.n_visible, model.n_hidden) == (2, 3)
+
+
+def test_load_model_missing_file(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_model(tmp_path / "absent.ckpt")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path)  # a directory is not a checkpoint file
+
+
+def test_load_model_garbage_file(tmp_path) -> None:
+    path = tmp_path / "garbage.ckpt"
+    path.write_bytes(b"\x00\x01 this is not a torch file \xff" * 10)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        torch.zeros(3),
+        {"state_dict": {}},
+        {"seqboltz": {"model": {"kind": "BernoulliRBM", "init_args": {}}}},
+    ],
+    ids=["tensor", "no-spec", "no-state-dict"],
+)
+def test_load_model_rejects_non_seqboltz_checkpoints(tmp_path, content) -> None:
+    path = tmp_path / "other.ckpt"
+    torch.save(content, path)
+    with pytest.raises(ValueError, match="not a seqboltz checkpoint"):
+        load_model(path)
+
+
+def test_load_model_refuses_pickled_code(tmp_path) -> None:
+    """``weights_only=True``: an arbitrary object in the file is refused, not unpickled."""
+    model = BernoulliRBM(3, 2)
+    path = tmp_path / "evil.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"energy_model.{k}": v for k, v in model.state_dict().items()},
+            "seqboltz": {"model": model_spec(model)},
+            "extra": NotAWeight(),
+        },
+        path,
+    )
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_model(path)
+
+
+def test_load_model_unknown_kind_in_checkpoint(tmp_path) -> None:
+    path = tmp_path / "unknown.ckpt"
+    torch.save({"state_dict": {}, "seqboltz": {"model": {"kind": "os.system"}}}, path)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_load_model_restores_weights(tmp_path, make) -> None:
+    model = _perturb(make())
+    path = tmp_path / "model.ckpt"
+    torch.save(
+        {
+            "state_dict": {
+                **{f"energy_model.{k}": v for k, v in model.state_dict().items()},
+                "other_module.weight": torch.ones(2),  # not part of the energy model
+            },
+            "seqboltz": {"model": model_spec(model)},
+            "epoch": 3,
+        },
+        path,
+    )
+    loaded = load_model(path)
+    assert type(loaded) is type(model)
+    assert not loaded.training
+    assert loaded.init_args() == model.init_args()
+    expected = model.state_dict()
+    got = loaded.state_dict()
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+    # And it computes the same thing.
+    v = torch.rand(4, model.n_visible)
+    torch.testing.assert_close(loaded.free_energy(v), model.free_energy(v), rtol=0, atol=0)
+
+
+def test_load_model_missing_weight_is_an_error(tmp_path) -> None:
+    model = BernoulliRBM(3, 2)
+    state = {f"energy_model.{k}": v for k, v in model.state_dict().items() if k != "weight"}
+    path = tmp_path / "partial.ckpt"
+    torch.save({"state_dict": state, "seqboltz": {"model": model_spec(model)}}, path)
+    with pytest.raises(ValueError, match="weight"):
+        load_model(path)
+
+
+def test_spec_values_survive_weights_only_load(tmp_path) -> None:
+    """The spec is plain data: it round-trips through a weights-only torch.load."""
+    model = GaussianBernoulliRBM(4, 2, sigma_init=math.e / 3, min_sigma=0.2, max_sigma=5.0)
+    path = tmp_path / "spec.pt"
+    torch.save(model_spec(model), path)
+    spec = torch.load(path, weights_only=True)
+    assert model_from_spec(spec).init_args() == model.init_args()
