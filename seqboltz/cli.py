@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in _LIGHTNING:
         from seqboltz.training._cli import run_cli
 
-        run_cli([command, *rest])
+        run_cli(None if argv is None else [command, *rest])
         return 0
     if command == "evaluate":
         from seqboltz.eval._cli import evaluate_main

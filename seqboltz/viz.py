@@ -7,10 +7,11 @@ runtime dependency of the library.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["filter_grid", "image_grid", "save_png"]
+__all__ = ["filter_grid", "image_grid", "plot_curves", "plot_trajectories", "save_png"]
 
 
 def image_grid(images: np.ndarray, ncols: int = 10, pad: int = 1, scale: int = 2) -> np.ndarray:
@@ -61,5 +62,72 @@ def save_png(path: str | Path, picture: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     Image.fromarray(picture, mode="L").save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    path: str | Path,
+    real: np.ndarray,
+    generated: np.ndarray,
+    names: list[str],
+    fps: float,
+    title: str = "",
+) -> Path:
+    """Generated against real curves, one panel per dimension (e.g. joint angles).
+
+    Args:
+        path: PNG to write.
+        real: ``(T_r, K)`` real values of the ``K`` dimensions to show.
+        generated: ``(T_g, K)`` generated values.
+        names: ``K`` panel titles.
+        fps: frame rate, for a time axis in seconds.
+        title: figure title.
+    """
+    plt = _pyplot()
+    k = real.shape[1]
+    fig, axes = plt.subplots(k, 1, figsize=(10, 1.6 * k + 0.6), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(np.arange(generated.shape[0]) / fps, generated[:, i], lw=0.8, label="generated")
+        ax.plot(np.arange(real.shape[0]) / fps, real[:, i], lw=0.8, label="real")
+        ax.set_ylabel(names[i], fontsize=7)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("seconds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_trajectories(
+    path: str | Path, trajectories: dict[str, np.ndarray], title: str = ""
+) -> Path:
+    """Ground-plane root trajectories ``{label: (T, 2)}`` on equal axes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for label, xy in trajectories.items():
+        ax.plot(xy[:, 0], xy[:, 1], lw=1.0, label=label)
+        ax.plot(xy[:1, 0], xy[:1, 1], "ko", ms=3)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=110)
+    _pyplot().close(fig)
     tmp.replace(path)
     return path

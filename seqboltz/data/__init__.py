@@ -32,22 +32,27 @@ from seqboltz.data._mnist import (
     mnist5k_split,
     stratified_split,
 )
+from seqboltz.data._motion import CMU_TAKE_AMC, CMU_TAKE_ASF, MotionDataModule, fetch_cmu_take
 from seqboltz.data._patches import PatchData, extract_patches, image_patches, sample_images_gray
 from seqboltz.data._small import load_digits_probs
 
 __all__ = [
+    "CMU_TAKE_AMC",
+    "CMU_TAKE_ASF",
     "MNIST5K",
     "ArrayDataModule",
     "DigitsDataModule",
     "ImagePatchesDataModule",
     "MNIST5kDataModule",
     "MNIST5kSplit",
+    "MotionDataModule",
     "PatchData",
     "PinnedFile",
     "binarize",
     "default_cache_dir",
     "extract_patches",
     "fetch",
+    "fetch_cmu_take",
     "fetch_mnist5k",
     "image_patches",
     "load_digits_probs",

@@ -6,10 +6,15 @@ import argparse
 from collections.abc import Sequence
 
 from seqboltz.data._fetch import MNIST5K, PinnedFile, default_cache_dir, fetch
+from seqboltz.data._motion import CMU_TAKE_AMC, CMU_TAKE_ASF
 
 __all__ = ["fetch_main"]
 
-DATASETS: dict[str, PinnedFile] = {"mnist5k": MNIST5K}
+DATASETS: dict[str, PinnedFile] = {
+    "mnist5k": MNIST5K,
+    "cmu_take_asf": CMU_TAKE_ASF,
+    "cmu_take_amc": CMU_TAKE_AMC,
+}
 
 
 def fetch_main(argv: Sequence[str]) -> int:

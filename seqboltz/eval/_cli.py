@@ -130,10 +130,15 @@ def evaluate_checkpoint(
 ) -> EvaluationReport:
     """Evaluate a checkpoint on the test split of its (or the named) DataModule."""
     model = load_model(checkpoint)
+    dm = _setup_datamodule(checkpoint, data)
+    return evaluate_model(model, dm.eval_tensor(), dm.train_tensor, **kwargs)
+
+
+def _setup_datamodule(checkpoint: str | Path, data: str | None) -> Any:
     dm = build_datamodule(data, {}) if data else datamodule_from_checkpoint(checkpoint)
     dm.prepare_data()
-    dm.setup("test")
-    return evaluate_model(model, dm.eval_tensor(), dm.train_tensor, **kwargs)
+    dm.setup("fit")
+    return dm
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
@@ -150,8 +155,14 @@ def evaluate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--ais-betas", type=int, default=14500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--seconds", type=float, default=60.0, help="sequence models: length")
+    parser.add_argument("--gibbs-steps", type=int, default=30, help="sequence models: k")
+    parser.add_argument("--out", type=Path, help="sequence models: folder for plots and a BVH")
     args = parser.parse_args(list(argv))
     try:
+        model = load_model(args.checkpoint)
+        if model.is_conditional:
+            return _evaluate_sequence(model, args)
         report = evaluate_checkpoint(
             args.checkpoint,
             args.data,
@@ -165,4 +176,26 @@ def evaluate_main(argv: Sequence[str]) -> int:
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2))
+    return 0
+
+
+def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
+    from seqboltz.eval._sequence_report import evaluate_sequence_model
+    from seqboltz.models import SequenceRBM
+
+    assert isinstance(model, SequenceRBM)
+    dm = _setup_datamodule(args.checkpoint, args.data)
+    report = evaluate_sequence_model(
+        model,
+        dm,
+        seconds=args.seconds,
+        gibbs_steps=args.gibbs_steps,
+        seed=args.seed,
+        out_dir=args.out,
+    )
+    print(report.table())
+    for name, path in report.files.items():
+        print(f"{name:<14}{path}")
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -232,6 +232,14 @@ class EnergyModel(nn.Module):
                 f"got {tuple(v.shape)}"
             )
 
+    def check_hidden_shape(self, h: Tensor, name: str = "h") -> None:
+        """Raise ``ValueError`` unless ``h`` has shape ``(B, n_hidden)``."""
+        if h.dim() != 2 or h.shape[1] != self.n_hidden:
+            raise ValueError(
+                f"{type(self).__name__} expects {name} of shape (batch, {self.n_hidden}); "
+                f"got {tuple(h.shape)}"
+            )
+
     def check_unconditional(self, cond: Conditioning | None) -> None:
         """Raise ``ValueError`` if conditioning is given to a model that takes none."""
         if cond is not None:

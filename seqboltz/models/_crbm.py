@@ -127,29 +127,48 @@ class SequenceRBM(EnergyModel):
     def _log_sigma(self, like: Tensor) -> Tensor:
         return torch.zeros(self.n_visible, dtype=like.dtype, device=like.device)  # σ = 1
 
+    def _params_for(
+        self, x: Tensor, cond: Conditioning | None, hidden: bool = False
+    ) -> FrameParams:
+        """Check ``x`` (visibles, or hiddens if ``hidden``) and return the frame parameters."""
+        if hidden:
+            self.check_hidden_shape(x)
+        else:
+            self.check_shape(x)
+        params = self.frame_params(cond)
+        n = params.visible_bias.shape[0]
+        if n != x.shape[0]:
+            size = self.n_hidden if hidden else self.n_visible
+            raise ValueError(
+                f"{type(self).__name__} expects {'h' if hidden else 'v'} of shape (batch, "
+                f"{size}) with the conditioning's batch of {n}; got {tuple(x.shape)}"
+            )
+        return params
+
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
-        p = self.frame_params(cond)
+        self.check_hidden_shape(h)
+        p = self._params_for(v, cond)
         return Fn.gaussian_energy_from_coupling(
             v, h, p.visible_bias, p.hidden_bias, self._log_sigma(v), self.coupling(h, p)
         )
 
     def free_energy(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
-        p = self.frame_params(cond)
+        p = self._params_for(v, cond)
         return Fn.gaussian_free_energy_from_input(
             v, p.visible_bias, self._log_sigma(v), self.hidden_input(v, p)
         )
 
     def hidden_free_energy(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
-        p = self.frame_params(cond)
+        p = self._params_for(h, cond, hidden=True)
         return Fn.gaussian_hidden_free_energy_from_coupling(
             h, self.coupling(h, p), p.visible_bias, p.hidden_bias, self._log_sigma(h)
         )
 
     def hidden_probs(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
-        return torch.sigmoid(self.hidden_input(v, self.frame_params(cond)))
+        return torch.sigmoid(self.hidden_input(v, self._params_for(v, cond)))
 
     def visible_params(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
-        return self.visible_mean(h, self.frame_params(cond))
+        return self.visible_mean(h, self._params_for(h, cond, hidden=True))
 
     def noise_spec(self) -> dict[str, NoiseSpec]:
         return {
@@ -160,7 +179,7 @@ class SequenceRBM(EnergyModel):
     def gibbs_step(
         self, v: Tensor, noise: Mapping[str, Tensor], cond: Conditioning | None = None
     ) -> GibbsStep:
-        p = self.frame_params(cond)
+        p = self._params_for(v, cond)
         probs = torch.sigmoid(self.hidden_input(v, p))
         h = Fn.bernoulli_from_uniform(probs, noise["hidden"])
         mean = self.visible_mean(h, p)

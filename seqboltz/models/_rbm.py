@@ -46,13 +46,6 @@ class _RBMBase(EnergyModel):
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
 
-    def _check_hidden(self, h: Tensor) -> None:
-        if h.dim() != 2 or h.shape[1] != self.n_hidden:
-            raise ValueError(
-                f"{type(self).__name__} expects h of shape (batch, {self.n_hidden}); "
-                f"got {tuple(h.shape)}"
-            )
-
     def noise_spec(self) -> dict[str, NoiseSpec]:
         kind: Literal["uniform", "normal"] = (
             "uniform" if self.visible_kind == "bernoulli" else "normal"
@@ -92,7 +85,7 @@ class BernoulliRBM(_RBMBase):
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
         self.check_shape(v)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.bernoulli_rbm_energy(v, h, self.weight, self.visible_bias, self.hidden_bias)
 
     def free_energy(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
@@ -102,7 +95,7 @@ class BernoulliRBM(_RBMBase):
 
     def hidden_free_energy(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.bernoulli_rbm_hidden_free_energy(
             h, self.weight, self.visible_bias, self.hidden_bias
         )
@@ -114,7 +107,7 @@ class BernoulliRBM(_RBMBase):
 
     def visible_params(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.bernoulli_visible_probs(h, self.weight, self.visible_bias)
 
     def gibbs_step(
@@ -239,7 +232,7 @@ class GaussianBernoulliRBM(_RBMBase):
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
         self.check_shape(v)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.gaussian_rbm_energy(
             v, h, self.weight, self.visible_bias, self.hidden_bias, self.log_sigma
         )
@@ -253,7 +246,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def hidden_free_energy(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.gaussian_rbm_hidden_free_energy(
             h, self.weight, self.visible_bias, self.hidden_bias, self.log_sigma
         )
@@ -265,7 +258,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def visible_params(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_unconditional(cond)
-        self._check_hidden(h)
+        self.check_hidden_shape(h)
         return Fn.gaussian_visible_mean(h, self.weight, self.visible_bias, self.log_sigma)
 
     def gibbs_step(

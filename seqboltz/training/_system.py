@@ -161,7 +161,7 @@ class RBMSystem(L.LightningModule):
         self.log("train/free_energy", f_pos_mean.detach())
         if recon is not None:
             self.log("train/recon_error", ((v - recon) ** 2).sum(1).mean())
-        if len(self._train_reference) * v.shape[0] < 1000:
+        if cond is None and len(self._train_reference) * v.shape[0] < 1000:
             self._train_reference.append(v.detach()[:1000])
         return loss
 
@@ -203,6 +203,14 @@ class RBMSystem(L.LightningModule):
                 f"{type(self.energy_model).__name__} has {self.energy_model.visible_kind} "
                 f"visibles but {type(datamodule).__name__} provides {kind} data"
             )
+        for data_attr, model_attr in (("order", "order"), ("style_dim", "n_style")):
+            data_value = getattr(datamodule, data_attr, None)
+            model_value = getattr(self.energy_model, model_attr, 0)
+            if data_value is not None and data_value != model_value:
+                raise ValueError(
+                    f"the model's {model_attr} is {model_value} but the data's {data_attr} is "
+                    f"{data_value}: make them agree in the recipe"
+                )
         train = getattr(datamodule, "train_tensor", None)
         # Before DDP wraps the model, so every process starts from the same parameters.
         if stage == "fit" and self.init_from_data and isinstance(train, Tensor):
@@ -245,7 +253,7 @@ class RBMSystem(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_free_energy_gap("test")
-        if self.eval_log_z != "none":
+        if self.eval_log_z != "none" and not self.energy_model.is_conditional:
             self._log_test_likelihood()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -328,7 +336,10 @@ class RBMSystem(L.LightningModule):
         return (v.shape[1] * torch.nn.functional.logsigmoid(f_flip - f)).mean()
 
     def _log_free_energy_gap(self, stage: str) -> None:
-        """``mean F(held-out) - mean F(training sample)``: grows when overfitting (Hinton 2010)."""
+        """``mean F(held-out) - mean F(training sample)``: grows when overfitting (Hinton 2010).
+
+        Only for unconditional models, whose free energies are comparable across examples.
+        """
         if not self._eval_free_energy or not self._train_reference:
             return
         reference = torch.cat(self._train_reference)[:1000]

@@ -1,0 +1,300 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from jsonargparse import ArgumentParser
+
+import seqboltz.data._motion as motion_mod
+from seqboltz.data._motion import MotionDataModule
+from seqboltz.motion import (
+    Joint,
+    MotionClip,
+    MotionFeatures,
+    Skeleton,
+    read_bvh,
+    write_bvh,
+)
+
+LENGTHS = {"a_walk.bvh": 403, "b_run.bvh": 250, "c_turn.bvh": 161}
+
+
+def skeleton(extra_joint: bool = False) -> Skeleton:
+    joints = [
+        Joint(
+            "Hips",
+            -1,
+            (0, 0, 0),
+            ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation"),
+        ),
+        Joint("Spine", 0, (0, 10, 0), ("Zrotation", "Xrotation", "Yrotation")),
+        Joint("Leg", 0, (4, -2, 0), ("Xrotation", "Yrotation", "Zrotation")),
+        Joint("Shin", 2, (0, -20, 0), ("Zrotation", "Xrotation", "Yrotation"), (0, -20, 0)),
+    ]
+    if extra_joint:
+        joints.append(Joint("Tail", 0, (0, 0, -5), ("Xrotation",)))
+    return Skeleton(tuple(joints))
+
+
+def smooth_clip(
+    n_frames: int, seed: int, sk: Skeleton | None = None, fps: float = 120.0
+) -> MotionClip:
+    sk = sk or skeleton()
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(size=(n_frames, sk.n_channels))
+    frames = np.cumsum(np.cumsum(steps, axis=0) * 0.01, axis=0)  # smooth, every row distinct
+    frames[:, 1] += 90.0
+    return MotionClip(sk, frames, 1.0 / fps, f"clip{seed}")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "clips"
+    d.mkdir()
+    for seed, (name, n) in enumerate(LENGTHS.items()):
+        write_bvh(d / name, smooth_clip(n, seed))
+    return d
+
+
+def _setup(path: Path, **kwargs: object) -> MotionDataModule:
+    dm = MotionDataModule(path=str(path), **kwargs)  # type: ignore[arg-type]
+    dm.setup("fit")
+    return dm
+
+
+def _row_index(clips: list[np.ndarray]) -> dict[bytes, tuple[int, int]]:
+    """float32 row bytes → (clip, row) over the standardised clip arrays (rows are distinct)."""
+    out = {}
+    for i, a in enumerate(clips):
+        for t, row in enumerate(a.astype(np.float32)):
+            out[row.tobytes()] = (i, t)
+    assert len(out) == sum(len(a) for a in clips), "test data rows must be distinct"
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 3, 6])
+def test_window_uses_exactly_the_previous_frames_of_its_clip(folder: Path, order: int) -> None:
+    dm = _setup(folder, order=order, batch_size=17)
+    for split, loader in (("train", dm.train_dataloader()), ("val", dm.val_dataloader())):
+        clips = dm.clips(split)
+        index = _row_index(clips)
+        seen = []
+        for batch in loader:
+            v, hist = batch["v"], batch["cond"]["history"]
+            assert v.dtype == hist.dtype == torch.float32
+            assert hist.shape == (v.shape[0], order, dm.n_features)
+            assert set(batch["cond"]) == {"history"}
+            for b in range(v.shape[0]):
+                i, t = index[v[b].numpy().tobytes()]
+                assert t >= order
+                expected = np.stack([clips[i][t - 1 - k] for k in range(order)]).astype(np.float32)
+                np.testing.assert_array_equal(hist[b].numpy(), expected)
+                seen.append((i, t))
+        # every window of every clip exactly once, none straddling two clips
+        expected_windows = {(i, t) for i, a in enumerate(clips) for t in range(order, len(a))}
+        assert sorted(seen) == sorted(expected_windows)
+        assert dm.n_windows(split) == len(expected_windows)
+
+
+def test_held_out_is_the_last_fifth_of_each_clip_split_before_resampling(folder: Path) -> None:
+    dm = _setup(folder, order=3, held_out_fraction=0.2)
+    train, held = dm.source_clips("train"), dm.source_clips("val")
+    assert dm.source_clips("test") == held
+    assert len(train) == len(held) == 4 * len(LENGTHS)
+    for name, n in LENGTHS.items():
+        frames = read_bvh(folder / name).frames
+        cut = n - round(0.2 * n)
+        for k in range(4):
+            tr = next(c for c in train if c.name == f"{name}@{k}")
+            ho = next(c for c in held if c.name == f"{name}[held_out]@{k}")
+            np.testing.assert_array_equal(tr.frames, frames[:cut][k::4])
+            np.testing.assert_array_equal(ho.frames, frames[cut:][k::4])
+            assert tr.fps == pytest.approx(30.0)
+    # clips() are the standardised features of those clips (rows = frames 1..T-1)
+    for src, arr in zip(held, dm.clips("val"), strict=True):
+        np.testing.assert_array_equal(arr, dm.features.transform(src))
+    torch.testing.assert_close(
+        dm.train_tensor, torch.from_numpy(np.concatenate(dm.clips("train")).astype(np.float32))
+    )
+    assert dm.eval_tensor().shape == (sum(len(a) for a in dm.clips("test")), dm.n_features)
+
+
+def test_statistics_fitted_on_train_travel_as_json(folder: Path) -> None:
+    dm = _setup(folder, order=2)
+    stats = json.loads(json.dumps(dm.stats()))
+    assert stats["order"] == 2 and stats["fps"] == pytest.approx(30.0)
+    assert len(stats["feature_names"]) == dm.n_features == len(stats["mean"])
+    mf = MotionFeatures.from_dict(stats)
+    src = dm.source_clips("test")[0]
+    np.testing.assert_array_equal(mf.transform(src), dm.clips("test")[0])
+    train = dm.train_tensor.double()
+    torch.testing.assert_close(
+        train.mean(0), torch.zeros(dm.n_features, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        train.std(0, unbiased=False),
+        torch.ones(dm.n_features, dtype=torch.float64),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_root_speed_style(folder: Path) -> None:
+    dm = _setup(folder, order=3, style="root_speed", style_window=9, batch_size=32)
+    assert dm.style_dim == 1
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["cond"]["style"].shape == (batch["v"].shape[0], 1)
+    style = torch.cat([b["cond"]["style"] for b in dm.train_dataloader()])
+    assert style.dtype == torch.float32 and abs(float(style.mean())) < 0.5
+    s = dm.stats()["style"]
+    assert s["kind"] == "root_speed" and s["window"] == 9 and s["std"] > 0
+    # the style of a window is the smoothed speed of its target frame
+    clip = dm.source_clips("train")[0]
+    speed = dm.features.root_speed(clip)
+    expected = (speed[:9].mean() - s["mean"]) / s["std"]  # frame 4's centred window: rows 0..8
+    ds = dm.train_dataloader().dataset
+    got = ds.__getitems__([1])["cond"]["style"][0, 0]  # first clip, target row 4
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_two_skeletons_in_one_folder_is_an_error(folder: Path) -> None:
+    write_bvh(folder / "d_other.bvh", smooth_clip(200, 7, skeleton(extra_joint=True)))
+    with pytest.raises(ValueError, match=r"a_walk.bvh and .*d_other.bvh have different skeletons"):
+        _setup(folder)
+
+
+def test_order_longer_than_the_clips(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no train clip is long enough for order 100"):
+        _setup(folder, order=100)
+    # one short clip is skipped with a warning, the others are used
+    write_bvh(folder / "d_short.bvh", smooth_clip(30, 9))
+    with pytest.warns(
+        UserWarning, match=r"fewer than 5 frames .* skipped: \['d_short.bvh\[held_out\]@0'"
+    ):
+        dm = _setup(folder, order=3)
+    assert not any(c.name.startswith("d_short.bvh[held_out]") for c in dm.source_clips("val"))
+    assert any(c.name.startswith("d_short.bvh@") for c in dm.source_clips("train"))
+
+
+def test_frame_rate_and_argument_errors(folder: Path) -> None:
+    with pytest.raises(ValueError, match="not a whole number"):
+        _setup(folder, target_fps=50.0)
+    dm = _setup(folder, source_fps=60.0, order=2)  # overrides the files: factor 2
+    assert dm.source_clips("train")[0].name.endswith("@0") and len(dm.source_clips("train")) == 6
+    for bad in (
+        {"order": 0},
+        {"held_out_fraction": 0.0},
+        {"held_out_fraction": 1.0},
+        {"batch_size": 0},
+        {"style": "fast"},
+    ):
+        with pytest.raises(ValueError):
+            MotionDataModule(path=str(folder), **bad)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="after setup"):
+        _ = MotionDataModule(path=str(folder)).n_features
+
+
+def test_shards_by_rank_are_disjoint_and_covering(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    for rank in (0, 1):
+        dm = _setup(folder, order=3, batch_size=13)
+        monkeypatch.setattr(MotionDataModule, "_replicas", lambda self, r=rank: (2, r))
+        rows = [bytes(r.numpy().tobytes()) for b in dm.train_dataloader() for r in b["v"]]
+        seen.append(rows)
+    n = dm.n_windows("train")
+    assert len(seen[0]) == len(seen[1]) == (n + 1) // 2
+    assert len(set(seen[0]) | set(seen[1])) == n
+
+
+def test_batches_are_sliced_not_collated_window_by_window(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def per_item(self: object, index: int) -> None:
+        raise AssertionError("per-window __getitem__ used: slow path")
+
+    monkeypatch.setattr(motion_mod._WindowDataset, "__getitem__", per_item)
+    dm = _setup(folder, order=3, batch_size=64)
+    assert sum(b["v"].shape[0] for b in dm.train_dataloader()) == dm.n_windows("train")
+
+
+def test_builds_from_cli_yaml(folder: Path) -> None:
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningDataModule, "data")
+    cfg = parser.parse_string(
+        f"data:\n  class_path: seqboltz.data.MotionDataModule\n  init_args: "
+        f"{{path: {folder}, order: 4, target_fps: 30, style: root_speed, batch_size: 8}}\n"
+    )
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    dm = instantiate(cfg).data
+    assert (
+        isinstance(dm, MotionDataModule) and dm.order == 4 and dm.hparams["style"] == "root_speed"
+    )
+
+
+@pytest.mark.realdata
+def test_cmu_take_default(tmp_path: Path) -> None:
+    dm = MotionDataModule(order=3, batch_size=100)
+    dm.prepare_data()
+    dm.setup("fit")
+    train, held = dm.source_clips("train"), dm.source_clips("test")
+    assert [c.name for c in train] == [f"cmu_take@{k}" for k in range(4)]
+    assert sum(c.n_frames for c in train) + sum(c.n_frames for c in held) == 2751
+    assert sum(c.n_frames for c in held) == round(0.2 * 2751)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["v"].shape == (100, dm.n_features) and batch["cond"]["history"].shape == (
+        100,
+        3,
+        dm.n_features,
+    )
+    assert dm.visible_kind == "gaussian" and 40 <= dm.n_features <= 80
+    # a held-out sequence (a generation seed) becomes a BVH file again, exactly
+    src = held[0]
+    back = dm.features.inverse_transform(dm.clips("test")[0], dm.features.initial_state(src))
+    again = read_bvh(write_bvh(tmp_path / "seed.bvh", back))
+    np.testing.assert_allclose(again.local_rotations(), src.local_rotations()[1:], atol=1e-5)
+    np.testing.assert_allclose(again.local_translations(), src.local_translations()[1:], atol=1e-4)
+
+
+class _Recorder(L.LightningModule):
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(n_features))
+        self.seen: dict[int, list[bytes]] = {}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:  # type: ignore[type-arg]
+        rows = [r.numpy().tobytes() for r in batch["v"]]
+        self.seen.setdefault(self.current_epoch, []).extend(rows)
+        hist = batch["cond"]["history"]
+        return (batch["v"] @ self.w).pow(2).mean() + (hist @ self.w).pow(2).mean()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:  # type: ignore[type-arg]
+        assert batch["cond"]["history"].shape[1] == 3
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_trainer_fit_sees_every_window_once_per_epoch(folder: Path, tmp_path: Path) -> None:
+    dm = MotionDataModule(path=str(folder), order=3, batch_size=50)
+    dm.setup("fit")
+    model = _Recorder(dm.n_features)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert len(model.seen[0]) == len(model.seen[1]) == dm.n_windows("train")
+    assert sorted(model.seen[0]) == sorted(model.seen[1]) and model.seen[0] != model.seen[1]
