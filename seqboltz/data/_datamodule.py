@@ -20,7 +20,8 @@ training example is seen exactly once per epoch. Outside Lightning call
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -109,6 +110,37 @@ def validate_array(x: np.ndarray, split: str, visible_kind: str) -> np.ndarray:
                 f"(min {a.min():g}, max {a.max():g}) in {bad.size} rows: {_rows_str(bad)}"
             )
     return a
+
+
+def sharded_loader(
+    dataset: Dataset[Any],
+    trainer: L.Trainer | None,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    collate_fn: Callable[[Any], Any],
+    num_workers: int = 0,
+) -> DataLoader[Any]:
+    """A DataLoader whose :class:`DistributedSampler` shards by the trainer's ranks.
+
+    With no trainer (or one process) it is a plain seeded (shuffled) loader over everything.
+    Lightning leaves a ``DistributedSampler`` it did not make alone, so the sharding and the
+    ``seed`` hold whatever ``use_distributed_sampler`` says; it calls ``set_epoch`` each epoch.
+    """
+    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+    num_replicas, rank = (int(kwargs["num_replicas"]), int(kwargs["rank"])) if kwargs else (1, 0)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
 
 
 class ArrayDataModule(L.LightningDataModule):
@@ -220,34 +252,15 @@ class ArrayDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}: the {split} split exists after setup()")
         return t
 
-    def _replicas(self) -> tuple[int, int]:
-        """``(num_replicas, rank)`` from the attached trainer, ``(1, 0)`` without one."""
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        kwargs = trainer.distributed_sampler_kwargs
-        if not kwargs:
-            return 1, 0
-        return int(kwargs["num_replicas"]), int(kwargs["rank"])
-
     def _loader(self, data: Tensor, shuffle: bool) -> DataLoader[Tensor]:
-        dataset = _RowsDataset(data)
-        num_replicas, rank = self._replicas()
-        sampler: DistributedSampler[int] = DistributedSampler(
-            dataset,
-            num_replicas=num_replicas,
-            rank=rank,
+        return sharded_loader(
+            _RowsDataset(data),
+            self.trainer,
+            self.batch_size,
             shuffle=shuffle,
             seed=self.shuffle_seed,
-            drop_last=False,
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
             collate_fn=_collate_batch,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
         )
 
     @classmethod

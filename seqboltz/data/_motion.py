@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
 
+from seqboltz.data._datamodule import sharded_loader
 from seqboltz.data._fetch import PinnedFile, fetch
 from seqboltz.motion import (
     MotionClip,
@@ -384,35 +384,16 @@ class MotionDataModule(L.LightningDataModule):
         return d
 
     # ---- loaders -------------------------------------------------------------------------
-    def _replicas(self) -> tuple[int, int]:
-        """``(num_replicas, rank)`` from the attached trainer, ``(1, 0)`` without one."""
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        kwargs = trainer.distributed_sampler_kwargs
-        if not kwargs:
-            return 1, 0
-        return int(kwargs["num_replicas"]), int(kwargs["rank"])
-
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
         s = self._split(split)
-        dataset = _WindowDataset(s.data, s.targets, self.order, s.style)
-        num_replicas, rank = self._replicas()
-        sampler: DistributedSampler[int] = DistributedSampler(
-            dataset,
-            num_replicas=num_replicas,
-            rank=rank,
+        return sharded_loader(
+            _WindowDataset(s.data, s.targets, self.order, s.style),
+            self.trainer,
+            self.batch_size,
             shuffle=shuffle,
             seed=self.shuffle_seed,
-            drop_last=False,
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
             collate_fn=_collate,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:

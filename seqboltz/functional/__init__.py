@@ -28,6 +28,7 @@ from seqboltz.functional._rbm import (
     gaussian_visible_mean,
     hidden_input,
     hidden_probs,
+    softplus,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "hidden_input",
     "hidden_probs",
     "linear_dynamic_biases",
+    "softplus",
 ]

@@ -157,10 +157,11 @@ class RBMSystem(L.LightningModule):
         if self.sparsity_target is not None and self.sparsity_cost > 0:
             q = self.energy_model.hidden_probs(v, cond).mean(0)
             loss = loss + self.sparsity_cost * ((self.sparsity_target - q) ** 2).sum()
-        self.log("train/free_energy_diff", loss.detach(), prog_bar=True)
-        self.log("train/free_energy", f_pos_mean.detach())
-        if recon is not None:
-            self.log("train/recon_error", ((v - recon) ** 2).sum(1).mean())
+        if self._logging_step():  # self.log costs more than a small CD step: log when kept
+            self.log("train/free_energy_diff", loss.detach(), prog_bar=True)
+            self.log("train/free_energy", f_pos_mean.detach())
+            if recon is not None:
+                self.log("train/recon_error", ((v - recon) ** 2).sum(1).mean())
         if cond is None and len(self._train_reference) * v.shape[0] < 1000:
             self._train_reference.append(v.detach()[:1000])
         return loss
@@ -238,6 +239,10 @@ class RBMSystem(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         self.energy_model.constrain_()
+
+    def on_train_epoch_end(self) -> None:
+        # A non-finite parameter makes the next step's free energy non-finite, which
+        # _check_divergence catches; this names the parameter at the end of each epoch.
         for name, param in self.energy_model.named_parameters():
             if not bool(torch.isfinite(param).all()):
                 self._diverged(f"parameter {name!r} has non-finite values after the update")
@@ -280,6 +285,14 @@ class RBMSystem(L.LightningModule):
         self.chains = chains if isinstance(chains, Tensor) else None
 
     # -- internals --------------------------------------------------------------------------
+    def _logging_step(self) -> bool:
+        """Whether the Trainer keeps this step's logged values (every ``log_every_n_steps``)."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1)))
+        return (self.global_step + 1) % every == 0 or bool(getattr(trainer, "fast_dev_run", 0))
+
     @torch.no_grad()
     def _negative_particles(
         self, v: Tensor, cond: Conditioning | None

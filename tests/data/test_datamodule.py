@@ -91,7 +91,7 @@ def test_sharding_by_rank_is_disjoint_and_covering(monkeypatch: pytest.MonkeyPat
     seen = []
     for rank in (0, 1):
         dm = _toy(batch_size=7)
-        monkeypatch.setattr(type(dm), "_replicas", lambda self, r=rank: (2, r))
+        monkeypatch.setattr(dm, "trainer", _FakeTrainer(2, rank))
         seen.append([i for b in dm.train_dataloader() for i in _ids(b)])
     assert len(seen[0]) == len(seen[1]) == math.ceil(N / 2)
     assert set(seen[0]) | set(seen[1]) == set(range(N))
@@ -300,3 +300,10 @@ def test_ddp_two_cpu_ranks_get_disjoint_shards(tmp_path: Path) -> None:
         va, vb = r0[f"val{epoch}"], r1[f"val{epoch}"]
         assert set(va).isdisjoint(vb) and set(va) | set(vb) == set(range(40))
     assert r0["train0"] != r0["train1"], "a new permutation each epoch"
+
+
+class _FakeTrainer:
+    """Just what the DataModule's sampler reads of a DDP trainer."""
+
+    def __init__(self, num_replicas: int, rank: int) -> None:
+        self.distributed_sampler_kwargs = {"num_replicas": num_replicas, "rank": rank}

@@ -204,7 +204,7 @@ def test_shards_by_rank_are_disjoint_and_covering(
     seen = []
     for rank in (0, 1):
         dm = _setup(folder, order=3, batch_size=13)
-        monkeypatch.setattr(MotionDataModule, "_replicas", lambda self, r=rank: (2, r))
+        monkeypatch.setattr(dm, "trainer", _FakeTrainer(2, rank))
         rows = [bytes(r.numpy().tobytes()) for b in dm.train_dataloader() for r in b["v"]]
         seen.append(rows)
     n = dm.n_windows("train")
@@ -298,3 +298,10 @@ def test_trainer_fit_sees_every_window_once_per_epoch(folder: Path, tmp_path: Pa
     trainer.fit(model, datamodule=dm)
     assert len(model.seen[0]) == len(model.seen[1]) == dm.n_windows("train")
     assert sorted(model.seen[0]) == sorted(model.seen[1]) and model.seen[0] != model.seen[1]
+
+
+class _FakeTrainer:
+    """Just what the DataModule's sampler reads of a DDP trainer."""
+
+    def __init__(self, num_replicas: int, rank: int) -> None:
+        self.distributed_sampler_kwargs = {"num_replicas": num_replicas, "rank": rank}

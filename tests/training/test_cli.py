@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -197,3 +198,50 @@ def test_gaussian_recipe_full_length_is_stable_and_improves_ais_likelihood(tmp_p
 
     before, after = ais_ll(untrained), ais_ll(trained)
     assert after > before + 2.0, (before, after)  # a full-covariance Gaussian gains ~5
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["motion_crbm", "motion_fcrbm"])
+def test_sequence_recipe_fit_and_evaluate(recipe: str, tmp_path: Path) -> None:
+    """A motion recipe trains briefly; `evaluate` compares it with both baselines and writes
+    curves, root trajectories and a BVH that reads back."""
+    from seqboltz.motion import read_bvh
+
+    fit = _run(
+        [
+            "fit",
+            "--config",
+            str(REPO / "recipes" / f"{recipe}.yaml"),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=2",
+        ],
+        cwd=tmp_path,
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    report = tmp_path / "report.json"
+    out = tmp_path / "eval"
+    ev = _run(
+        [
+            "evaluate",
+            str(_last_ckpt(tmp_path)),
+            "--seconds=12",
+            "--gibbs-steps=5",
+            f"--out={out}",
+            f"--json={report}",
+        ],
+        cwd=tmp_path,
+    )
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads(report.read_text())
+    names = [row["model"] for row in result["rows"]]
+    assert names[1:] == ["linear AR (order 3)", "repeat last frame"]
+    for row in result["rows"]:
+        assert row["one_step_mse"] > 0 and row["npss"] >= 0 and row["n_dims"] > 10
+    # repeat-last-frame freezes by construction
+    assert result["rows"][2]["frozen"] is True
+    assert (recipe == "motion_fcrbm") == bool(result["speed_control"])
+    clip = read_bvh(out / "generated.bvh")
+    assert clip.frames.shape[0] == 12 * 30 and np.isfinite(clip.frames).all()
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "root_trajectories.png").stat().st_size > 1000
