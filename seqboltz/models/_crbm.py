@@ -429,9 +429,10 @@ class FactoredConditionalRBM(SequenceRBM):
         self.n_style, self.n_factors, self.n_controls = n_style, n_factors, n_controls
         self.init_std = init_std
         n_past = order * n_visible
-        # Gates start near 1/√S·N(0, 1) rather than 0.01 so the three-way terms are not
-        # vanishingly small products of three small numbers at the start of training.
-        gate_std = 1.0 / math.sqrt(n_style)
+        # Each gate is g = z Wᶻ + c with a learned offset c (starting at 1): without it a
+        # real-valued style near 0 (e.g. a standardised speed at its mean) would switch every
+        # interaction off. Style weights start small, so training starts near a plain CRBM.
+        gate_std = 0.1 / math.sqrt(n_style)
         self.visible_factor = _param(n_visible, n_factors, std=init_std)
         self.hidden_factor = _param(n_hidden, n_factors, std=init_std)
         self.style_factor = _param(n_style, n_factors, std=gate_std)
@@ -441,6 +442,9 @@ class FactoredConditionalRBM(SequenceRBM):
         self.past_factor_h = _param(n_past, n_factors, std=init_std)
         self.style_factor_h = _param(n_style, n_factors, std=gate_std)
         self.hidden_factor_b = _param(n_hidden, n_factors, std=init_std)
+        self.gate_offset = nn.Parameter(torch.ones(n_factors))
+        self.gate_offset_v = nn.Parameter(torch.ones(n_factors))
+        self.gate_offset_h = nn.Parameter(torch.ones(n_factors))
         self.style_to_visible = _param(n_style, n_visible, std=init_std)
         self.style_to_hidden = _param(n_style, n_hidden, std=init_std)
         self.visible_bias = _param(n_visible, std=0)
@@ -452,24 +456,33 @@ class FactoredConditionalRBM(SequenceRBM):
     def frame_params(self, cond: Conditioning | None) -> FrameParams:
         history, controls, style = self.parse_cond(cond)
         assert style is not None
+        # [1, z] with the offsets as the first row of each style factor: g = z Wᶻ + c
+        ones = torch.ones_like(style[:, :1])
+        z1 = torch.cat([ones, style], dim=1)
+
+        def with_offset(offset: Tensor, factor: Tensor) -> Tensor:
+            return torch.cat([offset[None], factor], dim=0)
+
+        no_bias_v = torch.zeros_like(self.style_to_visible[:1])
+        no_bias_h = torch.zeros_like(self.style_to_hidden[:1])
         a_hat, b_hat = Fn.factored_dynamic_biases(
             history,
-            style,
+            z1,
             self.visible_bias,
             self.hidden_bias,
             self.past_factor_v,
-            self.style_factor_v,
+            with_offset(self.gate_offset_v, self.style_factor_v),
             self.visible_factor_a,
             self.past_factor_h,
-            self.style_factor_h,
+            with_offset(self.gate_offset_h, self.style_factor_h),
             self.hidden_factor_b,
-            self.style_to_visible,
-            self.style_to_hidden,
+            torch.cat([no_bias_v, self.style_to_visible]),
+            torch.cat([no_bias_h, self.style_to_hidden]),
         )
         if controls is not None:
             a_hat = a_hat + controls @ self.control_to_visible
             b_hat = b_hat + controls @ self.control_to_hidden
-        return FrameParams(a_hat, b_hat, style @ self.style_factor)
+        return FrameParams(a_hat, b_hat, style @ self.style_factor + self.gate_offset)
 
     def hidden_input(self, v: Tensor, params: FrameParams) -> Tensor:
         assert params.gate is not None
@@ -484,7 +497,13 @@ class FactoredConditionalRBM(SequenceRBM):
         )
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
-        biases = [self.visible_bias, self.hidden_bias]
+        biases = [
+            self.visible_bias,
+            self.hidden_bias,
+            self.gate_offset,
+            self.gate_offset_v,
+            self.gate_offset_h,
+        ]
         weights = [p for p in self.parameters() if all(p is not b for b in biases)]
         return {"weights": weights, "biases": biases}
 

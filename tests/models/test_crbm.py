@@ -637,10 +637,11 @@ class _SequenceFamily:
         roles = model.parameter_roles()
         listed = [id(p) for ps in roles.values() for p in ps]
         assert sorted(listed) == sorted(id(p) for p in model.parameters())
-        assert {id(p) for p in roles["biases"]} == {
-            id(model.visible_bias),
-            id(model.hidden_bias),
-        }
+        # gate offsets of the factored model are biases too: decaying them would shut the gates
+        offsets = ["gate_offset", "gate_offset_v", "gate_offset_h"]
+        expected = [model.visible_bias, model.hidden_bias]
+        expected += [getattr(model, n) for n in offsets if hasattr(model, n)]
+        assert {id(p) for p in roles["biases"]} == {id(p) for p in expected}
 
 
 # -- Taylor, Hinton & Roweis (2007) ---------------------------------------------------------------
@@ -773,13 +774,22 @@ class TestFactoredConditionalRBM(_SequenceFamily):
         p = numpy_params(model)
         x, z = self.history_vector(cond["history"]), cond["style"]
         w = np.einsum(
-            "if,bf,jf->bij", p["visible_factor"], z @ p["style_factor"], p["hidden_factor"]
+            "if,bf,jf->bij",
+            p["visible_factor"],
+            z @ p["style_factor"] + p["gate_offset"],
+            p["hidden_factor"],
         )
         big_a = np.einsum(
-            "kf,bf,if->bki", p["past_factor_v"], z @ p["style_factor_v"], p["visible_factor_a"]
+            "kf,bf,if->bki",
+            p["past_factor_v"],
+            z @ p["style_factor_v"] + p["gate_offset_v"],
+            p["visible_factor_a"],
         )
         big_b = np.einsum(
-            "kf,bf,jf->bkj", p["past_factor_h"], z @ p["style_factor_h"], p["hidden_factor_b"]
+            "kf,bf,jf->bkj",
+            p["past_factor_h"],
+            z @ p["style_factor_h"] + p["gate_offset_h"],
+            p["hidden_factor_b"],
         )
         a_hat = p["visible_bias"] + np.einsum("bk,bki->bi", x, big_a) + z @ p["style_to_visible"]
         b_hat = p["hidden_bias"] + np.einsum("bk,bkj->bj", x, big_b) + z @ p["style_to_hidden"]
@@ -797,13 +807,22 @@ class TestFactoredConditionalRBM(_SequenceFamily):
         ).double()
         values = {
             "weight": np.einsum(
-                "if,f,jf->ij", p["visible_factor"], z @ p["style_factor"], p["hidden_factor"]
+                "if,f,jf->ij",
+                p["visible_factor"],
+                z @ p["style_factor"] + p["gate_offset"],
+                p["hidden_factor"],
             ),
             "autoregressive": np.einsum(
-                "kf,f,if->ki", p["past_factor_v"], z @ p["style_factor_v"], p["visible_factor_a"]
+                "kf,f,if->ki",
+                p["past_factor_v"],
+                z @ p["style_factor_v"] + p["gate_offset_v"],
+                p["visible_factor_a"],
             ),
             "past_to_hidden": np.einsum(
-                "kf,f,jf->kj", p["past_factor_h"], z @ p["style_factor_h"], p["hidden_factor_b"]
+                "kf,f,jf->kj",
+                p["past_factor_h"],
+                z @ p["style_factor_h"] + p["gate_offset_h"],
+                p["hidden_factor_b"],
             ),
             "visible_bias": p["visible_bias"] + z @ p["style_to_visible"],
             "hidden_bias": p["hidden_bias"] + z @ p["style_to_hidden"],
