@@ -294,3 +294,21 @@ def dump_json(obj: Any, path: str | Path | None = None) -> str:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
     return text
+
+
+def quiet_trainer(max_epochs: int, callbacks: list[Any] | None = None) -> Any:
+    """A CPU Lightning Trainer for timing: no logger, checkpoints, bars, summary or validation."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks or [],
+    )

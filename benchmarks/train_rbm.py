@@ -49,6 +49,7 @@ from _common import (
     machine_info,
     markdown_table,
     measure_gemm,
+    quiet_trainer,
     seed_all,
     set_threads,
     timed,
@@ -188,21 +189,6 @@ def make_system(persistent: bool) -> RBMSystem:
     )
 
 
-def make_trainer(max_epochs: int, callbacks: list[Callback]) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
-
-
 class BatchClock(Callback):
     """Times training batches from the first batch start to the last batch end.
 
@@ -255,7 +241,7 @@ def seqboltz_throughput(data: Data, persistent: bool, epochs: int) -> Throughput
     """seqboltz CD-1/PCD-1 through ``lightning.Trainer.fit``; the first epoch is warm-up."""
     seed_all(SEED)
     clock = BatchClock(warmup_epochs=1)
-    make_trainer(epochs + 1, [clock]).fit(make_system(persistent), datamodule=data.datamodule())
+    quiet_trainer(epochs + 1, [clock]).fit(make_system(persistent), datamodule=data.datamodule())
     return clock.throughput()
 
 
@@ -305,7 +291,7 @@ def seqboltz_budget(data: Data, persistent: bool, budget: float) -> Trained:
     seed_all(SEED)
     system = make_system(persistent)
     clock = BatchClock(budget=budget)
-    make_trainer(1_000_000, [clock]).fit(system, datamodule=data.datamodule())
+    quiet_trainer(1_000_000, [clock]).fit(system, datamodule=data.datamodule())
     model = system.energy_model
     assert isinstance(model, BernoulliRBM)
     return Trained(

@@ -23,14 +23,20 @@ import time
 import warnings
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
-from _common import dump_json, format_machine_info, machine_info, markdown_table, seed_all
+from _common import (
+    dump_json,
+    format_machine_info,
+    machine_info,
+    markdown_table,
+    quiet_trainer,
+    seed_all,
+)
 
 from seqboltz.data import MotionDataModule
 from seqboltz.eval._sequence import fit_linear_ar
@@ -59,18 +65,7 @@ def train_throughput(model: SequenceRBM, dm: MotionDataModule, epochs: int) -> f
     """Frames per second of CD-1 training through Lightning."""
     timer = _BatchTimer()
     system = RBMSystem(model, lr=0.01, mean_field_negative=True, eval_log_z="none")
-    L.Trainer(
-        max_epochs=epochs + 1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer],
-    ).fit(system, dm)
+    quiet_trainer(epochs + 1, [timer]).fit(system, dm)
     return timer.frames / timer.seconds
 
 
