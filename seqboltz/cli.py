@@ -18,9 +18,11 @@ _USAGE = """usage: seqboltz COMMAND [ARGS]
 commands:
   fit | validate | test | predict   train/evaluate a recipe with LightningCLI
                                     (seqboltz fit --config recipes/mnist_rbm.yaml)
-  evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS)
+  evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS);
+                                    sequence models: prediction and generation vs baselines
   demo                              train MNIST briefly, report test log-likelihood, write PNGs
-  fetch DATASET                     download and verify a dataset into the cache (mnist5k)
+  fetch DATASET                     download and verify a dataset into the cache
+                                    (mnist5k, cmu_take_asf, cmu_take_amc)
 
 Run `seqboltz COMMAND --help` for a command's options.
 """
