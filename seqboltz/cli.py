@@ -22,7 +22,7 @@ commands:
                                     sequence models: prediction and generation vs baselines
   demo                              train MNIST briefly, report test log-likelihood, write PNGs
   fetch DATASET                     download and verify a dataset into the cache
-                                    (mnist5k, cmu_take_asf, cmu_take_amc)
+                                    (mnist5k, cmu_take_asf, cmu_take_amc, asterisk_prompts)
 
 Run `seqboltz COMMAND --help` for a command's options.
 """

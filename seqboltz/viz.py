@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["filter_grid", "image_grid", "plot_curves", "plot_trajectories", "save_png"]
+__all__ = [
+    "filter_grid",
+    "image_grid",
+    "plot_curves",
+    "plot_spectrograms",
+    "plot_trajectories",
+    "save_png",
+]
 
 
 def image_grid(images: np.ndarray, ncols: int = 10, pad: int = 1, scale: int = 2) -> np.ndarray:
@@ -119,6 +126,25 @@ def plot_trajectories(
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(fontsize=7)
     ax.set_title(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_spectrograms(
+    path: str | Path, panels: dict[str, np.ndarray], seconds_per_column: float, title: str = ""
+) -> Path:
+    """Log-mel spectrograms ``{label: (n_mels, T)}`` stacked, on one colour scale."""
+    plt = _pyplot()
+    k = len(panels)
+    fig, axes = plt.subplots(k, 1, figsize=(10, 2.2 * k + 0.6), squeeze=False)
+    lo = min(float(np.percentile(x, 5)) for x in panels.values())
+    hi = max(float(x.max()) for x in panels.values())
+    for ax, (label, spec) in zip(axes[:, 0], panels.items(), strict=True):
+        extent = (0.0, spec.shape[1] * seconds_per_column, 0.0, float(spec.shape[0]))
+        ax.imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=lo, vmax=hi)
+        ax.set_ylabel(f"{label}\nmel band", fontsize=7)
+    axes[-1, 0].set_xlabel("seconds")
+    fig.suptitle(title)
     fig.tight_layout()
     return _save_figure(fig, path)
 

@@ -19,9 +19,11 @@ from seqboltz.data._datamodule import (
 )
 from seqboltz.data._fetch import (
     MNIST5K,
+    PinnedDebPackage,
     PinnedFile,
     default_cache_dir,
     fetch,
+    fetch_deb,
     fetch_mnist5k,
     sha256_file,
 )
@@ -35,8 +37,16 @@ from seqboltz.data._mnist import (
 from seqboltz.data._motion import CMU_TAKE_AMC, CMU_TAKE_ASF, MotionDataModule, fetch_cmu_take
 from seqboltz.data._patches import PatchData, extract_patches, image_patches, sample_images_gray
 from seqboltz.data._small import load_digits_probs
+from seqboltz.data._speech import (
+    ASTERISK_PROMPTS,
+    SpeechDataModule,
+    fetch_speech_prompts,
+    find_wavs,
+)
+from seqboltz.data._windows import SequenceDataModule
 
 __all__ = [
+    "ASTERISK_PROMPTS",
     "CMU_TAKE_AMC",
     "CMU_TAKE_ASF",
     "MNIST5K",
@@ -47,13 +57,19 @@ __all__ = [
     "MNIST5kSplit",
     "MotionDataModule",
     "PatchData",
+    "PinnedDebPackage",
     "PinnedFile",
+    "SequenceDataModule",
+    "SpeechDataModule",
     "binarize",
     "default_cache_dir",
     "extract_patches",
     "fetch",
     "fetch_cmu_take",
+    "fetch_deb",
     "fetch_mnist5k",
+    "fetch_speech_prompts",
+    "find_wavs",
     "image_patches",
     "load_digits_probs",
     "load_mnist5k",

@@ -30,9 +30,11 @@ from typing import IO, Literal
 
 __all__ = [
     "MNIST5K",
+    "PinnedDebPackage",
     "PinnedFile",
     "default_cache_dir",
     "fetch",
+    "fetch_deb",
     "fetch_mnist5k",
     "sha256_file",
 ]
@@ -253,3 +255,89 @@ def fetch_mnist5k(cache_dir: str | Path | None = None, refetch: bool = False) ->
     See :func:`fetch` for the arguments and errors.
     """
     return fetch(MNIST5K, cache_dir=cache_dir, refetch=refetch)
+
+
+@dataclass(frozen=True)
+class PinnedDebPackage:
+    """A Debian package whose files are data, pinned by the sha256 of its ``.deb``.
+
+    Args:
+        name: folder name in the cache, e.g. ``"asterisk-core-sounds-en-wav-1.6.1-1"``.
+        package: Debian package name.
+        version: exact Debian version.
+        sha256: hex sha256 of the ``.deb``.
+        subdir: the folder inside the package that :func:`fetch_deb` returns.
+    """
+
+    name: str
+    package: str
+    version: str
+    sha256: str
+    subdir: str
+
+    def __post_init__(self) -> None:
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ValueError(f"PinnedDebPackage {self.name!r}: sha256 must be 64 lowercase hex")
+        if not self.name or Path(self.name).name != self.name:
+            raise ValueError(f"PinnedDebPackage name must be a plain name, got {self.name!r}")
+
+    @property
+    def system_path(self) -> Path:
+        """Where ``apt-get install`` puts :attr:`subdir`."""
+        return Path("/") / self.subdir
+
+
+def _run_tool(cmd: list[str], cwd: Path, what: str, hint: str) -> None:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise RuntimeError(f"{what}: {cmd[0]} is not available on this machine. {hint}") from None
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-10:])
+        raise RuntimeError(f"{what} failed with exit code {proc.returncode}: {tail}\n{hint}")
+
+
+def fetch_deb(
+    pinned: PinnedDebPackage, cache_dir: str | Path | None = None, refetch: bool = False
+) -> Path:
+    """Folder :attr:`PinnedDebPackage.subdir` of a pinned Debian package's files.
+
+    If the package is installed (``apt-get install``), its system folder is used as is.
+    Otherwise the ``.deb`` is downloaded with ``apt-get download`` (no root needed, but the
+    package lists must exist: ``apt-get update``), its sha256 checked, unpacked with
+    ``dpkg-deb -x`` into a temporary folder next to the cache entry and renamed into place, so
+    a folder in the cache is always complete. Concurrent fetches are serialised by a lock.
+
+    Raises:
+        RuntimeError: apt-get or dpkg-deb missing or failing (with their message and what to
+            do), or a ``.deb`` that does not match the pinned sha256.
+    """
+    system = pinned.system_path
+    if not refetch and system.is_dir() and any(system.iterdir()):
+        return system
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / pinned.name
+    hint = (
+        f"Install the package instead (apt-get update && apt-get install -y {pinned.package}) "
+        "or run apt-get update so that apt-get download can find it."
+    )
+    with _file_lock(cache / f".{pinned.name}.lock"):
+        if target.is_dir() and not refetch:
+            return target / pinned.subdir
+        with tempfile.TemporaryDirectory(prefix=f".{pinned.name}.", dir=cache) as tmp:
+            tmp_path = Path(tmp)
+            spec = f"{pinned.package}={pinned.version}"
+            _run_tool(["apt-get", "download", spec], tmp_path, f"apt-get download {spec}", hint)
+            debs = list(tmp_path.glob("*.deb"))
+            if len(debs) != 1:
+                raise RuntimeError(f"apt-get download {spec} left {len(debs)} .deb files")
+            _check_digest(debs[0], pinned.sha256, f"the downloaded {spec}")
+            unpacked = tmp_path / "root"
+            _run_tool(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], tmp_path, "dpkg-deb", hint)
+            if not (unpacked / pinned.subdir).is_dir():
+                raise RuntimeError(f"{spec} has no folder {pinned.subdir!r}")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(unpacked, target)
+    return target / pinned.subdir

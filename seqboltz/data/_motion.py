@@ -20,18 +20,13 @@ built from the trainer's ``distributed_sampler_kwargs``, seeded with ``shuffle_s
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
-from seqboltz.data._datamodule import sharded_loader
 from seqboltz.data._fetch import PinnedFile, fetch
+from seqboltz.data._windows import SequenceDataModule, WindowSplit
 from seqboltz.motion import (
     MotionClip,
     MotionFeatures,
@@ -79,71 +74,6 @@ def fetch_cmu_take(cache_dir: str | Path | None = None, refetch: bool = False) -
     return asf, amc
 
 
-class _WindowDataset(Dataset[dict[str, Any]]):
-    """Windows ``(frame t, frames t-1 … t-order)`` over a concatenated ``(N, D)`` split.
-
-    ``targets`` holds the row of frame ``t`` of each window; ``__getitems__`` slices a whole
-    batch at once."""
-
-    def __init__(self, data: Tensor, targets: Tensor, order: int, style: Tensor | None) -> None:
-        self.data = data
-        self.targets = targets
-        self.lags = torch.arange(1, order + 1, dtype=torch.long)
-        self.style = style
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        rows = self.targets[torch.as_tensor(indices, dtype=torch.long)]
-        cond: dict[str, Tensor] = {"history": self.data[rows[:, None] - self.lags]}
-        if self.style is not None:
-            cond["style"] = self.style[rows]
-        return {"v": self.data[rows], "cond": cond}
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        batch = self.__getitems__([index])
-        return {
-            "v": batch["v"][0],
-            "cond": {k: v[0] for k, v in batch["cond"].items()},
-        }
-
-
-def _collate(batch: dict[str, Any] | Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pass a batch from ``__getitems__`` through; stack single windows otherwise."""
-    if isinstance(batch, dict):
-        return batch
-    items = list(batch)
-    return {
-        "v": torch.stack([b["v"] for b in items]),
-        "cond": {k: torch.stack([b["cond"][k] for b in items]) for k in items[0]["cond"]},
-    }
-
-
-class _Split:
-    """One split: its clips, their standardised features and the window index."""
-
-    def __init__(
-        self,
-        clips: list[MotionClip],
-        arrays: list[np.ndarray],
-        style: list[np.ndarray] | None,
-        order: int,
-    ) -> None:
-        self.clips = clips
-        self.arrays = arrays
-        lengths = [a.shape[0] for a in arrays]
-        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self.data = torch.from_numpy(np.concatenate(arrays, axis=0).astype(np.float32))
-        targets = [s + np.arange(order, n) for s, n in zip(self.starts, lengths, strict=True)]
-        self.targets = torch.from_numpy(np.concatenate(targets).astype(np.int64))
-        self.style = (
-            None
-            if style is None
-            else torch.from_numpy(np.concatenate(style)[:, None].astype(np.float32))
-        )
-
-
 def _window_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average of width ``window`` (edges average the frames available)."""
     kernel = np.ones(window)
@@ -153,7 +83,7 @@ def _window_mean(x: np.ndarray, window: int) -> np.ndarray:
     return np.asarray(total[lo : lo + x.size] / count[lo : lo + x.size])
 
 
-class MotionDataModule(L.LightningDataModule):
+class MotionDataModule(SequenceDataModule):
     """Windows of standardised motion features for conditional RBMs (Taylor et al. 2007).
 
     Pipeline: read the clips (one skeleton) → split each clip into its first
@@ -189,8 +119,6 @@ class MotionDataModule(L.LightningDataModule):
             frames, are skipped with a warning).
     """
 
-    visible_kind = "gaussian"
-
     def __init__(
         self,
         path: str | None = None,
@@ -207,34 +135,23 @@ class MotionDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
-        if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
+        super().__init__(order, batch_size, shuffle_seed, num_workers)
         if not 0.0 < held_out_fraction < 1.0:
             raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}")
         if not target_fps > 0 or (source_fps is not None and not source_fps > 0):
             raise ValueError(f"frame rates must be > 0, got {source_fps} and {target_fps}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if style not in ("none", "root_speed"):
             raise ValueError(f"style must be 'none' or 'root_speed', got {style!r}")
         if style_window < 1:
             raise ValueError(f"style_window must be >= 1, got {style_window}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.path = path
-        self.order = order
         self.source_fps = source_fps
         self.target_fps = target_fps
         self.held_out_fraction = held_out_fraction
-        self.batch_size = batch_size
-        self.shuffle_seed = shuffle_seed
         self.style = style
         self.style_window = style_window
         self.cache_dir = cache_dir
-        self.num_workers = num_workers
         self.features = MotionFeatures(up_axis=up_axis, forward_axis=forward_axis)
-        self._splits: dict[str, _Split] = {}
         self._style_stats: tuple[float, float] | None = None
         self.save_hyperparameters()
 
@@ -307,65 +224,21 @@ class MotionDataModule(L.LightningDataModule):
             std = std if std > 1e-12 else 1.0
             self._style_stats = (mean, std)
             style = {k: [(s - mean) / std for s in v] for k, v in raw.items()}
-        train_split = _Split(parts["train"], arrays["train"], style["train"], self.order)
-        held = _Split(parts["held_out"], arrays["held_out"], style["held_out"], self.order)
+        train_split = WindowSplit(arrays["train"], self.order, style["train"], parts["train"])
+        held = WindowSplit(arrays["held_out"], self.order, style["held_out"], parts["held_out"])
         self._splits = {"train": train_split, "val": held, "test": held}
 
     # ---- properties ----------------------------------------------------------------------
-    def _split(self, split: str) -> _Split:
-        if not self._splits:
-            raise RuntimeError("MotionDataModule: the data exists after setup()")
-        if split not in self._splits:
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        return self._splits[split]
-
-    @property
-    def n_features(self) -> int:
-        """``D``, the number of modelled dimensions per frame (after :meth:`setup`)."""
-        return int(self._split("train").data.shape[1])
-
     @property
     def style_dim(self) -> int:
         """Width of ``cond["style"]`` (0 without style)."""
         return 0 if self.style == "none" else 1
 
-    @property
-    def train_tensor(self) -> Tensor:
-        """All standardised training frames ``(N_train, D)`` float32, clip after clip."""
-        return self._split("train").data
-
-    @property
-    def val_tensor(self) -> Tensor:
-        return self._split("val").data
-
-    @property
-    def test_tensor(self) -> Tensor:
-        return self._split("test").data
-
-    def eval_tensor(self) -> Tensor:
-        """All standardised held-out frames ``(N_test, D)`` float32."""
-        return self.test_tensor
-
-    def clips(self, split: str = "test") -> list[np.ndarray]:
-        """The standardised feature sequences ``[(T_i, D) float64, ...]`` of a split, one per
-        (phase) clip; window targets of clip ``i`` are rows ``order … T_i - 1``."""
-        return [a.copy() for a in self._split(split).arrays]
-
-    def style_clips(self, split: str = "test") -> list[np.ndarray] | None:
-        """Per-frame style ``[(T_i, S) float64, ...]`` aligned with :meth:`clips` (``None``
-        without a style)."""
-        part = self._split(split)
-        if part.style is None:
-            return None
-        lengths = [a.shape[0] for a in part.arrays]
-        style = part.style.double().numpy()
-        return [style[s : s + n].copy() for s, n in zip(part.starts, lengths, strict=True)]
-
     def source_clips(self, split: str = "test") -> list[MotionClip]:
         """The resampled :class:`~seqboltz.motion.MotionClip` behind :meth:`clips` (row ``r``
         of ``clips(split)[i]`` is frame ``r + 1`` of ``source_clips(split)[i]``; use
         ``features.initial_state(clip)`` to place generated motion where a seed starts)."""
-        return list(self._split(split).clips)
+        return list(self._split(split).sources)
 
     def stats(self) -> dict[str, Any]:
         """The fitted :meth:`MotionFeatures.to_dict` (JSON-serialisable) plus ``"order"`` and,
@@ -382,32 +255,6 @@ class MotionDataModule(L.LightningDataModule):
                 "std": self._style_stats[1],
             }
         return d
-
-    # ---- loaders -------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
-        s = self._split(split)
-        return sharded_loader(
-            _WindowDataset(s.data, s.targets, self.order, s.style),
-            self.trainer,
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.shuffle_seed,
-            collate_fn=_collate,
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return self._loader("test", shuffle=False)
-
-    def n_windows(self, split: str = "train") -> int:
-        """Number of windows (targets) of a split."""
-        return int(self._split(split).targets.shape[0])
 
     def __repr__(self) -> str:
         return (

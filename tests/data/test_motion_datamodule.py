@@ -9,8 +9,8 @@ import pytest
 import torch
 from jsonargparse import ArgumentParser
 
-import seqboltz.data._motion as motion_mod
 from seqboltz.data._motion import MotionDataModule
+from seqboltz.data._windows import WindowDataset
 from seqboltz.motion import (
     Joint,
     MotionClip,
@@ -218,7 +218,7 @@ def test_batches_are_sliced_not_collated_window_by_window(
     def per_item(self: object, index: int) -> None:
         raise AssertionError("per-window __getitem__ used: slow path")
 
-    monkeypatch.setattr(motion_mod._WindowDataset, "__getitem__", per_item)
+    monkeypatch.setattr(WindowDataset, "__getitem__", per_item)
     dm = _setup(folder, order=3, batch_size=64)
     assert sum(b["v"].shape[0] for b in dm.train_dataloader()) == dm.n_windows("train")
 

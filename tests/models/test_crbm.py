@@ -755,6 +755,7 @@ class TestFactoredConditionalRBM(_SequenceFamily):
     model_cls = FactoredConditionalRBM
     n_style = 2
     n_factors = 3
+    gated_autoregressive = True
 
     def make(self, seed=0, n_hidden=None):
         model = FactoredConditionalRBM(
@@ -764,6 +765,7 @@ class TestFactoredConditionalRBM(_SequenceFamily):
             n_style=self.n_style,
             n_factors=self.n_factors,
             n_controls=self.n_controls,
+            gated_autoregressive=self.gated_autoregressive,
         ).double()
         stds = {"past_factor_v": 0.45, "visible_factor_a": 0.45}
         _fill_(model, seed, stds, default=0.7)
@@ -782,7 +784,7 @@ class TestFactoredConditionalRBM(_SequenceFamily):
         big_a = np.einsum(
             "kf,bf,if->bki",
             p["past_factor_v"],
-            z @ p["style_factor_v"] + p["gate_offset_v"],
+            z @ _style_factor_v(p) + p["gate_offset_v"],
             p["visible_factor_a"],
         )
         big_b = np.einsum(
@@ -815,7 +817,7 @@ class TestFactoredConditionalRBM(_SequenceFamily):
             "autoregressive": np.einsum(
                 "kf,f,if->ki",
                 p["past_factor_v"],
-                z @ p["style_factor_v"] + p["gate_offset_v"],
+                z @ _style_factor_v(p) + p["gate_offset_v"],
                 p["visible_factor_a"],
             ),
             "past_to_hidden": np.einsum(
@@ -888,6 +890,29 @@ class TestFactoredConditionalRBM(_SequenceFamily):
         kwargs[bad] = 0
         with pytest.raises(ValueError, match="need n_visible"):
             FactoredConditionalRBM(**kwargs)
+
+
+def _style_factor_v(p: dict[str, np.ndarray]) -> np.ndarray:
+    """``Aᶻ``, or zeros for a model whose autoregressive part is not gated."""
+    return p.get("style_factor_v", np.zeros_like(p["style_factor_h"]))
+
+
+class TestFactoredConditionalRBMUngatedAR(TestFactoredConditionalRBM):
+    gated_autoregressive = False
+
+    def test_autoregressive_part_ignores_style(self) -> None:
+        """``â`` depends on the style only through ``zP``; ``b̂`` and ``Ŵ`` through gates."""
+        model = self.make(seed=3)
+        assert "style_factor_v" not in dict(model.named_parameters())
+        cond = self.cond_batch(4, seed=3)
+        other = {**cond, "style": cond["style"] + 0.5}
+        p0, p1 = model.frame_params(cond), model.frame_params(other)
+        shift = 0.5 * model.style_to_visible.sum(0)
+        torch.testing.assert_close(p1.visible_bias - p0.visible_bias, shift.expand(4, -1))
+        assert not torch.allclose(p1.hidden_bias, p0.hidden_bias)
+        assert p0.gate is not None and p1.gate is not None
+        assert not torch.allclose(p1.gate, p0.gate)
+        assert model.init_args()["gated_autoregressive"] is False
 
 
 class TestFactoredConditionalRBMWithControls(TestFactoredConditionalRBM):

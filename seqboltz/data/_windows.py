@@ -1,0 +1,203 @@
+"""History windows over sequences of frames, shared by the motion and speech DataModules.
+
+A split's sequences (clips, utterances) are concatenated into one ``(N, D)`` tensor; only rows
+with at least ``order`` earlier frames *of the same sequence* are window targets, so a window
+never straddles two sequences. Batches are
+
+``{"v": (B, D) frame t, "cond": {"history": (B, order, D) frames t-1 … t-order (index 0 is
+t-1), "style": (B, S) if the data has a style}}``, float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from seqboltz.data._datamodule import sharded_loader
+
+__all__ = ["SequenceDataModule", "WindowDataset", "WindowSplit", "collate_windows"]
+
+
+class WindowDataset(Dataset[dict[str, Any]]):
+    """Windows ``(frame t, frames t-1 … t-order)`` over a concatenated ``(N, D)`` split.
+
+    ``targets`` holds the row of frame ``t`` of each window; ``__getitems__`` slices a whole
+    batch at once."""
+
+    def __init__(self, data: Tensor, targets: Tensor, order: int, style: Tensor | None) -> None:
+        self.data = data
+        self.targets = targets
+        self.lags = torch.arange(1, order + 1, dtype=torch.long)
+        self.style = style
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        rows = self.targets[torch.as_tensor(indices, dtype=torch.long)]
+        cond: dict[str, Tensor] = {"history": self.data[rows[:, None] - self.lags]}
+        if self.style is not None:
+            cond["style"] = self.style[rows]
+        return {"v": self.data[rows], "cond": cond}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        batch = self.__getitems__([index])
+        return {
+            "v": batch["v"][0],
+            "cond": {k: v[0] for k, v in batch["cond"].items()},
+        }
+
+
+def collate_windows(batch: dict[str, Any] | Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pass a batch from ``__getitems__`` through; stack single windows otherwise."""
+    if isinstance(batch, dict):
+        return batch
+    items = list(batch)
+    return {
+        "v": torch.stack([b["v"] for b in items]),
+        "cond": {k: torch.stack([b["cond"][k] for b in items]) for k in items[0]["cond"]},
+    }
+
+
+class WindowSplit:
+    """One split: its sequences ``[(T_i, D)]`` (standardised), optional per-frame style
+    ``[(T_i, S)]``, the concatenated tensor and the window targets.
+
+    Args:
+        arrays: the split's sequences.
+        order: history length.
+        style: per-frame style aligned with ``arrays`` (``(T_i,)`` is read as ``(T_i, 1)``).
+        sources: what each sequence came from (clips, file paths), kept for the caller.
+    """
+
+    def __init__(
+        self,
+        arrays: list[np.ndarray],
+        order: int,
+        style: list[np.ndarray] | None = None,
+        sources: Sequence[Any] = (),
+    ) -> None:
+        self.arrays = arrays
+        self.sources = list(sources)
+        self.order = order
+        lengths = [a.shape[0] for a in arrays]
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self.data = torch.from_numpy(np.concatenate(arrays, axis=0).astype(np.float32))
+        targets = [s + np.arange(order, n) for s, n in zip(self.starts, lengths, strict=True)]
+        self.targets = torch.from_numpy(np.concatenate(targets).astype(np.int64))
+        self.style = None
+        if style is not None:
+            cols = [s.reshape(s.shape[0], -1) for s in style]
+            self.style = torch.from_numpy(np.concatenate(cols).astype(np.float32))
+
+    def style_arrays(self) -> list[np.ndarray] | None:
+        """Per-sequence style ``[(T_i, S) float64]`` (``None`` without a style)."""
+        if self.style is None:
+            return None
+        style = self.style.double().numpy()
+        lengths = [a.shape[0] for a in self.arrays]
+        return [style[s : s + n].copy() for s, n in zip(self.starts, lengths, strict=True)]
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """What the motion and speech DataModules share: splits of sequences, windows, loaders.
+
+    Subclasses set ``self._splits = {"train": …, "val": …, "test": …}`` in :meth:`setup` and
+    define :attr:`style_dim` and :meth:`stats`.
+    """
+
+    visible_kind = "gaussian"
+
+    def __init__(
+        self, order: int, batch_size: int, shuffle_seed: int = 0, num_workers: int = 0
+    ) -> None:
+        super().__init__()
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.order = order
+        self.batch_size = batch_size
+        self.shuffle_seed = shuffle_seed
+        self.num_workers = num_workers
+        self._splits: dict[str, WindowSplit] = {}
+
+    def _split(self, split: str) -> WindowSplit:
+        if not self._splits:
+            raise RuntimeError(f"{type(self).__name__}: the data exists after setup()")
+        if split not in self._splits:
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        return self._splits[split]
+
+    @property
+    def n_features(self) -> int:
+        """``D``, the number of modelled dimensions per frame (after :meth:`setup`)."""
+        return int(self._split("train").data.shape[1])
+
+    @property
+    def style_dim(self) -> int:
+        """Width of ``cond["style"]`` (0 without style)."""
+        return 0
+
+    @property
+    def train_tensor(self) -> Tensor:
+        """All standardised training frames ``(N_train, D)`` float32, sequence after sequence."""
+        return self._split("train").data
+
+    @property
+    def val_tensor(self) -> Tensor:
+        return self._split("val").data
+
+    @property
+    def test_tensor(self) -> Tensor:
+        return self._split("test").data
+
+    def eval_tensor(self) -> Tensor:
+        """All standardised held-out frames ``(N_test, D)`` float32."""
+        return self.test_tensor
+
+    def clips(self, split: str = "test") -> list[np.ndarray]:
+        """The standardised sequences ``[(T_i, D) float64, ...]`` of a split; window targets
+        of sequence ``i`` are rows ``order … T_i - 1``."""
+        return [np.asarray(a, dtype=np.float64).copy() for a in self._split(split).arrays]
+
+    def style_clips(self, split: str = "test") -> list[np.ndarray] | None:
+        """Per-frame style ``[(T_i, S) float64, ...]`` aligned with :meth:`clips` (``None``
+        without a style)."""
+        return self._split(split).style_arrays()
+
+    def n_windows(self, split: str = "train") -> int:
+        """Number of windows (targets) of a split."""
+        return int(self._split(split).targets.shape[0])
+
+    def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
+        s = self._split(split)
+        return sharded_loader(
+            WindowDataset(s.data, s.targets, self.order, s.style),
+            self.trainer,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.shuffle_seed,
+            collate_fn=collate_windows,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return self._loader("test", shuffle=False)
