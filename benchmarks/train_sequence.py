@@ -99,7 +99,7 @@ def main() -> None:
         m.setup("fit")
     d, windows = dm.n_features, dm.n_windows("train")
     crbm = ConditionalRBM(d, 150, 3)
-    fcrbm = FactoredConditionalRBM(d, 150, 3, n_style=1, n_factors=100)
+    fcrbm = FactoredConditionalRBM(d, 150, 3, n_style=1, n_factors=100, gated_autoregressive=False)
     train_fps = {
         "CRBM": train_throughput(crbm, dm, args.epochs),
         "FCRBM": train_throughput(fcrbm, dm_style, args.epochs),
