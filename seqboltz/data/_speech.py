@@ -19,13 +19,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from seqboltz.data._fetch import PinnedDebPackage, default_cache_dir, fetch_deb, sha256_file
 from seqboltz.data._windows import SequenceDataModule, WindowSplit
-from seqboltz.speech import WorldFeatures, read_audio
+from seqboltz.speech import LogMelFeatures, SpeechFeatures, WorldFeatures, read_audio
 
 __all__ = ["ASTERISK_PROMPTS", "SpeechDataModule", "fetch_speech_prompts", "find_wavs"]
 
@@ -74,6 +74,10 @@ class SpeechDataModule(SequenceDataModule):
         sample_rate: rate the audio is resampled to (Hz).
         frame_period: WORLD hop (ms).
         mcep_order: mel-cepstrum order ``M`` (frames hold ``c₀ … c_M``).
+        features: ``"world"`` (:class:`~seqboltz.speech.WorldFeatures`, the default) or
+            ``"logmel"`` (:class:`~seqboltz.speech.LogMelFeatures`: ``n_mels`` log mel powers,
+            Griffin-Lim inversion; needs torchaudio).
+        n_mels: mel bands of the log-mel option.
         held_out_fraction: fraction of utterances held out (val and test), chosen by a hash
             of each file's relative path.
         max_utterances: use only the first ``n`` files (sorted), e.g. for quick runs.
@@ -93,6 +97,8 @@ class SpeechDataModule(SequenceDataModule):
         sample_rate: int = 8000,
         frame_period: float = 5.0,
         mcep_order: int = 24,
+        features: Literal["world", "logmel"] = "world",
+        n_mels: int = 40,
         held_out_fraction: float = 0.1,
         max_utterances: int | None = None,
         exclude: tuple[str, ...] | None = None,
@@ -111,8 +117,12 @@ class SpeechDataModule(SequenceDataModule):
         self.max_utterances = max_utterances
         self.exclude = tuple(exclude) if exclude is not None else (() if path else ("silence/*",))
         self.cache_dir = cache_dir
-        self.features = WorldFeatures(
-            sample_rate=sample_rate, frame_period=frame_period, mcep_order=mcep_order
+        if features not in ("world", "logmel"):
+            raise ValueError(f"features must be 'world' or 'logmel', got {features!r}")
+        self.features: SpeechFeatures = (
+            WorldFeatures(sample_rate=sample_rate, frame_period=frame_period, mcep_order=mcep_order)
+            if features == "world"
+            else LogMelFeatures(sample_rate=sample_rate, frame_period=frame_period, n_mels=n_mels)
         )
         self.save_hyperparameters()
 
@@ -131,16 +141,8 @@ class SpeechDataModule(SequenceDataModule):
     def _analyse(self, wav: Path) -> np.ndarray:
         """Raw WORLD frames of one file, from the feature cache when possible."""
         wf = self.features
-        settings = {
-            "sha256": sha256_file(wav),
-            "sample_rate": wf.sample_rate,
-            "frame_period": wf.frame_period,
-            "mcep_order": wf.mcep_order,
-            "alpha": wf.alpha,
-            "ap_band_hz": wf.ap_band_hz,
-            "f0": [wf.f0_floor, wf.f0_ceil],
-            "version": 1,
-        }
+        settings = {k: v for k, v in wf.to_dict().items() if k not in ("mean", "std")}
+        settings.update(sha256=sha256_file(wav), version=1)
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
         root = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
         cached = root / "speech-features" / f"{key}.npy"
@@ -193,7 +195,8 @@ class SpeechDataModule(SequenceDataModule):
         return list(self._split(split).sources)
 
     def stats(self) -> dict[str, Any]:
-        """The fitted :meth:`WorldFeatures.to_dict` plus ``"order"``."""
+        """The fitted features' ``to_dict()`` (settings, statistics, ``"kind"``) plus
+        ``"order"``."""
         self._split("train")
         d = self.features.to_dict()
         d["order"] = self.order

@@ -188,12 +188,12 @@ def evaluate_main(argv: Sequence[str]) -> int:
 def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     from seqboltz.eval._sequence_report import evaluate_sequence_model
     from seqboltz.models import SequenceRBM
-    from seqboltz.speech import WorldFeatures
+    from seqboltz.speech import SpeechFeatures
 
     assert isinstance(model, SequenceRBM)
     dm = _setup_datamodule(args.checkpoint, args.data)
     report: Any
-    if isinstance(getattr(dm, "features", None), WorldFeatures):
+    if isinstance(getattr(dm, "features", None), SpeechFeatures):
         from seqboltz.eval._speech_report import evaluate_speech_model
 
         report = evaluate_speech_model(

@@ -1,6 +1,7 @@
 """``seqboltz evaluate`` for speech models: MCD, F0 RMSE and voicing error against baselines.
 
-On held-out utterances (WORLD frames, :class:`~seqboltz.speech.WorldFeatures`), next-frame
+On held-out utterances (WORLD frames, :class:`~seqboltz.speech.WorldFeatures`; log-mel frames
+are scored by log-spectral distance instead of the three measures below), next-frame
 prediction from the true history by the model (Taylor's sampler, ``k`` Gibbs steps, seeded),
 the least-squares linear AR model of the same order and repeat-last-frame, all compared in
 raw units:
@@ -25,7 +26,12 @@ import torch
 
 from seqboltz.eval._sequence import LinearAR, RepeatLastFrame, fit_linear_ar, history_windows
 from seqboltz.models import SequenceRBM
-from seqboltz.speech import WorldFeatures, mel_cepstral_distortion
+from seqboltz.speech import (
+    SpeechFeatures,
+    WorldFeatures,
+    log_spectral_distance,
+    mel_cepstral_distortion,
+)
 
 __all__ = ["SpeechEvaluation", "evaluate_speech_model", "speech_errors"]
 
@@ -41,16 +47,25 @@ class SpeechEvaluation:
     files: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> str:
-        """Markdown table of the rows."""
-        lines = [
-            "| model | one-step MCD (dB) | F0 RMSE (Hz) | voicing error | one-step MSE (std) |",
-            "|---|---|---|---|---|",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| {r['model']} | {r['mcd_db']:.3f} | {r['f0_rmse_hz']:.2f} | "
-                f"{100 * r['vuv_error']:.2f} % | {r['mse']:.4f} |"
-            )
+        """Markdown table of the rows (WORLD: MCD, F0, voicing; log-mel: log-spectral
+        distance)."""
+        if self.rows and "mcd_db" in self.rows[0]:
+            lines = [
+                "| model | one-step MCD (dB) | F0 RMSE (Hz) | voicing error | one-step MSE (std) |",
+                "|---|---|---|---|---|",
+            ]
+            for r in self.rows:
+                lines.append(
+                    f"| {r['model']} | {r['mcd_db']:.3f} | {r['f0_rmse_hz']:.2f} | "
+                    f"{100 * r['vuv_error']:.2f} % | {r['mse']:.4f} |"
+                )
+        else:
+            lines = [
+                "| model | one-step log-spectral distance (dB) | one-step MSE (std) |",
+                "|---|---|---|",
+            ]
+            for r in self.rows:
+                lines.append(f"| {r['model']} | {r['lsd_db']:.3f} | {r['mse']:.4f} |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,13 +73,17 @@ class SpeechEvaluation:
 
 
 def speech_errors(
-    features: WorldFeatures, target: np.ndarray, pred: np.ndarray
+    features: SpeechFeatures, target: np.ndarray, pred: np.ndarray
 ) -> dict[str, float]:
-    """MCD (dB), F0 RMSE (Hz), voicing error and standardised MSE of ``pred`` against
-    ``target``, both standardised ``(N, dim)``."""
+    """Errors of ``pred`` against ``target``, both standardised ``(N, dim)``: for WORLD frames
+    MCD (dB), F0 RMSE (Hz), voicing error; for log-mel frames the log-spectral distance (dB);
+    always the standardised MSE."""
     if target.shape != pred.shape:
         raise ValueError(f"target {target.shape} and prediction {pred.shape} differ in shape")
     raw_t, raw_p = features.inverse_transform(target), features.inverse_transform(pred)
+    mse = float(np.mean((target - pred) ** 2))
+    if not isinstance(features, WorldFeatures):
+        return {"lsd_db": float(log_spectral_distance(raw_t, raw_p).mean()), "mse": mse}
     mc = features.mcep_slice
     mcd = float(mel_cepstral_distortion(raw_t[:, mc], raw_p[:, mc]).mean())
     v_t = raw_t[:, features.vuv_index] > 0.5
@@ -76,7 +95,7 @@ def speech_errors(
         "mcd_db": mcd,
         "f0_rmse_hz": float(np.sqrt(np.mean(f0_err**2))) if both.any() else float("nan"),
         "vuv_error": float(np.mean(v_t != v_p)),
-        "mse": float(np.mean((target - pred) ** 2)),
+        "mse": mse,
     }
 
 
@@ -114,7 +133,7 @@ def evaluate_speech_model(
         seed: seed of every generation.
         out_dir: where to write WAVs and the spectrogram PNG; ``None``: nothing written.
     """
-    wf: WorldFeatures = datamodule.features
+    wf: SpeechFeatures = datamodule.features
     order = model.order
     if model.n_style or getattr(model, "n_controls", 0):
         raise ValueError("speech evaluation supports models without style or controls")
@@ -159,7 +178,7 @@ def _speech_outputs(
     from seqboltz.speech import log_mel_spectrogram, write_wav
     from seqboltz.viz import plot_spectrograms
 
-    wf: WorldFeatures = datamodule.features
+    wf: SpeechFeatures = datamodule.features
     test = datamodule.clips("test")
     real = max(test, key=len)
     n_frames = max(1, round(seconds * 1000.0 / wf.frame_period))

@@ -1,8 +1,9 @@
 """Speech: WORLD vocoder features (mel-cepstrum, log F0 + voicing, coded aperiodicity),
 resynthesis, audio I/O and mel-cepstral distortion.
 
-Analysis and synthesis need numpy, pyworld, pysptk and soundfile only (the ``speech`` extra);
-resampling and log-mel pictures use torchaudio.
+WORLD analysis and synthesis need numpy, pyworld, pysptk and soundfile only (the ``speech``
+extra); resampling, log-mel pictures and the log-mel feature option (Griffin-Lim inversion)
+use torchaudio.
 
 >>> from seqboltz.speech import WorldFeatures, read_audio, write_wav
 >>> wf = WorldFeatures(sample_rate=8000)  # doctest: +SKIP
@@ -17,15 +18,21 @@ from seqboltz.speech._audio import (
     resample,
     write_wav,
 )
-from seqboltz.speech._world import SpeechFeatureError, WorldFeatures, mel_cepstral_distortion
+from seqboltz.speech._base import SpeechFeatureError, SpeechFeatures, speech_features_from_dict
+from seqboltz.speech._logmel import LogMelFeatures, log_spectral_distance
+from seqboltz.speech._world import WorldFeatures, mel_cepstral_distortion
 
 __all__ = [
     "AudioFileError",
+    "LogMelFeatures",
     "SpeechFeatureError",
+    "SpeechFeatures",
     "WorldFeatures",
     "log_mel_spectrogram",
+    "log_spectral_distance",
     "mel_cepstral_distortion",
     "read_audio",
     "resample",
+    "speech_features_from_dict",
     "write_wav",
 ]

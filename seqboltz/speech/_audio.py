@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqboltz.speech._world import SpeechFeatureError
+from seqboltz.speech._base import SpeechFeatureError
 
 __all__ = ["AudioFileError", "log_mel_spectrogram", "read_audio", "resample", "write_wav"]
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from seqboltz.speech._base import SpeechFeatureError, SpeechFeatures
 
 __all__ = [
     "SpeechFeatureError",
@@ -36,10 +38,6 @@ __all__ = [
 ]
 
 _LOG_AP_FLOOR_DB = -60.0
-
-
-class SpeechFeatureError(ValueError):
-    """Speech features or audio that cannot be used, with what is wrong."""
 
 
 def _vocoder() -> tuple[Any, Any]:
@@ -80,7 +78,7 @@ def mel_cepstral_distortion(c_ref: np.ndarray, c_est: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class WorldFeatures:
+class WorldFeatures(SpeechFeatures):
     """WORLD analysis/synthesis with per-dimension standardisation (statistics from training).
 
     Args:
@@ -107,6 +105,9 @@ class WorldFeatures:
     f0_ceil: float = 500.0
     mean: np.ndarray | None = field(default=None, repr=False)
     std: np.ndarray | None = field(default=None, repr=False)
+
+    kind = "world"
+    layout = "mcep/lf0/vuv/bap"
 
     def __post_init__(self) -> None:
         if self.sample_rate < 4000:
@@ -257,60 +258,6 @@ class WorldFeatures:
             self.frame_period,
         )
         return np.asarray(np.clip(wave, -1.0, 1.0))
-
-    def check_frames(self, frames: np.ndarray) -> np.ndarray:
-        """``frames`` as float64 ``(T, dim)``; a clear error for a wrong shape or NaN."""
-        frames = np.asarray(frames, dtype=np.float64)
-        if frames.ndim != 2 or frames.shape[1] != self.dim or frames.shape[0] < 1:
-            raise SpeechFeatureError(
-                f"speech frames must have shape (T >= 1, {self.dim}) "
-                f"({'/'.join(['mcep', 'lf0', 'vuv', 'bap'])}); got {frames.shape}"
-            )
-        if not np.isfinite(frames).all():
-            raise SpeechFeatureError("speech frames contain NaN or infinite values")
-        return frames
-
-    # ------------------------------------------------------------------ statistics
-    def fit(self, utterances: list[np.ndarray]) -> WorldFeatures:
-        """Per-dimension mean and std over the raw frames of ``utterances``."""
-        if not utterances:
-            raise SpeechFeatureError("need at least one utterance to fit the statistics")
-        allf = np.concatenate([self.check_frames(u) for u in utterances])
-        self.mean = allf.mean(axis=0)
-        std = allf.std(axis=0)
-        self.std = np.where(std > 1e-8, std, 1.0)
-        return self
-
-    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.mean is None or self.std is None:
-            raise SpeechFeatureError("statistics are not fitted: call fit() first")
-        return self.mean, self.std
-
-    def transform(self, frames: np.ndarray) -> np.ndarray:
-        """Standardise raw frames ``(T, dim)``."""
-        mean, std = self._stats()
-        return (self.check_frames(frames) - mean) / std
-
-    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        """Raw frames of standardised ``z`` ``(..., dim)`` (exact inverse of :meth:`transform`)."""
-        mean, std = self._stats()
-        z = np.asarray(z, dtype=np.float64)
-        if z.shape[-1] != self.dim:
-            raise SpeechFeatureError(f"frames must have {self.dim} values, got {z.shape}")
-        return np.asarray(z * std + mean)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-types description (settings and statistics) that travels with a model."""
-        d = asdict(self)
-        for name in ("mean", "std"):
-            d[name] = None if d[name] is None else [float(x) for x in d[name]]
-        d["kind"] = "world"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WorldFeatures:
-        d = {k: v for k, v in d.items() if k != "kind"}
-        return cls(**d)
 
 
 def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray, floor: float) -> np.ndarray:

@@ -89,3 +89,24 @@ def test_styled_models_refused(datamodule: SpeechDataModule) -> None:
     model = FactoredConditionalRBM(datamodule.n_features, 8, order=2, n_style=1, n_factors=4)
     with pytest.raises(ValueError, match="without style"):
         evaluate_speech_model(model, datamodule)
+
+
+def test_log_mel_features_report_log_spectral_distance(
+    datamodule: SpeechDataModule, tmp_path: Path
+) -> None:
+    folder = Path(datamodule.path)  # the same four utterances, as log-mel frames
+    dm = SpeechDataModule(
+        path=str(folder),
+        order=2,
+        features="logmel",
+        n_mels=24,
+        held_out_fraction=0.3,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    dm.setup()
+    assert dm.n_features == 24 and dm.stats()["kind"] == "logmel"
+    model = ConditionalRBM(24, 8, order=2)
+    report = evaluate_speech_model(model, dm, seconds=0.25, gibbs_steps=2, out_dir=tmp_path)
+    assert "log-spectral distance" in report.table()
+    assert all(r["lsd_db"] > 0 and "mcd_db" not in r for r in report.rows)
+    assert sf.info(report.files["generated"]).samplerate == 8000
