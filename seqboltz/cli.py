@@ -3,6 +3,7 @@
 * ``seqboltz fit|validate|test|predict --config recipes/….yaml``: LightningCLI training.
 * ``seqboltz evaluate CHECKPOINT``: test log-likelihood (exact or AIS) in nats.
 * ``seqboltz demo``: the main job — train the MNIST recipe briefly, evaluate, draw pictures.
+* ``seqboltz export CHECKPOINT --out M.onnx``: an ONNX artifact for :mod:`seqboltz.runtime`.
 * ``seqboltz fetch DATASET``: fetch a dataset into the cache (pinned sha256).
 """
 
@@ -20,6 +21,7 @@ commands:
                                     (seqboltz fit --config recipes/mnist_rbm.yaml)
   evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS);
                                     sequence models: prediction and generation vs baselines
+  export CHECKPOINT --out M.onnx     a sequence model's sampling step + model card as ONNX
   demo                              train MNIST briefly, report test log-likelihood, write PNGs
   fetch DATASET                     download and verify a dataset into the cache
                                     (mnist5k, cmu_take_asf, cmu_take_amc, asterisk_prompts)
@@ -50,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seqboltz._demo import demo_main
 
         return demo_main(rest)
+    if command == "export":
+        from seqboltz.export._cli import export_main
+
+        return export_main(rest)
     if command == "fetch":
         from seqboltz.data._cli import fetch_main
 

@@ -202,6 +202,29 @@ class SequenceRBM(EnergyModel):
         )
 
     # -- generation -------------------------------------------------------------------------
+    def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
+        """One frame of Taylor et al. (2007)'s sampler: the step :meth:`generate` repeats and
+        the exported ONNX graph holds.
+
+        Starting from the most recent frame, ``k`` alternating Gibbs steps with the hidden
+        states drawn as ``u < p(h | v, x)`` from the given uniforms and the visibles set to
+        their mean, then a final mean-field step.
+
+        Args:
+            cond: ``{"history": (B, order, D) most recent first, "style"/"controls": (B, ·)}``.
+            noise: uniforms ``(B, k, H)``.
+
+        Returns:
+            ``(B, D)`` the next frame.
+        """
+        params = self.frame_params(cond)
+        v = cond["history"][:, 0]
+        for s in range(noise.shape[1]):
+            probs = torch.sigmoid(self.hidden_input(v, params))
+            v = self.visible_mean(Fn.bernoulli_from_uniform(probs, noise[:, s]), params)
+        return self.visible_mean(torch.sigmoid(self.hidden_input(v, params)), params)
+
+    # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
         self,
@@ -270,12 +293,7 @@ class SequenceRBM(EnergyModel):
                 cond["style"] = style_t[:, t].to(device, torch.float64)
             if controls_t is not None:
                 cond["controls"] = controls_t[:, t].to(device, torch.float64)
-            params = model.frame_params(cond)
-            v = window[:, 0]
-            for s in range(gibbs_steps):
-                probs = torch.sigmoid(model.hidden_input(v, params))
-                v = model.visible_mean(Fn.bernoulli_from_uniform(probs, noise[:, t, s]), params)
-            v = model.visible_mean(torch.sigmoid(model.hidden_input(v, params)), params)
+            v = model.next_frame(cond, noise[:, t])
             out.append(v)
             window = torch.cat([v[:, None], window[:, :-1]], dim=1)
         result = torch.stack(out, dim=1).to(self.reference_parameter().dtype)

@@ -1,0 +1,23 @@
+"""Export trained models to self-describing ONNX files (needs torch and onnxscript).
+
+>>> from seqboltz.export import export_checkpoint
+>>> export_checkpoint("last.ckpt", "motion.onnx", gibbs_steps=30)  # doctest: +SKIP
+"""
+
+from seqboltz.export._onnx import (
+    CARD_KEY,
+    CARD_SCHEMA_VERSION,
+    OPSET,
+    build_card,
+    export_checkpoint,
+    export_onnx,
+)
+
+__all__ = [
+    "CARD_KEY",
+    "CARD_SCHEMA_VERSION",
+    "OPSET",
+    "build_card",
+    "export_checkpoint",
+    "export_onnx",
+]

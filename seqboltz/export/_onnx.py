@@ -1,0 +1,312 @@
+"""Export a trained sequence model to one self-describing ONNX file.
+
+The graph is one frame of Taylor's sampler, :meth:`~seqboltz.models.SequenceRBM.next_frame`,
+traced by :func:`torch.onnx.export` (so the math exists once, in torch), in float64 with a
+dynamic batch and ``k`` Gibbs steps unrolled:
+
+``history (B, order, D) [, style (B, S)] [, controls (B, C)], noise (B, k, H) → frame (B, D)``
+
+All weights are stored inside the file (no external data). The model card — everything a
+sampler needs besides the graph — is JSON in the ``metadata_props`` entry
+:data:`CARD_KEY`; see :func:`build_card` for its fields. :mod:`seqboltz.runtime` reads it
+without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seqboltz.models import SequenceRBM, load_model
+
+__all__ = [
+    "CARD_KEY",
+    "CARD_SCHEMA_VERSION",
+    "OPSET",
+    "build_card",
+    "export_checkpoint",
+    "export_onnx",
+]
+
+CARD_KEY = "seqboltz.card"
+CARD_SCHEMA_VERSION = 1
+OPSET = 18
+NOISE_RULE = (
+    "sequence i of a request with seed S draws numpy Generator(PCG64(SeedSequence([S, i])))"
+    ".random((k, H)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms); hidden "
+    "unit j at Gibbs step s is on iff noise[s, j] < p(h_j = 1 | v, history)"
+)
+
+
+class _Step(nn.Module):
+    """``next_frame`` with positional inputs, for tracing."""
+
+    def __init__(self, model: SequenceRBM) -> None:
+        super().__init__()
+        self.model = model
+        self.has_style = model.n_style > 0
+        self.has_controls = getattr(model, "n_controls", 0) > 0
+
+    def forward(
+        self,
+        history: Tensor,
+        noise: Tensor,
+        extra1: Tensor | None = None,
+        extra2: Tensor | None = None,
+    ) -> Tensor:
+        cond = {"history": history}
+        rest = [x for x in (extra1, extra2) if x is not None]
+        if self.has_style:
+            cond["style"] = rest.pop(0)
+        if self.has_controls:
+            cond["controls"] = rest.pop(0)
+        return self.model.next_frame(cond, noise)
+
+
+def input_names(model: SequenceRBM) -> list[str]:
+    """Graph inputs in order."""
+    names = ["history", "noise"]
+    if model.n_style:
+        names.append("style")
+    if getattr(model, "n_controls", 0):
+        names.append("controls")
+    return names
+
+
+def _example_inputs(model: SequenceRBM, gibbs_steps: int, batch: int = 2) -> tuple[Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    d, h = model.n_visible, model.n_hidden
+    inputs = [
+        torch.randn(batch, model.order, d, generator=g, dtype=torch.float64),
+        torch.rand(batch, gibbs_steps, h, generator=g, dtype=torch.float64),
+    ]
+    if model.n_style:
+        inputs.append(torch.randn(batch, model.n_style, generator=g, dtype=torch.float64))
+    if getattr(model, "n_controls", 0):
+        n_controls = int(model.n_controls)
+        inputs.append(torch.randn(batch, n_controls, generator=g, dtype=torch.float64))
+    return tuple(inputs)
+
+
+def export_onnx(
+    model: SequenceRBM, path: str | Path, card: dict[str, Any], gibbs_steps: int = 30
+) -> Path:
+    """Write ``model``'s sampling step with ``card`` to ``path`` (atomically) and check it.
+
+    Args:
+        model: a conditional RBM (any dtype; exported in float64).
+        path: the ``.onnx`` file to write.
+        card: the model card (:func:`build_card`).
+        gibbs_steps: ``k``, unrolled into the graph.
+
+    Returns:
+        ``path``.
+    """
+    import onnx
+
+    if not isinstance(model, SequenceRBM):
+        raise TypeError(
+            f"only sequence models (ConditionalRBM, FactoredConditionalRBM) export; "
+            f"got {type(model).__name__}"
+        )
+    if gibbs_steps < 1:
+        raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
+    step = _Step(_float64_copy(model)).eval()
+    names = input_names(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".seqboltz-export-", dir=path.parent) as tmp:
+        raw = Path(tmp) / "step.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                step,
+                _example_inputs(model, gibbs_steps),
+                str(raw),
+                input_names=names,
+                output_names=["frame"],
+                dynamic_axes={n: {0: "batch"} for n in [*names, "frame"]},
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+        proto = onnx.load(str(raw), load_external_data=True)
+        del proto.metadata_props[:]
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = CARD_KEY, json.dumps(card, sort_keys=True)
+        proto.producer_name = "seqboltz"
+        proto.doc_string = f"seqboltz {card.get('kind')} sampling step ({card.get('name')})"
+        onnx.checker.check_model(proto, full_check=True)
+        part = Path(tmp) / "final.onnx"
+        onnx.save_model(proto, str(part), save_as_external_data=False)
+        os.replace(part, path)
+    return path
+
+
+def _float64_copy(model: SequenceRBM) -> SequenceRBM:
+    import copy
+
+    return copy.deepcopy(model).to(torch.float64)
+
+
+def build_card(
+    model: SequenceRBM,
+    *,
+    name: str,
+    gibbs_steps: int,
+    data: dict[str, Any] | None = None,
+    default_seed_frames: np.ndarray | None = None,
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model card of an exported sequence model.
+
+    Fields: ``schema_version``, ``name``, ``kind`` (model class), ``model`` (its constructor
+    arguments), ``frame_size``, ``order``, ``n_hidden``, ``gibbs_steps``, ``dtype``,
+    ``opset``, ``inputs`` (name → shape and meaning), ``conditioning`` (style/controls: size
+    and meaning), ``domain`` (``motion``/``speech``/``generic``), ``frame_rate`` (frames per
+    second or ``None``), ``features`` (the data's feature description and the ``mean``/``std``
+    that undo standardisation), ``default_seed_frames`` (``order × D`` standardised, oldest
+    first), ``noise_rule`` and ``training`` (data module, checkpoint hash, steps).
+    """
+    d = model.n_visible
+    features = dict((data or {}).get("stats") or {})
+    domain = "generic"
+    frame_rate: float | None = None
+    if features.get("kind") == "seqboltz.motion.MotionFeatures":
+        domain, frame_rate = "motion", float(features.get("fps") or 0) or None
+    elif features.get("kind") in ("world", "logmel"):
+        domain = "speech"
+        frame_rate = 1000.0 / float(features["frame_period"])
+    if "mean" not in features or "std" not in features:
+        features.update(mean=[0.0] * d, std=[1.0] * d)
+    if len(features["mean"]) != d or len(features["std"]) != d:
+        raise ValueError(
+            f"the data statistics describe {len(features['mean'])} values per frame but the "
+            f"model's frames have {d}"
+        )
+    conditioning: dict[str, Any] = {}
+    if model.n_style:
+        style_stats = features.get("style")
+        meaning = (
+            f"{style_stats['kind']} averaged over {style_stats['window']} frames, standardised: "
+            f"raw = style * {style_stats['std']:.6g} + {style_stats['mean']:.6g}"
+            if isinstance(style_stats, dict)
+            else "style features as in training"
+        )
+        conditioning["style"] = {"size": model.n_style, "meaning": meaning, "stats": style_stats}
+    n_controls = int(getattr(model, "n_controls", 0))
+    if n_controls:
+        conditioning["controls"] = {"size": n_controls, "meaning": "per-frame controls"}
+    if default_seed_frames is None:
+        default_seed_frames = np.zeros((model.order, d))
+    seed = np.asarray(default_seed_frames, dtype=np.float64)
+    if seed.shape != (model.order, d):
+        raise ValueError(f"default seed frames must be ({model.order}, {d}), got {seed.shape}")
+    inputs = {
+        "history": f"(B, {model.order}, {d}) standardised frames, most recent first",
+        "noise": f"(B, {gibbs_steps}, {model.n_hidden}) uniforms in [0, 1)",
+    }
+    for key, spec in conditioning.items():
+        inputs[key] = f"(B, {spec['size']}) {spec['meaning']}"
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": name,
+        "kind": type(model).__name__,
+        "model": model.init_args(),
+        "frame_size": d,
+        "order": model.order,
+        "n_hidden": model.n_hidden,
+        "gibbs_steps": gibbs_steps,
+        "dtype": "float64",
+        "opset": OPSET,
+        "inputs": inputs,
+        "outputs": {"frame": f"(B, {d}) the next standardised frame"},
+        "conditioning": conditioning,
+        "domain": domain,
+        "frame_rate": frame_rate,
+        "features": features,
+        "default_seed_frames": seed.tolist(),
+        "noise_rule": NOISE_RULE,
+        "training": training or {},
+    }
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    gibbs_steps: int = 30,
+    name: str | None = None,
+    seed_from_data: bool = True,
+) -> Path:
+    """Export a ``seqboltz fit`` checkpoint: the model, its data statistics and a default seed.
+
+    The default seed frames are the first ``order`` frames of the first held-out sequence of
+    the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
+    unavailable data set: the mean frame, all zeros).
+    """
+    checkpoint = Path(checkpoint)
+    model = load_model(checkpoint)
+    if not isinstance(model, SequenceRBM):
+        raise ValueError(
+            f"{checkpoint} holds a {type(model).__name__}; only sequence models "
+            "(ConditionalRBM, FactoredConditionalRBM) export for now"
+        )
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    entry = ckpt.get("seqboltz", {})
+    data = entry.get("data")
+    seed_frames = None
+    if seed_from_data and data:
+        seed_frames = _default_seed(checkpoint, model.order)
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    training = {
+        "checkpoint_sha256": digest,
+        "epoch": int(ckpt.get("epoch", -1)),
+        "global_step": int(ckpt.get("global_step", -1)),
+        "data": {k: v for k, v in (data or {}).items() if k != "stats"},
+        "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
+    }
+    card = build_card(
+        model,
+        name=name or checkpoint.stem,
+        gibbs_steps=gibbs_steps,
+        data=data,
+        default_seed_frames=seed_frames,
+        training=training,
+    )
+    return export_onnx(model, out, card, gibbs_steps=gibbs_steps)
+
+
+def _default_seed(checkpoint: Path, order: int) -> np.ndarray | None:
+    from seqboltz.eval._cli import datamodule_from_checkpoint
+
+    try:
+        dm = datamodule_from_checkpoint(checkpoint)
+        dm.prepare_data()
+        dm.setup("test")
+        clips = dm.clips("test")
+    except Exception as exc:  # data gone or unreadable: a neutral seed instead
+        warnings.warn(f"default seed frames are the mean frame: {exc}", stacklevel=3)
+        return None
+    first = next((c for c in clips if c.shape[0] >= order), None)
+    return None if first is None else np.asarray(first[:order], dtype=np.float64)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe copy (class objects and tensors become strings)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, str | int | float | bool) or x is None:
+        return x
+    return repr(x)
