@@ -4,6 +4,7 @@
 * ``seqboltz evaluate CHECKPOINT``: test log-likelihood (exact or AIS) in nats.
 * ``seqboltz demo``: the main job — train the MNIST recipe briefly, evaluate, draw pictures.
 * ``seqboltz export CHECKPOINT --out M.onnx``: an ONNX artifact for :mod:`seqboltz.runtime`.
+* ``seqboltz synthesize --model M.onnx …``: offline batch synthesis (torch-free).
 * ``seqboltz fetch DATASET``: fetch a dataset into the cache (pinned sha256).
 """
 
@@ -22,6 +23,7 @@ commands:
   evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS);
                                     sequence models: prediction and generation vs baselines
   export CHECKPOINT --out M.onnx     a sequence model's sampling step + model card as ONNX
+  synthesize --model M.onnx ...      many sequences to BVH/WAV/NPY files, shardable (no torch)
   demo                              train MNIST briefly, report test log-likelihood, write PNGs
   fetch DATASET                     download and verify a dataset into the cache
                                     (mnist5k, cmu_take_asf, cmu_take_amc, asterisk_prompts)
@@ -56,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seqboltz.export._cli import export_main
 
         return export_main(rest)
+    if command == "synthesize":
+        from seqboltz.runtime._cli import synthesize_main
+
+        return synthesize_main(rest)
     if command == "fetch":
         from seqboltz.data._cli import fetch_main
 

@@ -89,10 +89,12 @@ class SpeechFeatures:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
-        """Rebuild from :meth:`to_dict` (the ``kind`` must match)."""
+        """Rebuild from :meth:`to_dict` (the ``kind`` must match; other keys are ignored)."""
         if d.get("kind", cls.kind) != cls.kind:
             raise SpeechFeatureError(f"features of kind {d.get('kind')!r} are not {cls.kind!r}")
-        return cls(**{k: v for k, v in d.items() if k != "kind"})
+        assert dataclasses.is_dataclass(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def speech_features_from_dict(d: dict[str, Any]) -> SpeechFeatures:

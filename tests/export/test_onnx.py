@@ -131,3 +131,44 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     np.testing.assert_allclose(card["default_seed_frames"], dm.clips("test")[0][:3])
     assert len(card["training"]["checkpoint_sha256"]) == 64
     assert card["training"]["data"]["class_path"].endswith("MotionDataModule")
+    # the artifact writes BVH files through the card's preprocessing inverse, without torch
+    from seqboltz.motion import read_bvh
+    from seqboltz.runtime._synthesize import SynthesisJob, run_synthesis
+
+    job = SynthesisJob(model=str(path), out=str(tmp_path / "bvh"), count=2, frames=45, fmt="bvh")
+    run_synthesis(job, progress=False)
+    clip = read_bvh(tmp_path / "bvh" / "seq_000001.bvh")
+    assert clip.frames.shape[0] == 45 and np.isfinite(clip.frames).all()
+    assert clip.frame_time == pytest.approx(1 / 30)
+
+
+@pytest.mark.realdata
+def test_speech_checkpoint_synthesizes_wav(tmp_path: Path) -> None:
+    import lightning as L
+    import soundfile as sf
+
+    from seqboltz.data import SpeechDataModule
+    from seqboltz.runtime._synthesize import SynthesisJob, run_synthesis
+    from seqboltz.training import RBMSystem
+
+    dm = SpeechDataModule(order=2, max_utterances=12)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+    )
+    model = ConditionalRBM(30, 8, 2)
+    trainer.fit(RBMSystem(model, eval_log_z="none", mean_field_negative=True), datamodule=dm)
+    ckpt = tmp_path / "s.ckpt"
+    trainer.save_checkpoint(ckpt)
+    path = export_checkpoint(ckpt, tmp_path / "speech.onnx", gibbs_steps=2)
+    card = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CARD_KEY])
+    assert card["domain"] == "speech" and card["frame_rate"] == 200.0
+    job = SynthesisJob(model=str(path), out=str(tmp_path / "wav"), count=2, frames=200, fmt="wav")
+    run_synthesis(job, progress=False)
+    info = sf.info(str(tmp_path / "wav" / "seq_000000.wav"))
+    assert info.samplerate == 8000 and abs(info.duration - 1.0) < 0.01

@@ -13,30 +13,10 @@ import onnx
 import pytest
 import torch
 
-from seqboltz.export import CARD_KEY, build_card, export_onnx
-from seqboltz.models import ConditionalRBM, FactoredConditionalRBM
+from seqboltz.export import CARD_KEY
 from seqboltz.runtime import ArtifactError, load_artifact
 
 D, H, ORDER, K = 8, 12, 3, 5
-
-
-@pytest.fixture(scope="module")
-def crbm_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[ConditionalRBM, Path]:
-    torch.manual_seed(0)
-    model = ConditionalRBM(D, H, ORDER, init_std=0.1).double()
-    seed = np.arange(ORDER * D, dtype=np.float64).reshape(ORDER, D) / 10
-    card = build_card(model, name="crbm", gibbs_steps=K, default_seed_frames=seed)
-    path = tmp_path_factory.mktemp("rt") / "crbm.onnx"
-    return model, export_onnx(model, path, card, gibbs_steps=K)
-
-
-@pytest.fixture(scope="module")
-def fcrbm_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[FactoredConditionalRBM, Path]:
-    torch.manual_seed(1)
-    model = FactoredConditionalRBM(D, H, ORDER, n_style=1, n_factors=6, init_std=0.3).double()
-    card = build_card(model, name="fcrbm", gibbs_steps=K)
-    path = tmp_path_factory.mktemp("rt") / "fcrbm.onnx"
-    return model, export_onnx(model, path, card, gibbs_steps=K)
 
 
 def test_torch_runtime_and_batch_agree(crbm_path) -> None:
@@ -151,8 +131,9 @@ def test_bad_artifacts(crbm_path, tmp_path: Path) -> None:
         load_artifact(_rewrite_card(good, tmp_path / "styled.onnx", styled))
 
 
-def test_runtime_imports_and_samples_without_torch(crbm_path) -> None:
+def test_runtime_imports_and_samples_without_torch(crbm_path, tmp_path: Path) -> None:
     _, path = crbm_path
+    out_dir = tmp_path / "synth"
     code = (
         "import sys\n"
         "sys.modules['torch'] = None\n"
@@ -161,9 +142,13 @@ def test_runtime_imports_and_samples_without_torch(crbm_path) -> None:
         f"art = load_artifact({str(path)!r})\n"
         "x = art.generate(4, seed=1, count=2)\n"
         "assert x.shape == (2, 4, 8)\n"
+        "from seqboltz.runtime._synthesize import SynthesisJob, run_synthesis\n"
+        f"job = SynthesisJob(model={str(path)!r}, out={str(out_dir)!r}, count=3, frames=4)\n"
+        "run_synthesis(job, workers=2, progress=False)\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
+    assert len(list(out_dir.glob("seq_*.npy"))) == 3

@@ -1,0 +1,61 @@
+"""``seqboltz synthesize``: offline batch synthesis from an ONNX artifact (no torch)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+__all__ = ["synthesize_main"]
+
+
+def synthesize_main(argv: Sequence[str]) -> int:
+    """Entry point of ``seqboltz synthesize``; prints the manifest's summary."""
+    from seqboltz.runtime._artifact import ArtifactError
+    from seqboltz.runtime._synthesize import FORMATS, SynthesisJob, parse_shard, run_synthesis
+
+    parser = argparse.ArgumentParser(
+        prog="seqboltz synthesize",
+        description="Write many generated sequences to files from an exported model. Sequence "
+        "i uses the noise of (seed, i), so shards on different machines write exactly what "
+        "one machine would; a rerun skips finished files.",
+    )
+    parser.add_argument("--model", required=True, help="the .onnx written by seqboltz export")
+    parser.add_argument("--count", type=int, required=True, help="number of sequences")
+    parser.add_argument("--frames", type=int, required=True, help="frames per sequence")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", help="style value(s), comma-separated, for styled models")
+    parser.add_argument("--shard", default="0/1", help="i/n: this machine's share of the job")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--format", choices=FORMATS, default="npy")
+    parser.add_argument("--plot", action="store_true", help="also a PNG per sequence")
+    parser.add_argument("--workers", type=int, help="processes (default: every core)")
+    parser.add_argument("--chunk", type=int, default=16, help="sequences computed together")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(list(argv))
+    try:
+        style = None
+        if args.style is not None:
+            try:
+                style = tuple(float(x) for x in args.style.split(","))
+            except ValueError:
+                raise ArtifactError(f"--style must be numbers, got {args.style!r}") from None
+        job = SynthesisJob(
+            model=args.model,
+            out=args.out,
+            count=args.count,
+            frames=args.frames,
+            seed=args.seed,
+            fmt=args.format,
+            style=style,
+            shard=parse_shard(args.shard),
+            chunk=args.chunk,
+            plot=args.plot,
+        )
+        manifest = run_synthesis(job, workers=args.workers, progress=not args.no_progress)
+    except ArtifactError as exc:
+        parser.exit(2, f"seqboltz synthesize: error: {exc}\n")
+    print(
+        f"{len(manifest['files'])} sequences of {args.frames} frames in {args.out} "
+        f"(shard {args.shard}, {manifest['seconds']:.1f} s)"
+    )
+    return 0

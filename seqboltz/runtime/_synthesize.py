@@ -1,0 +1,266 @@
+"""Offline batch synthesis from an artifact: many sequences to files, sharded deterministically.
+
+Sequence ``i`` of a job with seed ``S`` draws its noise from ``sequence_rng(S, i)``, starts from
+the card's default seed frames and is computed in the fixed chunk ``i // chunk`` (chunks of
+consecutive global indices). Shard ``j`` of ``n`` takes the chunks ``c`` with ``c % n == j``, so
+``--shard 0/2`` and ``--shard 1/2`` on two machines write byte-identical files to one
+unsharded run. Files appear only through an atomic rename, so a killed run leaves complete
+files only, and a rerun skips them. Worker processes (one ONNX session each, one thread) use
+every core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from seqboltz.runtime._artifact import Artifact, ArtifactError, load_artifact
+
+__all__ = ["SynthesisJob", "parse_shard", "run_synthesis"]
+
+Format = Literal["npy", "bvh", "wav"]
+FORMATS: tuple[str, ...] = ("npy", "bvh", "wav")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise ArtifactError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ArtifactError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+@dataclass(frozen=True)
+class SynthesisJob:
+    """What to synthesise (everything that determines the files' bytes, plus the shard)."""
+
+    model: str
+    out: str
+    count: int
+    frames: int
+    seed: int = 0
+    fmt: Format = "npy"
+    style: tuple[float, ...] | None = None
+    shard: tuple[int, int] = (0, 1)
+    chunk: int = 16
+    plot: bool = False
+
+    def indices(self) -> list[int]:
+        """Global indices of this shard's sequences, chunk by chunk."""
+        i, n = self.shard
+        n_chunks = -(-self.count // self.chunk)
+        return [
+            k
+            for c in range(i, n_chunks, n)
+            for k in range(c * self.chunk, min((c + 1) * self.chunk, self.count))
+        ]
+
+    def file_name(self, index: int) -> str:
+        return f"seq_{index:06d}.{self.fmt}"
+
+
+def _check_job(job: SynthesisJob, art: Artifact) -> None:
+    if job.count < 1 or job.frames < 1 or job.chunk < 1:
+        raise ArtifactError(
+            f"count, frames and chunk must be >= 1; got {job.count}, {job.frames}, {job.chunk}"
+        )
+    if job.seed < 0:
+        raise ArtifactError(f"seed must be >= 0, got {job.seed}")
+    if job.fmt not in FORMATS:
+        raise ArtifactError(f"format must be one of {FORMATS}, got {job.fmt!r}")
+    domain = art.card.get("domain")
+    if job.fmt == "bvh" and domain != "motion":
+        raise ArtifactError(f"BVH needs a motion model; {art.name!r} is {domain!r}")
+    if job.fmt == "wav" and domain != "speech":
+        raise ArtifactError(f"WAV needs a speech model; {art.name!r} is {domain!r}")
+    if art.style_size and job.style is None:
+        raise ArtifactError(f"model {art.name!r} needs --style with {art.style_size} value(s)")
+    if job.style is not None and len(job.style) != art.style_size:
+        raise ArtifactError(
+            f"--style has {len(job.style)} value(s); model {art.name!r} takes {art.style_size}"
+        )
+
+
+def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
+    """A function writing one sequence's standardised frames ``(T, D)`` to a path."""
+    card = art.card
+    if fmt == "npy":
+
+        def write_npy(path: Path, frames: np.ndarray) -> None:
+            _atomic(path, lambda f: np.save(f, art.to_data_units(frames)))
+
+        return write_npy
+    if fmt == "bvh":
+        from seqboltz.motion import MotionFeatures, write_bvh
+
+        features = MotionFeatures.from_dict(card["features"])
+        seed_state = None
+
+        def write_motion(path: Path, frames: np.ndarray) -> None:
+            clip = features.inverse_transform(frames, seed_state, name=path.stem)
+            write_bvh(path, clip)
+
+        return write_motion
+    from seqboltz.speech import speech_features_from_dict, write_wav
+
+    speech = speech_features_from_dict(card["features"])
+
+    def write_speech(path: Path, frames: np.ndarray) -> None:
+        wave = speech.synthesize(speech.inverse_transform(frames))
+        write_wav(path, wave, speech.sample_rate)
+
+    return write_speech
+
+
+def _atomic(path: Path, write: Callable[[Any], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plot(path: Path, frames: np.ndarray, names: Sequence[str], fps: float | None) -> None:
+    from seqboltz.viz import _pyplot, _save_figure
+
+    plt = _pyplot()
+    k = min(6, frames.shape[1])
+    fig, axes = plt.subplots(k, 1, figsize=(9, 1.4 * k + 0.6), sharex=True, squeeze=False)
+    t = np.arange(frames.shape[0]) / (fps or 1.0)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(t, frames[:, i], lw=0.8)
+        ax.set_ylabel(names[i] if i < len(names) else f"dim {i}", fontsize=7)
+    axes[-1, 0].set_xlabel("seconds" if fps else "frame")
+    fig.suptitle(path.stem)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    _save_figure(fig, tmp)
+    os.replace(tmp, path)
+
+
+def _run_chunk(job: SynthesisJob, indices: list[int]) -> list[str]:
+    """Generate and write one chunk (in a worker process); returns the files written."""
+    art = load_artifact(job.model, threads=1)
+    out = Path(job.out)
+    if all((out / job.file_name(i)).exists() for i in indices):
+        return []
+    # the whole chunk, always: a resumed chunk is computed exactly as the first time
+    frames = art.generate(
+        job.frames,
+        seed=job.seed,
+        count=len(indices),
+        style=None if job.style is None else np.asarray(job.style),
+        sequence_indices=indices,
+    )
+    write = _writer(art, job.fmt)
+    names = art.card["features"].get("feature_names") or []
+    written = []
+    for row, index in enumerate(indices):
+        path = out / job.file_name(index)
+        if path.exists():
+            continue
+        write(path, frames[row])
+        if job.plot:
+            _plot(path.with_suffix(".png"), art.to_data_units(frames[row]), names, art.frame_rate)
+        written.append(path.name)
+    return written
+
+
+def _chunks(job: SynthesisJob) -> list[list[int]]:
+    by_chunk: dict[int, list[int]] = {}
+    for index in job.indices():
+        by_chunk.setdefault(index // job.chunk, []).append(index)
+    return [by_chunk[c] for c in sorted(by_chunk)]
+
+
+def run_synthesis(
+    job: SynthesisJob, workers: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) a synthesis job; returns the manifest it writes.
+
+    The manifest ``manifest.shard-<i>-of-<n>.json`` in the output folder records the model's
+    sha256 and card name, the settings, and each file of the shard with its sequence index.
+    """
+    art = load_artifact(job.model, threads=1)
+    _check_job(job, art)
+    if job.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ArtifactError("--plot needs matplotlib: pip install matplotlib") from None
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chunks = _chunks(job)
+    already = sum(1 for c in chunks for i in c if (out / job.file_name(i)).exists())
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
+    bar = _progress(len(job.indices()), already, progress)
+    start = time.perf_counter()
+    if workers == 1:
+        for chunk in chunks:
+            bar(len(_run_chunk(job, chunk)))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for written in pool.map(_run_chunk, [job] * len(chunks), chunks):
+                bar(len(written))
+    bar(0, done=True)
+    model_sha = hashlib.sha256(Path(job.model).read_bytes()).hexdigest()
+    manifest = {
+        "model": str(job.model),
+        "model_sha256": model_sha,
+        "model_name": art.name,
+        "seed": job.seed,
+        "count": job.count,
+        "frames": job.frames,
+        "format": job.fmt,
+        "style": None if job.style is None else list(job.style),
+        "shard": list(job.shard),
+        "chunk": job.chunk,
+        "noise_rule": art.card["noise_rule"],
+        "seconds": round(time.perf_counter() - start, 3),
+        "files": [{"index": i, "file": job.file_name(i)} for i in job.indices()],
+    }
+    i, n = job.shard
+    target = out / f"manifest.shard-{i}-of-{n}.json"
+    _atomic(target, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+    return manifest
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Callable[..., None]:
+    """A tqdm bar when available and wanted, else a silent counter."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=initial, unit="seq", file=sys.stderr)
+
+            def update(n: int, done: bool = False) -> None:
+                bar.update(n)
+                if done:
+                    bar.close()
+
+            return update
+        except ImportError:
+            pass
+
+    def silent(n: int, done: bool = False) -> None:
+        return None
+
+    return silent
