@@ -1,0 +1,186 @@
+"""Benchmark: frame-by-frame generation, torch eager against the torch-free ONNX runtime.
+
+One process, one model: the 30 fps motion CRBM set-up (63 values per frame, 150 hidden,
+order 3, k = 30 Gibbs steps per frame), exported with ``seqboltz.export``. For each
+configuration, ``--frames`` frames are generated frame by frame with the seed→noise rule
+(per-sequence ``sequence_rng``), timing every frame:
+
+* torch eager: ``SequenceRBM.next_frame`` in float64 (what ``generate`` runs), batch 1 and 64;
+* the runtime: ``Artifact.stream`` (onnxruntime, float64), batch 1, 64 and 256;
+* the pure-compute ceiling: the same step's math and noise generation in a tight numpy loop
+  (no session, no I/O), batch 1, 64, 256, in float64 and float32 — float64 is what keeps a
+  sequence's frames independent of its batch, so float64 / float32 is the cost of that rule.
+
+Frames/s counts every sequence's frames (batch × frames / seconds); latency is per step (one
+frame of every sequence in the batch). Run from the repository root::
+
+    python benchmarks/generate.py [--frames 200] [--threads 1] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
+
+from _common import dump_json, format_machine_info, machine_info, markdown_table, set_threads
+
+from seqboltz.export import build_card, export_onnx
+from seqboltz.models import ConditionalRBM
+from seqboltz.noise import gibbs_uniforms, sequence_rng
+from seqboltz.runtime import load_artifact
+
+D, H, ORDER, K = 63, 150, 3, 30
+
+
+def _summary(step_seconds: list[float], batch: int) -> dict[str, float]:
+    s = np.asarray(step_seconds)
+    return {
+        "frames_per_s": batch * len(s) / s.sum(),
+        "p50_ms": float(np.percentile(s, 50) * 1e3),
+        "p99_ms": float(np.percentile(s, 99) * 1e3),
+    }
+
+
+def _noise(rngs: list[np.random.Generator]) -> np.ndarray:
+    return np.stack([gibbs_uniforms(r, 1, K, H)[0] for r in rngs])
+
+
+def time_torch(model: ConditionalRBM, batch: int, frames: int) -> dict[str, float]:
+    m = model.double()
+    window = torch.zeros(batch, ORDER, D, dtype=torch.float64)
+    rngs = [sequence_rng(0, i) for i in range(batch)]
+    times = []
+    with torch.no_grad():
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            noise = torch.from_numpy(_noise(rngs))
+            v = m.next_frame({"history": window}, noise)
+            window = torch.cat([v[:, None], window[:, :-1]], dim=1)
+            times.append(time.perf_counter() - t0)
+    return _summary(times[5:], batch)
+
+
+def time_runtime(path: Path, batch: int, frames: int, threads: int) -> dict[str, float]:
+    art = load_artifact(path, threads=threads)
+    times = []
+    t0 = time.perf_counter()
+    for _ in art.stream(frames, seed=0, count=batch):
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        t0 = t1
+    return _summary(times[5:], batch)
+
+
+def ceiling_step(model: ConditionalRBM, dtype: type) -> Callable[..., np.ndarray]:
+    """The CRBM step in numpy: dynamic biases, k Gibbs steps from the given uniforms, mean-field
+    last step (the same math as ``next_frame``)."""
+    p = {n: t.detach().double().numpy().astype(dtype) for n, t in model.named_parameters()}
+    w, a, b = p["weight"], p["visible_bias"], p["hidden_bias"]
+    big_a, big_b = p["autoregressive"], p["past_to_hidden"]
+
+    def step(window: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        x = window.reshape(window.shape[0], -1)
+        a_hat, b_hat = a + x @ big_a, b + x @ big_b
+        v = window[:, 0]
+        for s in range(K):
+            probs = 1.0 / (1.0 + np.exp(-(b_hat + v @ w)))
+            v = a_hat + (noise[:, s] < probs).astype(dtype) @ w.T
+        return a_hat + (1.0 / (1.0 + np.exp(-(b_hat + v @ w)))) @ w.T
+
+    return step
+
+
+def time_ceiling(model: ConditionalRBM, batch: int, frames: int, dtype: type) -> dict[str, float]:
+    step = ceiling_step(model, dtype)
+    window = np.zeros((batch, ORDER, D), dtype=dtype)
+    rngs = [sequence_rng(0, i) for i in range(batch)]
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        noise = _noise(rngs).astype(dtype, copy=False)
+        v = step(window, noise)
+        window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
+        times.append(time.perf_counter() - t0)
+    return _summary(times[5:], batch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch, BLAS and ORT threads")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    torch.manual_seed(0)
+    model = ConditionalRBM(D, H, ORDER)
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(
+            model, Path(tmp) / "crbm.onnx", build_card(model, name="bench", gibbs_steps=K), K
+        )
+        configs: list[tuple[str, int, Callable[[], dict[str, float]]]] = []
+        for b in (1, 64):
+            configs.append(
+                ("torch eager (float64)", b, lambda b=b: time_torch(model, b, args.frames))
+            )
+        for b in (1, 64, 256):
+            configs.append(
+                (
+                    "runtime (onnxruntime, float64)",
+                    b,
+                    lambda b=b: time_runtime(path, b, args.frames, args.threads),
+                )
+            )
+        for b in (1, 64, 256):
+            for dt, name in ((np.float64, "float64"), (np.float32, "float32")):
+                configs.append(
+                    (
+                        f"ceiling: numpy step + noise ({name})",
+                        b,
+                        lambda b=b, dt=dt: time_ceiling(model, b, args.frames, dt),
+                    )
+                )
+        for name, batch, fn in configs:
+            r = fn()
+            results[f"{name} b{batch}"] = r
+            rows.append([name, batch, r["frames_per_s"], r["p50_ms"], r["p99_ms"]])
+    torch_b1 = results["torch eager (float64) b1"]["frames_per_s"]
+    for row in rows:
+        row.append(row[2] / torch_b1)
+    print(format_machine_info(machine_info()))
+    print(
+        f"\nCRBM {D}→{H}, order {ORDER}, k = {K}, {args.frames} frames, {args.threads} thread(s)\n"
+    )
+    print(
+        markdown_table(
+            ["generator", "batch", "frames/s", "p50 ms/step", "p99 ms/step", "× torch b1"],
+            rows,
+            digits=[0, 0, 0, 3, 3, 2],
+        )
+    )
+    rt1 = results["runtime (onnxruntime, float64) b1"]["frames_per_s"]
+    rt256 = results["runtime (onnxruntime, float64) b256"]["frames_per_s"]
+    c256 = results["ceiling: numpy step + noise (float64) b256"]["frames_per_s"]
+    c256_32 = results["ceiling: numpy step + noise (float32) b256"]["frames_per_s"]
+    print(
+        f"\nruntime / torch eager at batch 1: {rt1 / torch_b1:.2f}× (target ≥ 5×)\n"
+        f"runtime / float64 ceiling at batch 256: {rt256 / c256:.2f} (target ≥ 0.5)\n"
+        f"cost of float64 (the batch-invariance rule) at the ceiling, batch 256: "
+        f"{c256_32 / c256:.2f}× slower than float32"
+    )
+    if args.json:
+        dump_json({"machine": machine_info(), "results": results}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
