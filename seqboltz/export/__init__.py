@@ -9,6 +9,7 @@ from seqboltz.export._onnx import (
     CARD_SCHEMA_VERSION,
     OPSET,
     build_card,
+    build_rbm_card,
     export_checkpoint,
     export_onnx,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "CARD_SCHEMA_VERSION",
     "OPSET",
     "build_card",
+    "build_rbm_card",
     "export_checkpoint",
     "export_onnx",
 ]

@@ -20,22 +20,25 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seqboltz.models import SequenceRBM, load_model
+from seqboltz.models import EnergyModel, SequenceRBM, load_model
 
 __all__ = [
     "CARD_KEY",
     "CARD_SCHEMA_VERSION",
     "OPSET",
     "build_card",
+    "build_rbm_card",
     "export_checkpoint",
     "export_onnx",
 ]
+
+_M = TypeVar("_M", bound=nn.Module)
 
 CARD_KEY = "seqboltz.card"
 CARD_SCHEMA_VERSION = 1
@@ -72,6 +75,19 @@ class _Step(nn.Module):
         return self.model.next_frame(cond, noise)
 
 
+class _GibbsStepModule(nn.Module):
+    """``gibbs_step`` of an unconditional RBM with positional noise inputs, for tracing."""
+
+    def __init__(self, model: EnergyModel, noise_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.noise_names = noise_names
+
+    def forward(self, v: Tensor, hidden: Tensor, visible: Tensor) -> tuple[Tensor, Tensor]:
+        step = self.model.gibbs_step(v, {"hidden": hidden, "visible": visible})
+        return step.v, step.v_mean
+
+
 def input_names(model: SequenceRBM) -> list[str]:
     """Graph inputs in order."""
     names = ["history", "noise"]
@@ -98,30 +114,47 @@ def _example_inputs(model: SequenceRBM, gibbs_steps: int, batch: int = 2) -> tup
 
 
 def export_onnx(
-    model: SequenceRBM, path: str | Path, card: dict[str, Any], gibbs_steps: int = 30
+    model: EnergyModel, path: str | Path, card: dict[str, Any], gibbs_steps: int = 30
 ) -> Path:
     """Write ``model``'s sampling step with ``card`` to ``path`` (atomically) and check it.
 
+    Sequence models export one frame of Taylor's sampler (``gibbs_steps`` unrolled);
+    unconditional RBMs export one block Gibbs step ``(v, hidden, visible) → (v_next, v_mean)``
+    whose noise inputs follow ``model.noise_spec()`` (outputs ``v_next``, ``v_mean``).
+
     Args:
-        model: a conditional RBM (any dtype; exported in float64).
+        model: a conditional RBM or an unconditional RBM (any dtype; exported in float64).
         path: the ``.onnx`` file to write.
-        card: the model card (:func:`build_card`).
-        gibbs_steps: ``k``, unrolled into the graph.
+        card: the model card (:func:`build_card` or :func:`build_rbm_card`).
+        gibbs_steps: ``k`` of a sequence model, unrolled into the graph.
 
     Returns:
         ``path``.
     """
     import onnx
 
-    if not isinstance(model, SequenceRBM):
-        raise TypeError(
-            f"only sequence models (ConditionalRBM, FactoredConditionalRBM) export; "
-            f"got {type(model).__name__}"
+    if isinstance(model, SequenceRBM):
+        if gibbs_steps < 1:
+            raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
+        module: nn.Module = _Step(_float64_copy(model)).eval()
+        names = input_names(model)
+        outputs = ["frame"]
+        example = _example_inputs(model, gibbs_steps)
+    elif isinstance(model, EnergyModel) and set(model.noise_spec()) == {"hidden", "visible"}:
+        module = _GibbsStepModule(_float64_copy(model), ["hidden", "visible"]).eval()
+        names, outputs = ["v", "hidden", "visible"], ["v_next", "v_mean"]
+        g = torch.Generator().manual_seed(0)
+        example = (
+            torch.rand(2, model.n_visible, generator=g, dtype=torch.float64),
+            torch.rand(2, model.n_hidden, generator=g, dtype=torch.float64),
+            torch.rand(2, model.n_visible, generator=g, dtype=torch.float64),
         )
-    if gibbs_steps < 1:
-        raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
-    step = _Step(_float64_copy(model)).eval()
-    names = input_names(model)
+    else:
+        raise TypeError(
+            "only sequence models (ConditionalRBM, FactoredConditionalRBM) and unconditional "
+            f"RBMs (BernoulliRBM, GaussianBernoulliRBM) export; got {type(model).__name__}"
+        )
+    batch = torch.export.Dim("batch")  # one batch size shared by every input
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".seqboltz-export-", dir=path.parent) as tmp:
@@ -129,12 +162,12 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                step,
-                _example_inputs(model, gibbs_steps),
+                module,
+                example,
                 str(raw),
                 input_names=names,
-                output_names=["frame"],
-                dynamic_axes={n: {0: "batch"} for n in [*names, "frame"]},
+                output_names=outputs,
+                dynamic_shapes=tuple({0: batch} for _ in example),
                 opset_version=OPSET,
                 dynamo=True,
                 verbose=False,
@@ -152,7 +185,48 @@ def export_onnx(
     return path
 
 
-def _float64_copy(model: SequenceRBM) -> SequenceRBM:
+def build_rbm_card(
+    model: EnergyModel,
+    *,
+    name: str,
+    data: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model card of an exported unconditional RBM's Gibbs sampler.
+
+    Fields: ``schema_version``, ``family`` (``"rbm"``), ``name``, ``kind``, ``model``,
+    ``frame_size`` (``D``), ``n_hidden``, ``noise`` (input name → shape, ``uniform``/``normal``,
+    in drawing order), ``initial_state`` (``D`` values: the visible units' means under their
+    biases alone, where chains start), ``features`` (the data statistics, e.g. image shape),
+    ``noise_rule``, ``dtype``, ``opset``, ``training``.
+    """
+    with torch.no_grad():
+        hidden_off = torch.zeros(1, model.n_hidden).to(model.reference_parameter())
+        mean = model.visible_params(hidden_off)[0]
+    noise = {k: {"shape": list(v.shape), "kind": v.kind} for k, v in model.noise_spec().items()}
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "family": "rbm",
+        "name": name,
+        "kind": type(model).__name__,
+        "model": model.init_args(),
+        "frame_size": model.n_visible,
+        "n_hidden": model.n_hidden,
+        "noise": noise,
+        "initial_state": mean.reshape(-1).double().tolist(),
+        "features": dict((data or {}).get("stats") or {}),
+        "noise_rule": (
+            "chain i of a request with seed S draws numpy Generator(PCG64(SeedSequence([S, "
+            "i]))) per step: the inputs of 'noise' in order, uniform → random(shape), normal → "
+            "standard_normal(shape)"
+        ),
+        "dtype": "float64",
+        "opset": OPSET,
+        "training": training or {},
+    }
+
+
+def _float64_copy(model: _M) -> _M:
     import copy
 
     return copy.deepcopy(model).to(torch.float64)
@@ -219,6 +293,7 @@ def build_card(
         inputs[key] = f"(B, {spec['size']}) {spec['meaning']}"
     return {
         "schema_version": CARD_SCHEMA_VERSION,
+        "family": "sequence",
         "name": name,
         "kind": type(model).__name__,
         "model": model.init_args(),
@@ -256,16 +331,11 @@ def export_checkpoint(
     """
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint)
-    if not isinstance(model, SequenceRBM):
-        raise ValueError(
-            f"{checkpoint} holds a {type(model).__name__}; only sequence models "
-            "(ConditionalRBM, FactoredConditionalRBM) export for now"
-        )
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
     seed_frames = None
-    if seed_from_data and data:
+    if seed_from_data and data and isinstance(model, SequenceRBM):
         seed_frames = _default_seed(checkpoint, model.order)
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     training = {
@@ -275,6 +345,9 @@ def export_checkpoint(
         "data": {k: v for k, v in (data or {}).items() if k != "stats"},
         "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
     }
+    if not isinstance(model, SequenceRBM):
+        card = build_rbm_card(model, name=name or checkpoint.stem, data=data, training=training)
+        return export_onnx(model, out, card)
     card = build_card(
         model,
         name=name or checkpoint.stem,

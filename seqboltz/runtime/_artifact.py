@@ -22,20 +22,19 @@ __all__ = ["Artifact", "ArtifactError", "load_artifact"]
 
 CARD_KEY = "seqboltz.card"
 SUPPORTED_SCHEMA = 1
-REQUIRED_FIELDS = (
-    "schema_version",
-    "name",
-    "kind",
-    "frame_size",
-    "order",
-    "n_hidden",
-    "gibbs_steps",
-    "inputs",
-    "conditioning",
-    "features",
-    "default_seed_frames",
-    "noise_rule",
-)
+COMMON_FIELDS = ("schema_version", "name", "kind", "frame_size", "n_hidden", "noise_rule")
+REQUIRED_FIELDS = {
+    "sequence": (
+        *COMMON_FIELDS,
+        "order",
+        "gibbs_steps",
+        "inputs",
+        "conditioning",
+        "features",
+        "default_seed_frames",
+    ),
+    "rbm": (*COMMON_FIELDS, "noise", "initial_state"),
+}
 
 
 class ArtifactError(ValueError):
@@ -67,7 +66,10 @@ def _read_card(path: Path) -> tuple[Any, dict[str, Any]]:
         raise ArtifactError(f"{path}: the model card is not valid JSON ({exc})") from exc
     if not isinstance(card, dict):
         raise ArtifactError(f"{path}: the model card must be a JSON object")
-    missing = [f for f in REQUIRED_FIELDS if f not in card]
+    family = card.get("family", "sequence")
+    if family not in REQUIRED_FIELDS:
+        raise ArtifactError(f"{path}: unknown model family {family!r} in the card")
+    missing = [f for f in REQUIRED_FIELDS[family] if f not in card]
     if missing:
         raise ArtifactError(f"{path}: the model card lacks field(s) {missing}")
     if card["schema_version"] != SUPPORTED_SCHEMA:
@@ -97,6 +99,18 @@ class Artifact:
         return str(self.card["name"])
 
     @property
+    def family(self) -> str:
+        """``"sequence"`` (frame-by-frame generation) or ``"rbm"`` (a Gibbs sampler)."""
+        return str(self.card.get("family", "sequence"))
+
+    def _require(self, family: str, what: str) -> None:
+        if self.family != family:
+            raise ArtifactError(
+                f"model {self.name!r} is a {self.card['kind']} ({self.family} family): "
+                f"{what} needs a {family} model"
+            )
+
+    @property
     def frame_size(self) -> int:
         return int(self.card["frame_size"])
 
@@ -114,11 +128,11 @@ class Artifact:
 
     @property
     def style_size(self) -> int:
-        return int(self.card["conditioning"].get("style", {}).get("size", 0))
+        return int(self.card.get("conditioning", {}).get("style", {}).get("size", 0))
 
     @property
     def controls_size(self) -> int:
-        return int(self.card["conditioning"].get("controls", {}).get("size", 0))
+        return int(self.card.get("conditioning", {}).get("controls", {}).get("size", 0))
 
     @property
     def frame_rate(self) -> float | None:
@@ -237,6 +251,7 @@ class Artifact:
                 ``0..B-1``): sequence ``i`` draws its noise from ``sequence_rng(S, i)``.
             data_units: yield frames with the standardisation undone.
         """
+        self._require("sequence", "frame-by-frame generation")
         if n_frames < 1:
             raise ArtifactError(f"n_frames must be >= 1, got {n_frames}")
         frames = self._seed_batch(seed_frames, count)
@@ -259,6 +274,63 @@ class Artifact:
             )
             window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
             yield self.to_data_units(v) if data_units else v
+
+    def gibbs_chains(
+        self,
+        n_steps: int,
+        *,
+        seed: int = 0,
+        count: int = 1,
+        init: np.ndarray | None = None,
+        sequence_indices: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``count`` Gibbs chains of an RBM for ``n_steps`` steps.
+
+        Chain ``i`` draws its noise from ``sequence_rng(seed, i)``: per step, the card's noise
+        inputs in order (uniform → ``random``, normal → ``standard_normal``).
+
+        Args:
+            n_steps: Gibbs steps.
+            seed: the request's seed.
+            count: number of chains.
+            init: starting states ``(count, D)`` or ``(D,)``; default the card's
+                ``initial_state``.
+            sequence_indices: index of each chain in the request (default ``0..count-1``).
+
+        Returns:
+            ``(v, v_mean)``, each ``(count, D)``: the last sample and the parameters it was
+            drawn from (probabilities or means; the usual picture of a binary RBM's sample).
+        """
+        self._require("rbm", "Gibbs chains")
+        if n_steps < 1 or count < 1:
+            raise ArtifactError(f"n_steps and count must be >= 1, got {n_steps} and {count}")
+        start = self.card["initial_state"] if init is None else init
+        v = np.array(np.broadcast_to(np.asarray(start, dtype=np.float64), (count, self.frame_size)))
+        if init is not None and np.asarray(init).shape not in ((self.frame_size,), v.shape):
+            raise ArtifactError(
+                f"init must have shape ({self.frame_size},) or ({count}, {self.frame_size}); "
+                f"got {np.shape(init)}"
+            )
+        if not np.isfinite(v).all():
+            raise ArtifactError("init contains NaN or infinite values")
+        indices = list(range(count)) if sequence_indices is None else list(sequence_indices)
+        if len(indices) != count:
+            raise ArtifactError(f"{len(indices)} chain indices for {count} chains")
+        rngs = [sequence_rng(seed, i) for i in indices]
+        spec = self.card["noise"]
+        v_mean = v
+        for _ in range(n_steps):
+            feeds = {"v": v}
+            for name, entry in spec.items():
+                shape = tuple(entry["shape"])
+                draw = (
+                    (lambda r, s=shape: r.random(s))
+                    if entry["kind"] == "uniform"
+                    else (lambda r, s=shape: r.standard_normal(s))
+                )
+                feeds[name] = np.stack([draw(r) for r in rngs])
+            v, v_mean = self.session.run(["v_next", "v_mean"], feeds)
+        return v, v_mean
 
     def generate(self, n_frames: int, **kwargs: Any) -> np.ndarray:
         """All frames at once, ``(B, n_frames, D)``; arguments as :meth:`stream`."""
@@ -294,11 +366,14 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
     except Exception as exc:
         raise ArtifactError(f"{path}: onnxruntime cannot load the model ({exc})") from exc
     names = [i.name for i in session.get_inputs()]
-    expected = ["history", "noise"]
-    if card["conditioning"].get("style"):
-        expected.append("style")
-    if card["conditioning"].get("controls"):
-        expected.append("controls")
+    if card.get("family", "sequence") == "rbm":
+        expected = ["v", *card["noise"]]
+    else:
+        expected = ["history", "noise"]
+        if card["conditioning"].get("style"):
+            expected.append("style")
+        if card["conditioning"].get("controls"):
+            expected.append("controls")
     if names != expected:
         raise ArtifactError(f"{path}: graph inputs {names} do not match the card ({expected})")
     return Artifact(path=path, card=card, session=session, input_names=names)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +84,11 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         raise ArtifactError(f"seed must be >= 0, got {job.seed}")
     if job.fmt not in FORMATS:
         raise ArtifactError(f"format must be one of {FORMATS}, got {job.fmt!r}")
+    if art.family == "rbm" and (job.fmt != "npy" or job.style is not None):
+        raise ArtifactError(
+            f"model {art.name!r} is an RBM: it writes NPY samples (after --frames Gibbs steps) "
+            "and takes no style"
+        )
     domain = art.card.get("domain")
     if job.fmt == "bvh" and domain != "motion":
         raise ArtifactError(f"BVH needs a motion model; {art.name!r} is {domain!r}")
@@ -162,6 +168,16 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> list[str]:
     out = Path(job.out)
     if all((out / job.file_name(i)).exists() for i in indices):
         return []
+    if art.family == "rbm":  # --frames Gibbs steps; each file holds the final (D,) sample mean
+        _, means = art.gibbs_chains(
+            job.frames, seed=job.seed, count=len(indices), sequence_indices=indices
+        )
+        for row, index in enumerate(indices):
+            path = out / job.file_name(index)
+            if not path.exists():
+                sample: np.ndarray = means[row]
+                _atomic(path, partial(np.save, arr=sample))
+        return [job.file_name(i) for i in indices]
     # the whole chunk, always: a resumed chunk is computed exactly as the first time
     frames = art.generate(
         job.frames,

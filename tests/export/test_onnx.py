@@ -92,10 +92,9 @@ def test_build_card_checks_statistics() -> None:
         build_card(model, name="x", gibbs_steps=2, default_seed_frames=np.zeros((1, D)))
 
 
-def test_only_sequence_models_export(tmp_path: Path) -> None:
-    rbm = BernoulliRBM(4, 3)
+def test_only_samplers_export(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="only sequence models"):
-        export_onnx(rbm, tmp_path / "x.onnx", {}, gibbs_steps=2)  # type: ignore[arg-type]
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx", {}, gibbs_steps=2)  # type: ignore[arg-type]
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(ValueError, match="gibbs_steps"):
         export_onnx(make("crbm"), tmp_path / "y.onnx", {}, gibbs_steps=0)
@@ -172,3 +171,65 @@ def test_speech_checkpoint_synthesizes_wav(tmp_path: Path) -> None:
     run_synthesis(job, progress=False)
     info = sf.info(str(tmp_path / "wav" / "seq_000000.wav"))
     assert info.samplerate == 8000 and abs(info.duration - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+def test_rbm_gibbs_step_export_and_chains(kind: str, tmp_path: Path) -> None:
+    """An RBM's Gibbs step in ONNX equals torch's; runtime chains equal torch chains driven by
+    the same per-chain noise, alone or batched."""
+    from seqboltz.export import build_rbm_card
+    from seqboltz.models import GaussianBernoulliRBM
+    from seqboltz.noise import sequence_rng
+    from seqboltz.runtime import load_artifact
+
+    torch.manual_seed(0)
+    model = BernoulliRBM(7, 5) if kind == "bernoulli" else GaussianBernoulliRBM(7, 5)
+    with torch.no_grad():
+        model.weight.mul_(30)  # a non-trivial sampler
+    model = model.double()
+    path = export_onnx(model, tmp_path / "rbm.onnx", build_rbm_card(model, name="rbm"))
+    art = load_artifact(path)
+    assert art.family == "rbm" and art.card["noise"]["visible"]["kind"] == (
+        "uniform" if kind == "bernoulli" else "normal"
+    )
+    # one step
+    g = torch.Generator().manual_seed(1)
+    v = torch.rand(4, 7, generator=g, dtype=torch.float64)
+    noise = model.sample_noise(4, g)
+    got = art.session.run(
+        ["v_next", "v_mean"], {"v": v.numpy(), **{k: x.numpy() for k, x in noise.items()}}
+    )
+    with torch.no_grad():
+        expected = model.gibbs_step(v, noise)
+    np.testing.assert_allclose(got[0], expected.v.numpy(), atol=1e-10)
+    np.testing.assert_allclose(got[1], expected.v_mean.numpy(), atol=1e-10)
+    # chains: runtime against a torch loop with the same noise rule
+    v_rt, mean_rt = art.gibbs_chains(25, seed=3, count=6)
+    state = torch.as_tensor(art.card["initial_state"], dtype=torch.float64).expand(6, -1)
+    rngs = [sequence_rng(3, i) for i in range(6)]
+    for _ in range(25):
+        draws = {}
+        for name, spec in model.noise_spec().items():
+            fn = (
+                (lambda r, s=spec.shape: r.random(s))
+                if spec.kind == "uniform"
+                else (lambda r, s=spec.shape: r.standard_normal(s))
+            )
+            draws[name] = torch.from_numpy(np.stack([fn(r) for r in rngs]))
+        with torch.no_grad():
+            step = model.gibbs_step(state, draws)
+        state = step.v
+    np.testing.assert_allclose(v_rt, state.numpy(), atol=1e-8)
+    np.testing.assert_allclose(mean_rt, step.v_mean.numpy(), atol=1e-8)
+    alone = art.gibbs_chains(25, seed=3, count=1, sequence_indices=[4])
+    np.testing.assert_array_equal(alone[0][0], v_rt[4])
+    with pytest.raises(Exception, match="sequence model"):
+        art.generate(3)
+    # offline synthesis writes each chain's final sample mean
+    from seqboltz.runtime._synthesize import SynthesisJob, run_synthesis
+
+    job = SynthesisJob(model=str(path), out=str(tmp_path / "npy"), count=6, frames=25, seed=3)
+    run_synthesis(job, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "npy" / "seq_000002.npy"), mean_rt[2])
+    with pytest.raises(Exception, match="writes NPY samples"):
+        run_synthesis(SynthesisJob(**{**job.__dict__, "fmt": "bvh"}), progress=False)
