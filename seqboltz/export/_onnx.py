@@ -249,7 +249,8 @@ def build_card(
     and meaning), ``domain`` (``motion``/``speech``/``generic``), ``frame_rate`` (frames per
     second or ``None``), ``features`` (the data's feature description and the ``mean``/``std``
     that undo standardisation), ``default_seed_frames`` (``order × D`` standardised, oldest
-    first), ``noise_rule`` and ``training`` (data module, checkpoint hash, steps).
+    first), ``noise_rule`` and ``training`` (data module and the sha256 of its training
+    tensor, the logged metrics, checkpoint hash, steps, hyper-parameters).
     """
     d = model.n_visible
     features = dict((data or {}).get("stats") or {})
@@ -343,6 +344,7 @@ def export_checkpoint(
         "epoch": int(ckpt.get("epoch", -1)),
         "global_step": int(ckpt.get("global_step", -1)),
         "data": {k: v for k, v in (data or {}).items() if k != "stats"},
+        "metrics": dict(entry.get("metrics", {})),
         "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
     }
     if not isinstance(model, SequenceRBM):

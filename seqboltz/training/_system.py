@@ -9,6 +9,7 @@ never in a model.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Literal
 
@@ -132,6 +133,7 @@ class RBMSystem(L.LightningModule):
         self.pseudo_likelihood_seed = pseudo_likelihood_seed
         self.chains: Tensor | None = None  # persistent chains (see class docstring)
         self.generator: torch.Generator | None = None  # Gibbs noise, one stream per process
+        self.data_sha256: str | None = None  # sha256 of the training tensor, set in setup
         self._train_reference: list[Tensor] = []
         self._eval_free_energy: list[Tensor] = []
 
@@ -213,6 +215,9 @@ class RBMSystem(L.LightningModule):
                     f"{data_value}: make them agree in the recipe"
                 )
         train = getattr(datamodule, "train_tensor", None)
+        if isinstance(train, Tensor):  # a fingerprint of the training data, for model cards
+            raw = train.detach().cpu().contiguous().numpy().tobytes()
+            self.data_sha256 = hashlib.sha256(raw).hexdigest()
         # Before DDP wraps the model, so every process starts from the same parameters.
         if stage == "fit" and self.init_from_data and isinstance(train, Tensor):
             self.energy_model.init_from_data(train.to(self.energy_model.reference_parameter()))
@@ -278,6 +283,12 @@ class RBMSystem(L.LightningModule):
             stats = getattr(datamodule, "stats", None)
             if callable(stats):
                 entry["data"]["stats"] = stats()
+            if self.data_sha256 is not None:
+                entry["data"]["train_sha256"] = self.data_sha256
+        if self._trainer is not None:
+            entry["metrics"] = {
+                k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1
+            }
         checkpoint["seqboltz"] = entry
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ are refused."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         logger=False,
+        log_every_n_steps=1,
     )
     trainer.fit(RBMSystem(model, eval_log_z="none", mean_field_negative=True), datamodule=dm)
     ckpt = tmp_path / "m.ckpt"
@@ -130,6 +132,9 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     np.testing.assert_allclose(card["default_seed_frames"], dm.clips("test")[0][:3])
     assert len(card["training"]["checkpoint_sha256"]) == 64
     assert card["training"]["data"]["class_path"].endswith("MotionDataModule")
+    raw = dm.train_tensor.numpy().tobytes()
+    assert card["training"]["data"]["train_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert np.isfinite(card["training"]["metrics"]["train/free_energy_diff"])
     # the artifact writes BVH files through the card's preprocessing inverse, without torch
     from seqboltz.motion import read_bvh
     from seqboltz.runtime._synthesize import SynthesisJob, run_synthesis
