@@ -1,4 +1,4 @@
-"""``seqboltz demo``: the main job until the service exists.
+"""``seqboltz demo-mnist``: train the MNIST recipe briefly, evaluate it, draw pictures.
 
 Trains the MNIST recipe briefly on MNIST-5k (fetched once through the pinned fetcher and
 cached), reports the test log-likelihood (AIS), and writes PNG grids of samples and filters.
@@ -23,8 +23,8 @@ def default_recipe() -> Path:
 
 
 def demo_main(argv: Sequence[str]) -> int:
-    """Entry point of ``seqboltz demo``."""
-    parser = argparse.ArgumentParser(prog="seqboltz demo", description=__doc__)
+    """Entry point of ``seqboltz demo-mnist``."""
+    parser = argparse.ArgumentParser(prog="seqboltz demo-mnist", description=__doc__)
     parser.add_argument("--config", type=Path, default=default_recipe(), help="recipe YAML")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))

@@ -2,7 +2,8 @@
 
 * ``seqboltz fit|validate|test|predict --config recipes/….yaml``: LightningCLI training.
 * ``seqboltz evaluate CHECKPOINT``: test log-likelihood (exact or AIS) in nats.
-* ``seqboltz demo``: the main job — train the MNIST recipe briefly, evaluate, draw pictures.
+* ``seqboltz demo``: the main job — the service on its embedded model, a client streaming from it.
+* ``seqboltz demo-mnist``: train the MNIST recipe briefly, evaluate, draw pictures.
 * ``seqboltz export CHECKPOINT --out M.onnx``: an ONNX artifact for :mod:`seqboltz.runtime`.
 * ``seqboltz synthesize --model M.onnx …``: offline batch synthesis (torch-free).
 * ``seqboltz fetch DATASET``: fetch a dataset into the cache (pinned sha256).
@@ -24,7 +25,11 @@ commands:
                                     sequence models: prediction and generation vs baselines
   export CHECKPOINT --out M.onnx     a sequence model's sampling step + model card as ONNX
   synthesize --model M.onnx ...      many sequences to BVH/WAV/NPY files, shardable (no torch)
-  demo                              train MNIST briefly, report test log-likelihood, write PNGs
+  serve [--models DIR] [--port N]    the gRPC generation service (embedded default model)
+  generate [--server ADDR] ...       stream a sequence from a server; save NPY + BVH/WAV + PNG
+  demo                              start the service on its embedded motion model and stream
+                                    a generated sequence from it (BVH + PNG in runs/demo)
+  demo-mnist                        train MNIST briefly, report test log-likelihood, write PNGs
   fetch DATASET                     download and verify a dataset into the cache
                                     (mnist5k, cmu_take_asf, cmu_take_amc, asterisk_prompts)
 
@@ -51,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return evaluate_main(rest)
     if command == "demo":
+        from serving.demo import main as service_demo
+
+        return service_demo(rest)
+    if command == "demo-mnist":
         from seqboltz._demo import demo_main
 
         return demo_main(rest)
@@ -62,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seqboltz.runtime._cli import synthesize_main
 
         return synthesize_main(rest)
+    if command == "serve":
+        from serving.server import main as serve_main
+
+        return serve_main(rest)
+    if command == "generate":
+        from serving.client import main as generate_main
+
+        return generate_main(rest)
     if command == "fetch":
         from seqboltz.data._cli import fetch_main
 

@@ -1,4 +1,4 @@
-"""The main job (`seqboltz demo`) end to end on real MNIST-5k, shortened."""
+"""`seqboltz demo-mnist` end to end on real MNIST-5k, shortened."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_demo_trains_evaluates_and_draws(
 ) -> None:
     out = tmp_path / "demo"
     args = [
-        "demo",
+        "demo-mnist",
         "--epochs",
         "2",
         "--ais-betas",

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code of ``proto/seqboltz/v1`` (``python -m serving.codegen``)."""

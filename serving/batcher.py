@@ -1,0 +1,131 @@
+"""Batching across streams: pending steps of every active stream of one model run as one
+runtime call (bounded batch size and wait).
+
+Each stream brings its own history window and its own noise (drawn from its own seed), and the
+step is computed in float64, so a stream's frames are the same whatever else shares its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqboltz.runtime import Artifact
+
+__all__ = ["StepBatcher", "StepRequest"]
+
+
+@dataclass
+class StepRequest:
+    """One stream's next step: ``window (order, D)`` most recent first, ``noise (k, H)``."""
+
+    window: np.ndarray
+    noise: np.ndarray
+    style: np.ndarray | None
+    controls: np.ndarray | None
+
+
+class StepBatcher:
+    """Collects steps for one artifact and runs them together.
+
+    Args:
+        artifact: the model.
+        max_batch: most steps per runtime call (1: batching off).
+        max_wait: seconds the first pending step waits for others.
+        executor: where the runtime call runs (off the event loop).
+        observe: ``observe(batch_size, seconds)`` after every call (metrics).
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        max_batch: int = 256,
+        max_wait: float = 0.002,
+        executor: Executor | None = None,
+        observe: object | None = None,
+    ) -> None:
+        if max_batch < 1 or max_wait < 0:
+            raise ValueError(f"need max_batch >= 1 and max_wait >= 0; got {max_batch}, {max_wait}")
+        self.artifact = artifact
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.executor = executor
+        self.observe = observe
+        self._queue: asyncio.Queue[tuple[StepRequest, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.streams = 0  # open streams: once each has a step pending, nothing is worth waiting
+
+    def open(self) -> None:
+        """A stream starts using this batcher."""
+        self.streams += 1
+
+    def close(self) -> None:
+        """A stream ends."""
+        self.streams = max(0, self.streams - 1)
+
+    async def step(self, request: StepRequest) -> np.ndarray:
+        """The next frame ``(D,)`` of one stream."""
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._run())
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._queue.put_nowait((request, future))
+        return await future
+
+    async def _collect(self) -> list[tuple[StepRequest, asyncio.Future[np.ndarray]]]:
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while len(batch) < min(self.max_batch, max(1, self.streams)):
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return [(r, f) for r, f in batch if not f.done()]  # cancelled streams drop out
+
+    def _compute(self, requests: list[StepRequest]) -> np.ndarray:
+        art = self.artifact
+        styles = [r.style for r in requests if r.style is not None]
+        controls_ = [r.controls for r in requests if r.controls is not None]
+        style = np.stack(styles) if styles else None
+        controls = np.stack(controls_) if controls_ else None
+        return art.step(
+            np.stack([r.window for r in requests]),
+            np.stack([r.noise for r in requests]),
+            style,
+            controls,
+        )
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            if not batch:
+                continue
+            start = time.perf_counter()
+            try:
+                frames = await loop.run_in_executor(
+                    self.executor, self._compute, [r for r, _ in batch]
+                )
+            except Exception as exc:  # every waiting stream gets the error
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            if callable(self.observe):
+                self.observe(len(batch), time.perf_counter() - start)
+            for row, (_, fut) in enumerate(batch):
+                if not fut.done():
+                    fut.set_result(frames[row])

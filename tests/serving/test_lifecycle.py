@@ -1,0 +1,248 @@
+"""Server lifecycle: hot reload, SIGTERM mid-stream, auth, TLS, the embedded default model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from conftest import start_server
+
+from seqboltz.v1 import generation_pb2 as pb
+from seqboltz.v1 import generation_pb2_grpc as pb_grpc
+
+
+def test_hot_reload_good_and_corrupt(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    shutil.copy(model_dir / "crbm.onnx", folder / "a.onnx")
+    server = start_server(folder)
+    try:
+        stub = server.stub()
+        first = stub.GetModel(pb.GetModelRequest(name="a")).sha256
+        # a good new file appears, a good file replaces a, then a corrupt file replaces a
+        shutil.copy(model_dir / "fcrbm.onnx", folder / "b.onnx")
+        tmp = folder / "a.tmp"
+        shutil.copy(model_dir / "fcrbm.onnx", tmp)
+        tmp.rename(folder / "a.onnx")
+        deadline = time.time() + 10
+        names: list[str] = []
+        while time.time() < deadline:
+            names = [m.name for m in stub.ListModels(pb.ListModelsRequest()).models]
+            if names == ["a", "b"] and stub.GetModel(pb.GetModelRequest(name="a")).sha256 != first:
+                break
+            time.sleep(0.1)
+        assert names == ["a", "b"]
+        second = stub.GetModel(pb.GetModelRequest(name="a")).sha256
+        assert second != first
+        (folder / "a.tmp").write_bytes(b"corrupt")
+        (folder / "a.tmp").rename(folder / "a.onnx")
+        time.sleep(2.5)
+        assert stub.GetModel(pb.GetModelRequest(name="a")).sha256 == second  # old one serves
+        frames = list(stub.Generate(pb.GenerateRequest(model="a", n_frames=3, style=[0.0])))
+        assert sum(len(c.frames) for c in frames) == 3
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_mid_stream(model_dir: Path) -> None:
+    server = start_server(model_dir, "--grace", "3")
+    stub = server.stub()
+    stream = stub.Generate(pb.GenerateRequest(model="crbm", n_frames=0, realtime=True))
+    received = []
+
+    def consume() -> None:
+        try:
+            for chunk in stream:
+                received.extend(f.index for f in chunk.frames)
+        except grpc.RpcError as err:
+            received.append(err)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    while len(received) < 5:
+        time.sleep(0.01)
+    assert server.stop() == 0
+    t.join(timeout=10)
+    err = received[-1]
+    assert isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
+    assert "resume with start_frame=" in err.details()
+
+
+def test_token_auth(model_dir: Path) -> None:
+    server = start_server(model_dir, "--token", "s3cret")
+    try:
+        stub = server.stub()
+        for metadata in (None, [("authorization", "Bearer wrong")]):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ListModels(pb.ListModelsRequest(), metadata=metadata)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.Generate(pb.GenerateRequest(n_frames=1), metadata=metadata))
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        ok = [("authorization", "Bearer s3cret")]
+        assert len(stub.ListModels(pb.ListModelsRequest(), metadata=ok).models) == 2
+    finally:
+        server.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("certs")
+    for name in ("ca", "other_ca"):
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.pem",
+            cwd=d,
+        )
+    ext = d / "san.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            f"{name}.pem",
+            cwd=d,
+        )
+    return d
+
+
+def _secure_stub(address: str, ca: Path, cert: Path | None = None, key: Path | None = None):
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes(),
+        private_key=key.read_bytes() if key else None,
+        certificate_chain=cert.read_bytes() if cert else None,
+    )
+    return pb_grpc.GenerationStub(grpc.secure_channel(address, creds))
+
+
+def test_tls_and_client_certificates(model_dir: Path, certs: Path) -> None:
+    server = start_server(
+        model_dir, "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key")
+    )
+    try:
+        ok = _secure_stub(server.address, certs / "ca.pem")
+        assert len(ok.ListModels(pb.ListModelsRequest(), timeout=10).models) == 2
+        with pytest.raises(grpc.RpcError) as err:  # a client without the server's CA
+            _secure_stub(server.address, certs / "other_ca.pem").ListModels(
+                pb.ListModelsRequest(), timeout=5
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop()
+    mtls = start_server(
+        model_dir,
+        "--tls-cert",
+        str(certs / "server.pem"),
+        "--tls-key",
+        str(certs / "server.key"),
+        "--tls-client-ca",
+        str(certs / "ca.pem"),
+    )
+    try:
+        with_cert = _secure_stub(
+            mtls.address, certs / "ca.pem", certs / "client.pem", certs / "client.key"
+        )
+        assert len(with_cert.ListModels(pb.ListModelsRequest(), timeout=10).models) == 2
+        with pytest.raises(grpc.RpcError):
+            _secure_stub(mtls.address, certs / "ca.pem").ListModels(
+                pb.ListModelsRequest(), timeout=5
+            )
+    finally:
+        mtls.stop()
+
+
+def test_embedded_default_model_and_generate_client(tmp_path: Path) -> None:
+    """`seqboltz serve` with no --models serves the embedded motion CRBM; `seqboltz generate`
+    streams from it and writes NPY, BVH and PNG."""
+    import sys
+
+    from seqboltz.motion import read_bvh
+
+    server = start_server(None)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seqboltz.cli",
+                "generate",
+                "--server",
+                server.address,
+                "--frames",
+                "90",
+                "--seed",
+                "4",
+                "--out",
+                str(tmp_path / "gen"),
+                "--plot",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        clip = read_bvh(tmp_path / "gen.bvh")
+        assert clip.frames.shape[0] == 90 and np.isfinite(clip.frames).all()
+        assert (tmp_path / "gen.png").stat().st_size > 1000
+        assert np.load(tmp_path / "gen.npy").shape[0] == 90
+    finally:
+        assert server.stop() == 0
+
+
+def test_main_job_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`seqboltz demo` (the README's first command): server up, healthy, a streamed sequence
+    saved as BVH + PNG, server stopped cleanly."""
+    from seqboltz.cli import main
+    from seqboltz.motion import read_bvh
+
+    assert main(["demo", "--frames", "60", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "health SERVING" in out and "exit code 0" in out
+    assert read_bvh(tmp_path / "generated.bvh").frames.shape[0] == 60
+    assert (tmp_path / "generated.png").stat().st_size > 1000

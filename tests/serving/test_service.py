@@ -1,0 +1,234 @@
+"""The generation service over loopback: streaming, seeds, resume, steering, health,
+reflection, limits, bad input, cancellation, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seqboltz.runtime import load_artifact
+from seqboltz.v1 import generation_pb2 as pb
+from seqboltz.v1 import generation_pb2_grpc as pb_grpc
+
+D = 8
+
+
+def frames_of(stream) -> tuple[list[int], np.ndarray]:
+    idx, vals = [], []
+    for chunk in stream:
+        for f in chunk.frames:
+            idx.append(f.index)
+            vals.append(list(f.values))
+    return idx, np.asarray(vals)
+
+
+def active_streams(server) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
+    for line in text.decode().splitlines():
+        if line.startswith("seqboltz_active_streams "):
+            return float(line.split()[1])
+    raise AssertionError("no active-stream metric")
+
+
+def test_list_and_get_models(server) -> None:
+    stub = server.stub()
+    names = [m.name for m in stub.ListModels(pb.ListModelsRequest()).models]
+    assert names == ["crbm", "fcrbm"]
+    info = stub.GetModel(pb.GetModelRequest(name="fcrbm"))
+    assert (info.frame_size, info.order, info.gibbs_steps, info.style_size) == (D, 3, 5, 1)
+    assert json.loads(info.card_json)["kind"] == "FactoredConditionalRBM"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetModel(pb.GetModelRequest(name="nope"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in err.value.details()
+
+
+def test_stream_equals_offline_runtime_and_resumes(server) -> None:
+    stub = server.stub()
+    request = pb.GenerateRequest(model="crbm", n_frames=120, seed=42, frames_per_message=7)
+    chunks = list(stub.Generate(request))
+    assert all(c.seed == 42 for c in chunks) and len(chunks) == math.ceil(120 / 7)
+    idx, got = frames_of(chunks)
+    assert idx == list(range(120))
+    art = load_artifact(server.folder / "crbm.onnx")
+    offline = art.generate(120, seed=42, count=1)[0]
+    assert np.abs(got - offline).max() <= 1e-4
+    resumed = pb.GenerateRequest(model="crbm", n_frames=40, seed=42, start_frame=80)
+    idx2, tail = frames_of(stub.Generate(resumed))
+    assert idx2 == list(range(80, 120))
+    np.testing.assert_array_equal(tail, got[80:])
+    units = pb.GenerateRequest(model="crbm", n_frames=3, seed=42, data_units=True)
+    np.testing.assert_allclose(frames_of(stub.Generate(units))[1], art.to_data_units(got[:3]))
+
+
+def test_steering_changes_style_at_a_reported_frame(server) -> None:
+    """The style change shows in the frames that follow, and the stream is reproducible from
+    its seed and the reported change log."""
+    stub = server.stub()
+    start = pb.GenerateRequest(model="fcrbm", n_frames=60, seed=3, style=[-1.5])
+    sent = []
+
+    def requests():
+        yield pb.SteerRequest(start=start)
+        while len(sent) < 20:
+            time.sleep(0.01)
+        yield pb.SteerRequest(change=pb.Conditioning(style=[2.0]))
+
+    idx, vals, applied = [], [], []
+    for chunk in stub.Steer(requests()):
+        for f in chunk.frames:
+            idx.append(f.index)
+            vals.append(list(f.values))
+            sent.append(f.index)
+        applied.extend(chunk.applied)
+    assert idx == list(range(60))
+    assert [a.action for a in applied] == ["change"] and 20 <= applied[0].frame < 60
+    at = applied[0].frame
+    art = load_artifact(server.folder / "fcrbm.onnx")
+    style = np.where(np.arange(60) < at, -1.5, 2.0)[None, :, None]
+    offline = art.generate(60, seed=3, count=1, style=style)[0]
+    assert np.abs(np.asarray(vals) - offline).max() <= 1e-4
+    unsteered = art.generate(60, seed=3, count=1, style=np.array([-1.5]))[0]
+    np.testing.assert_array_equal(offline[:at], unsteered[:at])
+    assert np.abs(offline[at:] - unsteered[at:]).max() > 1e-3  # the change is visible
+
+
+def test_steer_more_frames_and_observe(server) -> None:
+    stub = server.stub()
+    observed = np.linspace(-1, 1, 3 * D)
+
+    def requests():
+        yield pb.SteerRequest(start=pb.GenerateRequest(model="crbm", n_frames=5, seed=1))
+        yield pb.SteerRequest(observe=pb.ObservedFrames(values=observed))
+        yield pb.SteerRequest(more_frames=5)
+
+    chunks = list(stub.Steer(requests()))
+    idx = [f.index for c in chunks for f in c.frames]
+    actions = [a.action for c in chunks for a in c.applied]
+    assert idx == list(range(10)) and sorted(actions) == ["more_frames", "observe"]
+
+
+def test_health_and_reflection(server) -> None:
+    ch = grpc.insecure_channel(server.address)
+    health = health_pb2_grpc.HealthStub(ch)
+    for service in ("", "seqboltz.v1.Generation"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+    reply = next(
+        refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    )
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"seqboltz.v1.Generation", "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "code"),
+    [
+        ({"model": "nope", "n_frames": 2}, grpc.StatusCode.NOT_FOUND),
+        (
+            {"model": "crbm", "n_frames": 2, "seed_frames": [0.0] * 5},
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            {"model": "crbm", "n_frames": 2, "seed_frames": [math.nan] * 24},
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        ({"model": "crbm", "n_frames": 2, "style": [1.0]}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"model": "fcrbm", "n_frames": 2}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"model": "fcrbm", "n_frames": 2, "style": [math.inf]}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"model": "crbm", "n_frames": 2, "gibbs_steps": 7}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"model": "crbm", "n_frames": 10**9}, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (
+            {"model": "crbm", "n_frames": 2, "frames_per_message": 10**6},
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ),
+    ],
+)
+def test_bad_requests(server, request_kw, code) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        list(server.stub().Generate(pb.GenerateRequest(**request_kw)))
+    assert err.value.code() == code
+    assert "Traceback" not in err.value.details()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    model=st.sampled_from(["crbm", "fcrbm", "", "x" * 300]),
+    n_frames=st.integers(0, 2**32 - 1),
+    seed=st.integers(0, 2**64 - 1),
+    seed_frames=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=40),
+    style=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=3),
+    start_frame=st.integers(0, 2**40),
+    frames_per_message=st.integers(0, 5000),
+    gibbs_steps=st.integers(0, 10),
+)
+def test_fuzzed_requests_get_status_codes(server, **kw) -> None:
+    """Whatever the fields, a clear status (or frames) comes back, and the server serves on."""
+    stub = server.stub()
+    request = pb.GenerateRequest(**kw)
+    try:
+        for i, _ in enumerate(stub.Generate(request, timeout=10)):
+            if i >= 2:
+                break
+    except grpc.RpcError as err:
+        assert err.code() in {
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        }, (err.code(), err.details())
+    ok = stub.Generate(pb.GenerateRequest(model="crbm", n_frames=1))
+    assert len(frames_of(ok)[0]) == 1
+
+
+def test_cancel_and_deadline_free_streams(server) -> None:
+    stub = server.stub()
+    unbounded = stub.Generate(pb.GenerateRequest(model="crbm", n_frames=0, seed=1))
+    for i, _ in enumerate(unbounded):
+        if i == 5:
+            break
+    unbounded.cancel()
+    with pytest.raises(grpc.RpcError) as err:
+        list(
+            stub.Generate(pb.GenerateRequest(model="crbm", n_frames=0, realtime=True), timeout=0.5)
+        )
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.time() + 10
+    while time.time() < deadline and active_streams(server) != 0:
+        time.sleep(0.05)
+    assert active_streams(server) == 0
+
+
+def test_200_concurrent_streams(server) -> None:
+    async def run() -> list[int]:
+        async with grpc.aio.insecure_channel(server.address) as ch:
+            stub = pb_grpc.GenerationStub(ch)
+
+            async def one(seed: int) -> int:
+                request = pb.GenerateRequest(
+                    model="crbm", n_frames=300, seed=seed, frames_per_message=30
+                )
+                return sum([len(c.frames) async for c in stub.Generate(request)])
+
+            return await asyncio.gather(*(one(s) for s in range(200)))
+
+    counts = asyncio.run(run())
+    assert counts == [300] * 200
+    # batching happened, and a batched stream equals its offline frames
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
+    assert "seqboltz_batch_size_bucket" in text.decode()
+    art = load_artifact(server.folder / "crbm.onnx")
+    _, got = frames_of(
+        server.stub().Generate(pb.GenerateRequest(model="crbm", n_frames=30, seed=77))
+    )
+    assert np.abs(got - art.generate(30, seed=77, count=1)[0]).max() <= 1e-4
