@@ -184,6 +184,10 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 f"start_frame {request.start_frame} exceeds the limit {self.limits.max_frames}",
             )
         model = self.repository.get(request.model)
+        if request.realtime and not model.artifact.frame_rate:
+            raise ValueError(
+                f"model {model.name!r} has no frame rate: realtime pacing is unavailable"
+            )
         state = SequenceState(model, request, self._batcher(model))
         state.batcher.open()
         return state

@@ -240,8 +240,9 @@ def build_card(
     data: dict[str, Any] | None = None,
     default_seed_frames: np.ndarray | None = None,
     training: dict[str, Any] | None = None,
+    frame_rate: float | None = None,
 ) -> dict[str, Any]:
-    """The model card of an exported sequence model.
+    """The model card of an exported sequence model (``frame_rate`` overrides the data's).
 
     Fields: ``schema_version``, ``name``, ``kind`` (model class), ``model`` (its constructor
     arguments), ``frame_size``, ``order``, ``n_hidden``, ``gibbs_steps``, ``dtype``,
@@ -255,12 +256,15 @@ def build_card(
     d = model.n_visible
     features = dict((data or {}).get("stats") or {})
     domain = "generic"
-    frame_rate: float | None = None
+    data_rate: float | None = None
     if features.get("kind") == "seqboltz.motion.MotionFeatures":
-        domain, frame_rate = "motion", float(features.get("fps") or 0) or None
+        domain, data_rate = "motion", float(features.get("fps") or 0) or None
     elif features.get("kind") in ("world", "logmel"):
         domain = "speech"
-        frame_rate = 1000.0 / float(features["frame_period"])
+        data_rate = 1000.0 / float(features["frame_period"])
+    if frame_rate is not None and not frame_rate > 0:
+        raise ValueError(f"frame_rate must be > 0, got {frame_rate}")
+    rate = float(frame_rate) if frame_rate is not None else data_rate
     if "mean" not in features or "std" not in features:
         features.update(mean=[0.0] * d, std=[1.0] * d)
     if len(features["mean"]) != d or len(features["std"]) != d:
@@ -308,7 +312,7 @@ def build_card(
         "outputs": {"frame": f"(B, {d}) the next standardised frame"},
         "conditioning": conditioning,
         "domain": domain,
-        "frame_rate": frame_rate,
+        "frame_rate": rate,
         "features": features,
         "default_seed_frames": seed.tolist(),
         "noise_rule": NOISE_RULE,

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import start_server
+from serving_helpers import start_server
 
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
@@ -246,3 +246,32 @@ def test_main_job_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "health SERVING" in out and "exit code 0" in out
     assert read_bvh(tmp_path / "generated.bvh").frames.shape[0] == 60
     assert (tmp_path / "generated.png").stat().st_size > 1000
+
+
+def test_running_stream_keeps_its_model_version(model_dir: Path, tmp_path: Path) -> None:
+    """A reload replaces the model for new streams; a running stream finishes on the version
+    it started with (its frames equal that version's offline frames)."""
+    from seqboltz.runtime import load_artifact
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    shutil.copy(model_dir / "crbm.onnx", folder / "m.onnx")
+    server = start_server(folder)
+    try:
+        stub = server.stub()
+        request = pb.GenerateRequest(model="m", n_frames=150, realtime=True, seed=9)
+        got, reloaded_mid_stream = [], False
+        for chunk in stub.Generate(request):
+            got.extend(list(f.values) for f in chunk.frames)
+            if len(got) == 5:  # swap the file mid-stream (same frame size, other weights)
+                tmp = folder / "m.tmp"
+                shutil.copy(model_dir / "fcrbm.onnx", tmp)
+                tmp.rename(folder / "m.onnx")
+            if len(got) == 120:  # 4 s in: new streams already get the new version
+                info = stub.GetModel(pb.GetModelRequest(name="m"))
+                reloaded_mid_stream = info.style_size == 1
+        assert reloaded_mid_stream
+        expected = load_artifact(model_dir / "crbm.onnx").generate(150, seed=9, count=1)[0]
+        assert np.abs(np.asarray(got) - expected).max() <= 1e-4
+    finally:
+        server.stop()

@@ -232,3 +232,12 @@ def test_200_concurrent_streams(server) -> None:
         server.stub().Generate(pb.GenerateRequest(model="crbm", n_frames=30, seed=77))
     )
     assert np.abs(got - art.generate(30, seed=77, count=1)[0]).max() <= 1e-4
+
+
+def test_oversize_message_is_refused_and_server_serves_on(server) -> None:
+    stub = server.stub()
+    huge = pb.GenerateRequest(model="crbm", n_frames=1, seed_frames=[0.0] * 600_000)  # 4.8 MB
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Generate(huge))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert len(frames_of(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=2)))[0]) == 2
