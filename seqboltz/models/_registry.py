@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from seqboltz.models._base import EnergyModel
+from seqboltz.models._conv import ConvolutionalRBM
 from seqboltz.models._crbm import ConditionalRBM, FactoredConditionalRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 
@@ -28,7 +29,13 @@ def register_model(cls: type[EnergyModel]) -> type[EnergyModel]:
     return cls
 
 
-for _cls in (BernoulliRBM, GaussianBernoulliRBM, ConditionalRBM, FactoredConditionalRBM):
+for _cls in (
+    BernoulliRBM,
+    GaussianBernoulliRBM,
+    ConditionalRBM,
+    FactoredConditionalRBM,
+    ConvolutionalRBM,
+):
     register_model(_cls)
 
 
