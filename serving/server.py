@@ -164,6 +164,21 @@ async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], Non
     return 0
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per log line (time, level, logger, message, exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqboltz serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", help="folder of .onnx artifacts (default: the embedded model)")
@@ -186,11 +201,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``seqboltz serve``; prints one JSON line when listening."""
     args = _parser().parse_args(None if argv is None else list(argv))
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format='{"time": "%(asctime)s", "level": "%(levelname)s", "msg": "%(message)s"}',
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     config = ServerConfig(
         models=args.models,
         host=args.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -48,6 +49,10 @@ def test_hot_reload_good_and_corrupt(model_dir: Path, tmp_path: Path) -> None:
         assert sum(len(c.frames) for c in frames) == 3
     finally:
         assert server.stop() == 0
+    # structured logs: one JSON object per line, the rejection among them
+    assert server.proc.stderr is not None
+    records = [json.loads(line) for line in server.proc.stderr.read().splitlines() if line]
+    assert any(r["level"] == "WARNING" and "rejected model file" in r["msg"] for r in records)
 
 
 def test_sigterm_mid_stream(model_dir: Path) -> None:
