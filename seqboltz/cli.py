@@ -23,10 +23,10 @@ commands:
                                     (seqboltz fit --config recipes/mnist_rbm.yaml)
   evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS);
                                     sequence models: prediction and generation vs baselines
-  export CHECKPOINT --out M.onnx     a sequence model's sampling step + model card as ONNX
-  synthesize --model M.onnx ...      many sequences to BVH/WAV/NPY files, shardable (no torch)
-  serve [--models DIR] [--port N]    the gRPC generation service (embedded default model)
-  generate [--server ADDR] ...       stream a sequence from a server; save NPY + BVH/WAV + PNG
+  export CHECKPOINT --out M.onnx    a model's sampling step + model card as one ONNX file
+  synthesize --model M.onnx ...     many sequences to BVH/WAV/NPY files, shardable (no torch)
+  serve [--models DIR] [--port N]   the gRPC generation service (embedded default model)
+  generate [--server ADDR] ...      stream a sequence from a server; save NPY + BVH/WAV + PNG
   demo                              start the service on its embedded motion model and stream
                                     a generated sequence from it (BVH + PNG in runs/demo)
   demo-mnist                        train MNIST briefly, report test log-likelihood, write PNGs
