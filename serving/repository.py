@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from seqboltz.runtime import Artifact, ArtifactError, load_artifact
@@ -30,7 +30,6 @@ class Model:
     artifact: Artifact
     sha256: str
     mtime_ns: int
-    batcher: object | None = field(default=None, repr=False)
 
 
 def _load(path: Path, threads: int) -> Model:

@@ -60,7 +60,8 @@ class SequenceState:
                 f"(fixed in the artifact); got gibbs_steps={request.gibbs_steps}"
             )
         if len(request.seed_frames):
-            self.window = self._frames(request.seed_frames, "seed_frames")
+            empty = np.zeros((art.order, art.frame_size))
+            self.window = self._frames(request.seed_frames, "seed_frames", empty)
         else:
             self.window = art.default_seed_frames[::-1].copy()
         self.style = _vector(request.style, art.style_size, "style")
@@ -68,8 +69,9 @@ class SequenceState:
         self.rng = sequence_rng(self.seed, 0)
         self.index = 0
 
-    def _frames(self, values: Any, name: str) -> np.ndarray:
-        """``k × D`` values oldest first → the window ``(order, D)`` most recent first."""
+    def _frames(self, values: Any, name: str, window: np.ndarray) -> np.ndarray:
+        """``k × D`` values oldest first, laid over ``window`` → the new window ``(order, D)``,
+        most recent first."""
         art = self.model.artifact
         arr = np.asarray(values, dtype=np.float64)
         d = art.frame_size
@@ -80,14 +82,14 @@ class SequenceState:
             raise ValueError(f"{name} contain NaN or infinite values")
         if name == "seed_frames" and arr.shape[0] < art.order:
             raise ValueError(f"seed_frames need {art.order} frames (the order); got {arr.shape[0]}")
-        window = self.window.copy() if hasattr(self, "window") else np.zeros((art.order, d))
+        window = window.copy()
         recent = arr[::-1][: art.order]
         window[: recent.shape[0]] = recent
         return window
 
     def observe(self, values: Any) -> None:
         """Use observed frames (oldest first) as the most recent history."""
-        self.window = self._frames(values, "observed frames")
+        self.window = self._frames(values, "observed frames", self.window)
 
     def change(self, style: Any, controls: Any) -> None:
         art = self.model.artifact

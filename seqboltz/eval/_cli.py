@@ -192,27 +192,20 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
 
     assert isinstance(model, SequenceRBM)
     dm = _setup_datamodule(args.checkpoint, args.data)
-    report: Any
+    evaluate: Any = evaluate_sequence_model
+    default_seconds = 60.0
     if isinstance(getattr(dm, "features", None), SpeechFeatures):
         from seqboltz.eval._speech_report import evaluate_speech_model
 
-        report = evaluate_speech_model(
-            model,
-            dm,
-            seconds=5.0 if args.seconds is None else args.seconds,
-            gibbs_steps=args.gibbs_steps,
-            seed=args.seed,
-            out_dir=args.out,
-        )
-    else:
-        report = evaluate_sequence_model(
-            model,
-            dm,
-            seconds=60.0 if args.seconds is None else args.seconds,
-            gibbs_steps=args.gibbs_steps,
-            seed=args.seed,
-            out_dir=args.out,
-        )
+        evaluate, default_seconds = evaluate_speech_model, 5.0
+    report = evaluate(
+        model,
+        dm,
+        seconds=default_seconds if args.seconds is None else args.seconds,
+        gibbs_steps=args.gibbs_steps,
+        seed=args.seed,
+        out_dir=args.out,
+    )
     print(report.table())
     for name, path in report.files.items():
         print(f"{name:<14}{path}")

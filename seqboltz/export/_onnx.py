@@ -78,10 +78,9 @@ class _Step(nn.Module):
 class _GibbsStepModule(nn.Module):
     """``gibbs_step`` of an unconditional RBM with positional noise inputs, for tracing."""
 
-    def __init__(self, model: EnergyModel, noise_names: list[str]) -> None:
+    def __init__(self, model: EnergyModel) -> None:
         super().__init__()
         self.model = model
-        self.noise_names = noise_names
 
     def forward(self, v: Tensor, hidden: Tensor, visible: Tensor) -> tuple[Tensor, Tensor]:
         step = self.model.gibbs_step(v, {"hidden": hidden, "visible": visible})
@@ -141,7 +140,7 @@ def export_onnx(
         outputs = ["frame"]
         example = _example_inputs(model, gibbs_steps)
     elif isinstance(model, EnergyModel) and set(model.noise_spec()) == {"hidden", "visible"}:
-        module = _GibbsStepModule(_float64_copy(model), ["hidden", "visible"]).eval()
+        module = _GibbsStepModule(_float64_copy(model)).eval()
         names, outputs = ["v", "hidden", "visible"], ["v_next", "v_mean"]
         g = torch.Generator().manual_seed(0)
         example = (
@@ -185,6 +184,19 @@ def export_onnx(
     return path
 
 
+def _card_header(model: EnergyModel, name: str, family: str) -> dict[str, Any]:
+    """The card fields every exported model has."""
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "family": family,
+        "name": name,
+        "kind": type(model).__name__,
+        "model": model.init_args(),
+        "frame_size": model.n_visible,
+        "n_hidden": model.n_hidden,
+    }
+
+
 def build_rbm_card(
     model: EnergyModel,
     *,
@@ -205,13 +217,7 @@ def build_rbm_card(
         mean = model.visible_params(hidden_off)[0]
     noise = {k: {"shape": list(v.shape), "kind": v.kind} for k, v in model.noise_spec().items()}
     return {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "family": "rbm",
-        "name": name,
-        "kind": type(model).__name__,
-        "model": model.init_args(),
-        "frame_size": model.n_visible,
-        "n_hidden": model.n_hidden,
+        **_card_header(model, name, "rbm"),
         "noise": noise,
         "initial_state": mean.reshape(-1).double().tolist(),
         "features": dict((data or {}).get("stats") or {}),
@@ -297,14 +303,8 @@ def build_card(
     for key, spec in conditioning.items():
         inputs[key] = f"(B, {spec['size']}) {spec['meaning']}"
     return {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "family": "sequence",
-        "name": name,
-        "kind": type(model).__name__,
-        "model": model.init_args(),
-        "frame_size": d,
+        **_card_header(model, name, "sequence"),
         "order": model.order,
-        "n_hidden": model.n_hidden,
         "gibbs_steps": gibbs_steps,
         "dtype": "float64",
         "opset": OPSET,

@@ -38,6 +38,13 @@ class SpeechFeatures:
     def synthesize(self, frames: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _coerce_stats(self) -> None:
+        """``mean``/``std`` given as lists (e.g. from :meth:`from_dict`) become float64 arrays."""
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, np.asarray(value, dtype=np.float64))
+
     def check_frames(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` as float64 ``(T, dim)``; a clear error for a wrong shape or NaN."""
         frames = np.asarray(frames, dtype=np.float64)

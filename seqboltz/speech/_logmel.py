@@ -66,10 +66,7 @@ class LogMelFeatures(SpeechFeatures):
             raise SpeechFeatureError(
                 f"griffin_lim_iters must be >= 1, got {self.griffin_lim_iters}"
             )
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, np.asarray(value, dtype=np.float64))
+        self._coerce_stats()
 
     @property
     def dim(self) -> int:
@@ -91,6 +88,10 @@ class LogMelFeatures(SpeechFeatures):
         return 1 << (self.win_length - 1).bit_length()
 
     def _transforms(self) -> tuple[Any, Any, Any]:
+        """The torchaudio transforms (built once per feature object)."""
+        cached = self.__dict__.get("_cached_transforms")
+        if cached is not None:
+            return cached
         try:
             import torchaudio
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -115,6 +116,7 @@ class LogMelFeatures(SpeechFeatures):
             power=2.0,
             n_iter=self.griffin_lim_iters,
         )
+        self.__dict__["_cached_transforms"] = (mel, inverse, griffin_lim)
         return mel, inverse, griffin_lim
 
     def analyze(self, wave: np.ndarray) -> np.ndarray:

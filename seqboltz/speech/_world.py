@@ -129,10 +129,7 @@ class WorldFeatures(SpeechFeatures):
                 f"ap_band_hz={self.ap_band_hz} leaves no aperiodicity band below Nyquist "
                 f"({self.sample_rate / 2} Hz)"
             )
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, np.asarray(value, dtype=np.float64))
+        self._coerce_stats()
 
     # ------------------------------------------------------------------ layout
     @property
