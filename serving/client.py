@@ -53,7 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args(None if argv is None else list(argv))
     metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
-    style = [float(x) for x in args.style.split(",")] if args.style else []
+    try:
+        style = [float(x) for x in args.style.split(",")] if args.style else []
+    except ValueError:
+        p.error(f"--style must be comma-separated numbers, got {args.style!r}")
+    if args.frames < 1:
+        p.error(f"--frames must be >= 1, got {args.frames}")
     with channel(args.server, args.tls_ca, args.tls_cert, args.tls_key) as ch:
         stub = pb_grpc.GenerationStub(ch)
         try:
@@ -107,5 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _save_npy(path: Path, values: np.ndarray) -> Path:
-    np.save(path, values)
+    from seqboltz.runtime._synthesize import _atomic
+
+    _atomic(path, lambda f: np.save(f, values))
     return path

@@ -48,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
     )
     try:
-        info = _wait_listening(server)
+        try:
+            info = _wait_listening(server)
+        except RuntimeError as exc:
+            print(f"seqboltz demo: {exc}", file=sys.stderr)
+            return 1
         address = str(info["address"])
         with grpc.insecure_channel(address) as ch:
             status = health_pb2_grpc.HealthStub(ch).Check(

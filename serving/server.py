@@ -114,6 +114,7 @@ async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], Non
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a taken port is an error, not a second listener
         ],
     )
     pb_grpc.add_GenerationServicer_to_server(servicer, server)
@@ -228,6 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return asyncio.run(run_server(config, ready))
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # bad folder, TLS files, port
         print(f"seqboltz serve: error: {exc}", file=sys.stderr)
         return 2

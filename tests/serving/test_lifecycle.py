@@ -280,3 +280,46 @@ def test_running_stream_keeps_its_model_version(model_dir: Path, tmp_path: Path)
         assert np.abs(np.asarray(got) - expected).max() <= 1e-4
     finally:
         server.stop()
+
+
+def test_cli_bad_input(model_dir: Path, tmp_path: Path) -> None:
+    """A taken port, a missing model folder and a malformed --style get one clear line."""
+    import sys
+
+    server = start_server(model_dir)
+    try:
+        port = server.address.rsplit(":", 1)[1]
+        cli = [sys.executable, "-m", "seqboltz.cli"]
+        taken = subprocess.run(
+            [*cli, "serve", "--models", str(model_dir), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert taken.returncode == 2 and "seqboltz serve: error:" in taken.stderr
+        missing = subprocess.run(
+            [*cli, "serve", "--models", str(tmp_path / "nope"), "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert missing.returncode == 2 and "does not exist" in missing.stderr
+        bad_style = subprocess.run(
+            [
+                *cli,
+                "generate",
+                "--server",
+                server.address,
+                "--style",
+                "fast",
+                "--out",
+                str(tmp_path / "g"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad_style.returncode == 2 and "--style must be comma-separated" in bad_style.stderr
+        assert not list(tmp_path.glob("g*"))  # nothing written
+    finally:
+        server.stop()
