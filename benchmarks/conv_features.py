@@ -30,7 +30,7 @@ from _common import dump_json, format_machine_info, machine_info, markdown_table
 
 from seqboltz.data import mnist5k_split
 from seqboltz.models import ConvolutionalRBM, load_model
-from seqboltz.viz import image_grid, save_png
+from seqboltz.viz import save_png
 
 
 def accuracy(
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         acc, seconds = accuracy(tr, split.train_y, te, split.test_y)
         results[label] = {"accuracy": acc, "dims": int(tr.shape[1]), "fit_seconds": seconds}
         rows.append([label, int(tr.shape[1]), 100 * acc, 100 * (1 - acc)])
-    filters = model.filters.detach().double().numpy()[:, 0]
-    lo = filters.min(axis=(1, 2), keepdims=True)
-    hi = filters.max(axis=(1, 2), keepdims=True)
-    picture = image_grid((filters - lo) / np.maximum(hi - lo, 1e-12), ncols=8, scale=6)
+    picture = model.pictures()["filters"]
     args.out.mkdir(parents=True, exist_ok=True)
     png = save_png(args.out / "conv_filters.png", picture)
     print(format_machine_info(machine_info()))

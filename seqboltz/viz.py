@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "filter_grid",
     "image_grid",
+    "normalized_grid",
     "plot_curves",
     "plot_spectrograms",
     "plot_trajectories",
@@ -55,10 +56,16 @@ def filter_grid(
         raise ValueError(
             f"weight must be (h*w, H) with h*w = {shape[0] * shape[1]}; got {weight.shape}"
         )
-    filters = weight[:, :n].T.reshape(-1, *shape)
-    lo = filters.min(axis=(1, 2), keepdims=True)
-    hi = filters.max(axis=(1, 2), keepdims=True)
-    return image_grid((filters - lo) / np.maximum(hi - lo, 1e-12), ncols=ncols)
+    return normalized_grid(weight[:, :n].T.reshape(-1, *shape), ncols=ncols)
+
+
+def normalized_grid(images: np.ndarray, ncols: int = 10, scale: int = 2) -> np.ndarray:
+    """:func:`image_grid` of ``(N, h, w)`` arrays, each scaled on its own to [0, 1] (filters)."""
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, h, w); got {images.shape}")
+    lo = images.min(axis=(1, 2), keepdims=True)
+    hi = images.max(axis=(1, 2), keepdims=True)
+    return image_grid((images - lo) / np.maximum(hi - lo, 1e-12), ncols=ncols, scale=scale)
 
 
 def save_png(path: str | Path, picture: np.ndarray) -> Path:

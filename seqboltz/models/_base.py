@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -163,6 +164,11 @@ class EnergyModel(nn.Module):
     def init_args(self) -> dict[str, Any]:
         """Constructor arguments, enough to rebuild the model (weights travel separately)."""
         raise NotImplementedError
+
+    def pictures(self, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+        """What the model learned, as named uint8 grayscale pictures ``(H, W)`` (filters,
+        samples); written as PNGs by :class:`seqboltz.training.SavePictures`. Default: none."""
+        return {}
 
     # -- shared behaviour -------------------------------------------------------------------
     def constrain_(self) -> None:

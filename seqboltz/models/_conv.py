@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -190,6 +191,13 @@ class ConvolutionalRBM(EnergyModel):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         return {"weights": [self.filters], "biases": [self.visible_bias, self.hidden_bias]}
+
+    def pictures(self, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+        """``filters``: every filter of every input channel, each scaled to [0, 1]."""
+        from seqboltz.viz import normalized_grid
+
+        w = self.filters.detach().double().cpu().numpy()
+        return {"filters": normalized_grid(w.reshape(-1, *w.shape[2:]), ncols=8, scale=6)}
 
     def init_args(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,6 @@
 """The Lightning training system (CD-k / PCD) and the LightningCLI entry for recipes."""
 
+from seqboltz.training._pictures import SavePictures
 from seqboltz.training._system import RBMSystem
 
-__all__ = ["RBMSystem"]
+__all__ = ["RBMSystem", "SavePictures"]
