@@ -17,6 +17,7 @@ from seqboltz.data._datamodule import (
     MNIST5kDataModule,
     validate_array,
 )
+from seqboltz.data._features import PooledFeaturesDataModule
 from seqboltz.data._fetch import (
     MNIST5K,
     PinnedDebPackage,
@@ -59,6 +60,7 @@ __all__ = [
     "PatchData",
     "PinnedDebPackage",
     "PinnedFile",
+    "PooledFeaturesDataModule",
     "SequenceDataModule",
     "SpeechDataModule",
     "binarize",

@@ -5,7 +5,7 @@ interface and :func:`load_model` for rebuilding a model from a checkpoint safely
 """
 
 from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
-from seqboltz.models._conv import ConvolutionalRBM
+from seqboltz.models._conv import ConvolutionalDBN, ConvolutionalRBM
 from seqboltz.models._crbm import (
     ConditionalRBM,
     FactoredConditionalRBM,
@@ -20,6 +20,7 @@ __all__ = [
     "BernoulliRBM",
     "ConditionalRBM",
     "Conditioning",
+    "ConvolutionalDBN",
     "ConvolutionalRBM",
     "EnergyModel",
     "FactoredConditionalRBM",

@@ -15,6 +15,10 @@ __all__ = ["SavePictures"]
 class SavePictures(L.Callback):
     """Write ``energy_model.pictures()`` as ``<log dir>/<dirname>/<name>.png`` when fitting ends.
 
+    A DataModule may add pictures that need the data's context through a ``pictures(model)``
+    method (e.g. :class:`~seqboltz.data.PooledFeaturesDataModule` draws an upper layer's filters
+    in the input's space).
+
     Args:
         dirname: folder under the run's log directory (``trainer.log_dir``).
         every_n_epochs: also write them every this many epochs (``0``: only at the end).
@@ -52,6 +56,10 @@ class SavePictures(L.Callback):
         try:
             with torch.no_grad():
                 pictures = model.pictures(generator)
+                datamodule = getattr(trainer, "datamodule", None)
+                data_pictures = getattr(datamodule, "pictures", None)
+                if callable(data_pictures):  # e.g. an upper layer drawn in the input's space
+                    pictures.update(data_pictures(model))
         finally:
             model.train(was_training)
         self.written = [save_png(root / f"{name}.png", pic) for name, pic in pictures.items()]

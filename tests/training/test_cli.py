@@ -37,12 +37,57 @@ def test_every_recipe_is_tested() -> None:
     assert "patches_grbm.yaml" in names
 
 
+# recipes that train on a lower layer's checkpoint: run after that layer (below)
+STACKED = {"mnist_conv_dbn_layer2.yaml"}
+
+
 @pytest.mark.realdata
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "recipe", [r for r in RECIPES if r.name not in STACKED], ids=lambda p: p.stem
+)
 def test_recipe_fast_dev_run(recipe: Path, tmp_path: Path) -> None:
     out = _run(["fit", "--config", str(recipe), "--trainer.fast_dev_run=true"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "`Trainer.fit` stopped" in out.stderr + out.stdout
+
+
+@pytest.mark.realdata
+def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
+    """Layer 1 writes its checkpoint where layer 2's recipe reads it; both write pictures."""
+    lower = _run(
+        [
+            "fit",
+            "--config",
+            str(REPO / "recipes" / "mnist_conv_rbm.yaml"),
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=3",
+            "--trainer.limit_val_batches=1",
+        ],
+        cwd=tmp_path,
+    )
+    assert lower.returncode == 0, lower.stderr[-3000:]
+    assert (tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt").is_file()
+    upper = _run(
+        [
+            "fit",
+            "--config",
+            str(REPO / "recipes" / "mnist_conv_dbn_layer2.yaml"),
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=3",
+            "--trainer.limit_val_batches=1",
+        ],
+        cwd=tmp_path,
+    )
+    assert upper.returncode == 0, upper.stderr[-3000:]
+    pictures = {p.name for p in (tmp_path / "runs").rglob("pictures/*.png")}
+    assert pictures == {"filters.png", "filters_layer2.png", "samples.png"}
+    assert len(list((tmp_path / "runs").rglob("pictures/filters.png"))) == 2  # both layers
+    ckpt = torch.load(
+        tmp_path / "runs/mnist_conv_dbn_layer2/checkpoints/last.ckpt", weights_only=True
+    )
+    data = ckpt["seqboltz"]["data"]["init_args"]
+    assert data["data"]["class_path"] == "seqboltz.data._datamodule.MNIST5kDataModule"
+    assert len(data["checkpoint_sha256"]) == 64  # which lower layer it was trained on
 
 
 @pytest.mark.realdata
