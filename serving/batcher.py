@@ -67,6 +67,12 @@ class StepBatcher:
         """A stream ends."""
         self.streams = max(0, self.streams - 1)
 
+    def shutdown(self) -> None:
+        """Stop the worker task (once no stream uses this batcher any more)."""
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        self._worker = None
+
     async def step(self, request: StepRequest) -> np.ndarray:
         """The next frame ``(D,)`` of one stream."""
         loop = asyncio.get_running_loop()

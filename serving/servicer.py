@@ -161,6 +161,18 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             )
         return self._batchers[key]
 
+    def _release(self, state: SequenceState) -> None:
+        """A stream ends: drop its batcher if it is idle and its model version was replaced
+        (hot reload) or removed, so old artifacts do not stay in memory."""
+        state.batcher.close()
+        self.active -= 1
+        self.metrics.active.dec()
+        for key, batcher in list(self._batchers.items()):
+            current = self.repository.models.get(key[0])
+            if batcher.streams == 0 and (current is None or current.sha256 != key[1]):
+                batcher.shutdown()
+                del self._batchers[key]
+
     def _open(self, request: pb.GenerateRequest) -> SequenceState:
         if self.draining.is_set():
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
@@ -192,6 +204,8 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             )
         state = SequenceState(model, request, self._batcher(model))
         state.batcher.open()
+        self.active += 1
+        self.metrics.active.inc()
         return state
 
     def _frame(self, state: SequenceState, v: np.ndarray, data_units: bool) -> pb.Frame:
@@ -241,16 +255,12 @@ class GenerationServicer(pb_grpc.GenerationServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.FrameChunk]:
         state = self._open(request)
-        self.active += 1
-        self.metrics.active.inc()
         try:
             budget = [float(request.n_frames) if request.n_frames else math.inf]
             async for chunk in self._frames(state, request, budget):
                 yield chunk
         finally:
-            state.batcher.close()
-            self.active -= 1
-            self.metrics.active.dec()
+            self._release(state)
 
     @grpc_stream_errors
     async def Steer(
@@ -289,8 +299,6 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 applied.append(pb.Applied(action=str(action), frame=s.index))
 
         reader = asyncio.get_running_loop().create_task(read())
-        self.active += 1
-        self.metrics.active.inc()
         try:
             while True:
                 async for chunk in self._frames(state, request, budget, applied, apply):
@@ -315,6 +323,4 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 yield pb.FrameChunk(seed=state.seed, applied=list(applied))
         finally:
             reader.cancel()
-            state.batcher.close()
-            self.active -= 1
-            self.metrics.active.dec()
+            self._release(state)
