@@ -11,7 +11,13 @@ __all__ = ["synthesize_main"]
 def synthesize_main(argv: Sequence[str]) -> int:
     """Entry point of ``seqboltz synthesize``; prints the manifest's summary."""
     from seqboltz.runtime._artifact import ArtifactError
-    from seqboltz.runtime._synthesize import FORMATS, SynthesisJob, parse_shard, run_synthesis
+    from seqboltz.runtime._synthesize import (
+        FORMATS,
+        SynthesisJob,
+        parse_shard,
+        parse_style,
+        run_synthesis,
+    )
 
     parser = argparse.ArgumentParser(
         prog="seqboltz synthesize",
@@ -23,7 +29,11 @@ def synthesize_main(argv: Sequence[str]) -> int:
     parser.add_argument("--count", type=int, required=True, help="number of sequences")
     parser.add_argument("--frames", type=int, required=True, help="frames per sequence")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--style", help="style value(s), comma-separated, for styled models")
+    parser.add_argument(
+        "--style",
+        help="style value(s), comma-separated, for styled models; or a schedule "
+        "VALUES@FRAME;VALUES@FRAME;… (e.g. '-1@0;1.5@600': the style changes at frame 600)",
+    )
     parser.add_argument("--shard", default="0/1", help="i/n: this machine's share of the job")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--format", choices=FORMATS, default="npy")
@@ -33,12 +43,7 @@ def synthesize_main(argv: Sequence[str]) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(list(argv))
     try:
-        style = None
-        if args.style is not None:
-            try:
-                style = tuple(float(x) for x in args.style.split(","))
-            except ValueError:
-                raise ArtifactError(f"--style must be numbers, got {args.style!r}") from None
+        style = None if args.style is None else parse_style(args.style)
         job = SynthesisJob(
             model=args.model,
             out=args.out,

@@ -28,10 +28,55 @@ import numpy as np
 
 from seqboltz.runtime._artifact import Artifact, ArtifactError, load_artifact
 
-__all__ = ["SynthesisJob", "parse_shard", "run_synthesis"]
+__all__ = [
+    "StyleSchedule",
+    "SynthesisJob",
+    "parse_shard",
+    "parse_style",
+    "run_synthesis",
+    "style_frames",
+]
 
 Format = Literal["npy", "bvh", "wav"]
 FORMATS: tuple[str, ...] = ("npy", "bvh", "wav")
+#: a piecewise-constant style: ``((start_frame, values), ...)``, the first segment at frame 0
+StyleSchedule = tuple[tuple[int, tuple[float, ...]], ...]
+
+
+def parse_style(text: str) -> StyleSchedule:
+    """``--style``: constant values ``"0.5"`` / ``"0.1,0.2"``, or a schedule of segments
+    ``"VALUES@FRAME;VALUES@FRAME;…"`` (e.g. ``"-1@0;1.5@600;-1@1200"``: the style changes at
+    frames 600 and 1200). The first segment starts at frame 0 (``@0`` may be left out); starts
+    increase; every segment has the same number of finite values."""
+    segments: list[tuple[int, tuple[float, ...]]] = []
+    for k, part in enumerate(text.split(";")):
+        values_text, _, start_text = part.strip().partition("@")
+        try:
+            values = tuple(float(x) for x in values_text.split(","))
+            start = int(start_text) if start_text else 0
+        except ValueError:
+            raise ArtifactError(
+                f"--style must be numbers (VALUES or VALUES@FRAME;…), got {text!r}"
+            ) from None
+        if not all(np.isfinite(values)):
+            raise ArtifactError(f"--style values must be finite, got {part.strip()!r}")
+        if k == 0 and start != 0:
+            raise ArtifactError(f"the first --style segment must start at frame 0, got {start}")
+        if segments and start <= segments[-1][0]:
+            raise ArtifactError(f"--style segments must start at increasing frames: {text!r}")
+        if segments and len(values) != len(segments[0][1]):
+            raise ArtifactError(f"every --style segment needs the same number of values: {text!r}")
+        segments.append((start, values))
+    return tuple(segments)
+
+
+def style_frames(schedule: StyleSchedule, n_frames: int) -> np.ndarray:
+    """The per-frame style ``(n_frames, S)`` of a schedule."""
+    out = np.empty((n_frames, len(schedule[0][1])))
+    for k, (start, values) in enumerate(schedule):
+        stop = schedule[k + 1][0] if k + 1 < len(schedule) else n_frames
+        out[start:stop] = values
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -56,10 +101,19 @@ class SynthesisJob:
     frames: int
     seed: int = 0
     fmt: Format = "npy"
-    style: tuple[float, ...] | None = None
+    #: constant values, or a :data:`StyleSchedule` (see :func:`parse_style`)
+    style: tuple[float, ...] | StyleSchedule | None = None
     shard: tuple[int, int] = (0, 1)
     chunk: int = 16
     plot: bool = False
+
+    def style_schedule(self) -> StyleSchedule | None:
+        """:attr:`style` as a schedule (a constant is one segment from frame 0)."""
+        if self.style is None or not len(self.style):
+            return None
+        if isinstance(self.style[0], tuple):
+            return self.style
+        return ((0, tuple(float(x) for x in self.style)),)
 
     def indices(self) -> list[int]:
         """Global indices of this shard's sequences, chunk by chunk."""
@@ -94,12 +148,29 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         raise ArtifactError(f"BVH needs a motion model; {art.name!r} is {domain!r}")
     if job.fmt == "wav" and domain != "speech":
         raise ArtifactError(f"WAV needs a speech model; {art.name!r} is {domain!r}")
-    if art.style_size and job.style is None:
+    schedule = job.style_schedule()
+    if art.style_size and schedule is None:
         raise ArtifactError(f"model {art.name!r} needs --style with {art.style_size} value(s)")
-    if job.style is not None and len(job.style) != art.style_size:
-        raise ArtifactError(
-            f"--style has {len(job.style)} value(s); model {art.name!r} takes {art.style_size}"
-        )
+    if schedule is not None:
+        width = len(schedule[0][1])
+        if width != art.style_size:
+            raise ArtifactError(
+                f"--style has {width} value(s); model {art.name!r} takes {art.style_size}"
+            )
+        if schedule[-1][0] >= job.frames:
+            raise ArtifactError(
+                f"a --style segment starts at frame {schedule[-1][0]}, beyond the "
+                f"{job.frames} frames of each sequence"
+            )
+
+
+def _style_array(job: SynthesisJob, count: int) -> np.ndarray | None:
+    """``(count, frames, S)`` per-frame style of a chunk, or ``None``."""
+    schedule = job.style_schedule()
+    if schedule is None:
+        return None
+    per_frame = style_frames(schedule, job.frames)
+    return np.broadcast_to(per_frame[None], (count, *per_frame.shape))
 
 
 def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
@@ -183,7 +254,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> list[str]:
         job.frames,
         seed=job.seed,
         count=len(indices),
-        style=None if job.style is None else np.asarray(job.style),
+        style=_style_array(job, len(indices)),
         sequence_indices=indices,
     )
     write = _writer(art, job.fmt)
@@ -246,7 +317,7 @@ def run_synthesis(
         "count": job.count,
         "frames": job.frames,
         "format": job.fmt,
-        "style": None if job.style is None else list(job.style),
+        "style": _manifest_style(job.style_schedule()),
         "shard": list(job.shard),
         "chunk": job.chunk,
         "noise_rule": art.card["noise_rule"],
@@ -280,3 +351,9 @@ def _progress(total: int, initial: int, enabled: bool) -> Callable[..., None]:
         return None
 
     return silent
+
+
+def _manifest_style(schedule: StyleSchedule | None) -> list[dict[str, Any]] | None:
+    if schedule is None:
+        return None
+    return [{"start_frame": start, "values": list(values)} for start, values in schedule]

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from seqboltz.runtime import ArtifactError, load_artifact
-from seqboltz.runtime._synthesize import SynthesisJob, parse_shard, run_synthesis
+from seqboltz.runtime._synthesize import (
+    SynthesisJob,
+    parse_shard,
+    parse_style,
+    run_synthesis,
+    style_frames,
+)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -80,6 +86,43 @@ def test_plot_and_styled_model(fcrbm_path, tmp_path: Path) -> None:
     run_synthesis(job, progress=False)
     assert (tmp_path / "seq_000001.png").stat().st_size > 1000
     assert np.load(tmp_path / "seq_000001.npy").shape == (20, 8)
+
+
+def test_style_schedule_changes_the_style_mid_sequence(fcrbm_path, tmp_path: Path) -> None:
+    _, model = fcrbm_path
+    schedule = parse_style("-1@0; 1.5@12")
+    assert schedule == ((0, (-1.0,)), (12, (1.5,)))
+    np.testing.assert_array_equal(style_frames(schedule, 20)[:, 0], [-1.0] * 12 + [1.5] * 8)
+    assert parse_style("0.25") == ((0, (0.25,)),)
+    job = SynthesisJob(model=str(model), out=str(tmp_path), count=3, frames=20, style=schedule)
+    manifest = run_synthesis(job, progress=False)
+    assert manifest["style"] == [
+        {"start_frame": 0, "values": [-1.0]},
+        {"start_frame": 12, "values": [1.5]},
+    ]
+    art = load_artifact(model)
+    per_frame = np.repeat(style_frames(schedule, 20)[None], 3, axis=0)
+    expected = art.generate(20, seed=0, count=3, style=per_frame, sequence_indices=[0, 1, 2])
+    for i in range(3):
+        got = np.load(tmp_path / f"seq_{i:06d}.npy")
+        np.testing.assert_array_equal(got, art.to_data_units(expected[i]))
+    constant = art.generate(20, seed=0, count=3, style=np.array([-1.0]), sequence_indices=[0, 1, 2])
+    np.testing.assert_array_equal(constant[:, :12], expected[:, :12])  # same until the change
+    assert not np.array_equal(constant[:, 12:], expected[:, 12:])
+    for text, message in (
+        ("1@5", "must start at frame 0"),
+        ("1@0;2@0", "increasing frames"),
+        ("1@0;2,3@4", "same number of values"),
+        ("fast", "must be numbers"),
+        ("nan", "finite"),
+    ):
+        with pytest.raises(ArtifactError, match=message):
+            parse_style(text)
+    late = SynthesisJob(
+        model=str(model), out=str(tmp_path / "x"), count=1, frames=10, style=schedule
+    )
+    with pytest.raises(ArtifactError, match="starts at frame 12, beyond the 10 frames"):
+        run_synthesis(late, progress=False)
 
 
 def test_bad_jobs(crbm_path, fcrbm_path, tmp_path: Path) -> None:
