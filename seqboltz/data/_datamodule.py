@@ -409,12 +409,13 @@ class DigitsDataModule(ArrayDataModule):
 
 
 class ImagePatchesDataModule(ArrayDataModule):
-    """Standardised grayscale patches of two photographs, for Gaussian-visible models.
+    """Standardised (or whitened) grayscale patches of two photographs, for Gaussian visibles.
 
     Train and val patches come from the top 75% of each image, test patches from the bottom
     25% (see :func:`~seqboltz.data.image_patches`); all are DC-removed and standardised with the
     train statistics, which :meth:`stats` returns so they travel with the model. ``n_val=0`` makes
-    val the test set.
+    val the test set. With ``whiten=True`` they are ZCA-whitened instead (no DC removal; the
+    whitening is fitted on the train split only), as the mean-covariance RBM expects.
 
     Args:
         batch_size: rows per batch.
@@ -425,6 +426,8 @@ class ImagePatchesDataModule(ArrayDataModule):
         seed: seed of the patch positions.
         shuffle_seed: seed of the training order.
         num_workers: DataLoader workers.
+        whiten: ZCA-whiten (train statistics) instead of DC removal and standardisation.
+        whiten_epsilon: whitening regulariser, relative to the mean per-pixel variance.
     """
 
     _visible_kind = "gaussian"
@@ -439,10 +442,16 @@ class ImagePatchesDataModule(ArrayDataModule):
         seed: int = 0,
         shuffle_seed: int = 0,
         num_workers: int = 0,
+        whiten: bool = False,
+        whiten_epsilon: float = 1e-4,
     ) -> None:
         super().__init__(batch_size=batch_size, shuffle_seed=shuffle_seed, num_workers=num_workers)
         if n_test < 1:
             raise ValueError(f"n_test must be >= 1, got {n_test}")
+        if not whiten_epsilon > 0:
+            raise ValueError(f"whiten_epsilon must be > 0, got {whiten_epsilon}")
+        self.whiten = whiten
+        self.whiten_epsilon = whiten_epsilon
         self.patch_size = patch_size
         self.n_train = n_train
         self.n_val = n_val
@@ -459,13 +468,26 @@ class ImagePatchesDataModule(ArrayDataModule):
             n_test=self.n_test,
             seed=self.seed,
             n_val=self.n_val,
+            whiten=self.whiten,
+            whiten_epsilon=self.whiten_epsilon,
         )
-        self._stats = {"mean": d.mean.tolist(), "std": d.std.tolist()}
+        if d.whitening is not None and d.dewhitening is not None:
+            self._stats = {
+                "mean": d.mean.tolist(),
+                "whitening": d.whitening.astype(np.float64).ravel().tolist(),
+                "dewhitening": d.dewhitening.astype(np.float64).ravel().tolist(),
+            }
+        else:
+            self._stats = {"mean": d.mean.tolist(), "std": d.std.tolist()}
         return d.train, (d.val if self.n_val > 0 else d.test), d.test
 
     def stats(self) -> dict[str, list[float]]:
         """``{"mean": [D], "std": [D]}``: per-pixel train mean and std of the DC-removed patches
-        (a raw patch ``x`` is fed to the model as ``((x - x.mean()) - mean) / std``)."""
+        (a raw patch ``x`` is fed to the model as ``((x - x.mean()) - mean) / std``).
+
+        Whitened: ``{"mean": [D], "whitening": [D*D], "dewhitening": [D*D]}``, the matrices
+        ``Z`` and ``Z⁻¹`` row-major: a raw patch ``x`` is fed as ``(x - mean) Z`` and a model
+        sample ``y`` shown as ``y Z⁻¹ + mean``."""
         if self._stats is None:
             raise RuntimeError("ImagePatchesDataModule.stats() is known only after setup()")
         return dict(self._stats)

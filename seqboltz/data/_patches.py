@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["PatchData", "extract_patches", "image_patches", "sample_images_gray"]
+__all__ = [
+    "PatchData",
+    "extract_patches",
+    "image_patches",
+    "sample_images_gray",
+    "zca_whitening",
+]
 
 TRAIN_FRACTION = 0.75
 """Fraction of each image's rows (from the top) that train and validation patches come from."""
@@ -16,16 +22,20 @@ TRAIN_FRACTION = 0.75
 
 @dataclass(frozen=True)
 class PatchData:
-    """Standardised patches. ``D = patch_size ** 2``; every array is float32.
+    """Standardised (or whitened) patches. ``D = patch_size ** 2``; every array is float32.
 
     Attributes:
-        train: ``(n_train, D)``, per-pixel mean 0 and std 1.
+        train: ``(n_train, D)``, per-pixel mean 0 and std 1 (whitened: covariance ≈ I).
         val: ``(n_val, D)`` from the same (top) region as train, standardised with train's
             statistics; ``(0, D)`` when ``n_val == 0``.
         test: ``(n_test, D)`` from the bottom region, standardised with train's statistics.
-        mean: ``(D,)`` per-pixel train mean after DC removal (subtracted).
-        std: ``(D,)`` per-pixel train std after DC removal (divided by).
+        mean: ``(D,)`` per-pixel train mean (subtracted); after DC removal unless whitened.
+        std: ``(D,)`` per-pixel train std after DC removal (divided by); ones when whitened.
         patch_size: side of a square patch.
+        whitening: ``(D, D)`` symmetric ZCA matrix ``Z`` (whitened patch ``(x - mean) Z``),
+            ``None`` unless whitened.
+        dewhitening: ``(D, D)`` its inverse ``Z⁻¹`` (``x = y Z⁻¹ + mean``), ``None`` unless
+            whitened.
     """
 
     train: np.ndarray
@@ -34,6 +44,8 @@ class PatchData:
     mean: np.ndarray
     std: np.ndarray
     patch_size: int
+    whitening: np.ndarray | None = None
+    dewhitening: np.ndarray | None = None
 
 
 def sample_images_gray() -> list[np.ndarray]:
@@ -84,6 +96,8 @@ def extract_patches(
     n_test: int = 5000,
     seed: int = 0,
     n_val: int = 0,
+    whiten: bool = False,
+    whiten_epsilon: float = 1e-4,
 ) -> PatchData:
     """Draw train/val/test patches from grayscale images, remove each patch's DC, standardise.
 
@@ -95,6 +109,14 @@ def extract_patches(
     train patches' mean and std, as is usual for Gaussian-visible RBMs (Hinton 2010, "A
     practical guide to training restricted Boltzmann machines", sec. 13.2).
 
+    With ``whiten=True`` the patches are ZCA-whitened instead (Bell & Sejnowski 1997; the
+    preprocessing of Ranzato & Hinton 2010): the train per-pixel mean is subtracted and every
+    split is multiplied by the symmetric ``Z = U (Λ + εI)^(-1/2) Uᵀ`` of the *train* covariance
+    ``U Λ Uᵀ`` (see :func:`zca_whitening`), so train has covariance ``≈ I``. The DC is not
+    removed then: after DC removal the covariance is singular (every patch sums to zero), and
+    a density model could gain unbounded likelihood along the missing direction; whitened, the
+    DC is one unit-variance direction among ``D``.
+
     Args:
         images: 2-D grayscale images, each ``(H, W)``.
         patch_size: side ``p`` of the square patches; ``D = p * p``.
@@ -102,10 +124,18 @@ def extract_patches(
         n_test: number of test patches (>= 0).
         seed: seed for the positions and the row order.
         n_val: number of validation patches from the train region (>= 0).
+        whiten: ZCA-whiten (fitted on train only) instead of DC removal and standardisation.
+        whiten_epsilon: ``ε`` of the whitening, relative to the mean eigenvalue of the train
+            covariance (the mean per-pixel variance): directions with variance below about
+            ``ε · tr(Σ)/D`` are not amplified to unit variance.
 
     Returns:
         :class:`PatchData` with ``train (n_train, D)``, ``val (n_val, D)``, ``test (n_test, D)``,
-        ``mean (D,)`` and ``std (D,)``, all float32.
+        ``mean (D,)`` and ``std (D,)`` (and, whitened, ``whitening``/``dewhitening (D, D)``),
+        all float32.
+
+    Raises:
+        ValueError: impossible sizes, images that are not 2-D or hold NaN/inf.
     """
     if patch_size < 1:
         raise ValueError(f"patch_size must be >= 1, got {patch_size}")
@@ -119,6 +149,11 @@ def extract_patches(
     for i, im in enumerate(imgs):
         if im.ndim != 2:
             raise ValueError(f"images[{i}] must be 2-D (H, W) grayscale, got shape {im.shape}")
+        if not np.isfinite(im).all():
+            n_bad = int((~np.isfinite(im)).sum())
+            raise ValueError(f"images[{i}] has {n_bad} NaN or infinite pixels")
+    if not whiten_epsilon > 0:
+        raise ValueError(f"whiten_epsilon must be > 0, got {whiten_epsilon}")
     rng = np.random.default_rng(seed)
     p, k = patch_size, len(imgs)
     fit_parts, test_parts = [], []
@@ -130,6 +165,24 @@ def extract_patches(
         test_parts.append(_draw(im, split_row, im.shape[0], n_test_i, p, rng, "test"))
     fit = rng.permutation(np.concatenate(fit_parts))  # (n_train + n_val, D), images mixed
     test = rng.permutation(np.concatenate(test_parts))  # (n_test, D)
+    if whiten:
+        train_raw = fit[:n_train]
+        mean_w = train_raw.mean(axis=0)
+        zca, inverse = zca_whitening(train_raw - mean_w, whiten_epsilon)
+
+        def whitened(a: np.ndarray) -> np.ndarray:
+            return ((a - mean_w) @ zca).astype(np.float32)
+
+        return PatchData(
+            train=whitened(train_raw),
+            val=whitened(fit[n_train:]),
+            test=whitened(test),
+            mean=mean_w.astype(np.float32),
+            std=np.ones(p * p, dtype=np.float32),
+            patch_size=p,
+            whitening=zca.astype(np.float32),
+            dewhitening=inverse.astype(np.float32),
+        )
     fit = fit - fit.mean(axis=1, keepdims=True)  # remove DC per patch
     test = test - test.mean(axis=1, keepdims=True)
     train, val = fit[:n_train], fit[n_train:]
@@ -155,8 +208,10 @@ def image_patches(
     n_test: int = 5000,
     seed: int = 0,
     n_val: int = 0,
+    whiten: bool = False,
+    whiten_epsilon: float = 1e-4,
 ) -> PatchData:
-    """Standardised patches from scikit-learn's two sample photographs (works offline).
+    """Standardised (or whitened) patches from scikit-learn's two sample photographs (offline).
 
     :func:`extract_patches` applied to :func:`sample_images_gray`; see there for the arguments.
 
@@ -171,4 +226,36 @@ def image_patches(
         n_test=n_test,
         seed=seed,
         n_val=n_val,
+        whiten=whiten,
+        whiten_epsilon=whiten_epsilon,
     )
+
+
+def zca_whitening(centred: np.ndarray, epsilon: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """ZCA whitening matrix of centred data and its inverse (Bell & Sejnowski 1997).
+
+    With the covariance ``Σ = XᵀX / N = U Λ Uᵀ`` and ``ε' = epsilon · tr(Σ) / D``:
+    ``Z = U (Λ + ε'I)^(-1/2) Uᵀ`` and ``Z⁻¹ = U (Λ + ε'I)^(1/2) Uᵀ``, both symmetric. ``X Z``
+    has covariance ``U Λ/(Λ + ε') Uᵀ ≈ I`` and stays as close to ``X`` as any whitening can
+    (zero-phase: whitened patches still look like patches).
+
+    Args:
+        centred: ``(N, D)`` data with (near) zero column means; N >= 2.
+        epsilon: regulariser relative to the mean eigenvalue ``tr(Σ)/D`` (> 0).
+
+    Returns:
+        ``(Z, Z⁻¹)``, each ``(D, D)`` float64.
+    """
+    x = np.asarray(centred, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need (N, D) data with N >= 2 to whiten, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("cannot whiten data with NaN or infinite values")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    cov = x.T @ x / x.shape[0]
+    eigval, eigvec = np.linalg.eigh(cov)
+    eigval = np.clip(eigval, 0.0, None) + epsilon * max(float(np.trace(cov)) / x.shape[1], 1e-300)
+    zca = (eigvec / np.sqrt(eigval)) @ eigvec.T
+    inverse = (eigvec * np.sqrt(eigval)) @ eigvec.T
+    return zca, inverse

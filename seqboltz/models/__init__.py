@@ -12,6 +12,7 @@ from seqboltz.models._crbm import (
     FrameParams,
     SequenceRBM,
 )
+from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._registry import load_model, model_from_spec, model_spec, register_model
 
@@ -27,6 +28,7 @@ __all__ = [
     "FrameParams",
     "GaussianBernoulliRBM",
     "GibbsStep",
+    "MeanCovarianceRBM",
     "NoiseSpec",
     "SequenceRBM",
     "load_model",

@@ -16,6 +16,7 @@ import torch
 from seqboltz.models._base import EnergyModel
 from seqboltz.models._conv import ConvolutionalRBM
 from seqboltz.models._crbm import ConditionalRBM, FactoredConditionalRBM
+from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["load_model", "model_from_spec", "model_spec", "register_model"]
@@ -35,6 +36,7 @@ for _cls in (
     ConditionalRBM,
     FactoredConditionalRBM,
     ConvolutionalRBM,
+    MeanCovarianceRBM,
 ):
     register_model(_cls)
 
