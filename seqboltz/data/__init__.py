@@ -17,6 +17,7 @@ from seqboltz.data._datamodule import (
     MNIST5kDataModule,
     validate_array,
 )
+from seqboltz.data._denoise import MNISTDenoisingDataModule, corrupt_digits
 from seqboltz.data._features import PooledFeaturesDataModule
 from seqboltz.data._fetch import (
     MNIST5K,
@@ -56,6 +57,7 @@ __all__ = [
     "ImagePatchesDataModule",
     "MNIST5kDataModule",
     "MNIST5kSplit",
+    "MNISTDenoisingDataModule",
     "MotionDataModule",
     "PatchData",
     "PinnedDebPackage",
@@ -64,6 +66,7 @@ __all__ = [
     "SequenceDataModule",
     "SpeechDataModule",
     "binarize",
+    "corrupt_digits",
     "default_cache_dir",
     "extract_patches",
     "fetch",

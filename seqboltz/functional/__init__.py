@@ -30,9 +30,12 @@ from seqboltz.functional._rbm import (
     hidden_probs,
     softplus,
 )
+from seqboltz.functional._structured import bernoulli_map_inference, bernoulli_mean_field
 
 __all__ = [
     "bernoulli_from_uniform",
+    "bernoulli_map_inference",
+    "bernoulli_mean_field",
     "bernoulli_rbm_energy",
     "bernoulli_rbm_free_energy",
     "bernoulli_rbm_gibbs_step",

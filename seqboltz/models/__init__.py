@@ -15,6 +15,7 @@ from seqboltz.models._crbm import (
 from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._registry import load_model, model_from_spec, model_spec, register_model
+from seqboltz.models._structured import StructuredInference, StructuredOutputCRBM
 
 __all__ = [
     "AnnealingPath",
@@ -31,6 +32,8 @@ __all__ = [
     "MeanCovarianceRBM",
     "NoiseSpec",
     "SequenceRBM",
+    "StructuredInference",
+    "StructuredOutputCRBM",
     "load_model",
     "model_from_spec",
     "model_spec",

@@ -18,6 +18,7 @@ from seqboltz.models._conv import ConvolutionalRBM
 from seqboltz.models._crbm import ConditionalRBM, FactoredConditionalRBM
 from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
+from seqboltz.models._structured import StructuredOutputCRBM
 
 __all__ = ["load_model", "model_from_spec", "model_spec", "register_model"]
 
@@ -36,6 +37,7 @@ for _cls in (
     ConditionalRBM,
     FactoredConditionalRBM,
     ConvolutionalRBM,
+    StructuredOutputCRBM,
     MeanCovarianceRBM,
 ):
     register_model(_cls)

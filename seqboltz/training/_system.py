@@ -2,7 +2,10 @@
 
 The gradient is the autograd gradient of ``mean F(v_data) - mean F(v_negative)`` with the
 negative particles detached (Hinton 2002; Tieleman 2008). CD-k starts the negative chain at
-the data; PCD keeps persistent chains across updates. Everything else (optimizer, momentum,
+the data; PCD keeps persistent chains across updates. The negative particle is the chain's
+last sample (``negative="sample"``), its mean (``"mean_field"``), or, for CD-PercLoss (Mnih,
+Larochelle & Hinton 2011), the end of a chain whose every step sets each unit to its most
+probable state (``"perceptron"``). Everything else (optimizer, momentum,
 weight decay, sparsity, σ learning-rate scale, divergence detection, metrics) lives here,
 never in a model.
 """
@@ -18,11 +21,29 @@ import torch
 from torch import Tensor
 
 from seqboltz.eval import ais_log_partition, exact_log_partition, log_likelihood
-from seqboltz.models import Conditioning, EnergyModel, model_spec
+from seqboltz.models import Conditioning, EnergyModel, GibbsStep, model_spec
 
-__all__ = ["RBMSystem"]
+__all__ = ["RBMSystem", "mode_noise"]
 
 Batch = Tensor | tuple[Tensor, Conditioning] | list[Any] | dict[str, Any]
+
+
+def mode_noise(model: EnergyModel, batch_size: int, like: Tensor) -> dict[str, Tensor]:
+    """Noise that makes :meth:`EnergyModel.gibbs_step` pick the most probable states.
+
+    Uniform inputs are ½ (a Bernoulli unit is on iff ``½ < p``, i.e. ``p > ½``) and normal
+    inputs 0 (a Gaussian unit takes its mean, the mode). Shapes and dtype as
+    :meth:`EnergyModel.sample_noise`, on ``like``'s device and dtype.
+    """
+    return {
+        name: torch.full(
+            (batch_size, *spec.shape),
+            0.5 if spec.kind == "uniform" else 0.0,
+            dtype=like.dtype,
+            device=like.device,
+        )
+        for name, spec in model.noise_spec().items()
+    }
 
 
 def _unpack(batch: Batch) -> tuple[Tensor, Conditioning | None]:
@@ -58,8 +79,27 @@ class RBMSystem(L.LightningModule):
             keep Gaussian-Bernoulli RBMs stable.
         sparsity_target: target mean activation of hidden units (Lee et al. 2008), or ``None``.
         sparsity_cost: weight of the squared-error sparsity penalty.
-        mean_field_negative: use ``E[v | h]`` instead of a sample as the negative particle
-            (the common low-variance variant of Hinton's code).
+        negative: what the negative particle is, after ``k`` steps from the data (CD) or
+            from the persistent chains (PCD):
+
+            * ``"sample"``: the last Gibbs sample (CD-k / PCD-k);
+            * ``"mean_field"``: its mean ``E[v | h]`` (the low-variance variant of Hinton's
+              code);
+            * ``"perceptron"``: CD-PercLoss (Mnih, Larochelle & Hinton 2011, §4): every step
+              sets each unit to its most probable state instead of sampling it, i.e. a Gibbs
+              step whose uniform noise is ½ (``u < p`` ⇔ ``p > ½``) and whose normal noise is
+              0 (a Gaussian's mode is its mean); ``k`` such steps are a deterministic descent
+              on ``E(v, h | cond)`` to an approximate most probable output ``v*``, and the loss
+              ``F(v_data | cond) - F(v* | cond)`` is the perceptron loss of that prediction:
+              zero once the model's own deterministic inference returns the training output.
+              The chain starts at ``perceptron_start``; never persistent.
+
+            ``None`` (default): ``"mean_field"`` if ``mean_field_negative`` else ``"sample"``.
+        perceptron_start: where the ``"perceptron"`` chain starts: ``"zeros"`` (default: the
+            first hiddens then depend on ``cond`` alone, as in prediction, e.g.
+            :meth:`~seqboltz.models.StructuredOutputCRBM.predict`) or ``"data"`` (as CD does).
+        mean_field_negative: the older spelling of ``negative="mean_field"`` (kept for
+            existing recipes and checkpoints).
         init_from_data: set biases (and σ) from training-data statistics before training.
         divergence_threshold: stop when ``|mean F(v_data)|`` exceeds this (or is non-finite).
         eval_log_z: how ``test`` computes ``log Z`` for ``test/log_likelihood``: ``"auto"``
@@ -89,6 +129,8 @@ class RBMSystem(L.LightningModule):
         sigma_lr_scale: float = 0.1,
         sparsity_target: float | None = None,
         sparsity_cost: float = 0.0,
+        negative: Literal["sample", "mean_field", "perceptron"] | None = None,
+        perceptron_start: Literal["zeros", "data"] = "zeros",
         mean_field_negative: bool = False,
         init_from_data: bool = True,
         divergence_threshold: float = 1e7,
@@ -110,6 +152,25 @@ class RBMSystem(L.LightningModule):
             raise ValueError(f"sparsity_target must be in (0, 1), got {sparsity_target}")
         if n_chains is not None and n_chains < 1:
             raise ValueError(f"n_chains must be >= 1, got {n_chains}")
+        if negative is None:
+            negative = "mean_field" if mean_field_negative else "sample"
+        elif negative not in ("sample", "mean_field", "perceptron"):
+            raise ValueError(
+                f"negative must be 'sample', 'mean_field' or 'perceptron', got {negative!r}"
+            )
+        elif mean_field_negative and negative != "mean_field":
+            raise ValueError(
+                f"mean_field_negative=True contradicts negative={negative!r}; set only negative"
+            )
+        if perceptron_start not in ("zeros", "data"):
+            raise ValueError(
+                f"perceptron_start must be 'zeros' or 'data', got {perceptron_start!r}"
+            )
+        if negative == "perceptron" and persistent:
+            raise ValueError(
+                "negative='perceptron' (CD-PercLoss) runs a deterministic chain from "
+                "perceptron_start at every update; it cannot be persistent"
+            )
         self.save_hyperparameters(ignore=["energy_model"])
         self.energy_model = energy_model
         self.k = k
@@ -124,7 +185,9 @@ class RBMSystem(L.LightningModule):
         self.sigma_lr_scale = sigma_lr_scale
         self.sparsity_target = sparsity_target
         self.sparsity_cost = sparsity_cost
-        self.mean_field_negative = mean_field_negative
+        self.negative = negative
+        self.perceptron_start = perceptron_start
+        self.mean_field_negative = negative == "mean_field"
         self.init_from_data = init_from_data
         self.divergence_threshold = divergence_threshold
         self.eval_log_z = eval_log_z
@@ -206,7 +269,11 @@ class RBMSystem(L.LightningModule):
                 f"{type(self.energy_model).__name__} has {self.energy_model.visible_kind} "
                 f"visibles but {type(datamodule).__name__} provides {kind} data"
             )
-        for data_attr, model_attr in (("order", "order"), ("style_dim", "n_style")):
+        for data_attr, model_attr in (
+            ("order", "order"),
+            ("style_dim", "n_style"),
+            ("n_cond", "n_cond"),
+        ):
             data_value = getattr(datamodule, data_attr, None)
             model_value = getattr(self.energy_model, model_attr, 0)
             if data_value is not None and data_value != model_value:
@@ -323,13 +390,27 @@ class RBMSystem(L.LightningModule):
                     "conditional PCD needs as many chains as batch rows "
                     f"({self.chains.shape[0]} chains, batch of {v.shape[0]})"
                 )
-            step = self.energy_model.gibbs_chain(self.chains, self.k, self.generator, cond)
+            step = self._chain(self.chains, cond)
             self.chains = step.v
             recon = None
         else:
-            step = self.energy_model.gibbs_chain(v, self.k, self.generator, cond)
+            step = self._chain(v, cond)
             recon = step.v_mean if self.k == 1 else None
-        return (step.v_mean if self.mean_field_negative else step.v), recon
+        return (step.v_mean if self.negative == "mean_field" else step.v), recon
+
+    def _chain(self, v: Tensor, cond: Conditioning | None) -> GibbsStep:
+        """``k`` Gibbs steps from ``v``: sampled, or for ``"perceptron"`` most probable states."""
+        if self.negative != "perceptron":
+            return self.energy_model.gibbs_chain(v, self.k, self.generator, cond)
+        noise = mode_noise(self.energy_model, v.shape[0], v)
+        if self.perceptron_start == "zeros":
+            v = torch.zeros_like(v)
+        step: GibbsStep | None = None
+        for _ in range(self.k):
+            step = self.energy_model.gibbs_step(v, noise, cond)
+            v = step.v
+        assert step is not None
+        return step
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
         v, cond = _unpack(batch)

@@ -12,8 +12,9 @@ import torch
 
 from seqboltz.data import ArrayDataModule, DigitsDataModule
 from seqboltz.eval import exact_log_partition, log_likelihood
-from seqboltz.models import BernoulliRBM, GaussianBernoulliRBM, load_model
+from seqboltz.models import BernoulliRBM, GaussianBernoulliRBM, StructuredOutputCRBM, load_model
 from seqboltz.training import RBMSystem
+from seqboltz.training._system import mode_noise
 
 
 def _trainer(tmp_path: Path | None = None, **kwargs: object) -> L.Trainer:
@@ -198,3 +199,104 @@ def test_test_loop_reports_exact_log_likelihood(digits: DigitsDataModule) -> Non
     expected = log_likelihood(model, digits.eval_tensor(), exact_log_partition(model)).mean()
     assert metrics["test/log_likelihood"] == pytest.approx(float(expected), abs=1e-3)
     assert "test/free_energy_gap" in metrics and "test/pseudo_log_likelihood" in metrics
+
+
+# -- negative particles: sample, mean field, CD-PercLoss ------------------------------------------
+def _hand_model() -> StructuredOutputCRBM:
+    """D=2 outputs, H=1 hidden, C=1 input; â = (-1, 0.5), b̂ = 0.3 for x = 0."""
+    model = StructuredOutputCRBM(2, 1, n_cond=1, init_std=0.0).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[2.0], [-3.0]]))
+        model.visible_bias.copy_(torch.tensor([-1.0, 0.5]))
+        model.hidden_bias.copy_(torch.tensor([0.3], dtype=torch.float64))
+    return model
+
+
+def _hand_free_energy(y: list[float]) -> float:
+    """F(y | x=0) = -âᵀy - softplus(b̂ + yᵀW), written out for the hand model."""
+    return -(-1.0 * y[0] + 0.5 * y[1]) - math.log1p(math.exp(0.3 + 2.0 * y[0] - 3.0 * y[1]))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_percloss_negative_is_the_deterministic_prediction_from_zeros(k: int) -> None:
+    """From y = 0: h = 1[b̂ > 0] = 1, then y* = 1[â + W h > 0] = 1[(1, -2.5) > 0] = (1, 0),
+    a fixed point (h = 1[0.3 + 2 > 0] = 1 again); the loss is F(y_data) - F(y*)."""
+    model = _hand_model()
+    system = RBMSystem(model, k=k, negative="perceptron", init_from_data=False)
+    y = torch.tensor([[0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    x = torch.zeros(2, 1, dtype=torch.float64)
+    neg, _ = system._negative_particles(y, x)
+    assert torch.equal(neg, torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64))
+    losses = []
+    for seed in (0, 1):  # no randomness is involved
+        torch.manual_seed(seed)
+        losses.append(float(system.training_step((y, x), 0)))
+    f_neg = _hand_free_energy([1.0, 0.0])
+    expected = (_hand_free_energy([0.0, 1.0]) + _hand_free_energy([1.0, 1.0])) / 2 - f_neg
+    assert losses == [pytest.approx(expected, abs=1e-12)] * 2
+
+
+def test_percloss_from_the_data_is_zero_at_a_fixed_point() -> None:
+    """perceptron_start='data': y = (0, 1) gives h = 1[0.3 - 3 > 0] = 0, y* = 1[(-1, .5) > 0]
+    = (0, 1) = y: the training output is already the model's answer, so the loss is 0;
+    y = (1, 1) gives h = 1[-0.7 > 0] = 0 and y* = (0, 1)."""
+    model = _hand_model()
+    system = RBMSystem(model, negative="perceptron", perceptron_start="data", init_from_data=False)
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    y = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    assert torch.equal(system._negative_particles(y, x)[0], y)
+    assert float(system.training_step((y, x), 0)) == 0.0
+    y2 = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    assert torch.equal(system._negative_particles(y2, x)[0], y)
+
+
+def test_mode_noise_is_half_for_bernoulli_and_zero_for_gaussian() -> None:
+    noise = mode_noise(GaussianBernoulliRBM(3, 2), 4, torch.zeros(1))
+    assert torch.equal(noise["hidden"], torch.full((4, 2), 0.5))
+    assert torch.equal(noise["visible"], torch.zeros(4, 3))
+    rbm = BernoulliRBM(5, 3, init_std=1.0).double()
+    v = torch.bernoulli(torch.full((4, 5), 0.5, dtype=torch.float64))
+    step = rbm.gibbs_step(v, mode_noise(rbm, 4, v))
+    assert torch.equal(step.h, (rbm.hidden_probs(v) > 0.5).double())
+    assert torch.equal(step.v, (step.v_mean > 0.5).double())
+
+
+def test_mean_field_negative_and_the_old_flag() -> None:
+    torch.manual_seed(0)
+    model = BernoulliRBM(6, 4, init_std=0.5).double()
+    v = torch.bernoulli(torch.full((5, 6), 0.5, dtype=torch.float64))
+    for system in (
+        RBMSystem(model, negative="mean_field", init_from_data=False),
+        RBMSystem(model, mean_field_negative=True, init_from_data=False),
+    ):
+        assert system.negative == "mean_field"
+        torch.manual_seed(7)
+        loss = system.training_step(v, 0)
+        torch.manual_seed(7)
+        neg = model.gibbs_chain(v, 1).v_mean
+        expected = model.free_energy(v).mean() - model.free_energy(neg).mean()
+        assert torch.allclose(loss, expected, atol=1e-12)
+    assert RBMSystem(model).negative == "sample"
+    with pytest.raises(ValueError, match="contradicts"):
+        RBMSystem(model, negative="perceptron", mean_field_negative=True)
+    with pytest.raises(ValueError, match="cannot be persistent"):
+        RBMSystem(model, negative="perceptron", persistent=True)
+    with pytest.raises(ValueError, match="negative must be"):
+        RBMSystem(model, negative="gibbs")  # type: ignore[arg-type]
+
+
+def test_percloss_learns_a_structured_mapping() -> None:
+    """CD-PercLoss fits y = a fixed permutation of x ⊕ a fixed mask on a tiny CRBM."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.bernoulli(torch.full((400, 8), 0.5), generator=gen)
+    y = (x[:, [3, 0, 6, 1, 7, 2, 5, 4]] + torch.tensor([1.0, 0, 0, 1, 0, 1, 0, 0])) % 2
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(y, x), batch_size=50, shuffle=True, generator=gen
+    )
+    torch.manual_seed(0)
+    model = StructuredOutputCRBM(8, 6, n_cond=8)
+    before = float((model.predict(x, "map") != y).float().mean())
+    system = RBMSystem(model, k=1, negative="perceptron", lr=0.1, weight_decay=0.0)
+    _trainer(max_epochs=15).fit(system, train_dataloaders=loader)
+    after = float((model.predict(x, "map") != y).float().mean())
+    assert before > 0.3 and after < 0.02, (before, after)
