@@ -312,3 +312,36 @@ def quiet_trainer(max_epochs: int, callbacks: list[Any] | None = None) -> Any:
         limit_val_batches=0,
         callbacks=callbacks or [],
     )
+
+
+def fit_recipe(recipe: str | Path, root: Path, threads: int | None = None) -> Path:
+    """Run ``seqboltz fit --config <recipe>`` into ``root`` and return its newest ``last.ckpt``.
+
+    ``threads`` sets ``OMP_NUM_THREADS`` of the training process (on a busy machine one
+    thread avoids OpenMP threads spinning against other jobs). Raises ``SystemExit`` with the
+    end of the log when training fails.
+    """
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "seqboltz.cli",
+        "fit",
+        "--config",
+        str(recipe),
+        f"--trainer.default_root_dir={root}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    print(f"training: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training {recipe} failed:\n{done.stderr[-3000:]}")
+    print(f"  trained in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return max(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)

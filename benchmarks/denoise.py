@@ -22,8 +22,6 @@ repository root; without checkpoints it trains both recipes first (a few minutes
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
-from _common import dump_json, format_machine_info, machine_info, markdown_table, seed_all
+from _common import (
+    dump_json,
+    fit_recipe,
+    format_machine_info,
+    machine_info,
+    markdown_table,
+    seed_all,
+)
 
 from seqboltz.data import MNISTDenoisingDataModule
 from seqboltz.models import StructuredOutputCRBM, load_model
@@ -50,24 +55,7 @@ L2_GRID = (1e-3, 1e-2, 1e-1)
 
 def train_recipe(name: str, out: Path) -> Path:
     """``seqboltz fit`` the recipe into ``out/name``; returns its ``last.ckpt``."""
-    root = out / name
-    cmd = [
-        sys.executable,
-        "-m",
-        "seqboltz.cli",
-        "fit",
-        "--config",
-        str(RECIPES[name]),
-        f"--trainer.default_root_dir={root}",
-        "--trainer.enable_progress_bar=false",
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"training {name} failed:\n{done.stderr[-3000:]}")
-    print(f"trained {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    return max(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return fit_recipe(RECIPES[name], out / name)
 
 
 def data_args(checkpoint: Path) -> dict[str, Any]:

@@ -111,6 +111,9 @@ class MotionDataModule(SequenceDataModule):
         forward_axis: axis the character faces in the rest pose (``"z"`` for BVH and CMU).
         cache_dir: cache of the fetched take (default :func:`~seqboltz.data.default_cache_dir`).
         num_workers: DataLoader workers (0 is best: batches are slices of an in-memory tensor).
+        history_noise: standard deviation (standardised units) of Gaussian noise added to the
+            training windows' history (never to val/test), so a model cannot lean on the
+            history alone and uses its style (0: none).
 
     Raises (in :meth:`setup`):
         ValueError: clips of two skeletons (naming both files), a non-integer resampling
@@ -134,8 +137,9 @@ class MotionDataModule(SequenceDataModule):
         forward_axis: str = "z",
         cache_dir: str | None = None,
         num_workers: int = 0,
+        history_noise: float = 0.0,
     ) -> None:
-        super().__init__(order, batch_size, shuffle_seed, num_workers)
+        super().__init__(order, batch_size, shuffle_seed, num_workers, history_noise)
         if not 0.0 < held_out_fraction < 1.0:
             raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}")
         if not target_fps > 0 or (source_fps is not None and not source_fps > 0):

@@ -30,18 +30,32 @@ class WindowDataset(Dataset[dict[str, Any]]):
     ``targets`` holds the row of frame ``t`` of each window; ``__getitems__`` slices a whole
     batch at once."""
 
-    def __init__(self, data: Tensor, targets: Tensor, order: int, style: Tensor | None) -> None:
+    def __init__(
+        self,
+        data: Tensor,
+        targets: Tensor,
+        order: int,
+        style: Tensor | None,
+        history_noise: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.data = data
         self.targets = targets
         self.lags = torch.arange(1, order + 1, dtype=torch.long)
         self.style = style
+        self.history_noise = history_noise
+        self.generator = torch.Generator().manual_seed(seed) if history_noise > 0 else None
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
         rows = self.targets[torch.as_tensor(indices, dtype=torch.long)]
-        cond: dict[str, Tensor] = {"history": self.data[rows[:, None] - self.lags]}
+        history = self.data[rows[:, None] - self.lags]
+        if self.generator is not None:  # training-time noise on the history (see the module)
+            noise = torch.randn(history.shape, generator=self.generator, dtype=history.dtype)
+            history = history + self.history_noise * noise
+        cond: dict[str, Tensor] = {"history": history}
         if self.style is not None:
             cond["style"] = self.style[rows]
         return {"v": self.data[rows], "cond": cond}
@@ -115,9 +129,17 @@ class SequenceDataModule(L.LightningDataModule):
     visible_kind = "gaussian"
 
     def __init__(
-        self, order: int, batch_size: int, shuffle_seed: int = 0, num_workers: int = 0
+        self,
+        order: int,
+        batch_size: int,
+        shuffle_seed: int = 0,
+        num_workers: int = 0,
+        history_noise: float = 0.0,
     ) -> None:
         super().__init__()
+        if not history_noise >= 0:
+            raise ValueError(f"history_noise must be >= 0, got {history_noise}")
+        self.history_noise = history_noise
         if order < 1:
             raise ValueError(f"order must be >= 1, got {order}")
         if batch_size < 1:
@@ -184,7 +206,14 @@ class SequenceDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
         s = self._split(split)
         return sharded_loader(
-            WindowDataset(s.data, s.targets, self.order, s.style),
+            WindowDataset(
+                s.data,
+                s.targets,
+                self.order,
+                s.style,
+                history_noise=self.history_noise if split == "train" else 0.0,
+                seed=self.shuffle_seed,
+            ),
             self.trainer,
             self.batch_size,
             shuffle=shuffle,

@@ -186,7 +186,9 @@ class GaussianBernoulliRBM(_RBMBase):
         n_hidden: number of hidden units ``H``.
         init_std: standard deviation of the initial weights.
         learn_sigma: learn ``log σ``; if ``False`` it stays at ``log sigma_init``.
-        sigma_init: initial ``σ`` (1 suits standardised data).
+        sigma_init: initial ``σ``. ``None`` (default): 1 (which suits standardised data), and
+            with ``learn_sigma`` :meth:`init_from_data` sets it to the data's standard
+            deviation; a number is kept by :meth:`init_from_data`.
         min_sigma: lower bound of ``σ`` (guards against variance collapse).
         max_sigma: upper bound of ``σ``.
 
@@ -204,21 +206,22 @@ class GaussianBernoulliRBM(_RBMBase):
         n_hidden: int,
         init_std: float = 0.01,
         learn_sigma: bool = True,
-        sigma_init: float = 1.0,
+        sigma_init: float | None = None,
         min_sigma: float = 0.05,
         max_sigma: float = 10.0,
     ) -> None:
         super().__init__(n_visible, n_hidden, init_std)
-        if not 0 < min_sigma <= sigma_init <= max_sigma:
+        sigma0 = 1.0 if sigma_init is None else sigma_init
+        if not 0 < min_sigma <= sigma0 <= max_sigma:
             raise ValueError(
                 "need 0 < min_sigma <= sigma_init <= max_sigma, got "
-                f"{min_sigma}, {sigma_init}, {max_sigma}"
+                f"{min_sigma}, {sigma0}, {max_sigma}"
             )
         self.learn_sigma = learn_sigma
         self.sigma_init = sigma_init
         self.min_sigma = min_sigma
         self.max_sigma = max_sigma
-        log_sigma = torch.full((n_visible,), math.log(sigma_init))
+        log_sigma = torch.full((n_visible,), math.log(sigma0))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -285,11 +288,12 @@ class GaussianBernoulliRBM(_RBMBase):
 
     @torch.no_grad()
     def init_from_data(self, data: Tensor) -> None:
-        """``a = mean(data)``; with ``learn_sigma``, ``σ = std(data)`` clipped to the bounds."""
+        """``a = mean(data)``; with ``learn_sigma`` and no explicit ``sigma_init``,
+        ``σ = std(data)`` clipped to the bounds."""
         self.check_visible(data, "data")
         data = data.to(self.visible_bias)
         self.visible_bias.copy_(data.mean(0))
-        if self.learn_sigma and data.shape[0] > 1:
+        if self.learn_sigma and self.sigma_init is None and data.shape[0] > 1:
             self.log_sigma.copy_(torch.log(data.std(0).clamp(self.min_sigma, self.max_sigma)))
 
     @torch.no_grad()

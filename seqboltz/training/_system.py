@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from typing import Any, Literal
 
 import lightning as L
@@ -170,6 +171,14 @@ class RBMSystem(L.LightningModule):
             raise ValueError(
                 "negative='perceptron' (CD-PercLoss) runs a deterministic chain from "
                 "perceptron_start at every update; it cannot be persistent"
+            )
+        if negative == "mean_field" and energy_model.parameter_roles().get("scales"):
+            warnings.warn(
+                f"mean-field negatives with a learned scale ({type(energy_model).__name__}): "
+                "E[v | h] has no visible noise, so the negative phase understates the model's "
+                "variance and σ tends to grow without bound; use negative='sample' or a fixed σ",
+                UserWarning,
+                stacklevel=2,
             )
         self.save_hyperparameters(ignore=["energy_model"])
         self.energy_model = energy_model

@@ -180,6 +180,22 @@ def test_order_longer_than_the_clips(folder: Path, tmp_path: Path) -> None:
     assert any(c.name.startswith("d_short.bvh@") for c in dm.source_clips("train"))
 
 
+def test_history_noise_only_on_training_windows(folder: Path) -> None:
+    clean = _setup(folder, order=3, batch_size=1000)
+    noisy = _setup(folder, order=3, batch_size=1000, history_noise=0.5)
+    a, b = next(iter(clean.train_dataloader())), next(iter(noisy.train_dataloader()))
+    torch.testing.assert_close(a["v"], b["v"])  # same windows, same order, same frames
+    diff = (b["cond"]["history"] - a["cond"]["history"]).flatten()
+    assert 0.45 < float(diff.std()) < 0.55 and abs(float(diff.mean())) < 0.05
+    again = next(
+        iter(_setup(folder, order=3, batch_size=1000, history_noise=0.5).train_dataloader())
+    )
+    torch.testing.assert_close(again["cond"]["history"], b["cond"]["history"])  # seeded
+    for split in ("val_dataloader", "test_dataloader"):
+        x, y = next(iter(getattr(clean, split)())), next(iter(getattr(noisy, split)()))
+        torch.testing.assert_close(x["cond"]["history"], y["cond"]["history"])
+
+
 def test_frame_rate_and_argument_errors(folder: Path) -> None:
     with pytest.raises(ValueError, match="not a whole number"):
         _setup(folder, target_fps=50.0)
@@ -191,6 +207,7 @@ def test_frame_rate_and_argument_errors(folder: Path) -> None:
         {"held_out_fraction": 1.0},
         {"batch_size": 0},
         {"style": "fast"},
+        {"history_noise": -0.1},
     ):
         with pytest.raises(ValueError):
             MotionDataModule(path=str(folder), **bad)  # type: ignore[arg-type]

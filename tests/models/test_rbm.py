@@ -711,6 +711,10 @@ class TestGaussianBernoulliRBM(_RBMFamily):
         # log σ was initialised in float32 before .double(): float32 accuracy.
         np.testing.assert_allclose(fixed.sigma.numpy(), 0.5, rtol=1e-7)
 
+        explicit = GaussianBernoulliRBM(4, 2, sigma_init=0.5).double()  # learned, but set
+        explicit.init_from_data(data)
+        np.testing.assert_allclose(explicit.sigma.detach().numpy(), 0.5, rtol=1e-7)
+
         one_row = GaussianBernoulliRBM(4, 2).double()
         one_row.init_from_data(data[:1])  # the std of a single row is undefined: σ untouched
         np.testing.assert_allclose(one_row.sigma.detach().numpy(), 1.0, rtol=1e-15)

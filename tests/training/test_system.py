@@ -300,3 +300,14 @@ def test_percloss_learns_a_structured_mapping() -> None:
     _trainer(max_epochs=15).fit(system, train_dataloaders=loader)
     after = float((model.predict(x, "map") != y).float().mean())
     assert before > 0.3 and after < 0.02, (before, after)
+
+
+def test_mean_field_negatives_with_a_learned_sigma_warn() -> None:
+    with pytest.warns(UserWarning, match="understates the model's variance"):
+        RBMSystem(GaussianBernoulliRBM(4, 3), negative="mean_field")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RBMSystem(GaussianBernoulliRBM(4, 3, learn_sigma=False), negative="mean_field")
+        RBMSystem(GaussianBernoulliRBM(4, 3), negative="sample")
