@@ -58,6 +58,15 @@ def train_recipe(name: str, out: Path) -> Path:
     return fit_recipe(RECIPES[name], out / name)
 
 
+def training_label(checkpoint: Path) -> str:
+    """``"CRBM, CD-k"`` or ``"CRBM, CD-PercLoss (k steps)"`` from the checkpoint's settings."""
+    hp = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    k = hp.get("k", 1)
+    if hp.get("negative") == "perceptron":
+        return f"CRBM, CD-PercLoss ({k} steps)"
+    return f"CRBM, PCD-{k}" if hp.get("persistent") else f"CRBM, CD-{k}"
+
+
 def data_args(checkpoint: Path) -> dict[str, Any]:
     """The DataModule arguments a checkpoint was trained with."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             fit=info,
         )
 
-    for name, label in (("cd", "CRBM, CD-1"), ("percloss", "CRBM, CD-PercLoss")):
+    for name in ("cd", "percloss"):
+        label = training_label(ckpts[name])
         model = load_model(ckpts[name])
         if not isinstance(model, StructuredOutputCRBM):
             raise SystemExit(f"{ckpts[name]} holds a {type(model).__name__}")
