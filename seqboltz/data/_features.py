@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,11 @@ class PooledFeaturesDataModule(ArrayDataModule):
 
     Args:
         checkpoint: the lower layer's checkpoint (``seqboltz fit`` of a ConvolutionalRBM recipe).
-        data: the DataModule the lower layer was trained on (e.g. ``MNIST5kDataModule``).
+        data: the DataModule the lower layer was trained on (e.g. ``MNIST5kDataModule``), or
+            its record ``{"class_path": …, "init_args": {…}}`` (a ``seqboltz.data`` class), as
+            a checkpoint of the upper layer stores it.
+        checkpoint_sha256: the lower checkpoint's sha256, checked when given (a checkpoint of
+            the upper layer records it, so a rebuilt module refuses another lower layer).
         batch_size: rows per batch.
         shuffle_seed: seed of the training order.
         num_workers: DataLoader workers.
@@ -37,13 +42,16 @@ class PooledFeaturesDataModule(ArrayDataModule):
     def __init__(
         self,
         checkpoint: str | Path,
-        data: ArrayDataModule,
+        data: ArrayDataModule | dict[str, Any],
         batch_size: int = 50,
         shuffle_seed: int = 0,
         num_workers: int = 0,
         chunk_size: int = 500,
+        checkpoint_sha256: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, shuffle_seed=shuffle_seed, num_workers=num_workers)
+        if isinstance(data, dict):
+            data = _data_from_record(data)
         if not isinstance(data, ArrayDataModule):
             raise TypeError(
                 f"data must be an in-memory seqboltz DataModule, got {type(data).__name__}"
@@ -53,10 +61,11 @@ class PooledFeaturesDataModule(ArrayDataModule):
         self.checkpoint = Path(checkpoint)
         self.data = data
         self.chunk_size = chunk_size
-        self.save_hyperparameters(ignore=["data"])
+        self.expected_sha256 = checkpoint_sha256
+        self.save_hyperparameters(ignore=["data", "checkpoint_sha256"])
         self.hparams["data"] = {
             "class_path": f"{type(data).__module__}.{type(data).__qualname__}",
-            "init_args": dict(getattr(data, "hparams", {})),
+            "init_args": _init_args(type(data), dict(getattr(data, "hparams", {}))),
         }
         self._lower: Any = None
 
@@ -72,8 +81,14 @@ class PooledFeaturesDataModule(ArrayDataModule):
                     f"{self.checkpoint} holds a {type(model).__name__}; greedy convolutional "
                     "training needs a ConvolutionalRBM checkpoint"
                 )
+            digest = sha256_file(self.checkpoint)
+            if self.expected_sha256 is not None and digest != self.expected_sha256:
+                raise ValueError(
+                    f"{self.checkpoint} has sha256 {digest[:12]}…, not the lower layer this "
+                    f"was built with ({self.expected_sha256[:12]}…)"
+                )
             self._lower = model
-            self.hparams["checkpoint_sha256"] = sha256_file(self.checkpoint)
+            self.hparams["checkpoint_sha256"] = digest
         return self._lower
 
     def prepare_data(self) -> None:
@@ -110,3 +125,26 @@ class PooledFeaturesDataModule(ArrayDataModule):
         test = self.data.test_tensor if self.data.n_features == self.lower.n_visible else None
         pictures = stacked.pictures(torch.Generator().manual_seed(0), test)
         return {k: v for k, v in pictures.items() if k != "filters_layer1"}
+
+
+def _data_from_record(record: dict[str, Any]) -> ArrayDataModule:
+    """Rebuild an in-memory DataModule from ``{"class_path", "init_args"}``; only classes of
+    :mod:`seqboltz.data` (a record never names arbitrary code)."""
+    import seqboltz.data
+
+    class_path = str(record.get("class_path", ""))
+    module_name, _, name = class_path.rpartition(".")
+    cls = getattr(seqboltz.data, name, None)
+    if not module_name.startswith("seqboltz.data") or not isinstance(cls, type):
+        raise ValueError(f"data must name a seqboltz.data DataModule, got {class_path!r}")
+    module = cls(**_init_args(cls, dict(record.get("init_args", {}))))
+    if not isinstance(module, ArrayDataModule):
+        raise TypeError(f"data must be an in-memory seqboltz DataModule, got {class_path!r}")
+    return module
+
+
+def _init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``hparams`` that are arguments of ``cls`` (LightningCLI and Lightning's
+    frame inspection add others, e.g. ``_class_path``)."""
+    names = set(inspect.signature(cls).parameters)
+    return {k: v for k, v in hparams.items() if k in names}

@@ -167,8 +167,14 @@ def evaluate_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     try:
         model = load_model(args.checkpoint)
-        if model.is_conditional:
+        from seqboltz.models import SequenceRBM, StructuredOutputCRBM
+
+        if isinstance(model, StructuredOutputCRBM):
+            return _evaluate_structured(model, args)
+        if isinstance(model, SequenceRBM):
             return _evaluate_sequence(model, args)
+        if model.is_conditional:
+            raise ValueError(f"seqboltz evaluate has no evaluation for {type(model).__name__}")
         report = evaluate_checkpoint(
             args.checkpoint,
             args.data,
@@ -177,11 +183,41 @@ def evaluate_main(argv: Sequence[str]) -> int:
             ais_betas=args.ais_betas,
             seed=args.seed,
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, NotImplementedError) as exc:
         parser.error(str(exc))
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2))
+    return 0
+
+
+def _evaluate_structured(model: EnergyModel, args: argparse.Namespace) -> int:
+    """Pixel (output-unit) error of ``p(y | x)`` predictions on the test pairs, for both
+    inferences and both starts (:meth:`~seqboltz.models.StructuredOutputCRBM.predict`)."""
+    from seqboltz.models import StructuredOutputCRBM
+
+    assert isinstance(model, StructuredOutputCRBM)
+    dm = _setup_datamodule(args.checkpoint, args.data)
+    pairs = getattr(dm, "pairs", None)
+    if not callable(pairs):
+        raise ValueError(
+            f"{type(dm).__name__} has no (y, x) pairs to evaluate a structured model on"
+        )
+    y, x = pairs("test")
+    model = model.to(torch.float64)
+    y, x = y.to(torch.float64), x.to(torch.float64)
+    rows: dict[str, float] = {
+        "input x as the prediction": float(((x > 0.5) != (y > 0.5)).double().mean())
+    }
+    for method in ("mean_field", "map"):
+        for start in ("zeros", "input"):
+            pred = model.predict(x, method, 30, start)
+            rows[f"{method}, y0 = {start}"] = float(((pred > 0.5) != (y > 0.5)).double().mean())
+    print(f"{type(model).__name__} on {y.shape[0]} test pairs: output-unit error %")
+    for name, err in rows.items():
+        print(f"  {name:<28}{100 * err:7.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"n_test": int(y.shape[0]), "error": rows}, indent=2))
     return 0
 
 

@@ -187,8 +187,9 @@ class ConvolutionalRBM(EnergyModel):
 
     def annealing_path(self, base_data: Tensor | None = None) -> AnnealingPath:
         raise NotImplementedError(
-            "ConvolutionalRBM: no AIS path yet; evaluate it through its features "
-            "(pooling_probs) or set eval_log_z: none"
+            "ConvolutionalRBM has no AIS path, so its log-likelihood is not estimated: "
+            "evaluate its features (pooling_probs) with benchmarks/conv_features.py, and set "
+            "eval_log_z: none in its recipe"
         )
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:

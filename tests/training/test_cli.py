@@ -88,6 +88,55 @@ def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
     data = ckpt["seqboltz"]["data"]["init_args"]
     assert data["data"]["class_path"] == "seqboltz.data._datamodule.MNIST5kDataModule"
     assert len(data["checkpoint_sha256"]) == 64  # which lower layer it was trained on
+    # the recorded DataModule rebuilds (same lower layer, checked by its sha256) ...
+    from seqboltz.eval._cli import build_datamodule
+
+    lower = str(tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt")  # recorded relative
+    rebuilt = build_datamodule(
+        ckpt["seqboltz"]["data"]["class_path"], {**data, "checkpoint": lower}
+    )
+    rebuilt.setup("fit")
+    assert rebuilt.n_features == 24 * 10 * 10
+    # ... and refuses another lower layer under the same path
+    other = dict(data, checkpoint=lower, checkpoint_sha256="0" * 64)
+    with pytest.raises(ValueError, match="not the lower layer this was built with"):
+        build_datamodule(ckpt["seqboltz"]["data"]["class_path"], other).setup("fit")
+    # evaluate says why it cannot estimate a conv RBM's likelihood
+    ev = _run(["evaluate", str(tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt")], tmp_path)
+    assert ev.returncode == 2 and "has no AIS path" in ev.stderr, ev.stderr[-2000:]
+
+
+@pytest.mark.realdata
+def test_structured_output_recipe_fits_and_evaluates(tmp_path: Path) -> None:
+    fit = _run(
+        [
+            "fit",
+            "--config",
+            str(REPO / "recipes" / "mnist_denoise_crbm.yaml"),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=5",
+            "--trainer.limit_val_batches=1",
+        ],
+        cwd=tmp_path,
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    report = tmp_path / "report.json"
+    ev = _run(["evaluate", str(_last_ckpt(tmp_path)), "--json", str(report)], cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    result = json.loads(report.read_text())
+    assert result["n_test"] == 1000
+    errors = result["error"]
+    assert 0.05 < errors["input x as the prediction"] < 0.08  # the corruption itself
+    assert set(errors) == {
+        "input x as the prediction",
+        "mean_field, y0 = zeros",
+        "mean_field, y0 = input",
+        "map, y0 = zeros",
+        "map, y0 = input",
+    }
+    assert all(0.0 <= e <= 1.0 for e in errors.values())
+    assert "output-unit error %" in ev.stdout
 
 
 @pytest.mark.realdata
