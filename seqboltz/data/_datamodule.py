@@ -20,6 +20,7 @@ training example is seen exactly once per epoch. Outside Lightning call
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "DigitsDataModule",
     "ImagePatchesDataModule",
     "MNIST5kDataModule",
+    "build_datamodule",
     "validate_array",
 ]
 
@@ -491,3 +493,15 @@ class ImagePatchesDataModule(ArrayDataModule):
         if self._stats is None:
             raise RuntimeError("ImagePatchesDataModule.stats() is known only after setup()")
         return dict(self._stats)
+
+
+def build_datamodule(class_path: str, init_args: dict[str, Any]) -> Any:
+    """Instantiate a DataModule from ``seqboltz.data`` by class path or short name."""
+    module_name, _, name = class_path.rpartition(".")
+    if module_name and not module_name.startswith("seqboltz.data"):
+        raise ValueError(f"refusing to load data module {class_path!r}: not part of seqboltz.data")
+    data = importlib.import_module("seqboltz.data")
+    cls = getattr(data, name, None)
+    if cls is None:
+        raise ValueError(f"unknown data module {class_path!r}")
+    return cls(**init_args)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqboltz.data._datamodule import ArrayDataModule
+from seqboltz.data._datamodule import ArrayDataModule, build_datamodule
 from seqboltz.data._fetch import sha256_file
 
 __all__ = ["PooledFeaturesDataModule"]
@@ -128,16 +129,13 @@ class PooledFeaturesDataModule(ArrayDataModule):
 
 
 def _data_from_record(record: dict[str, Any]) -> ArrayDataModule:
-    """Rebuild an in-memory DataModule from ``{"class_path", "init_args"}``; only classes of
-    :mod:`seqboltz.data` (a record never names arbitrary code)."""
-    import seqboltz.data
-
+    """Rebuild an in-memory DataModule from ``{"class_path", "init_args"}`` (only classes of
+    :mod:`seqboltz.data`, see :func:`~seqboltz.data._datamodule.build_datamodule`)."""
     class_path = str(record.get("class_path", ""))
-    module_name, _, name = class_path.rpartition(".")
-    cls = getattr(seqboltz.data, name, None)
-    if not module_name.startswith("seqboltz.data") or not isinstance(cls, type):
+    cls = getattr(importlib.import_module("seqboltz.data"), class_path.rpartition(".")[2], None)
+    if not isinstance(cls, type):
         raise ValueError(f"data must name a seqboltz.data DataModule, got {class_path!r}")
-    module = cls(**_init_args(cls, dict(record.get("init_args", {}))))
+    module = build_datamodule(class_path, _init_args(cls, dict(record.get("init_args", {}))))
     if not isinstance(module, ArrayDataModule):
         raise TypeError(f"data must be an in-memory seqboltz DataModule, got {class_path!r}")
     return module

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import Any
 
 import torch
 
+from seqboltz.data._datamodule import build_datamodule
 from seqboltz.eval._partition import ais_log_partition, exact_log_partition, log_likelihood
 from seqboltz.models import EnergyModel, load_model
 
@@ -111,18 +111,6 @@ def datamodule_from_checkpoint(checkpoint: str | Path) -> Any:
     if not entry:
         raise ValueError(f"{checkpoint} records no data module; pass --data")
     return build_datamodule(entry["class_path"], entry.get("init_args", {}))
-
-
-def build_datamodule(class_path: str, init_args: dict[str, Any]) -> Any:
-    """Instantiate a DataModule from ``seqboltz.data`` by class path or short name."""
-    module_name, _, name = class_path.rpartition(".")
-    if module_name and not module_name.startswith("seqboltz.data"):
-        raise ValueError(f"refusing to load data module {class_path!r}: not part of seqboltz.data")
-    data = importlib.import_module("seqboltz.data")
-    cls = getattr(data, name, None)
-    if cls is None:
-        raise ValueError(f"unknown data module {class_path!r}")
-    return cls(**init_args)
 
 
 def evaluate_checkpoint(

@@ -14,7 +14,13 @@ from seqboltz.models._crbm import (
 )
 from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
-from seqboltz.models._registry import load_model, model_from_spec, model_spec, register_model
+from seqboltz.models._registry import (
+    load_model,
+    model_from_spec,
+    model_spec,
+    register_model,
+    save_model,
+)
 from seqboltz.models._structured import StructuredInference, StructuredOutputCRBM
 
 __all__ = [
@@ -38,4 +44,5 @@ __all__ = [
     "model_from_spec",
     "model_spec",
     "register_model",
+    "save_model",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "EnergyModel",
     "GibbsStep",
     "NoiseSpec",
+    "draw_noise",
 ]
 
 
@@ -62,6 +63,21 @@ class GibbsStep(NamedTuple):
     v: Tensor
     v_mean: Tensor
     h: Tensor
+
+
+def draw_noise(
+    specs: Mapping[str, NoiseSpec],
+    batch_size: int,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> dict[str, Tensor]:
+    """One batch of every named noise input: ``(batch_size, *spec.shape)`` uniforms or normals."""
+    out: dict[str, Tensor] = {}
+    for name, spec in specs.items():
+        draw = torch.rand if spec.kind == "uniform" else torch.randn
+        out[name] = draw((batch_size, *spec.shape), generator=generator, device=device, dtype=dtype)
+    return out
 
 
 class AnnealingPath(Protocol):
@@ -186,12 +202,7 @@ class EnergyModel(nn.Module):
         ref = self.reference_parameter()
         device = ref.device if device is None else device
         dtype = ref.dtype if dtype is None else dtype
-        out: dict[str, Tensor] = {}
-        for name, spec in self.noise_spec().items():
-            shape = (batch_size, *spec.shape)
-            draw = torch.rand if spec.kind == "uniform" else torch.randn
-            out[name] = draw(shape, generator=generator, device=device, dtype=dtype)
-        return out
+        return draw_noise(self.noise_spec(), batch_size, generator, device, dtype)
 
     def gibbs_chain(
         self,

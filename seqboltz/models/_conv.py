@@ -18,7 +18,14 @@ from torch import Tensor, nn
 
 from seqboltz import functional as Fn
 from seqboltz.functional import _conv as C
-from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
+from seqboltz.models._base import (
+    AnnealingPath,
+    Conditioning,
+    EnergyModel,
+    GibbsStep,
+    NoiseSpec,
+    draw_noise,
+)
 
 __all__ = ["ConvolutionalDBN", "ConvolutionalRBM", "DBNPosterior", "DBNStep"]
 
@@ -383,13 +390,11 @@ class ConvolutionalDBN(nn.Module):
             v = start.to(ref)
         h2 = torch.zeros(n, *self.upper.detection_shape, dtype=ref.dtype, device=ref.device)
         step: DBNStep | None = None
+        # drawn where the generator lives (a CPU generator may drive a model on a GPU)
+        where = generator.device if generator is not None else torch.device("cpu")
         for _ in range(n_steps):
-            noise = {
-                name: (torch.rand if spec.kind == "uniform" else torch.randn)(
-                    (n, *spec.shape), generator=generator, dtype=ref.dtype
-                ).to(ref.device)
-                for name, spec in self.noise_spec().items()
-            }
+            drawn = draw_noise(self.noise_spec(), n, generator, where, ref.dtype)
+            noise = {name: t.to(ref.device) for name, t in drawn.items()}
             step = self.gibbs_step(v, h2, noise)
             v, h2 = step.v, step.h2
         assert step is not None

@@ -20,7 +20,7 @@ from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._structured import StructuredOutputCRBM
 
-__all__ = ["load_model", "model_from_spec", "model_spec", "register_model"]
+__all__ = ["load_model", "model_from_spec", "model_spec", "register_model", "save_model"]
 
 _REGISTRY: dict[str, type[EnergyModel]] = {}
 
@@ -55,6 +55,16 @@ def model_from_spec(spec: dict[str, Any]) -> EnergyModel:
         known = ", ".join(sorted(_REGISTRY))
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {known}")
     return _REGISTRY[kind](**spec.get("init_args", {}))
+
+
+def save_model(model: EnergyModel, path: str | Path) -> Path:
+    """Write ``model`` as a minimal seqboltz checkpoint (its spec and weights, the layout
+    :class:`~seqboltz.training.RBMSystem` writes) that :func:`load_model` reads; returns ``path``.
+    """
+    path = Path(path)
+    state = {f"energy_model.{k}": t for k, t in model.state_dict().items()}
+    torch.save({"seqboltz": {"model": model_spec(model)}, "state_dict": state}, path)
+    return path
 
 
 def load_model(checkpoint: str | Path, map_location: str = "cpu") -> EnergyModel:

@@ -196,7 +196,6 @@ class RBMSystem(L.LightningModule):
         self.sparsity_cost = sparsity_cost
         self.negative = negative
         self.perceptron_start = perceptron_start
-        self.mean_field_negative = negative == "mean_field"
         self.init_from_data = init_from_data
         self.divergence_threshold = divergence_threshold
         self.eval_log_z = eval_log_z

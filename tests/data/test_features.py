@@ -8,19 +8,13 @@ import pytest
 import torch
 
 from seqboltz.data import DigitsDataModule, PooledFeaturesDataModule
-from seqboltz.models import BernoulliRBM, ConvolutionalRBM, EnergyModel, model_spec
-
-
-def _save(model: EnergyModel, path: Path) -> Path:
-    state = {f"energy_model.{k}": t for k, t in model.state_dict().items()}
-    torch.save({"seqboltz": {"model": model_spec(model)}, "state_dict": state}, path)
-    return path
+from seqboltz.models import BernoulliRBM, ConvolutionalRBM, save_model
 
 
 def test_features_are_the_lower_layers_pooling_probabilities(tmp_path: Path) -> None:
     torch.manual_seed(0)
     lower = ConvolutionalRBM((1, 8, 8), n_filters=3, filter_size=3, pool_size=2, init_std=0.5)
-    dm = PooledFeaturesDataModule(_save(lower, tmp_path / "l1.ckpt"), DigitsDataModule(), 20)
+    dm = PooledFeaturesDataModule(save_model(lower, tmp_path / "l1.ckpt"), DigitsDataModule(), 20)
     dm.setup("fit")
     inner = dm.data
     assert isinstance(inner, DigitsDataModule)
@@ -39,11 +33,11 @@ def test_features_are_the_lower_layers_pooling_probabilities(tmp_path: Path) -> 
 
 
 def test_bad_input(tmp_path: Path) -> None:
-    rbm = _save(BernoulliRBM(64, 4), tmp_path / "rbm.ckpt")
+    rbm = save_model(BernoulliRBM(64, 4), tmp_path / "rbm.ckpt")
     with pytest.raises(ValueError, match="holds a BernoulliRBM; greedy convolutional training"):
         PooledFeaturesDataModule(rbm, DigitsDataModule()).setup("fit")
     wrong = ConvolutionalRBM((1, 12, 12), n_filters=2, filter_size=3, pool_size=2)
-    dm = PooledFeaturesDataModule(_save(wrong, tmp_path / "w.ckpt"), DigitsDataModule())
+    dm = PooledFeaturesDataModule(save_model(wrong, tmp_path / "w.ckpt"), DigitsDataModule())
     with pytest.raises(ValueError, match="takes 144 values per image but DigitsDataModule has 64"):
         dm.setup("fit")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):

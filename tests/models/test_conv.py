@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqboltz.functional import _conv as C
-from seqboltz.models import ConvolutionalRBM, load_model, model_from_spec, model_spec
+from seqboltz.models import ConvolutionalRBM, load_model, model_from_spec, model_spec, save_model
 
 DTYPE = torch.float64
 
@@ -112,13 +112,7 @@ def test_gibbs_step_uses_its_noise_and_registry_round_trip(tmp_path) -> None:
     again = model_from_spec(model_spec(model))
     assert again.init_args() == model.init_args()
     path = tmp_path / "m.ckpt"
-    torch.save(
-        {
-            "seqboltz": {"model": model_spec(model)},
-            "state_dict": {f"energy_model.{k}": t for k, t in model.state_dict().items()},
-        },
-        path,
-    )
+    save_model(model, path)
     loaded = load_model(path)
     torch.testing.assert_close(loaded.free_energy(v), model.free_energy(v))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from seqboltz.functional import _conv as C
-from seqboltz.models import ConvolutionalDBN, ConvolutionalRBM, model_spec
+from seqboltz.models import ConvolutionalDBN, ConvolutionalRBM, save_model
 
 DTYPE = torch.float64
 
@@ -225,12 +225,6 @@ def test_bad_input(tmp_path: Path) -> None:
 
     other = BernoulliRBM(4, 3)
     path = tmp_path / "rbm.ckpt"
-    torch.save(
-        {
-            "seqboltz": {"model": model_spec(other)},
-            "state_dict": {f"energy_model.{k}": t for k, t in other.state_dict().items()},
-        },
-        path,
-    )
+    save_model(other, path)
     with pytest.raises(ValueError, match="holds a BernoulliRBM, not a ConvolutionalRBM"):
         ConvolutionalDBN.from_checkpoints(path, path)

@@ -15,7 +15,13 @@ import torch
 from scipy.special import logsumexp
 
 from seqboltz import functional as Fn
-from seqboltz.models import StructuredOutputCRBM, load_model, model_from_spec, model_spec
+from seqboltz.models import (
+    StructuredOutputCRBM,
+    load_model,
+    model_from_spec,
+    model_spec,
+    save_model,
+)
 
 DTYPE = torch.float64
 D, H, C = 4, 3, 5
@@ -218,13 +224,7 @@ def test_registry_round_trip_and_pictures(model: StructuredOutputCRBM, x, tmp_pa
     again = model_from_spec(model_spec(model))
     assert isinstance(again, StructuredOutputCRBM) and again.init_args() == model.init_args()
     path = tmp_path / "m.ckpt"
-    torch.save(
-        {
-            "seqboltz": {"model": model_spec(model)},
-            "state_dict": {f"energy_model.{k}": t for k, t in model.state_dict().items()},
-        },
-        path,
-    )
+    save_model(model, path)
     loaded = load_model(path).to(DTYPE)
     y = torch.bernoulli(torch.full((3, D), 0.5, dtype=DTYPE))
     torch.testing.assert_close(loaded.free_energy(y, x), model.free_energy(y, x))
