@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from seqboltz._io import atomic_path
+
 __all__ = [
     "filter_grid",
     "image_grid",
@@ -73,10 +75,8 @@ def save_png(path: str | Path, picture: np.ndarray) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(picture, mode="L").save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(picture, mode="L").save(tmp, format="PNG")
     return path
 
 
@@ -158,9 +158,9 @@ def plot_spectrograms(
 
 def _save_figure(fig: Any, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=110)
-    _pyplot().close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        _pyplot().close(fig)
     return path

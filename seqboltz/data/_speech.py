@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from seqboltz._io import atomic_write
 from seqboltz.data._fetch import PinnedDebPackage, default_cache_dir, fetch_deb, sha256_file
 from seqboltz.data._windows import SequenceDataModule, WindowSplit
 from seqboltz.speech import LogMelFeatures, SpeechFeatures, WorldFeatures, read_audio
@@ -154,11 +153,7 @@ class SpeechDataModule(SequenceDataModule):
             except (OSError, ValueError):
                 pass  # a damaged cache entry is recomputed below
         frames = wf.analyze(read_audio(wav, wf.sample_rate))
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npy")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, frames)
-        os.replace(tmp, cached)
+        atomic_write(cached, lambda f: np.save(f, frames))
         return frames
 
     def setup(self, stage: str | None = None) -> None:

@@ -19,13 +19,13 @@ leaves nothing behind.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
+from seqboltz._io import atomic_write
 from seqboltz.motion._skeleton import (
     POSITION_CHANNELS,
     ROTATION_CHANNELS,
@@ -369,17 +369,10 @@ def write_bvh(path: str | Path, clip: MotionClip) -> Path:
 
     header = _hierarchy_text(skeleton)
     header += f"MOTION\nFrames: {frames.shape[0]}\nFrame Time: {clip.frame_time:.10g}\n"
-    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(header)
-            if frames.shape[0]:
-                np.savetxt(fh, frames, fmt="%.6f", delimiter=" ")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+
+    def write(fh: IO[str]) -> None:
+        fh.write(header)
+        if frames.shape[0]:
+            np.savetxt(fh, frames, fmt="%.6f", delimiter=" ")
+
+    return atomic_write(p, write, text=True, fsync=True)
