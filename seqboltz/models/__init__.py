@@ -12,6 +12,7 @@ from seqboltz.models._crbm import (
     FrameParams,
     SequenceRBM,
 )
+from seqboltz.models._crbm2 import BinaryConditionalRBM, TwoLayerCRBM
 from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._registry import (
@@ -26,6 +27,7 @@ from seqboltz.models._structured import StructuredInference, StructuredOutputCRB
 __all__ = [
     "AnnealingPath",
     "BernoulliRBM",
+    "BinaryConditionalRBM",
     "ConditionalRBM",
     "Conditioning",
     "ConvolutionalDBN",
@@ -40,6 +42,7 @@ __all__ = [
     "SequenceRBM",
     "StructuredInference",
     "StructuredOutputCRBM",
+    "TwoLayerCRBM",
     "load_model",
     "model_from_spec",
     "model_spec",
