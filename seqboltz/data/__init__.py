@@ -19,6 +19,7 @@ from seqboltz.data._datamodule import (
 )
 from seqboltz.data._denoise import MNISTDenoisingDataModule, corrupt_digits
 from seqboltz.data._features import PooledFeaturesDataModule
+from seqboltz.data._hidden import CRBMHiddenDataModule
 from seqboltz.data._fetch import (
     MNIST5K,
     PinnedDebPackage,
@@ -53,6 +54,7 @@ __all__ = [
     "CMU_TAKE_ASF",
     "MNIST5K",
     "ArrayDataModule",
+    "CRBMHiddenDataModule",
     "DigitsDataModule",
     "ImagePatchesDataModule",
     "MNIST5kDataModule",
