@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
+from serving.config import parse_settings
 from serving.metrics import Metrics
 from serving.repository import ModelRepository
 from serving.servicer import GenerationServicer, Limits
@@ -45,6 +46,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -139,7 +141,9 @@ async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], Non
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics_port = (
-        metrics.serve_http(config.metrics_port) if config.metrics_port is not None else None
+        metrics.serve_http(config.metrics_port, config.metrics_host)
+        if config.metrics_port is not None
+        else None
     )
     watcher = asyncio.get_running_loop().create_task(repository.watch(config.reload_interval))
     stop = asyncio.Event()
@@ -186,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051, help="0: a free port (printed)")
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="0.0.0.0: scrapeable by other hosts")
     p.add_argument("--token", default=os.environ.get("SEQBOLTZ_TOKEN"), help="bearer token")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
@@ -201,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``seqboltz serve``; prints one JSON line when listening."""
-    args = _parser().parse_args(None if argv is None else list(argv))
+    args = parse_settings(_parser(), argv)  # flags > SEQBOLTZ_* variables > --config file
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
@@ -210,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         token=args.token,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
