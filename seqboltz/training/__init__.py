@@ -1,6 +1,7 @@
 """The Lightning training system (CD-k / PCD) and the LightningCLI entry for recipes."""
 
+from seqboltz.training._generation import GenerationMetric
 from seqboltz.training._pictures import SavePictures
 from seqboltz.training._system import RBMSystem
 
-__all__ = ["RBMSystem", "SavePictures"]
+__all__ = ["GenerationMetric", "RBMSystem", "SavePictures"]
