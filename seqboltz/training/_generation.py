@@ -114,7 +114,9 @@ class GenerationMetric(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        model = pl_module.energy_model  # type: ignore[attr-defined]
+        model: Any = getattr(pl_module, "energy_model", None)
+        if model is None or not hasattr(model, "generate"):
+            raise TypeError("GenerationMetric needs a LightningModule whose energy_model generates")
         seeds, real, style = self._starts(trainer, model.order)
         ref = model.reference_parameter()
         kwargs: dict[str, Any] = {}
