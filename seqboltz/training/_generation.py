@@ -120,7 +120,7 @@ class GenerationMetric(L.Callback):
         seeds, real, style = self._starts(trainer, model.order)
         ref = model.reference_parameter()
         kwargs: dict[str, Any] = {}
-        if style is not None and getattr(model, "n_style", 0):
+        if style is not None and int(getattr(model, "n_style", 0)) > 0:
             kwargs["style"] = torch.from_numpy(style).to(ref)
         generated = model.generate(
             torch.from_numpy(seeds).to(ref),
