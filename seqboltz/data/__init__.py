@@ -46,10 +46,18 @@ from seqboltz.data._speech import (
     fetch_speech_prompts,
     find_wavs,
 )
+from seqboltz.data._tts import (
+    ASTERISK_TRANSCRIPTS,
+    TTSDataModule,
+    TTSPrompt,
+    fetch_transcripts,
+    read_transcripts,
+)
 from seqboltz.data._windows import SequenceDataModule
 
 __all__ = [
     "ASTERISK_PROMPTS",
+    "ASTERISK_TRANSCRIPTS",
     "CMU_TAKE_AMC",
     "CMU_TAKE_ASF",
     "MNIST5K",
@@ -67,6 +75,8 @@ __all__ = [
     "PooledFeaturesDataModule",
     "SequenceDataModule",
     "SpeechDataModule",
+    "TTSDataModule",
+    "TTSPrompt",
     "binarize",
     "corrupt_digits",
     "default_cache_dir",
@@ -76,11 +86,13 @@ __all__ = [
     "fetch_deb",
     "fetch_mnist5k",
     "fetch_speech_prompts",
+    "fetch_transcripts",
     "find_wavs",
     "image_patches",
     "load_digits_probs",
     "load_mnist5k",
     "mnist5k_split",
+    "read_transcripts",
     "sample_images_gray",
     "sha256_file",
     "stratified_split",
