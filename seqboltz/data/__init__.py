@@ -12,6 +12,7 @@ torch.Size([100, 784])
 
 from seqboltz.data._datamodule import (
     ArrayDataModule,
+    DataError,
     DigitsDataModule,
     ImagePatchesDataModule,
     MNIST5kDataModule,
@@ -19,7 +20,6 @@ from seqboltz.data._datamodule import (
 )
 from seqboltz.data._denoise import MNISTDenoisingDataModule, corrupt_digits
 from seqboltz.data._features import PooledFeaturesDataModule
-from seqboltz.data._hidden import CRBMHiddenDataModule
 from seqboltz.data._fetch import (
     MNIST5K,
     PinnedDebPackage,
@@ -30,6 +30,8 @@ from seqboltz.data._fetch import (
     fetch_mnist5k,
     sha256_file,
 )
+from seqboltz.data._hidden import CRBMHiddenDataModule
+from seqboltz.data._images import IMAGE_SUFFIXES, ImageDataModule, ImageSet, read_images
 from seqboltz.data._mnist import (
     MNIST5kSplit,
     binarize,
@@ -60,11 +62,15 @@ __all__ = [
     "ASTERISK_TRANSCRIPTS",
     "CMU_TAKE_AMC",
     "CMU_TAKE_ASF",
+    "IMAGE_SUFFIXES",
     "MNIST5K",
     "ArrayDataModule",
     "CRBMHiddenDataModule",
+    "DataError",
     "DigitsDataModule",
+    "ImageDataModule",
     "ImagePatchesDataModule",
+    "ImageSet",
     "MNIST5kDataModule",
     "MNIST5kSplit",
     "MNISTDenoisingDataModule",
@@ -92,6 +98,7 @@ __all__ = [
     "load_digits_probs",
     "load_mnist5k",
     "mnist5k_split",
+    "read_images",
     "read_transcripts",
     "sample_images_gray",
     "sha256_file",

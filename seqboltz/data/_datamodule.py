@@ -21,8 +21,9 @@ training example is seen exactly once per epoch. Outside Lightning call
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -38,6 +39,7 @@ from seqboltz.data._small import load_digits_probs
 
 __all__ = [
     "ArrayDataModule",
+    "DataError",
     "DigitsDataModule",
     "ImagePatchesDataModule",
     "MNIST5kDataModule",
@@ -46,6 +48,13 @@ __all__ = [
 ]
 
 VISIBLE_KINDS = ("bernoulli", "gaussian")
+
+
+class DataError(ValueError):
+    """The data cannot be used as it is: a missing, unreadable or too-short file, NaN or
+    infinite values, values out of range, wrong shapes. The message names the file (or the
+    data set) and the problem in one line; ``seqboltz fit`` prints it and exits with status 2.
+    """
 
 
 class _RowsDataset(Dataset[Tensor]):
@@ -162,6 +171,10 @@ class ArrayDataModule(L.LightningDataModule):
 
     _visible_kind: str = "bernoulli"
     _n_features_hint: int | None = None
+    own_images: ClassVar[dict[str, Any] | None] = None
+    """For an image data set: the :class:`~seqboltz.data.ImageDataModule` arguments
+    (e.g. ``{"mode": "binary"}``) that train a recipe over this class on your own images when
+    it is given ``--data.init_args.path`` (see :mod:`seqboltz.training`); ``None``: none."""
 
     def __init__(self, batch_size: int = 100, shuffle_seed: int = 0, num_workers: int = 0) -> None:
         super().__init__()
@@ -169,6 +182,12 @@ class ArrayDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if type(self) is ArrayDataModule:
+            raise ValueError(
+                "ArrayDataModule is the base class of the in-memory DataModules: for image "
+                "files use seqboltz.data.ImageDataModule (path=FILE_OR_FOLDER), from Python "
+                "ArrayDataModule.from_arrays(train, val, test)"
+            )
         self.batch_size = batch_size
         self.shuffle_seed = shuffle_seed
         self.num_workers = num_workers
@@ -185,22 +204,32 @@ class ArrayDataModule(L.LightningDataModule):
         """Normalisation statistics that travel with a trained model (empty: none applied)."""
         return {}
 
+    @property
+    def source(self) -> str:
+        """Where the data comes from, for messages (a file or folder, or the data set's name)."""
+        return type(self).__name__
+
     # ---- Lightning hooks ------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         """Load, validate and convert all three splits (once; later calls do nothing)."""
         if self._train is not None:
             return
         train, val, test = self._load()
-        splits = {
-            name: validate_array(a, name, self.visible_kind)
-            for name, a in (("train", train), ("val", val), ("test", test))
-        }
+        try:
+            splits = {
+                name: validate_array(a, name, self.visible_kind)
+                for name, a in (("train", train), ("val", val), ("test", test))
+            }
+        except ValueError as exc:
+            raise DataError(f"{self.source}: {exc}") from exc
         widths = {name: a.shape[1] for name, a in splits.items()}
         if len(set(widths.values())) != 1:
-            raise ValueError(f"splits have different numbers of features: {widths}")
+            raise DataError(f"{self.source}: splits have different numbers of features: {widths}")
         hint = self._n_features_hint
         if hint is not None and widths["train"] != hint:
-            raise ValueError(f"expected {hint} features, the data has {widths['train']}")
+            raise DataError(
+                f"{self.source}: expected {hint} features, the data has {widths['train']}"
+            )
         self._train = torch.from_numpy(splits["train"])
         self._val = torch.from_numpy(splits["val"])
         self._test = torch.from_numpy(splits["test"])
@@ -299,6 +328,10 @@ class _InMemoryDataModule(ArrayDataModule):
         self._visible_kind = visible_kind
         self._arrays = (train, val, test)
 
+    @property
+    def source(self) -> str:
+        return "in-memory arrays"
+
     def _load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._arrays
 
@@ -326,6 +359,7 @@ class MNIST5kDataModule(ArrayDataModule):
 
     _visible_kind = "bernoulli"
     _n_features_hint = 784
+    own_images: ClassVar[dict[str, Any] | None] = {"mode": "binary"}
 
     def __init__(
         self,
@@ -377,6 +411,7 @@ class DigitsDataModule(ArrayDataModule):
 
     _visible_kind = "bernoulli"
     _n_features_hint = 64
+    own_images: ClassVar[dict[str, Any] | None] = {"mode": "binary"}
 
     def __init__(
         self,
@@ -433,6 +468,7 @@ class ImagePatchesDataModule(ArrayDataModule):
     """
 
     _visible_kind = "gaussian"
+    own_images: ClassVar[dict[str, Any] | None] = {"mode": "gaussian"}
 
     def __init__(
         self,
@@ -496,12 +532,37 @@ class ImagePatchesDataModule(ArrayDataModule):
 
 
 def build_datamodule(class_path: str, init_args: dict[str, Any]) -> Any:
-    """Instantiate a DataModule from ``seqboltz.data`` by class path or short name."""
+    """Instantiate a DataModule from its class path (any importable module) or its short name
+    in :mod:`seqboltz.data`, with the ``init_args`` its signature takes (others, such as the
+    ``_class_path`` LightningCLI adds to hyperparameters, are left out).
+
+    Raises:
+        ValueError: the module cannot be imported, the class is missing or is not a
+            ``LightningDataModule``, or a required argument is missing (one line each).
+    """
     module_name, _, name = class_path.rpartition(".")
-    if module_name and not module_name.startswith("seqboltz.data"):
-        raise ValueError(f"refusing to load data module {class_path!r}: not part of seqboltz.data")
-    data = importlib.import_module("seqboltz.data")
-    cls = getattr(data, name, None)
-    if cls is None:
-        raise ValueError(f"unknown data module {class_path!r}")
-    return cls(**init_args)
+    try:
+        module = importlib.import_module(module_name or "seqboltz.data")
+    except ImportError as exc:
+        raise ValueError(f"cannot import the module of data module {class_path!r}: {exc}") from exc
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"unknown data module {class_path!r}: {module.__name__} has no {name!r}")
+    if not issubclass(cls, L.LightningDataModule):
+        raise ValueError(f"{class_path!r} is not a LightningDataModule")
+    params = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    args = {k: v for k, v in init_args.items() if takes_any or k in params}
+    missing = [
+        k
+        for k, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and k not in args
+    ]
+    if missing:
+        raise ValueError(
+            f"cannot rebuild {class_path}: no value for its argument(s) {missing} (a DataModule "
+            "records its arguments with self.save_hyperparameters() in __init__)"
+        )
+    return cls(**args)

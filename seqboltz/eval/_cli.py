@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,10 +15,23 @@ from typing import Any
 import torch
 
 from seqboltz.data._datamodule import build_datamodule
-from seqboltz.eval._partition import ais_log_partition, exact_log_partition, log_likelihood
+from seqboltz.eval._partition import (
+    ais_log_partition,
+    exact_log_partition,
+    log_likelihood,
+    log_progress_to_stderr,
+)
 from seqboltz.models import EnergyModel, load_model
 
-__all__ = ["EvaluationReport", "evaluate_checkpoint", "evaluate_main", "evaluate_model"]
+__all__ = [
+    "EvaluationReport",
+    "data_record",
+    "datamodule_from_checkpoint",
+    "evaluate_checkpoint",
+    "evaluate_main",
+    "evaluate_model",
+    "parse_data_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -104,13 +119,92 @@ def evaluate_model(
     )
 
 
-def datamodule_from_checkpoint(checkpoint: str | Path) -> Any:
-    """Rebuild the DataModule recorded in a seqboltz checkpoint (only ``seqboltz.data`` classes)."""
+def _run_config_data(checkpoint: Path) -> dict[str, Any] | None:
+    """The ``data`` section of the ``config.yaml`` LightningCLI saved beside the run's
+    ``checkpoints/`` folder, if there is one."""
+    import yaml
+
+    config = checkpoint.resolve().parent.parent / "config.yaml"
+    try:
+        data = yaml.safe_load(config.read_text()).get("data")
+    except (OSError, AttributeError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) and "class_path" in data else None
+
+
+def data_record(checkpoint: str | Path) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` of the DataModule a checkpoint was trained on.
+
+    The checkpoint's own record (the DataModule's hyperparameters) comes first; a DataModule
+    that saved none is completed from the run's ``config.yaml`` when that names the same class.
+
+    Raises:
+        ValueError: the checkpoint records no DataModule (one line saying what to pass).
+    """
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    entry = ckpt.get("seqboltz", {}).get("data")
+    entry = ckpt.get("seqboltz", {}).get("data") if isinstance(ckpt, dict) else None
+    config = _run_config_data(Path(checkpoint))
     if not entry:
-        raise ValueError(f"{checkpoint} records no data module; pass --data")
-    return build_datamodule(entry["class_path"], entry.get("init_args", {}))
+        if config is None:
+            raise ValueError(
+                f"{checkpoint} records no DataModule and has no config.yaml beside its run: "
+                "pass --data CLASS_OR_CONFIG"
+            )
+        return {"class_path": config["class_path"], "init_args": config.get("init_args") or {}}
+    init_args = dict(entry.get("init_args") or {})
+    if not init_args and config is not None:
+        if config["class_path"].rpartition(".")[2] == entry["class_path"].rpartition(".")[2]:
+            init_args = dict(config.get("init_args") or {})
+    record = {"class_path": entry["class_path"], "init_args": init_args}
+    if entry.get("train_sha256"):
+        record["train_sha256"] = entry["train_sha256"]
+    return record
+
+
+def datamodule_from_checkpoint(checkpoint: str | Path) -> Any:
+    """Rebuild the DataModule a seqboltz checkpoint was trained on (any importable class).
+
+    Raises:
+        ValueError: nothing is recorded, the class cannot be imported, or an argument is
+            missing (one line saying why).
+    """
+    record = data_record(checkpoint)
+    try:
+        return build_datamodule(record["class_path"], record["init_args"])
+    except ValueError as exc:
+        raise ValueError(f"cannot rebuild the data {checkpoint} was trained on: {exc}") from exc
+
+
+def parse_data_spec(spec: str, overrides: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """``--data`` and ``--data-arg`` of ``seqboltz evaluate`` as ``(class_path, init_args)``.
+
+    ``spec`` is a DataModule class (``ImageDataModule``, ``my_pkg.MyData``), a YAML file with a
+    ``data`` section (a recipe or a run's ``config.yaml``) or an inline mapping
+    ``{class_path: …, init_args: {…}}``; each override is ``KEY=VALUE`` (VALUE read as YAML).
+    """
+    import yaml
+
+    init_args: dict[str, Any] = {}
+    path = Path(spec)
+    if spec.lstrip().startswith("{") or path.suffix.lower() in (".yaml", ".yml", ".json"):
+        try:
+            loaded = yaml.safe_load(spec if spec.lstrip().startswith("{") else path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"--data {spec}: cannot read it ({exc})") from exc
+        section = loaded.get("data", loaded) if isinstance(loaded, dict) else None
+        if isinstance(section, str):
+            section = {"class_path": section}
+        if not isinstance(section, dict) or not isinstance(section.get("class_path"), str):
+            raise ValueError(f"--data {spec}: has no data class_path")
+        class_path, init_args = section["class_path"], dict(section.get("init_args") or {})
+    else:
+        class_path = spec
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data-arg takes KEY=VALUE, got {item!r}")
+        init_args[key.removeprefix("init_args.")] = yaml.safe_load(value)
+    return class_path, init_args
 
 
 def evaluate_checkpoint(
@@ -122,10 +216,35 @@ def evaluate_checkpoint(
     return evaluate_model(model, dm.eval_tensor(), dm.train_tensor, **kwargs)
 
 
-def _setup_datamodule(checkpoint: str | Path, data: str | None) -> Any:
-    dm = build_datamodule(data, {}) if data else datamodule_from_checkpoint(checkpoint)
+def _setup_datamodule(
+    checkpoint: str | Path, data: str | None, overrides: Sequence[str] = ()
+) -> Any:
+    """The DataModule to evaluate on, set up: ``data`` (see :func:`parse_data_spec`) or the
+    one the checkpoint was trained on, with ``overrides``; warns on stderr when the rebuilt
+    training data differ from those the checkpoint was trained on."""
+    if data:
+        dm = build_datamodule(*parse_data_spec(data, overrides))
+        expected = None
+    else:
+        record = data_record(checkpoint)
+        _, extra = parse_data_spec(record["class_path"], overrides)
+        try:
+            dm = build_datamodule(record["class_path"], {**record["init_args"], **extra})
+        except ValueError as exc:
+            raise ValueError(f"cannot rebuild the data {checkpoint} was trained on: {exc}") from exc
+        expected = record.get("train_sha256")
     dm.prepare_data()
     dm.setup("fit")
+    train = getattr(dm, "train_tensor", None)
+    if expected and isinstance(train, torch.Tensor):
+        digest = hashlib.sha256(train.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        if digest != expected:
+            print(
+                f"seqboltz evaluate: warning: the training data rebuilt by "
+                f"{type(dm).__name__} are not those {checkpoint} was trained on "
+                f"(sha256 {digest[:12]}…, recorded {expected[:12]}…)",
+                file=sys.stderr,
+            )
     return dm
 
 
@@ -137,7 +256,21 @@ def evaluate_main(argv: Sequence[str]) -> int:
         "small models, annealed importance sampling otherwise.",
     )
     parser.add_argument("checkpoint", help="a .ckpt written by `seqboltz fit`")
-    parser.add_argument("--data", help="DataModule name (default: the one it was trained on)")
+    parser.add_argument(
+        "--data",
+        metavar="CLASS_OR_CONFIG",
+        help="evaluate on this DataModule: a class (ImageDataModule, my_pkg.MyData), a YAML "
+        "file with a data section (a recipe, a run's config.yaml) or an inline mapping "
+        "'{class_path: ..., init_args: {...}}' (default: the one the checkpoint was trained "
+        "on, rebuilt from its record)",
+    )
+    parser.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set one DataModule argument (repeatable), e.g. --data-arg path=other.npz",
+    )
     parser.add_argument("--method", choices=["auto", "exact", "ais"], default="auto")
     parser.add_argument("--ais-chains", type=int, default=100)
     parser.add_argument("--ais-betas", type=int, default=14500)
@@ -153,6 +286,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         "--out", type=Path, help="sequence models: folder for plots and a BVH or WAVs"
     )
     args = parser.parse_args(list(argv))
+    log_progress_to_stderr()  # AIS progress and its ±3σ bounds
     try:
         model = load_model(args.checkpoint)
         from seqboltz.models import SequenceRBM, StructuredOutputCRBM
@@ -163,16 +297,18 @@ def evaluate_main(argv: Sequence[str]) -> int:
             return _evaluate_sequence(model, args)
         if model.is_conditional:
             raise ValueError(f"seqboltz evaluate has no evaluation for {type(model).__name__}")
-        report = evaluate_checkpoint(
-            args.checkpoint,
-            args.data,
+        dm = _setup_datamodule(args.checkpoint, args.data, args.data_arg)
+        report = evaluate_model(
+            model,
+            dm.eval_tensor(),
+            dm.train_tensor,
             method=args.method,
             ais_chains=args.ais_chains,
             ais_betas=args.ais_betas,
             seed=args.seed,
         )
-    except (FileNotFoundError, ValueError, NotImplementedError) as exc:
-        parser.error(str(exc))
+    except (OSError, ValueError, NotImplementedError) as exc:
+        parser.exit(2, f"seqboltz evaluate: error: {' '.join(str(exc).split())}\n")
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2))
@@ -185,7 +321,7 @@ def _evaluate_structured(model: EnergyModel, args: argparse.Namespace) -> int:
     from seqboltz.models import StructuredOutputCRBM
 
     assert isinstance(model, StructuredOutputCRBM)
-    dm = _setup_datamodule(args.checkpoint, args.data)
+    dm = _setup_datamodule(args.checkpoint, args.data, args.data_arg)
     pairs = getattr(dm, "pairs", None)
     if not callable(pairs):
         raise ValueError(
@@ -215,7 +351,7 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     from seqboltz.speech import SpeechFeatures
 
     assert isinstance(model, SequenceRBM)
-    dm = _setup_datamodule(args.checkpoint, args.data)
+    dm = _setup_datamodule(args.checkpoint, args.data, args.data_arg)
     evaluate: Any = evaluate_sequence_model
     default_seconds = 60.0
     if isinstance(getattr(dm, "features", None), SpeechFeatures):

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import copy
-import itertools
+import logging
 import math
+import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +28,58 @@ __all__ = [
     "default_betas",
     "exact_log_partition",
     "log_likelihood",
+    "log_progress_to_stderr",
 ]
+
+logger = logging.getLogger("seqboltz.eval")
+"""Progress of long estimates (AIS) at INFO level; silent unless logging is configured
+(``seqboltz evaluate`` and ``seqboltz test`` send it to stderr)."""
+
+
+def log_progress_to_stderr() -> None:
+    """Send seqboltz's INFO log lines (e.g. AIS progress) to stderr, one plain line each.
+
+    Does nothing if the ``seqboltz`` logger already has a handler.
+    """
+    root = logging.getLogger("seqboltz")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.propagate = False
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+class _Progress:
+    """Logs ``what: 30% (k/n …), elapsed, estimated time left`` every ``every`` of ``total``."""
+
+    def __init__(self, what: str, total: int, every: float, unit: str) -> None:
+        self.what, self.total, self.unit = what, total, unit
+        self.start = time.perf_counter()
+        enabled = every > 0 and total > 0 and logger.isEnabledFor(logging.INFO)
+        n_marks = max(1, math.ceil(1.0 / every)) if enabled else 0
+        # the last mark is the summary line that follows the loop
+        self.marks = {math.ceil(total * i / n_marks) for i in range(1, n_marks)}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def step(self, done: int) -> None:
+        if done not in self.marks:
+            return
+        elapsed = self.elapsed()
+        left = elapsed * (self.total - done) / done
+        logger.info(
+            "%s: %3.0f%% (%d/%d %s), %.1f s elapsed, about %.0f s left",
+            self.what,
+            100.0 * done / self.total,
+            done,
+            self.total,
+            self.unit,
+            elapsed,
+            left,
+        )
 
 
 def _as_float64(model: EnergyModel) -> EnergyModel:
@@ -133,6 +186,7 @@ def ais_log_partition(
     n_betas: int = 14500,
     betas: Tensor | None = None,
     seed: int = 0,
+    report_every: float = 0.1,
 ) -> AISResult:
     """Estimate ``log Z`` by annealed importance sampling (Salakhutdinov & Murray 2008).
 
@@ -150,6 +204,10 @@ def ais_log_partition(
         n_betas: number of inverse temperatures (ignored if ``betas`` is given).
         betas: explicit increasing schedule from 0 to 1, ``(K,)``.
         seed: seed of the chains' random numbers.
+        report_every: log progress at INFO level on the ``seqboltz.eval`` logger every this
+            fraction of the schedule (elapsed and remaining time), then the estimate with its
+            ±3σ bounds; ``0`` never. Silent unless logging is configured (see
+            :func:`log_progress_to_stderr`).
 
     Returns:
         An :class:`AISResult`.
@@ -171,12 +229,32 @@ def ais_log_partition(
     path = m.annealing_path(None if base_data is None else base_data.to(device, torch.float64))
     beta_list = schedule.tolist()
 
+    progress = _Progress(
+        f"AIS ({type(model).__name__}, {n_chains} chains)",
+        len(beta_list) - 1,
+        report_every,
+        "steps",
+    )
     v = path.sample_base(n_chains, generator)
     log_w = torch.zeros(n_chains, dtype=torch.float64, device=device)
-    for beta_prev, beta in itertools.pairwise(beta_list):
-        delta, v = path.advance(v, beta_prev, beta, generator)
+    for i in range(1, len(beta_list)):
+        delta, v = path.advance(v, beta_list[i - 1], beta_list[i], generator)
         log_w += delta
-    return _summarise(log_w.cpu(), path.log_z_base, len(beta_list))
+        progress.step(i)
+    result = _summarise(log_w.cpu(), path.log_z_base, len(beta_list))
+    if progress.marks:
+        logger.info(
+            "AIS: log Z = %.3f, ±3σ [%.3f, %.3f], effective sample size %.1f of %d chains, "
+            "%d β, %.1f s",
+            result.log_z,
+            result.log_z_low,
+            result.log_z_high,
+            result.effective_sample_size,
+            n_chains,
+            result.n_betas,
+            progress.elapsed(),
+        )
+    return result
 
 
 def _summarise(log_w: Tensor, log_z_base: float, n_betas: int) -> AISResult:

@@ -15,6 +15,7 @@ from jsonargparse import ArgumentParser
 import seqboltz.data._datamodule as dm_mod
 from seqboltz.data import (
     ArrayDataModule,
+    DataError,
     DigitsDataModule,
     ImagePatchesDataModule,
     MNIST5kDataModule,
@@ -108,7 +109,9 @@ def test_nan_names_split_and_rows(split: str) -> None:
     arrays[split][3, 1] = np.nan
     arrays[split][7, 0] = np.inf
     dm = ArrayDataModule.from_arrays(arrays["train"], arrays["val"], arrays["test"])
-    with pytest.raises(ValueError, match=rf"^{split} split has non-finite .*\[3, 7\]"):
+    with pytest.raises(
+        DataError, match=rf"^in-memory arrays: {split} split has non-finite .*\[3, 7\]"
+    ):
         dm.setup("fit")
 
 
@@ -151,6 +154,8 @@ def test_access_before_setup_and_bad_args() -> None:
     assert dm.n_features == D and dm.stats() == {}
     with pytest.raises(ValueError, match="batch_size"):
         ArrayDataModule(batch_size=0)
+    with pytest.raises(ValueError, match="base class .*ImageDataModule .*from_arrays"):
+        ArrayDataModule()  # `--data=seqboltz.data.ArrayDataModule` says what to use instead
     with pytest.raises(ValueError, match="visible_kind"):
         ArrayDataModule.from_arrays(*_arrays(), visible_kind="poisson")
 
