@@ -154,7 +154,7 @@ def test_access_before_setup_and_bad_args() -> None:
     assert dm.n_features == D and dm.stats() == {}
     with pytest.raises(ValueError, match="batch_size"):
         ArrayDataModule(batch_size=0)
-    with pytest.raises(ValueError, match="base class .*ImageDataModule .*from_arrays"):
+    with pytest.raises(ValueError, match=r"base class .*ImageDataModule .*from_arrays"):
         ArrayDataModule()  # `--data=seqboltz.data.ArrayDataModule` says what to use instead
     with pytest.raises(ValueError, match="visible_kind"):
         ArrayDataModule.from_arrays(*_arrays(), visible_kind="poisson")
