@@ -5,6 +5,8 @@ Everything here takes every parameter and every noise tensor as an argument; the
 """
 
 from seqboltz.functional._conditional import (
+    CRBMGradients,
+    crbm_cd_gradients,
     factored_dynamic_biases,
     factored_hidden_input,
     factored_visible_mean,
@@ -12,15 +14,21 @@ from seqboltz.functional._conditional import (
     linear_dynamic_biases,
 )
 from seqboltz.functional._rbm import (
+    ContrastiveStep,
+    RBMGradients,
+    bernoulli_free_energy_from_input,
     bernoulli_from_uniform,
+    bernoulli_rbm_cd_gradients,
     bernoulli_rbm_energy,
     bernoulli_rbm_free_energy,
     bernoulli_rbm_gibbs_step,
     bernoulli_rbm_hidden_free_energy,
     bernoulli_visible_probs,
+    contrastive_divergence,
     gaussian_energy_from_coupling,
     gaussian_free_energy_from_input,
     gaussian_hidden_free_energy_from_coupling,
+    gaussian_rbm_cd_gradients,
     gaussian_rbm_energy,
     gaussian_rbm_free_energy,
     gaussian_rbm_gibbs_step,
@@ -29,18 +37,26 @@ from seqboltz.functional._rbm import (
     hidden_input,
     hidden_probs,
     softplus,
+    softplus_sum_from_probs,
 )
 from seqboltz.functional._structured import bernoulli_map_inference, bernoulli_mean_field
 
 __all__ = [
+    "CRBMGradients",
+    "ContrastiveStep",
+    "RBMGradients",
+    "bernoulli_free_energy_from_input",
     "bernoulli_from_uniform",
     "bernoulli_map_inference",
     "bernoulli_mean_field",
+    "bernoulli_rbm_cd_gradients",
     "bernoulli_rbm_energy",
     "bernoulli_rbm_free_energy",
     "bernoulli_rbm_gibbs_step",
     "bernoulli_rbm_hidden_free_energy",
     "bernoulli_visible_probs",
+    "contrastive_divergence",
+    "crbm_cd_gradients",
     "factored_dynamic_biases",
     "factored_hidden_input",
     "factored_visible_mean",
@@ -48,6 +64,7 @@ __all__ = [
     "gaussian_energy_from_coupling",
     "gaussian_free_energy_from_input",
     "gaussian_hidden_free_energy_from_coupling",
+    "gaussian_rbm_cd_gradients",
     "gaussian_rbm_energy",
     "gaussian_rbm_free_energy",
     "gaussian_rbm_gibbs_step",
@@ -57,4 +74,5 @@ __all__ = [
     "hidden_probs",
     "linear_dynamic_biases",
     "softplus",
+    "softplus_sum_from_probs",
 ]

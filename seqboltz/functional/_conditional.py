@@ -24,10 +24,17 @@ No per-example matrix is ever formed: ``vᵀŴ(z) = ((v Wᵛ) ⊙ (z Wᶻ)) Wʰ�
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
 import torch
 from torch import Tensor
 
+from seqboltz.functional._rbm import ContrastiveStep, contrastive_divergence
+
 __all__ = [
+    "CRBMGradients",
+    "crbm_cd_gradients",
     "factored_dynamic_biases",
     "factored_hidden_input",
     "factored_visible_mean",
@@ -133,3 +140,116 @@ def factored_visible_mean(
 ) -> Tensor:
     """Mean of ``p(v | h, x, z) = N(â + Ŵ(z) h, I)``: ``(B, H)`` → ``(B, D)``."""
     return visible_bias + gated_product(h, hidden_factor, gate, visible_factor)
+
+
+class CRBMGradients(NamedTuple):
+    """``∂L/∂θ`` of a conditional RBM, shaped like its parameters (``None`` without controls)."""
+
+    weight: Tensor
+    visible_bias: Tensor
+    hidden_bias: Tensor
+    autoregressive: Tensor
+    past_to_hidden: Tensor
+    control_to_visible: Tensor | None = None
+    control_to_hidden: Tensor | None = None
+
+
+def crbm_cd_gradients(
+    v_data: Tensor,
+    history: Tensor,
+    hidden_uniform: Tensor,
+    visible_normal: Tensor,
+    weight: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    autoregressive: Tensor,
+    past_to_hidden: Tensor,
+    controls: Tensor | None = None,
+    control_to_visible: Tensor | None = None,
+    control_to_hidden: Tensor | None = None,
+    *,
+    chain_start: Tensor | None = None,
+    negative: Literal["sample", "mean_field"] = "sample",
+    sparsity_target: float | None = None,
+    sparsity_cost: float = 0.0,
+    negative_free_energy: bool = False,
+    out: Sequence[Tensor | None] | None = None,
+) -> tuple[CRBMGradients, ContrastiveStep]:
+    """CD-k / PCD-k gradient of a conditional RBM (Taylor, Hinton & Roweis 2007), closed form.
+
+    ``L = mean F(v⁺ | x) - mean F(v⁻ | x) (+ λ‖t - q‖²)`` with ``F`` the unit-variance
+    Gaussian-Bernoulli free energy under the dynamic biases ``â = a + xA + cP``,
+    ``b̂ = b + xB + cQ`` (:func:`linear_dynamic_biases`), each negative particle conditioned on
+    its own row's history. The chain and ``∂L/∂W`` come from
+    :func:`~seqboltz.functional.contrastive_divergence` with per-example biases; then
+    ``∂L/∂â = (v⁻ - v⁺)/B`` and ``∂L/∂b̂ = (p⁻ - r)/B`` row by row, so
+    ``∂L/∂A = xᵀ ∂L/∂â``, ``∂L/∂B = xᵀ ∂L/∂b̂``, ``∂L/∂a = Σₙ ∂L/∂âₙ`` (likewise ``P``, ``Q``,
+    ``b``). The dynamic biases are formed once (autograd through ``F(v⁺)`` and ``F(v⁻)``
+    forms them twice, three times with a sparsity penalty).
+
+    Args:
+        v_data: frames ``v⁺`` ``(B, D)``.
+        history: flattened histories ``x`` ``(B, n·D)``.
+        hidden_uniform: ``(k, B, H)``; visible_normal: ``(k, B, D)`` (``k - 1`` allowed with
+            mean-field negatives).
+        weight ... control_to_hidden: the parameters (see :func:`linear_dynamic_biases`).
+        chain_start: where the chain starts ``(B, D)``; ``None``: at ``v_data`` (CD).
+        negative, sparsity_target, sparsity_cost, negative_free_energy: see
+            :func:`~seqboltz.functional.contrastive_divergence`.
+        out: tensors to write the gradients into, in :class:`CRBMGradients` order.
+
+    Returns:
+        ``(CRBMGradients, ContrastiveStep)``. Call under ``torch.no_grad()``.
+    """
+    outs = [None] * 7 if out is None else [*list(out), *([None] * 7)][:7]
+    batch = v_data.shape[0]
+    if chain_start is not None and chain_start.shape[0] != batch:
+        raise ValueError(
+            f"a conditional chain needs one row per conditioning row: {chain_start.shape[0]} "
+            f"chains for a batch of {batch}"
+        )
+    a_hat, b_hat = linear_dynamic_biases(
+        history,
+        visible_bias,
+        hidden_bias,
+        autoregressive,
+        past_to_hidden,
+        controls,
+        control_to_visible,
+        control_to_hidden,
+    )
+    grad_w, step = contrastive_divergence(
+        v_data,
+        hidden_uniform,
+        visible_normal,
+        weight,
+        a_hat,
+        b_hat,
+        None,
+        visible_kind="gaussian",
+        chain_start=chain_start,
+        negative=negative,
+        sparsity_target=sparsity_target,
+        sparsity_cost=sparsity_cost,
+        negative_free_energy=negative_free_energy,
+        weight_grad_out=outs[0],
+    )
+    g_visible = (step.negative - v_data).div_(batch)  # ∂L/∂â, (B, D)
+    g_hidden = (step.negative_hidden_probs - step.data_coefficient).div_(batch)  # ∂L/∂b̂, (B, H)
+
+    def product(x: Tensor, g: Tensor, dest: Tensor | None) -> Tensor:
+        return torch.mm(x.T, g) if dest is None else torch.mm(x.T, g, out=dest)
+
+    def column_sum(g: Tensor, dest: Tensor | None) -> Tensor:
+        return g.sum(0) if dest is None else torch.sum(g, 0, out=dest)
+
+    grads = CRBMGradients(
+        grad_w,
+        column_sum(g_visible, outs[1]),
+        column_sum(g_hidden, outs[2]),
+        product(history, g_visible, outs[3]),
+        product(history, g_hidden, outs[4]),
+        None if controls is None else product(controls, g_visible, outs[5]),
+        None if controls is None else product(controls, g_hidden, outs[6]),
+    )
+    return grads, step

@@ -384,6 +384,68 @@ class ConditionalRBM(SequenceRBM):
         zeros = torch.zeros((), dtype=h.dtype, device=h.device)
         return Fn.gaussian_visible_mean(h, self.weight, params.visible_bias, zeros)
 
+    @torch.no_grad()
+    def cd_gradients(
+        self,
+        v_data: Tensor,
+        hidden_uniform: Tensor,
+        visible_noise: Tensor,
+        cond: Conditioning | None = None,
+        *,
+        chain_start: Tensor | None = None,
+        negative: Literal["sample", "mean_field"] = "sample",
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.0,
+        negative_free_energy: bool = False,
+    ) -> Fn.ContrastiveStep:
+        """Closed-form CD-k / PCD-k gradient of every parameter, written into ``.grad``.
+
+        The gradient of ``mean F(v_data | cond) - mean F(v⁻ | cond) (+ sparsity penalty)``
+        with ``v⁻`` the end of a ``k``-step chain under each row's own conditioning, driven
+        by ``hidden_uniform (k, B, H)`` and the standard normals ``visible_noise (k, B, D)``
+        (``k - 1`` allowed with mean-field negatives); it replaces each ``.grad``. The fast
+        path of :class:`~seqboltz.training.RBMSystem`; see
+        :func:`seqboltz.functional.crbm_cd_gradients`.
+        """
+        history, controls, _ = self.parse_cond(cond)
+        self.check_shape(v_data, "v_data")
+        if history.shape[0] != v_data.shape[0]:
+            raise ValueError(
+                f"v_data has {v_data.shape[0]} rows but the conditioning {history.shape[0]}"
+            )
+        params = [
+            self.weight,
+            self.visible_bias,
+            self.hidden_bias,
+            self.autoregressive,
+            self.past_to_hidden,
+        ]
+        if self.n_controls:
+            params += [self.control_to_visible, self.control_to_hidden]
+        grads, step = Fn.crbm_cd_gradients(
+            v_data,
+            history,
+            hidden_uniform,
+            visible_noise,
+            self.weight,
+            self.visible_bias,
+            self.hidden_bias,
+            self.autoregressive,
+            self.past_to_hidden,
+            controls,
+            getattr(self, "control_to_visible", None),
+            getattr(self, "control_to_hidden", None),
+            chain_start=chain_start,
+            negative=negative,
+            sparsity_target=sparsity_target,
+            sparsity_cost=sparsity_cost,
+            negative_free_energy=negative_free_energy,
+            out=[p.grad for p in params],
+        )
+        for param, grad in zip(params, grads, strict=False):
+            param.grad = grad
+        return step
+
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         weights = [self.weight, self.autoregressive, self.past_to_hidden]
         if self.n_controls:

@@ -121,6 +121,59 @@ class BernoulliRBM(_RBMBase):
         return GibbsStep(v_next, v_probs, h)
 
     @torch.no_grad()
+    def cd_gradients(
+        self,
+        v_data: Tensor,
+        hidden_uniform: Tensor,
+        visible_noise: Tensor,
+        cond: Conditioning | None = None,
+        *,
+        chain_start: Tensor | None = None,
+        negative: Literal["sample", "mean_field"] = "sample",
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.0,
+        negative_free_energy: bool = False,
+    ) -> Fn.ContrastiveStep:
+        """Closed-form CD-k / PCD-k gradient, written into the parameters' ``.grad``.
+
+        The gradient of ``mean F(v_data) - mean F(v⁻) (+ sparsity_cost ‖t - q‖²)``, ``v⁻``
+        the end of a ``k``-step chain driven by the given noise, replaces each ``.grad``
+        (as ``zero_grad`` then ``backward`` through :meth:`free_energy` would leave it):
+        the fast path of :class:`~seqboltz.training.RBMSystem`. See
+        :func:`seqboltz.functional.bernoulli_rbm_cd_gradients`.
+
+        Args:
+            v_data: ``(B, D)``.
+            hidden_uniform: ``(k, B', H)`` uniforms; visible_noise: ``(k, B', D)`` uniforms
+                (``k - 1`` allowed with ``negative="mean_field"``).
+            cond: must be ``None``.
+            chain_start: ``(B', D)`` chain start (PCD); ``None``: the data (CD).
+            negative, sparsity_target, sparsity_cost, negative_free_energy: see
+                :func:`seqboltz.functional.contrastive_divergence`.
+
+        Returns:
+            the :class:`~seqboltz.functional.ContrastiveStep` (chain, negatives, free energies).
+        """
+        self.check_unconditional(cond)
+        self.check_shape(v_data, "v_data")
+        params = (self.weight, self.visible_bias, self.hidden_bias)
+        grads, step = Fn.bernoulli_rbm_cd_gradients(
+            v_data,
+            hidden_uniform,
+            visible_noise,
+            *params,
+            chain_start=chain_start,
+            negative=negative,
+            sparsity_target=sparsity_target,
+            sparsity_cost=sparsity_cost,
+            negative_free_energy=negative_free_energy,
+            out=[p.grad for p in params],
+        )
+        for param, grad in zip(params, grads, strict=False):
+            param.grad = grad
+        return step
+
+    @torch.no_grad()
     def init_chains(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         p = torch.sigmoid(self.visible_bias).expand(n, -1)
         u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
@@ -279,6 +332,51 @@ class GaussianBernoulliRBM(_RBMBase):
             self.log_sigma,
         )
         return GibbsStep(v_next, v_mean, h)
+
+    @torch.no_grad()
+    def cd_gradients(
+        self,
+        v_data: Tensor,
+        hidden_uniform: Tensor,
+        visible_noise: Tensor,
+        cond: Conditioning | None = None,
+        *,
+        chain_start: Tensor | None = None,
+        negative: Literal["sample", "mean_field"] = "sample",
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.0,
+        negative_free_energy: bool = False,
+    ) -> Fn.ContrastiveStep:
+        """Closed-form CD-k / PCD-k gradient (``log σ`` included), written into ``.grad``.
+
+        As :meth:`BernoulliRBM.cd_gradients`, with ``visible_noise`` standard normals
+        ``(k, B', D)``; ``log σ`` gets its gradient when it is learned. See
+        :func:`seqboltz.functional.gaussian_rbm_cd_gradients`.
+        """
+        self.check_unconditional(cond)
+        self.check_shape(v_data, "v_data")
+        params = [self.weight, self.visible_bias, self.hidden_bias]
+        if self.learn_sigma:
+            params.append(self.log_sigma)
+        grads, step = Fn.gaussian_rbm_cd_gradients(
+            v_data,
+            hidden_uniform,
+            visible_noise,
+            self.weight,
+            self.visible_bias,
+            self.hidden_bias,
+            self.log_sigma,
+            learn_sigma=self.learn_sigma,
+            chain_start=chain_start,
+            negative=negative,
+            sparsity_target=sparsity_target,
+            sparsity_cost=sparsity_cost,
+            negative_free_energy=negative_free_energy,
+            out=[p.grad for p in params],
+        )
+        for param, grad in zip(params, grads, strict=False):
+            param.grad = grad
+        return step
 
     @torch.no_grad()
     def init_chains(self, n: int, generator: torch.Generator | None = None) -> Tensor:

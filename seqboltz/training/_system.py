@@ -1,13 +1,15 @@
 """The one training system: contrastive divergence (CD-k) and persistent CD for every model.
 
-The gradient is the autograd gradient of ``mean F(v_data) - mean F(v_negative)`` with the
-negative particles detached (Hinton 2002; Tieleman 2008). CD-k starts the negative chain at
-the data; PCD keeps persistent chains across updates. The negative particle is the chain's
-last sample (``negative="sample"``), its mean (``"mean_field"``), or, for CD-PercLoss (Mnih,
-Larochelle & Hinton 2011), the end of a chain whose every step sets each unit to its most
-probable state (``"perceptron"``). Everything else (optimizer, momentum,
-weight decay, sparsity, σ learning-rate scale, divergence detection, metrics) lives here,
-never in a model.
+The gradient is the gradient of ``mean F(v_data) - mean F(v_negative)`` with the negative
+particles detached (Hinton 2002; Tieleman 2008): by autograd through the model's free energy,
+or, when the model offers it (``cd_gradients``: the RBM family), in closed form with fewer
+GEMMs, written straight into ``.grad`` (the fast path; both are tested to agree). CD-k
+starts the negative chain at the data; PCD keeps persistent chains across updates. The
+negative particle is the chain's last sample (``negative="sample"``), its mean
+(``"mean_field"``), or, for CD-PercLoss (Mnih, Larochelle & Hinton 2011), the end of a chain
+whose every step sets each unit to its most probable state (``"perceptron"``). Everything
+else (optimizer, momentum, weight decay, sparsity, σ learning-rate scale, divergence
+detection, metrics) lives here, never in a model.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from typing import Any, Literal
+from collections.abc import Collection, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import lightning as L
 import torch
 from torch import Tensor
 
 from seqboltz.eval import ais_log_partition, exact_log_partition, log_likelihood
-from seqboltz.models import Conditioning, EnergyModel, GibbsStep, model_spec
+from seqboltz.functional import ContrastiveStep
+from seqboltz.models import Conditioning, EnergyModel, GibbsStep, NoiseSpec, model_spec
 
-__all__ = ["RBMSystem", "mode_noise"]
+__all__ = ["ClosedFormCD", "RBMSystem", "chain_noise", "mode_noise"]
 
 Batch = Tensor | tuple[Tensor, Conditioning] | list[Any] | dict[str, Any]
 
@@ -45,6 +49,82 @@ def mode_noise(model: EnergyModel, batch_size: int, like: Tensor) -> dict[str, T
         )
         for name, spec in model.noise_spec().items()
     }
+
+
+def chain_noise(
+    specs: Mapping[str, NoiseSpec],
+    k: int,
+    n: int,
+    generator: torch.Generator | None,
+    like: Tensor,
+    skip_last: Collection[str] = (),
+) -> dict[str, Tensor]:
+    """The noise of ``k`` Gibbs steps of ``n`` chains, each kind drawn in one call.
+
+    All uniforms come from one ``torch.rand`` and all normals from one ``torch.randn`` (a
+    call per step and per input costs more than the numbers on a CPU), laid out input by
+    input in ``specs`` order and step by step within an input, each a contiguous view.
+
+    Args:
+        specs: the model's :meth:`~seqboltz.models.EnergyModel.noise_spec`.
+        k: Gibbs steps; n: chains.
+        generator: the random stream (``None``: torch's global one).
+        like: a tensor with the device and dtype to draw in.
+        skip_last: inputs whose last step is not needed (the visible sample of a chain
+            whose negative particle is the last mean): ``k - 1`` steps are drawn for them.
+
+    Returns:
+        ``{name: (steps, n, *spec.shape)}``.
+    """
+    steps = {name: k - 1 if name in skip_last else k for name in specs}
+    out: dict[str, Tensor] = {}
+    for kind, draw in (("uniform", torch.rand), ("normal", torch.randn)):
+        names = [name for name, spec in specs.items() if spec.kind == kind]
+        sizes = [steps[name] * n * math.prod(specs[name].shape) for name in names]
+        if not names:
+            continue
+        flat = draw(sum(sizes), generator=generator, device=like.device, dtype=like.dtype)
+        for name, chunk in zip(names, flat.split(sizes), strict=True):
+            out[name] = chunk.view(steps[name], n, *specs[name].shape)
+    return out
+
+
+def _mode_chain_noise(
+    specs: Mapping[str, NoiseSpec], k: int, n: int, like: Tensor
+) -> dict[str, Tensor]:
+    """:func:`mode_noise` for ``k`` steps as stacked ``(k, n, *shape)`` views of one scalar."""
+    return {
+        name: torch.full(
+            (), 0.5 if spec.kind == "uniform" else 0.0, dtype=like.dtype, device=like.device
+        ).expand(k, n, *spec.shape)
+        for name, spec in specs.items()
+    }
+
+
+@runtime_checkable
+class ClosedFormCD(Protocol):
+    """A model that computes its CD/PCD gradient in closed form (the RBM family).
+
+    ``cd_gradients`` runs the ``k``-step chain on the given stacked noise
+    (:func:`chain_noise`), writes ``∂/∂θ [mean F(v_data | cond) - mean F(v⁻ | cond)]``
+    (plus the sparsity penalty) into every parameter's ``.grad``, replacing it, and returns
+    the :class:`~seqboltz.functional.ContrastiveStep`. A subclass that changes the energy
+    must override it.
+    """
+
+    def cd_gradients(
+        self,
+        v_data: Tensor,
+        hidden_uniform: Tensor,
+        visible_noise: Tensor,
+        cond: Conditioning | None = None,
+        *,
+        chain_start: Tensor | None = None,
+        negative: Literal["sample", "mean_field"] = "sample",
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.0,
+        negative_free_energy: bool = False,
+    ) -> ContrastiveStep: ...
 
 
 def _unpack(batch: Batch) -> tuple[Tensor, Conditioning | None]:
@@ -109,6 +189,14 @@ class RBMSystem(L.LightningModule):
         ais_chains: AIS chains used by ``test``.
         ais_betas: AIS inverse temperatures used by ``test``.
         pseudo_likelihood_seed: seed of the bit flips of the stochastic pseudo-likelihood.
+        closed_form: use the model's closed-form gradient (:class:`ClosedFormCD`) when it
+            has one, ``accumulate_grad_batches`` is 1 and one process trains (under DDP the
+            gradients must flow through autograd to be all-reduced). ``False``: always
+            autograd through the free energy. Both give the same gradients (tested to
+            1e-10 in float64) from the same noise.
+
+    The chain's noise is drawn in bulk (:func:`chain_noise`), the same way on both paths, so
+    the two paths train to the same parameters from the same seed.
 
     Persistent chains are a plain attribute, saved in checkpoints, not a registered buffer:
     under DDP each process keeps its own chains (DDP would otherwise broadcast rank 0's
@@ -139,6 +227,7 @@ class RBMSystem(L.LightningModule):
         ais_chains: int = 100,
         ais_betas: int = 14500,
         pseudo_likelihood_seed: int = 0,
+        closed_form: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(energy_model, EnergyModel):
@@ -202,6 +291,8 @@ class RBMSystem(L.LightningModule):
         self.ais_chains = ais_chains
         self.ais_betas = ais_betas
         self.pseudo_likelihood_seed = pseudo_likelihood_seed
+        self.closed_form = closed_form
+        self._grads_written = False  # the fast path filled .grad in this step's training_step
         self.chains: Tensor | None = None  # persistent chains (see class docstring)
         self.generator: torch.Generator | None = None  # Gibbs noise, one stream per process
         self.data_sha256: str | None = None  # sha256 of the training tensor, set in setup
@@ -217,19 +308,11 @@ class RBMSystem(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         v, cond = _unpack(batch)
         self.energy_model.check_visible(v, "training batch")
-        v_neg, recon = self._negative_particles(v, cond)
-        if cond is None:  # one GEMM for both phases
-            f = self.energy_model.free_energy(torch.cat([v, v_neg]))
-            f_pos, f_neg = f[: v.shape[0]], f[v.shape[0] :]
+        self._grads_written = False
+        if self._uses_closed_form():
+            loss, f_pos_mean, recon = self._closed_form_step(v, cond)
         else:
-            f_pos = self.energy_model.free_energy(v, cond)
-            f_neg = self.energy_model.free_energy(v_neg, cond)
-        f_pos_mean = f_pos.mean()
-        loss = f_pos_mean - f_neg.mean()
-        self._check_divergence(f_pos_mean, "free energy of the training batch")
-        if self.sparsity_target is not None and self.sparsity_cost > 0:
-            q = self.energy_model.hidden_probs(v, cond).mean(0)
-            loss = loss + self.sparsity_cost * ((self.sparsity_target - q) ** 2).sum()
+            loss, f_pos_mean, recon = self._autograd_step(v, cond)
         if self._logging_step():  # self.log costs more than a small CD step: log when kept
             self.log("train/free_energy_diff", loss.detach(), prog_bar=True)
             self.log("train/free_energy", f_pos_mean.detach())
@@ -238,6 +321,20 @@ class RBMSystem(L.LightningModule):
         if cond is None and len(self._train_reference) * v.shape[0] < 1000:
             self._train_reference.append(v.detach()[:1000])
         return loss
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backpropagate, unless the closed-form path already wrote this step's ``.grad``."""
+        if self._grads_written:
+            self._grads_written = False
+            return
+        super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(
+        self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer
+    ) -> None:
+        """Zero the gradients, unless the closed-form path has just replaced them."""
+        if not self._grads_written:
+            optimizer.zero_grad()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -379,43 +476,131 @@ class RBMSystem(L.LightningModule):
         every = max(1, int(getattr(trainer, "log_every_n_steps", 1)))
         return (self.global_step + 1) % every == 0 or bool(getattr(trainer, "fast_dev_run", 0))
 
-    @torch.no_grad()
-    def _negative_particles(
+    def _uses_closed_form(self) -> bool:
+        """Whether this step takes the model's closed-form gradient (see ``closed_form``)."""
+        if not self.closed_form or not isinstance(self.energy_model, ClosedFormCD):
+            return False
+        trainer = self._trainer
+        return trainer is None or (trainer.accumulate_grad_batches == 1 and trainer.world_size == 1)
+
+    def _sparsity_penalty(self, q: Tensor) -> Tensor | None:
+        """``λ Σⱼ (t - qⱼ)²`` for the mean hidden activation ``q`` ``(H,)``, or ``None``."""
+        if self.sparsity_target is None or self.sparsity_cost <= 0:
+            return None
+        return self.sparsity_cost * ((self.sparsity_target - q) ** 2).sum()
+
+    def _autograd_step(
         self, v: Tensor, cond: Conditioning | None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Negative particles ``(B', D)`` and, for CD, the one-step reconstruction ``(B, D)``."""
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(loss with its graph, mean F(v), reconstruction or None)`` through autograd."""
+        v_neg, recon = self._negative_particles(v, cond)
+        if cond is None:  # one GEMM for both phases
+            f = self.energy_model.free_energy(torch.cat([v, v_neg]))
+            f_pos, f_neg = f[: v.shape[0]], f[v.shape[0] :]
+        else:
+            f_pos = self.energy_model.free_energy(v, cond)
+            f_neg = self.energy_model.free_energy(v_neg, cond)
+        f_pos_mean = f_pos.mean()
+        loss = f_pos_mean - f_neg.mean()
+        self._check_divergence(f_pos_mean, "free energy of the training batch")
+        penalty = self._sparsity_penalty(self.energy_model.hidden_probs(v, cond).mean(0))
+        if penalty is not None:
+            loss = loss + penalty
+        return loss, f_pos_mean, recon
+
+    @torch.no_grad()
+    def _closed_form_step(
+        self, v: Tensor, cond: Conditioning | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The fast path: the model writes the gradient into ``.grad``; returns the detached
+        ``(loss, mean F(v), reconstruction or None)``, as :meth:`_autograd_step` would."""
+        model = self.energy_model
+        assert isinstance(model, ClosedFormCD)
+        start, noise = self._chain_inputs(v, cond)
+        step = model.cd_gradients(
+            v,
+            noise["hidden"],
+            noise["visible"],
+            cond,
+            chain_start=start,
+            negative="mean_field" if self.negative == "mean_field" else "sample",
+            sparsity_target=self.sparsity_target,
+            sparsity_cost=self.sparsity_cost,
+            negative_free_energy=True,
+        )
+        self._grads_written = True
+        if self.persistent:
+            self.chains = step.chain
+        f_pos_mean = step.data_free_energy.mean()
+        self._check_divergence(f_pos_mean, "free energy of the training batch")
+        assert step.negative_free_energy is not None
+        loss = f_pos_mean - step.negative_free_energy.mean()
+        penalty = self._sparsity_penalty(step.data_hidden_mean)
+        if penalty is not None:
+            loss = loss + penalty
+        recon = step.v_mean if start is None and self.k == 1 else None
+        return loss, f_pos_mean, recon
+
+    def _chain_inputs(
+        self, v: Tensor, cond: Conditioning | None
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Where the negative chain starts (``None``: at the data ``v``) and its stacked noise.
+
+        PCD starts at the persistent chains (created on first use), CD-PercLoss at zeros or
+        the data with most-probable-state noise; a mean-field negative from the data needs
+        no last visible sample, so that noise is not drawn.
+        """
+        start: Tensor | None = None
         if self.persistent:
             if self.chains is None or self.chains.device != v.device:
                 n = self.n_chains or v.shape[0]
-                start = (
+                chains = (
                     self.energy_model.init_chains(n, self.generator)
                     if self.chains is None
                     else self.chains.to(v.device)
                 )
-                self.chains = start.to(v.dtype)
+                self.chains = chains.to(v.dtype)
             if cond is not None and self.chains.shape[0] != v.shape[0]:
                 raise ValueError(
                     "conditional PCD needs as many chains as batch rows "
                     f"({self.chains.shape[0]} chains, batch of {v.shape[0]})"
                 )
-            step = self._chain(self.chains, cond)
+            start = self.chains
+        elif self.negative == "perceptron" and self.perceptron_start == "zeros":
+            start = torch.zeros_like(v)
+        n = v.shape[0] if start is None else start.shape[0]
+        specs = self.energy_model.noise_spec()
+        if self.negative == "perceptron":
+            return start, _mode_chain_noise(specs, self.k, n, v)
+        skip = ("visible",) if self.negative == "mean_field" and not self.persistent else ()
+        return start, chain_noise(specs, self.k, n, self.generator, v, skip)
+
+    @torch.no_grad()
+    def _negative_particles(
+        self, v: Tensor, cond: Conditioning | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Negative particles ``(B', D)`` and, for CD-1, the one-step reconstruction ``(B, D)``
+        (the autograd path's chain: ``k`` calls of the model's ``gibbs_step``)."""
+        start, noise = self._chain_inputs(v, cond)
+        step = self._chain(v if start is None else start, cond, noise)
+        if self.persistent:
             self.chains = step.v
-            recon = None
-        else:
-            step = self._chain(v, cond)
-            recon = step.v_mean if self.k == 1 else None
+        recon = step.v_mean if start is None and self.k == 1 else None
         return (step.v_mean if self.negative == "mean_field" else step.v), recon
 
-    def _chain(self, v: Tensor, cond: Conditioning | None) -> GibbsStep:
-        """``k`` Gibbs steps from ``v``: sampled, or for ``"perceptron"`` most probable states."""
-        if self.negative != "perceptron":
-            return self.energy_model.gibbs_chain(v, self.k, self.generator, cond)
-        noise = mode_noise(self.energy_model, v.shape[0], v)
-        if self.perceptron_start == "zeros":
-            v = torch.zeros_like(v)
+    def _chain(
+        self, v: Tensor, cond: Conditioning | None, noise: Mapping[str, Tensor]
+    ) -> GibbsStep:
+        """``k`` Gibbs steps from ``v`` on stacked noise (a missing last step: the mode)."""
+        specs = self.energy_model.noise_spec()
+        mode = _mode_chain_noise(specs, 1, v.shape[0], v)
         step: GibbsStep | None = None
-        for _ in range(self.k):
-            step = self.energy_model.gibbs_step(v, noise, cond)
+        for s in range(self.k):
+            step_noise = {
+                name: stacked[s] if s < stacked.shape[0] else mode[name][0]
+                for name, stacked in noise.items()
+            }
+            step = self.energy_model.gibbs_step(v, step_noise, cond)
             v = step.v
         assert step is not None
         return step

@@ -479,3 +479,120 @@ def test_leading_batch_dims(family: Family) -> None:
         family.hidden_free_energy(h.reshape(3, 2, 3), *params),
         family.hidden_free_energy(h, *params).reshape(3, 2),
     )
+
+
+# -- closed-form CD / PCD gradients ------------------------------------------------------------
+CD_CASES = {
+    "cd1": {"k": 1},
+    "cd3": {"k": 3},
+    "pcd2": {"k": 2, "pcd": 7},
+    "mean_field": {"k": 2, "negative": "mean_field"},
+    "sparsity": {"k": 2, "sparsity_target": 0.2, "sparsity_cost": 0.8},
+    "pcd_sparsity_mf": {"k": 1, "pcd": 4, "negative": "mean_field", "sparsity_target": 0.1,
+                        "sparsity_cost": 0.3},
+}  # fmt: skip
+
+
+def _cd_closed_form(family: Family, *args: Tensor, **kwargs: object):
+    fn = (
+        Fn.bernoulli_rbm_cd_gradients
+        if family.kind == "bernoulli"
+        else Fn.gaussian_rbm_cd_gradients
+    )
+    return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("case", sorted(CD_CASES))
+def test_closed_form_cd_gradients_equal_autograd(family: Family, case: str) -> None:
+    """The closed-form CD/PCD gradient is autograd's through the free energy (float64, 1e-10).
+
+    The reference runs the chain as ``k`` calls of the family's Gibbs step on the same noise,
+    takes ``v⁻`` (the last sample or its mean) and differentiates
+    ``mean F(v⁺) - mean F(v⁻) + λ Σ (t - mean p(h | v⁺))²`` with autograd.
+    """
+    spec = dict(CD_CASES[case])
+    k, n_chains = int(spec.pop("k")), spec.pop("pcd", None)
+    negative = str(spec.pop("negative", "sample"))
+    target, cost = spec.pop("sparsity_target", None), float(spec.pop("sparsity_cost", 0.0))
+    d, h, b = 6, 5, 8
+    params = random_params(d, h, family.kind, seed=40, weight_std=0.7)
+    v_data = random_visible(b, d, family.kind, seed=41)
+    start = None if n_chains is None else random_visible(int(n_chains), d, family.kind, seed=42)
+    n = b if start is None else start.shape[0]
+    g = torch.Generator().manual_seed(43)
+    u_h = torch.rand(k, n, h, generator=g, dtype=DTYPE)
+    draw = torch.rand if family.kind == "bernoulli" else torch.randn
+    noise_v = draw(k, n, d, generator=g, dtype=DTYPE)
+
+    grads, step = _cd_closed_form(
+        family,
+        v_data,
+        u_h,
+        noise_v,
+        *params,
+        chain_start=start,
+        negative=negative,
+        sparsity_target=target,
+        sparsity_cost=cost,
+        negative_free_energy=True,
+    )
+
+    v = v_data if start is None else start
+    for s in range(k):
+        v_next, v_mean, _ = family.gibbs_step(v, u_h[s], noise_v[s], *params)
+        v = v_next
+    v_neg = v_mean if negative == "mean_field" else v
+    torch.testing.assert_close(step.chain, v, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(step.negative, v_neg, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(step.v_mean, v_mean, rtol=1e-13, atol=1e-13)
+
+    leaves = tuple(p.clone().requires_grad_(True) for p in params)
+    f_pos = family.free_energy(v_data, *leaves)
+    f_neg = family.free_energy(v_neg, *leaves)
+    loss = f_pos.mean() - f_neg.mean()
+    if target is not None:
+        q = family.hidden_probs(v_data, *leaves).mean(0)
+        loss = loss + cost * ((target - q) ** 2).sum()
+    expected = torch.autograd.grad(loss, leaves)
+    names = ("weight", "visible_bias", "hidden_bias", "log_sigma")
+    for name, got, want in zip(names, grads, expected, strict=False):
+        assert got is not None and got.shape == want.shape, name
+        rel = float((got - want).norm() / want.norm())
+        assert rel < 1e-10, (name, rel)
+    # The free energies it reports come from x = b + (v/σ)ᵀW without another GEMM.
+    torch.testing.assert_close(step.data_free_energy, f_pos.detach(), rtol=1e-12, atol=1e-12)
+    assert step.negative_free_energy is not None
+    torch.testing.assert_close(step.negative_free_energy, f_neg.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_closed_form_cd_writes_into_out_and_skips_the_unused_last_sample(family: Family) -> None:
+    """``out`` tensors receive the gradients; a mean-field negative from ``k - 1`` visible
+    noise steps equals the one from ``k`` (the last visible sample is never used)."""
+    params = random_params(4, 3, family.kind, seed=50)
+    v_data = random_visible(5, 4, family.kind, seed=51)
+    g = torch.Generator().manual_seed(52)
+    u_h = torch.rand(2, 5, 3, generator=g, dtype=DTYPE)
+    noise_v = torch.rand(2, 5, 4, generator=g, dtype=DTYPE)
+    out = [torch.full_like(p, math.nan) for p in params]
+    full, _ = _cd_closed_form(family, v_data, u_h, noise_v, *params, negative="mean_field", out=out)
+    short, step = _cd_closed_form(family, v_data, u_h, noise_v[:1], *params, negative="mean_field")
+    n = len(params)  # a binary RBM's RBMGradients has log_sigma=None
+    for got, dest, other in zip(full[:n], out, short[:n], strict=True):
+        assert got is not None and other is not None
+        assert got.data_ptr() == dest.data_ptr()
+        torch.testing.assert_close(got, other, rtol=1e-14, atol=1e-14)
+    assert torch.equal(step.chain, step.v_mean)
+    with pytest.raises(ValueError, match=r"visible_noise must have shape \(2, chains, D\)"):
+        _cd_closed_form(family, v_data, u_h, noise_v[:1], *params, negative="sample")
+
+
+def test_softplus_sum_from_probs_is_softplus() -> None:
+    x = torch.tensor([[-800.0, -30.0, -1.0, 0.0, 0.5, 20.0, 700.0]], dtype=DTYPE)
+    expected = torch.nn.functional.softplus(x).sum(-1)
+    got = Fn.softplus_sum_from_probs(x, torch.sigmoid(x))
+    torch.testing.assert_close(got, expected, rtol=1e-15, atol=1e-13)
+    x32 = torch.linspace(-90, 90, 1001).reshape(7, 143)
+    got32 = Fn.softplus_sum_from_probs(x32, torch.sigmoid(x32))
+    ref = torch.nn.functional.softplus(x32.double()).sum(-1)
+    # float32: a few ulp per unit plus the float32 rounding of the sums themselves
+    assert bool(((got32.double() - ref).abs() <= 143 * 2e-6 + 1e-6 * ref).all())

@@ -12,9 +12,15 @@ import torch
 
 from seqboltz.data import ArrayDataModule, DigitsDataModule
 from seqboltz.eval import exact_log_partition, log_likelihood
-from seqboltz.models import BernoulliRBM, GaussianBernoulliRBM, StructuredOutputCRBM, load_model
+from seqboltz.models import (
+    BernoulliRBM,
+    ConditionalRBM,
+    GaussianBernoulliRBM,
+    StructuredOutputCRBM,
+    load_model,
+)
 from seqboltz.training import RBMSystem
-from seqboltz.training._system import mode_noise
+from seqboltz.training._system import chain_noise, mode_noise
 
 
 def _trainer(tmp_path: Path | None = None, **kwargs: object) -> L.Trainer:
@@ -62,16 +68,22 @@ def test_training_improves_exact_log_likelihood(digits: DigitsDataModule, persis
         assert system.chains is not None and system.chains.shape == (100, 64)
 
 
-def test_cd_k_loss_is_the_free_energy_difference() -> None:
-    """The training loss is mean F(data) - mean F(negatives) with negatives from k Gibbs steps."""
+@pytest.mark.parametrize("closed_form", [True, False], ids=["closed-form", "autograd"])
+def test_cd_k_loss_is_the_free_energy_difference(closed_form: bool) -> None:
+    """The training loss is mean F(data) - mean F(negatives) with negatives from k Gibbs steps
+    on the bulk-drawn noise of :func:`chain_noise`."""
     torch.manual_seed(0)
     model = BernoulliRBM(6, 4, init_std=0.5).double()
-    system = RBMSystem(model, k=3, init_from_data=False)
+    system = RBMSystem(model, k=3, init_from_data=False, closed_form=closed_form)
     v = torch.bernoulli(torch.full((5, 6), 0.5, dtype=torch.float64))
     torch.manual_seed(123)
     loss = system.training_step(v, 0)
     torch.manual_seed(123)
-    neg = model.gibbs_chain(v, 3).v
+    noise = chain_noise(model.noise_spec(), 3, 5, None, v)
+    assert noise["hidden"].shape == (3, 5, 4) and noise["visible"].shape == (3, 5, 6)
+    neg = v
+    for s in range(3):
+        neg = model.gibbs_step(neg, {name: x[s] for name, x in noise.items()}).v
     expected = model.free_energy(v).mean() - model.free_energy(neg).mean()
     assert torch.allclose(loss, expected, atol=1e-12)
 
@@ -141,11 +153,14 @@ def test_sparsity_target_lowers_mean_activation(digits: DigitsDataModule) -> Non
     assert mean_activation(5.0) < mean_activation(0.0) - 0.05
 
 
-def test_divergence_stops_with_a_clear_message(digits: DigitsDataModule) -> None:
+@pytest.mark.parametrize("closed_form", [True, False], ids=["closed-form", "autograd"])
+def test_divergence_stops_with_a_clear_message(digits: DigitsDataModule, closed_form: bool) -> None:
     model = GaussianBernoulliRBM(64, 32, min_sigma=1e-3, sigma_init=1.0)
     data = digits.train_tensor.numpy() * 1e6
     dm = ArrayDataModule.from_arrays(data, data[:100], data[:100], "gaussian")
-    system = RBMSystem(model, lr=10.0, init_from_data=False, divergence_threshold=1e8)
+    system = RBMSystem(
+        model, lr=10.0, init_from_data=False, divergence_threshold=1e8, closed_form=closed_form
+    )
     with pytest.raises(FloatingPointError, match=r"training diverged at epoch 0, step \d+"):
         _trainer(max_epochs=3).fit(system, dm)
 
@@ -311,3 +326,150 @@ def test_mean_field_negatives_with_a_learned_sigma_warn() -> None:
         warnings.simplefilter("error")
         RBMSystem(GaussianBernoulliRBM(4, 3, learn_sigma=False), negative="mean_field")
         RBMSystem(GaussianBernoulliRBM(4, 3), negative="sample")
+
+
+# -- the closed-form fast path against autograd ------------------------------------------------
+def _bernoulli() -> BernoulliRBM:
+    return BernoulliRBM(7, 5, init_std=0.5).double()
+
+
+def _gaussian() -> GaussianBernoulliRBM:
+    model = GaussianBernoulliRBM(7, 5, init_std=0.5, min_sigma=0.1).double()
+    with torch.no_grad():
+        model.log_sigma.uniform_(-0.5, 0.5)
+        model.visible_bias.normal_()
+    return model
+
+
+def _crbm() -> ConditionalRBM:
+    model = ConditionalRBM(7, 5, order=2, n_controls=3, init_std=0.3).double()
+    with torch.no_grad():
+        model.visible_bias.normal_()
+        model.hidden_bias.normal_()
+    return model
+
+
+MODELS = {"bernoulli": _bernoulli, "gaussian": _gaussian, "crbm": _crbm}
+PATH_CASES = {
+    "cd1": {"k": 1},
+    "cd3": {"k": 3},
+    "pcd2": {"k": 2, "persistent": True},
+    "mean_field": {"k": 2, "negative": "mean_field"},
+    "sparsity": {"k": 2, "sparsity_target": 0.1, "sparsity_cost": 0.7},
+    "percloss": {"k": 2, "negative": "perceptron"},
+}
+
+
+def _batch(kind: str, n: int, seed: int) -> torch.Tensor | tuple[torch.Tensor, dict]:
+    g = torch.Generator().manual_seed(seed)
+    if kind == "bernoulli":
+        return torch.rand(n, 7, generator=g, dtype=torch.float64)
+    v = torch.randn(n, 7, generator=g, dtype=torch.float64)
+    if kind == "gaussian":
+        return v
+    cond = {
+        "history": torch.randn(n, 2, 7, generator=g, dtype=torch.float64),
+        "controls": torch.randn(n, 3, generator=g, dtype=torch.float64),
+    }
+    return v, cond
+
+
+@pytest.mark.parametrize("case", sorted(PATH_CASES))
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_closed_form_and_autograd_gradients_agree(kind: str, case: str) -> None:
+    """Two steps through training_step: the fast path's ``.grad`` equals autograd's
+    (float64, relative 1e-10), and so do the losses and the persistent chains."""
+    results = {}
+    for closed_form in (True, False):
+        torch.manual_seed(1)
+        model = MODELS[kind]()
+        system = RBMSystem(model, init_from_data=False, closed_form=closed_form, **PATH_CASES[case])
+        system.generator = torch.Generator().manual_seed(5)
+        grads, losses = [], []
+        for step in range(2):
+            loss = system.training_step(_batch(kind, 6, seed=step), step)
+            system.optimizer_zero_grad(0, step, torch.optim.SGD(model.parameters(), lr=0.1))
+            system.backward(loss)
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+            losses.append(float(loss))
+        chains = None if system.chains is None else system.chains.clone()
+        results[closed_form] = (grads, losses, chains)
+    (fast, fast_loss, fast_chains), (slow, slow_loss, slow_chains) = results[True], results[False]
+    for step in range(2):
+        assert fast[step].keys() == slow[step].keys()
+        for name in slow[step]:
+            rel = float((fast[step][name] - slow[step][name]).norm() / slow[step][name].norm())
+            assert rel < 1e-10, (step, name, rel)
+    assert fast_loss == pytest.approx(slow_loss, rel=1e-10, abs=1e-12)
+    if slow_chains is not None:
+        assert fast_chains is not None
+        torch.testing.assert_close(fast_chains, slow_chains, rtol=1e-12, atol=1e-12)
+
+
+class _CountCalls:
+    def __init__(self, fn: object) -> None:
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self.fn(*args, **kwargs)  # type: ignore[operator]
+
+
+def _fit(kind: str, closed_form: bool, **trainer_kwargs: object) -> tuple[RBMSystem, int]:
+    """A few SGD steps through the Trainer on float64 batches; returns the system and the
+    number of closed-form calls."""
+    torch.manual_seed(3)
+    model = MODELS[kind]()
+    counter = _CountCalls(model.cd_gradients)
+    model.cd_gradients = counter  # type: ignore[method-assign]
+    options: dict[str, object] = {
+        "gaussian": {"k": 2, "persistent": True, "n_chains": 6, "sparsity_target": 0.1,
+                     "sparsity_cost": 0.5, "sigma_lr_scale": 0.3},
+        "crbm": {"k": 1, "negative": "mean_field"},
+        "bernoulli": {"k": 1},
+    }[kind]  # fmt: skip
+    system = RBMSystem(
+        model,
+        lr=0.05,
+        weight_decay=0.01,
+        initial_momentum=0.5,
+        momentum=0.9,
+        momentum_warmup_epochs=1,
+        init_from_data=False,
+        closed_form=closed_form,
+        eval_log_z="none",
+        **options,  # type: ignore[arg-type]
+    )
+    batches = [_batch(kind, 6, seed=10 + i) for i in range(3)]
+    kwargs: dict[str, object] = {"max_epochs": 2, "precision": "64-true"}
+    kwargs.update(trainer_kwargs)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None)  # type: ignore[arg-type]
+    _trainer(**kwargs).fit(system, train_dataloaders=loader)
+    return system, counter.calls
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "crbm"])
+def test_closed_form_training_matches_autograd_through_the_trainer(kind: str) -> None:
+    """Six Trainer steps (momentum 0.5 → 0.9, weight decay, gradient clipping; for the GRBM
+    PCD-2 with a sparsity target and a σ learning-rate scale) give the same parameters on
+    both paths from the same seed, and only the fast path calls ``cd_gradients``."""
+    fast, fast_calls = _fit(kind, True, gradient_clip_val=0.5)
+    slow, slow_calls = _fit(kind, False, gradient_clip_val=0.5)
+    assert (fast_calls, slow_calls) == (6, 0)
+    torch.manual_seed(3)
+    initial = MODELS[kind]()  # what _fit starts from
+    for (name, p), q in zip(
+        fast.energy_model.named_parameters(), slow.energy_model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=name)
+        assert not torch.allclose(p, initial.get_parameter(name), rtol=0, atol=1e-6), name
+    if kind == "gaussian":
+        assert fast.chains is not None and slow.chains is not None
+        torch.testing.assert_close(fast.chains, slow.chains, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_accumulation_takes_the_autograd_path() -> None:
+    _, calls = _fit("bernoulli", True, accumulate_grad_batches=3, max_epochs=1)
+    assert calls == 0
+    _, calls = _fit("bernoulli", True, max_epochs=1)
+    assert calls == 3
