@@ -1,8 +1,9 @@
 """Batching across streams: pending steps of every active stream of one model run as one
 runtime call (bounded batch size and wait).
 
-Each stream brings its own history window and its own noise (drawn from its own seed), and the
-step is computed in float64, so a stream's frames are the same whatever else shares its batch.
+Each stream brings its :class:`~seqboltz.runtime.StepInputs` (its history window and its own
+noise, drawn from its own seed, from its :class:`~seqboltz.runtime.FrameStream`), and the step is
+computed in float64, so a stream's frames are the same whatever else shares its batch.
 """
 
 from __future__ import annotations
@@ -10,23 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 import numpy as np
 
-from seqboltz.runtime import Artifact
+from seqboltz.runtime import Artifact, StepInputs
 
-__all__ = ["StepBatcher", "StepRequest"]
-
-
-@dataclass
-class StepRequest:
-    """One stream's next step: ``window (order, D)`` most recent first, ``noise (k, H)``."""
-
-    window: np.ndarray
-    noise: np.ndarray
-    style: np.ndarray | None
-    controls: np.ndarray | None
+__all__ = ["StepBatcher"]
 
 
 class StepBatcher:
@@ -55,7 +45,7 @@ class StepBatcher:
         self.max_wait = max_wait
         self.executor = executor
         self.observe = observe
-        self._queue: asyncio.Queue[tuple[StepRequest, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[StepInputs, asyncio.Future[np.ndarray]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.streams = 0  # open streams: once each has a step pending, nothing is worth waiting
 
@@ -73,8 +63,8 @@ class StepBatcher:
             self._worker.cancel()
         self._worker = None
 
-    async def step(self, request: StepRequest) -> np.ndarray:
-        """The next frame ``(D,)`` of one stream."""
+    async def step(self, request: StepInputs) -> np.ndarray:
+        """The next frames ``(B, D)`` of one stream's ``B`` rows (usually 1)."""
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run())
@@ -82,7 +72,7 @@ class StepBatcher:
         self._queue.put_nowait((request, future))
         return await future
 
-    async def _collect(self) -> list[tuple[StepRequest, asyncio.Future[np.ndarray]]]:
+    async def _collect(self) -> list[tuple[StepInputs, asyncio.Future[np.ndarray]]]:
         batch = [await self._queue.get()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
@@ -101,18 +91,22 @@ class StepBatcher:
                 break
         return [(r, f) for r, f in batch if not f.done()]  # cancelled streams drop out
 
-    def _compute(self, requests: list[StepRequest]) -> np.ndarray:
+    def _compute(self, requests: list[StepInputs]) -> list[np.ndarray]:
+        """One runtime call for every pending step; each request's rows of the result."""
         art = self.artifact
-        styles = [r.style for r in requests if r.style is not None]
-        controls_ = [r.controls for r in requests if r.controls is not None]
-        style = np.stack(styles) if styles else None
-        controls = np.stack(controls_) if controls_ else None
-        return art.step(
-            np.stack([r.window for r in requests]),
-            np.stack([r.noise for r in requests]),
-            style,
-            controls,
+
+        def joined(parts: list[np.ndarray | None]) -> np.ndarray | None:
+            given = [p for p in parts if p is not None]
+            return np.concatenate(given) if given else None
+
+        frames = art.step(
+            np.concatenate([r.history for r in requests]),
+            np.concatenate([r.noise for r in requests]),
+            joined([r.style for r in requests]),
+            joined([r.controls for r in requests]),
         )
+        bounds = np.cumsum([r.history.shape[0] for r in requests])[:-1]
+        return np.split(frames, bounds)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -131,7 +125,7 @@ class StepBatcher:
                         fut.set_exception(exc)
                 continue
             if callable(self.observe):
-                self.observe(len(batch), time.perf_counter() - start)
+                self.observe(sum(r.history.shape[0] for r, _ in batch), time.perf_counter() - start)
             for row, (_, fut) in enumerate(batch):
                 if not fut.done():
                     fut.set_result(frames[row])

@@ -1,4 +1,20 @@
-"""The one place where errors become gRPC status codes. No traceback reaches a client."""
+"""The one place where errors become gRPC status codes. No traceback reaches a client.
+
+Only the typed errors of :mod:`seqboltz.errors` carry a status of their own; a built-in
+``KeyError`` or ``ValueError`` raised by accident is a bug like any other: INTERNAL to the
+client, its traceback in the server log.
+
+=====================  ====================  ========================================
+error                  status                meaning
+=====================  ====================  ========================================
+``BadRequest``         INVALID_ARGUMENT      the request cannot be served as sent
+``ModelNotFound``      NOT_FOUND             no model of that name
+``LimitExceeded``      RESOURCE_EXHAUSTED    over a server limit
+``Unavailable``        UNAVAILABLE           shutting down, or the model still loading
+``ModelDiverged``      INTERNAL              the model produced a NaN/inf frame at N
+anything else          INTERNAL              a bug: "internal error (see the server log)"
+=====================  ====================  ========================================
+"""
 
 from __future__ import annotations
 
@@ -9,32 +25,38 @@ from typing import Any, TypeVar
 
 import grpc
 
-from seqboltz.runtime import ArtifactError
+from seqboltz.errors import (
+    BadRequest,
+    LimitExceeded,
+    ModelDiverged,
+    ModelNotFound,
+    SeqboltzError,
+    Unavailable,
+)
 
-__all__ = ["ServiceError", "grpc_errors", "grpc_stream_errors", "status_for"]
+__all__ = ["STATUS", "grpc_errors", "grpc_stream_errors", "status_for"]
 
 log = logging.getLogger("seqboltz.serving")
 T = TypeVar("T")
 
-
-class ServiceError(Exception):
-    """An error with the status code the client should get."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+#: typed error → status code (the first matching class wins)
+STATUS: tuple[tuple[type[SeqboltzError], grpc.StatusCode], ...] = (
+    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (ModelDiverged, grpc.StatusCode.INTERNAL),
+)
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """``(code, client-facing message)`` of an exception raised while serving."""
-    if isinstance(exc, ServiceError):
-        return exc.code, exc.message
-    if isinstance(exc, ArtifactError | ValueError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, KeyError):
-        return grpc.StatusCode.NOT_FOUND, str(exc.args[0]) if exc.args else "not found"
-    log.exception("internal error while serving")
+    for kind, code in STATUS:
+        if isinstance(exc, kind):
+            if isinstance(exc, ModelDiverged):
+                log.warning("stream ended: %s", exc)
+            return code, str(exc)
+    log.error("internal error while serving", exc_info=exc)
     return grpc.StatusCode.INTERNAL, "internal error (see the server log)"
 
 

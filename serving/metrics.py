@@ -8,7 +8,8 @@ __all__ = ["Metrics"]
 
 
 class Metrics:
-    """Active streams, frames sent, batch sizes and step latency."""
+    """Active streams, frames sent, streams ended by a diverged model, batch sizes and step
+    latency."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -16,6 +17,12 @@ class Metrics:
             "seqboltz_active_streams", "streams being generated", registry=self.registry
         )
         self.frames = Counter("seqboltz_frames", "frames sent to clients", registry=self.registry)
+        self.diverged = Counter(
+            "seqboltz_diverged_streams",
+            "streams ended because the model produced a NaN or infinite frame",
+            ["model"],
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "seqboltz_batch_size",
             "steps per runtime call",
@@ -34,6 +41,10 @@ class Metrics:
         self.step_seconds.observe(seconds)
 
     def serve_http(self, port: int, addr: str = "127.0.0.1") -> int:
-        """Expose ``/metrics`` on ``addr:port`` (0: a free port); returns the port."""
+        """Expose ``/metrics`` on ``addr:port`` (0: a free port); returns the port.
+
+        Raises:
+            OSError: the port cannot be bound (taken, or not allowed).
+        """
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return int(server.server_port)

@@ -1,4 +1,6 @@
-"""The Generation servicer: thin handlers over :class:`SequenceState` and the batchers."""
+"""The Generation servicer: thin handlers that decode a request into a
+:class:`~seqboltz.runtime.FrameStream` (the runtime's one frame loop), step it through the
+model's batcher and encode the frames."""
 
 from __future__ import annotations
 
@@ -12,15 +14,16 @@ from typing import Any
 import grpc
 import numpy as np
 
-from seqboltz.noise import gibbs_uniforms, sequence_rng
+from seqboltz.errors import BadRequest, LimitExceeded, ModelDiverged, Unavailable
+from seqboltz.runtime import FrameStream
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
-from serving.batcher import StepBatcher, StepRequest
-from serving.errors import ServiceError, grpc_errors, grpc_stream_errors
+from serving.batcher import StepBatcher
+from serving.errors import grpc_errors, grpc_stream_errors
 from serving.metrics import Metrics
 from serving.repository import Model, ModelRepository
 
-__all__ = ["GenerationServicer", "Limits", "SequenceState"]
+__all__ = ["GenerationServicer", "Limits", "Stream"]
 
 
 @dataclass(frozen=True)
@@ -34,82 +37,77 @@ class Limits:
     max_wait: float = 0.002
 
 
-def _vector(values: Any, size: int, name: str) -> np.ndarray | None:
-    if size == 0:
-        if len(values):
-            raise ValueError(f"this model takes no {name}; got {len(values)} values")
-        return None
+def _frames_of(values: Any, frame_size: int, name: str) -> np.ndarray:
+    """Flat ``k × D`` values (oldest first) → ``(k, D)`` frames."""
     arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (size,):
-        raise ValueError(f"{name} must have {size} values; got {arr.size}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    if arr.size % frame_size or arr.size // frame_size < 1:
+        raise BadRequest(f"{name} must hold whole frames of {frame_size} values; got {arr.size}")
+    return arr.reshape(-1, frame_size)
 
 
-class SequenceState:
-    """One stream: its seed's noise stream, history window, conditioning and next index."""
+def _vector(values: Any) -> np.ndarray | None:
+    """A repeated field: ``None`` when empty (not given)."""
+    return np.asarray(values, dtype=np.float64) if len(values) else None
 
-    def __init__(self, model: Model, request: pb.GenerateRequest, batcher: StepBatcher) -> None:
+
+@dataclass
+class Stream:
+    """One client's stream: the model version it started on, its batcher and its frames."""
+
+    model: Model
+    batcher: StepBatcher
+    frames: FrameStream
+
+    @classmethod
+    def open(cls, model: Model, request: pb.GenerateRequest, batcher: StepBatcher) -> Stream:
+        """Decode a request into a :class:`FrameStream` (``BadRequest`` for what it can't use)."""
         art = model.artifact
-        self.model, self.batcher = model, batcher
-        self.seed = int(request.seed)
         if request.gibbs_steps not in (0, art.gibbs_steps):
-            raise ValueError(
+            raise BadRequest(
                 f"model {model.name!r} samples with k = {art.gibbs_steps} Gibbs steps "
                 f"(fixed in the artifact); got gibbs_steps={request.gibbs_steps}"
             )
+        seed_frames = None
         if len(request.seed_frames):
-            empty = np.zeros((art.order, art.frame_size))
-            self.window = self._frames(request.seed_frames, "seed_frames", empty)
-        else:
-            self.window = art.default_seed_frames[::-1].copy()
-        self.style = _vector(request.style, art.style_size, "style")
-        self.controls = _vector(request.controls, art.controls_size, "controls")
-        self.rng = sequence_rng(self.seed, 0)
-        self.index = 0
-
-    def _frames(self, values: Any, name: str, window: np.ndarray) -> np.ndarray:
-        """``k × D`` values oldest first, laid over ``window`` → the new window ``(order, D)``,
-        most recent first."""
-        art = self.model.artifact
-        arr = np.asarray(values, dtype=np.float64)
-        d = art.frame_size
-        if arr.size % d or arr.size // d < 1:
-            raise ValueError(f"{name} must hold whole frames of {d} values; got {arr.size}")
-        arr = arr.reshape(-1, d)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contain NaN or infinite values")
-        if name == "seed_frames" and arr.shape[0] < art.order:
-            raise ValueError(f"seed_frames need {art.order} frames (the order); got {arr.shape[0]}")
-        window = window.copy()
-        recent = arr[::-1][: art.order]
-        window[: recent.shape[0]] = recent
-        return window
+            seed_frames = _frames_of(request.seed_frames, art.frame_size, "seed_frames")
+        frames = art.frame_stream(
+            seed=int(request.seed),
+            seed_frames=seed_frames,
+            style=_vector(request.style),
+            controls=_vector(request.controls),
+        )
+        return cls(model, batcher, frames)
 
     def observe(self, values: Any) -> None:
-        """Use observed frames (oldest first) as the most recent history."""
-        self.window = self._frames(values, "observed frames", self.window)
+        """Observed frames (flat, oldest first) become the most recent history."""
+        size = self.model.artifact.frame_size
+        self.frames.observe(_frames_of(values, size, "observed frames"))
 
     def change(self, style: Any, controls: Any) -> None:
-        art = self.model.artifact
-        if len(style):
-            self.style = _vector(style, art.style_size, "style")
-        if len(controls):
-            self.controls = _vector(controls, art.controls_size, "controls")
+        """New style and/or controls from the next frame on (empty: unchanged)."""
+        self.frames.change(style=_vector(style), controls=_vector(controls))
+
+    @property
+    def seed(self) -> int:
+        return self.frames.seed
+
+    @property
+    def index(self) -> int:
+        """Index of the next frame."""
+        return self.frames.frame
 
     async def next(self) -> np.ndarray:
-        """The next frame ``(D,)``, standardised."""
-        art = self.model.artifact
-        noise = gibbs_uniforms(self.rng, 1, art.gibbs_steps, art.n_hidden)[0]
-        v = await self.batcher.step(StepRequest(self.window, noise, self.style, self.controls))
-        self.window = np.concatenate([v[None], self.window[:-1]], axis=0)
-        self.index += 1
-        return v
+        """The next frame ``(D,)``, standardised (its step batched with other streams').
+
+        Raises:
+            ModelDiverged: the frame is not finite (nothing is emitted).
+        """
+        v = await self.batcher.step(self.frames.inputs())
+        return self.frames.push(v)[0]
 
 
 class GenerationServicer(pb_grpc.GenerationServicer):
-    """gRPC handlers; everything stateful lives in :class:`SequenceState` and the batchers."""
+    """gRPC handlers; everything stateful lives in each :class:`Stream` and the batchers."""
 
     def __init__(self, repository: ModelRepository, limits: Limits, metrics: Metrics) -> None:
         self.repository = repository
@@ -161,7 +159,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             )
         return self._batchers[key]
 
-    def _release(self, state: SequenceState) -> None:
+    def _release(self, state: Stream) -> None:
         """A stream ends: drop its batcher if it is idle and its model version was replaced
         (hot reload) or removed, so old artifacts do not stay in memory."""
         state.batcher.close()
@@ -173,48 +171,45 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 batcher.shutdown()
                 del self._batchers[key]
 
-    def _open(self, request: pb.GenerateRequest) -> SequenceState:
+    def _open(self, request: pb.GenerateRequest) -> Stream:
         if self.draining.is_set():
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
-        if self.active >= self.limits.max_streams:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many concurrent streams (limit {self.limits.max_streams})",
-            )
-        if request.n_frames > self.limits.max_frames:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"n_frames {request.n_frames} exceeds the limit {self.limits.max_frames}",
-            )
-        if request.frames_per_message > self.limits.max_frames_per_message:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"frames_per_message {request.frames_per_message} exceeds the limit "
-                f"{self.limits.max_frames_per_message}",
-            )
-        if request.start_frame > self.limits.max_frames:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"start_frame {request.start_frame} exceeds the limit {self.limits.max_frames}",
-            )
+            raise Unavailable("the server is shutting down")
+        limits = self.limits
+        if self.active >= limits.max_streams:
+            raise LimitExceeded(f"too many concurrent streams (limit {limits.max_streams})")
+        for field, limit in (
+            ("n_frames", limits.max_frames),
+            ("frames_per_message", limits.max_frames_per_message),
+            ("start_frame", limits.max_frames),
+        ):
+            value = getattr(request, field)
+            if value > limit:
+                raise LimitExceeded(f"{field} {value} exceeds the limit {limit}")
         model = self.repository.get(request.model)
         if request.realtime and not model.artifact.frame_rate:
-            raise ValueError(
+            raise BadRequest(
                 f"model {model.name!r} has no frame rate: realtime pacing is unavailable"
             )
-        state = SequenceState(model, request, self._batcher(model))
+        state = Stream.open(model, request, self._batcher(model))
         state.batcher.open()
         self.active += 1
         self.metrics.active.inc()
         return state
 
-    def _frame(self, state: SequenceState, v: np.ndarray, data_units: bool) -> pb.Frame:
+    def _frame(self, state: Stream, v: np.ndarray, data_units: bool) -> pb.Frame:
         values = state.model.artifact.to_data_units(v) if data_units else v
         return pb.Frame(index=state.index - 1, values=values.tolist())
 
+    async def _next(self, state: Stream) -> np.ndarray:
+        try:
+            return await state.next()
+        except ModelDiverged:
+            self.metrics.diverged.labels(model=state.model.name).inc()
+            raise
+
     async def _frames(
         self,
-        state: SequenceState,
+        state: Stream,
         request: pb.GenerateRequest,
         budget: list[float],
         pending: list[pb.Applied] | None = None,
@@ -222,22 +217,21 @@ class GenerationServicer(pb_grpc.GenerationServicer):
     ) -> AsyncIterator[pb.FrameChunk]:
         """Chunks of frames while ``budget[0]`` (frames still to send) is positive."""
         for _ in range(int(request.start_frame)):  # resume: replay the stream up to there
-            await state.next()
+            await self._next(state)
         per = max(1, int(request.frames_per_message))
         rate = state.model.artifact.frame_rate if request.realtime else None
         loop = asyncio.get_running_loop()
         t0, first = loop.time(), state.index
         while budget[0] > 0:
             if self.draining.is_set():
-                raise ServiceError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"the server is shutting down; resume with start_frame={state.index}",
+                raise Unavailable(
+                    f"the server is shutting down; resume with start_frame={state.index}"
                 )
             frames = []
             for _ in range(int(min(per, budget[0]))):
                 if apply is not None:
                     apply(state)
-                v = await state.next()
+                v = await self._next(state)
                 frames.append(self._frame(state, v, request.data_units))
                 budget[0] -= 1
             self.metrics.frames.inc(len(frames))
@@ -268,7 +262,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
     ) -> AsyncIterator[pb.FrameChunk]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("action") != "start":
-            raise ValueError("the first Steer message must be 'start'")
+            raise BadRequest("the first Steer message must be 'start'")
         request = first.start
         state = self._open(request)
         budget = [float(request.n_frames) if request.n_frames else math.inf]
@@ -284,7 +278,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             closed.set()
             more.set()
 
-        def apply(s: SequenceState) -> None:
+        def apply(s: Stream) -> None:
             while changes:
                 message = changes.pop(0)
                 action = message.WhichOneof("action")
@@ -295,7 +289,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 elif action == "more_frames":
                     budget[0] += message.more_frames
                 else:
-                    raise ValueError(f"a Steer stream takes one 'start'; got {action!r} again")
+                    raise BadRequest(f"a Steer stream takes one 'start'; got {action!r} again")
                 applied.append(pb.Applied(action=str(action), frame=s.index))
 
         reader = asyncio.get_running_loop().create_task(read())

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 __all__ = ["synthesize_main"]
 
 
 def synthesize_main(argv: Sequence[str]) -> int:
-    """Entry point of ``seqboltz synthesize``; prints the manifest's summary."""
-    from seqboltz.runtime._artifact import ArtifactError
+    """Entry point of ``seqboltz synthesize``; prints the manifest's summary.
+
+    Exit status 0; 2 for bad input (one line); 1 when the model diverged on some sequences
+    (one line each; the other sequences are written and the manifest lists both).
+    """
+    from seqboltz.errors import BadRequest
     from seqboltz.runtime._synthesize import (
         FORMATS,
         SynthesisJob,
@@ -41,6 +46,14 @@ def synthesize_main(argv: Sequence[str]) -> int:
     parser.add_argument("--workers", type=int, help="processes (default: every core)")
     parser.add_argument("--chunk", type=int, default=16, help="sequences computed together")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the chunks as Ray tasks (pip install 'seqboltz[distributed]'): on the cluster "
+        "at ADDRESS ('auto', HOST:6379, ray://HOST:10001), else $RAY_ADDRESS or a local one",
+    )
     args = parser.parse_args(list(argv))
     try:
         style = None if args.style is None else parse_style(args.style)
@@ -56,11 +69,21 @@ def synthesize_main(argv: Sequence[str]) -> int:
             chunk=args.chunk,
             plot=args.plot,
         )
-        manifest = run_synthesis(job, workers=args.workers, progress=not args.no_progress)
-    except ArtifactError as exc:
+        if args.ray is not None:
+            from seqboltz.runtime._ray import run_synthesis_ray
+
+            manifest = run_synthesis_ray(job, args.ray or None, progress=not args.no_progress)
+        else:
+            manifest = run_synthesis(job, workers=args.workers, progress=not args.no_progress)
+    except BadRequest as exc:  # ArtifactError too
         parser.exit(2, f"seqboltz synthesize: error: {exc}\n")
     print(
         f"{len(manifest['files'])} sequences of {args.frames} frames in {args.out} "
         f"(shard {args.shard}, {manifest['seconds']:.1f} s)"
     )
-    return 0
+    for entry in manifest["diverged"]:
+        print(
+            f"seqboltz synthesize: sequence {entry['index']} stopped: {entry['error']}",
+            file=sys.stderr,
+        )
+    return 1 if manifest["diverged"] else 0

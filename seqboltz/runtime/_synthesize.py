@@ -6,7 +6,8 @@ consecutive global indices). Shard ``j`` of ``n`` takes the chunks ``c`` with ``
 ``--shard 0/2`` and ``--shard 1/2`` on two machines write byte-identical files to one
 unsharded run. Files appear only through an atomic rename, so a killed run leaves complete
 files only, and a rerun skips them. Worker processes (one ONNX session each, one thread) use
-every core.
+every core. A sequence on which the model diverges (a NaN or infinite frame) stops there and
+writes no file; the manifest records it and the job's other sequences are written.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from seqboltz._io import atomic_write
 from seqboltz.runtime._artifact import Artifact, ArtifactError, load_artifact
 
 __all__ = [
@@ -179,7 +180,7 @@ def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
     if fmt == "npy":
 
         def write_npy(path: Path, frames: np.ndarray) -> None:
-            _atomic(path, lambda f: np.save(f, art.to_data_units(frames)))
+            atomic_write(path, lambda f: np.save(f, art.to_data_units(frames)))
 
         return write_npy
     if fmt == "bvh":
@@ -204,17 +205,6 @@ def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
     return write_speech
 
 
-def _atomic(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _plot(path: Path, frames: np.ndarray, names: Sequence[str], fps: float | None) -> None:
     from seqboltz.viz import _pyplot, _save_figure
 
@@ -228,17 +218,20 @@ def _plot(path: Path, frames: np.ndarray, names: Sequence[str], fps: float | Non
     axes[-1, 0].set_xlabel("seconds" if fps else "frame")
     fig.suptitle(path.stem)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    _save_figure(fig, tmp)
-    os.replace(tmp, path)
+    _save_figure(fig, path)
 
 
-def _run_chunk(job: SynthesisJob, indices: list[int]) -> list[str]:
-    """Generate and write one chunk (in a worker process); returns the files written."""
+def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
+    """Generate and write one chunk (in a worker process).
+
+    Returns ``{"written": [file names], "diverged": [{"index", "frame", "error"}]}``: a
+    sequence whose model diverged stops there, writes no file, and the others go on.
+    """
     art = load_artifact(job.model, threads=1)
     out = Path(job.out)
+    done: dict[str, list[Any]] = {"written": [], "diverged": []}
     if all((out / job.file_name(i)).exists() for i in indices):
-        return []
+        return done
     if art.family == "rbm":  # --frames Gibbs steps; each file holds the final (D,) sample mean
         _, means = art.gibbs_chains(
             job.frames, seed=job.seed, count=len(indices), sequence_indices=indices
@@ -247,28 +240,32 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> list[str]:
             path = out / job.file_name(index)
             if not path.exists():
                 sample: np.ndarray = means[row]
-                _atomic(path, partial(np.save, arr=sample))
-        return [job.file_name(i) for i in indices]
+                atomic_write(path, partial(np.save, arr=sample))
+                done["written"].append(path.name)
+        return done
     # the whole chunk, always: a resumed chunk is computed exactly as the first time
-    frames = art.generate(
-        job.frames,
+    stream = art.frame_stream(
         seed=job.seed,
         count=len(indices),
         style=_style_array(job, len(indices)),
         sequence_indices=indices,
     )
+    frames, diverged = stream.run(art.step, job.frames, stop_diverged=True)
     write = _writer(art, job.fmt)
     names = art.card["features"].get("feature_names") or []
-    written = []
     for row, index in enumerate(indices):
+        if row in diverged:
+            error = diverged[row]
+            done["diverged"].append({"index": index, "frame": error.frame, "error": str(error)})
+            continue
         path = out / job.file_name(index)
         if path.exists():
             continue
         write(path, frames[row])
         if job.plot:
             _plot(path.with_suffix(".png"), art.to_data_units(frames[row]), names, art.frame_rate)
-        written.append(path.name)
-    return written
+        done["written"].append(path.name)
+    return done
 
 
 def _chunks(job: SynthesisJob) -> list[list[int]]:
@@ -279,12 +276,20 @@ def _chunks(job: SynthesisJob) -> list[list[int]]:
 
 
 def run_synthesis(
-    job: SynthesisJob, workers: int | None = None, progress: bool = True
+    job: SynthesisJob,
+    workers: int | None = None,
+    progress: bool = True,
+    map_chunks: Callable[[SynthesisJob, list[list[int]]], Iterable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a synthesis job; returns the manifest it writes.
 
+    ``map_chunks(job, chunks)``, when given, runs the chunks (with :func:`_run_chunk`) instead of
+    this machine's processes and yields their results (:mod:`seqboltz.runtime._ray`: Ray tasks).
+
     The manifest ``manifest.shard-<i>-of-<n>.json`` in the output folder records the model's
-    sha256 and card name, the settings, and each file of the shard with its sequence index.
+    sha256 and card name, the settings, each file of the shard with its sequence index, and
+    under ``"diverged"`` each sequence whose model diverged (``{"index", "frame", "error"}``:
+    it stopped there and has no file; the job's other sequences are written).
     """
     art = load_artifact(job.model, threads=1)
     _check_job(job, art)
@@ -300,14 +305,23 @@ def run_synthesis(
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
     bar = _progress(len(job.indices()), already, progress)
     start = time.perf_counter()
-    if workers == 1:
-        for chunk in chunks:
-            bar(len(_run_chunk(job, chunk)))
+    diverged: list[dict[str, Any]] = []
+    if workers == 1 or map_chunks is not None:
+        results: Iterable[dict[str, list[Any]]] = (
+            map_chunks(job, chunks)
+            if map_chunks is not None
+            else (_run_chunk(job, chunk) for chunk in chunks)
+        )
+        for result in results:
+            bar(len(result["written"]) + len(result["diverged"]))
+            diverged += result["diverged"]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for written in pool.map(_run_chunk, [job] * len(chunks), chunks):
-                bar(len(written))
+            for result in pool.map(_run_chunk, [job] * len(chunks), chunks):
+                bar(len(result["written"]) + len(result["diverged"]))
+                diverged += result["diverged"]
     bar(0, done=True)
+    stopped = {d["index"] for d in diverged}
     model_sha = hashlib.sha256(Path(job.model).read_bytes()).hexdigest()
     manifest = {
         "model": str(job.model),
@@ -322,11 +336,14 @@ def run_synthesis(
         "chunk": job.chunk,
         "noise_rule": art.card["noise_rule"],
         "seconds": round(time.perf_counter() - start, 3),
-        "files": [{"index": i, "file": job.file_name(i)} for i in job.indices()],
+        "files": [
+            {"index": i, "file": job.file_name(i)} for i in job.indices() if i not in stopped
+        ],
+        "diverged": sorted(diverged, key=lambda d: int(d["index"])),
     }
     i, n = job.shard
     target = out / f"manifest.shard-{i}-of-{n}.json"
-    _atomic(target, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+    atomic_write(target, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
     return manifest
 
 

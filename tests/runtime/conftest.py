@@ -31,3 +31,26 @@ def fcrbm_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[FactoredCondit
     card = build_card(model, name="fcrbm", gibbs_steps=K)
     path = tmp_path_factory.mktemp("rt") / "fcrbm.onnx"
     return model, export_onnx(model, path, card, gibbs_steps=K)
+
+
+def diverging_crbm() -> ConditionalRBM:
+    """A tiny CRBM whose weights blow up: its autoregressive gain on frame dimension 0 is 8,
+    so every sequence reaches ±inf near frame 341, the exact frame depending on its noise."""
+    torch.manual_seed(0)
+    model = ConditionalRBM(2, 4, 1, init_std=1.0).double()
+    with torch.no_grad():
+        model.autoregressive.copy_(torch.tensor([[8.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
+        model.past_to_hidden.zero_()
+    return model
+
+
+#: the Gibbs steps of the diverging artifact
+DIVERGING_K = 2
+
+
+@pytest.fixture(scope="session")
+def diverging_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[ConditionalRBM, Path]:
+    model = diverging_crbm()
+    card = build_card(model, name="diverging", gibbs_steps=DIVERGING_K)
+    path = tmp_path_factory.mktemp("rt") / "diverging.onnx"
+    return model, export_onnx(model, path, card, gibbs_steps=DIVERGING_K)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from seqboltz.export import CARD_KEY
-from seqboltz.runtime import ArtifactError, load_artifact
+from seqboltz.runtime import ArtifactError, BadRequest, load_artifact
 
 D, H, ORDER, K = 8, 12, 3, 5
 
@@ -60,21 +60,22 @@ def test_style_changes_midsequence_like_torch(fcrbm_path) -> None:
 
 
 def test_bad_requests(crbm_path, fcrbm_path) -> None:
+    """Requests an artifact cannot serve: :class:`BadRequest` (INVALID_ARGUMENT when served)."""
     art = load_artifact(crbm_path[1])
-    with pytest.raises(ArtifactError, match=r"seed frames must have shape \(batch, >= 3, 8\)"):
+    with pytest.raises(BadRequest, match=r"seed frames must have shape \(batch, >= 3, 8\)"):
         art.generate(2, seed_frames=np.zeros((2, 3, 7)))
-    with pytest.raises(ArtifactError, match="need at least 3 seed frames"):
+    with pytest.raises(BadRequest, match="need at least 3 seed frames"):
         art.generate(2, seed_frames=np.zeros((2, 2, D)))
-    with pytest.raises(ArtifactError, match="NaN"):
+    with pytest.raises(BadRequest, match="NaN"):
         art.generate(2, seed_frames=np.full((1, 3, D), np.nan))
-    with pytest.raises(ArtifactError, match="takes no style"):
+    with pytest.raises(BadRequest, match="takes no style"):
         art.generate(2, style=np.zeros(1))
-    with pytest.raises(ArtifactError, match="n_frames"):
+    with pytest.raises(BadRequest, match="n_frames"):
         art.generate(0)
     styled = load_artifact(fcrbm_path[1])
-    with pytest.raises(ArtifactError, match="needs style of size 1"):
+    with pytest.raises(BadRequest, match="needs style of size 1"):
         styled.generate(2)
-    with pytest.raises(ArtifactError, match="style must have shape"):
+    with pytest.raises(BadRequest, match="style must have shape"):
         styled.generate(2, count=2, style=np.zeros((2, 3)))
 
 

@@ -1,0 +1,391 @@
+"""The frame loop of sequence generation, once, in numpy: :class:`FrameStream`.
+
+A stream holds everything that decides the next frames of ``B`` sequences except the model's
+step itself: the history window, the per-frame conditioning (style, controls), the noise cursor
+(seed, sequence index, frame index; :mod:`seqboltz.noise`) and the log of steering changes.
+Whoever computes the step drives it: :meth:`Artifact.stream` / :meth:`Artifact.generate` with
+onnxruntime, offline synthesis, and the service, whose batcher runs the steps of many streams
+as one call (:meth:`FrameStream.inputs` → step → :meth:`FrameStream.push`). Torch generation
+(:meth:`seqboltz.models.SequenceRBM.generate`) is tested against it.
+
+A stream never emits a non-finite frame: :meth:`FrameStream.push` raises
+:class:`~seqboltz.errors.ModelDiverged` and leaves the stream as it was.
+
+Because the noise of frame ``t`` can be reached directly (``sequence_rng(..., frame=t)``), a
+stream can be rebuilt at frame ``t`` from its last ``order`` frames, ``t`` and its change log
+(:meth:`FrameStream.rebuild`) in O(1), on any machine, and continue exactly as the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from seqboltz._conditioning import per_frame
+from seqboltz.errors import BadRequest, ModelDiverged
+from seqboltz.noise import gibbs_uniforms, sequence_rng
+
+__all__ = ["Change", "FrameStream", "Generated", "StepFn", "StepInputs", "StreamSpec"]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What the frame loop needs to know of a model (an artifact's card, or a torch model)."""
+
+    name: str
+    frame_size: int
+    order: int
+    gibbs_steps: int
+    n_hidden: int
+    style_size: int = 0
+    controls_size: int = 0
+
+
+class StepInputs(NamedTuple):
+    """One step's inputs for ``B`` sequences.
+
+    Attributes:
+        history: ``(B, order, D)``, most recent frame first.
+        noise: ``(B, k, H)`` uniforms.
+        style: ``(B, S)`` or ``None``.
+        controls: ``(B, C)`` or ``None``.
+    """
+
+    history: np.ndarray
+    noise: np.ndarray
+    style: np.ndarray | None
+    controls: np.ndarray | None
+
+
+#: ``step(history, noise, style, controls) -> (B, D)`` next frames (e.g. :meth:`Artifact.step`)
+StepFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One steering change: from frame ``frame`` on, ``what`` is ``values``.
+
+    ``what`` is ``"style"`` or ``"controls"`` (``(B, size)`` values) or ``"observe"`` (observed
+    frames ``(B, n, D)``, oldest first, laid over the most recent history before ``frame``).
+    """
+
+    frame: int
+    what: Literal["style", "controls", "observe"]
+    values: np.ndarray
+
+
+class Generated(NamedTuple):
+    """:meth:`FrameStream.run`'s result.
+
+    Attributes:
+        frames: ``(B, n_frames, D)``; a diverged row holds NaN from its divergence on.
+        diverged: row → the :class:`ModelDiverged` that stopped it (empty: none did).
+    """
+
+    frames: np.ndarray
+    diverged: dict[int, ModelDiverged]
+
+
+class FrameStream:
+    """``B`` sequences being generated frame by frame (numpy; no model inside).
+
+    Args:
+        spec: the model's sizes.
+        seed_frames: ``(B, T0, D)`` or ``(T0, D)`` standardised frames to continue, oldest
+            first, ``T0 ≥ order`` (only the last ``order`` are used).
+        seed: the request's seed ``S``.
+        count: ``B`` when one ``(T0, D)`` seed is shared (default: the seeds' batch).
+        style: ``(S,)``, ``(B, S)`` or ``(B, T, S)`` per frame from ``start_frame`` (after
+            ``T`` frames the last value holds); required iff the model has style.
+        controls: like ``style``.
+        sequence_indices: index ``i`` of each sequence in its request (default ``0..B-1``):
+            sequence ``i`` draws its noise from ``sequence_rng(S, i)``.
+        start_frame: index of the next frame; its noise is jumped to, not replayed.
+
+    >>> spec = StreamSpec("toy", frame_size=2, order=1, gibbs_steps=1, n_hidden=3)
+    >>> s = FrameStream(spec, np.zeros((1, 2)), seed=7, count=2)
+    >>> s.run(lambda h, u, z, c: h[:, 0] + u.mean(axis=(1, 2))[:, None], 4).frames.shape
+    (2, 4, 2)
+    """
+
+    def __init__(
+        self,
+        spec: StreamSpec,
+        seed_frames: Any,
+        *,
+        seed: int = 0,
+        count: int | None = None,
+        style: Any = None,
+        controls: Any = None,
+        sequence_indices: Sequence[int] | None = None,
+        start_frame: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.seed = int(seed)
+        frames = _seed_frames(spec, seed_frames, count)
+        batch = frames.shape[0]
+        indices = list(range(batch)) if sequence_indices is None else list(sequence_indices)
+        if len(indices) != batch:
+            raise BadRequest(f"{len(indices)} sequence indices for a batch of {batch}")
+        if start_frame < 0:
+            raise BadRequest(f"start_frame must be >= 0, got {start_frame}")
+        self.indices = indices
+        #: index of the next frame to emit
+        self.frame = int(start_frame)
+        #: ``(B, order, D)``, most recent first
+        self.window = np.ascontiguousarray(frames[:, -spec.order :][:, ::-1])
+        self._style = self._conditioning(style, spec.style_size, "style")
+        self._controls = self._conditioning(controls, spec.controls_size, "controls")
+        self._from = self.frame  # frame of index 0 of the conditioning schedules
+        self._rngs = [
+            sequence_rng(self.seed, i, self.frame, spec.gibbs_steps, spec.n_hidden) for i in indices
+        ]
+        self._noise: np.ndarray | None = None  # drawn for self.frame, not yet used
+        #: the steering changes so far, in order
+        self.changes: list[Change] = []
+
+    @classmethod
+    def rebuild(
+        cls,
+        spec: StreamSpec,
+        recent: Any,
+        frame: int,
+        *,
+        seed: int,
+        style: Any = None,
+        controls: Any = None,
+        changes: Sequence[Change] = (),
+        sequence_indices: Sequence[int] | None = None,
+    ) -> FrameStream:
+        """A stream at frame ``frame`` from its last ``order`` frames ``recent`` (oldest first),
+        its conditioning at frame 0 (a ``(B, T, S)`` schedule is read from ``frame`` on) and its
+        change log: it continues exactly as the original. Costs O(1) in ``frame`` (the noise is
+        jumped to, nothing is replayed)."""
+        style, controls = (_from_frame(x, frame) for x in (style, controls))
+        for change in changes:
+            if change.frame > frame:
+                break
+            if change.what == "style":
+                style = change.values
+            elif change.what == "controls":
+                controls = change.values
+        stream = cls(
+            spec,
+            recent,
+            seed=seed,
+            style=style,
+            controls=controls,
+            sequence_indices=sequence_indices,
+            start_frame=frame,
+        )
+        stream.changes = [c for c in changes if c.frame <= frame]
+        return stream
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def batch(self) -> int:
+        return len(self.indices)
+
+    def _owner(self) -> str:
+        return f"model {self.spec.name!r}"
+
+    def _conditioning(self, x: Any, size: int, name: str) -> np.ndarray | None:
+        return per_frame(x, size, name, self.batch, owner=self._owner())
+
+    def _at(self, schedule: np.ndarray | None) -> np.ndarray | None:
+        if schedule is None:
+            return None
+        t = min(self.frame - self._from, schedule.shape[1] - 1)
+        return np.ascontiguousarray(schedule[:, t])
+
+    @property
+    def style(self) -> np.ndarray | None:
+        """``(B, S)`` style of the next frame."""
+        return self._at(self._style)
+
+    @property
+    def controls(self) -> np.ndarray | None:
+        """``(B, C)`` controls of the next frame."""
+        return self._at(self._controls)
+
+    # ---- steering ----------------------------------------------------------------------------
+    def change(self, style: Any = None, controls: Any = None) -> None:
+        """From the next frame on, use this style and/or these controls (``(S,)`` or
+        ``(B, S)``; ``None``: unchanged)."""
+        new = {}
+        for name, x, size in (
+            ("style", style, self.spec.style_size),
+            ("controls", controls, self.spec.controls_size),
+        ):
+            if x is None:
+                continue
+            arr = np.asarray(x, dtype=np.float64)
+            if arr.ndim > 2:
+                raise BadRequest(f"a {name} change is ({size},) or ({self.batch}, {size})")
+            value = self._conditioning(arr, size, name)
+            assert value is not None  # a model without it raised above
+            new[name] = value
+        for name, value in new.items():  # all checked: apply together
+            self._rebase()
+            setattr(self, f"_{name}", value)
+            self.changes.append(Change(self.frame, name, value[:, 0].copy()))  # type: ignore[arg-type]
+
+    def _rebase(self) -> None:
+        """Cut both schedules at the next frame (a change starts a new schedule there)."""
+        for attr in ("_style", "_controls"):
+            value = self._at(getattr(self, attr))
+            if value is not None:
+                setattr(self, attr, value[:, None])
+        self._from = self.frame
+
+    def observe(self, frames: Any) -> None:
+        """Use observed frames ``(B, n, D)`` or ``(n, D)`` (oldest first, ``n ≥ 1``) as the most
+        recent history (the newest ``min(n, order)`` replace the window's newest)."""
+        arr = np.asarray(frames, dtype=np.float64)
+        d = self.spec.frame_size
+        if arr.ndim == 2:
+            arr = np.broadcast_to(arr[None], (self.batch, *arr.shape))
+        if arr.ndim != 3 or arr.shape[0] != self.batch or arr.shape[2] != d or arr.shape[1] < 1:
+            raise BadRequest(
+                f"observed frames must have shape (n, {d}) or ({self.batch}, n, {d}); "
+                f"got {np.shape(frames)}"
+            )
+        if not np.isfinite(arr).all():
+            raise BadRequest("observed frames contain NaN or infinite values")
+        recent = arr[:, ::-1][:, : self.spec.order]
+        window = self.window.copy()
+        window[:, : recent.shape[1]] = recent
+        self.window = window
+        self.changes.append(Change(self.frame, "observe", arr.copy()))
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def inputs(self) -> StepInputs:
+        """The inputs of the next frame's step (its noise is drawn once, on the first call)."""
+        if self._noise is None:
+            k, h = self.spec.gibbs_steps, self.spec.n_hidden
+            noise = np.empty((self.batch, 1, k, h))
+            for row, rng in enumerate(self._rngs):
+                noise[row] = gibbs_uniforms(rng, 1, k, h)
+            self._noise = noise[:, 0]
+        return StepInputs(self.window, self._noise, self.style, self.controls)
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """Accept the step's output ``(B, D)`` as the next frame and return it.
+
+        Raises:
+            ModelDiverged: a row is not finite; the stream is unchanged (:meth:`drop` the
+                rows named in the error to go on with the others).
+        """
+        v = np.asarray(frames, dtype=np.float64)
+        if v.shape != (self.batch, self.spec.frame_size):
+            raise ValueError(
+                f"a step must return ({self.batch}, {self.spec.frame_size}); got {v.shape}"
+            )
+        if self._noise is None:
+            raise RuntimeError("push() before inputs(): the frame's noise was not drawn")
+        if not np.isfinite(v).all():
+            bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+            raise ModelDiverged(
+                self.frame,
+                self.spec.name,
+                rows=bad.tolist(),
+                sequences=[self.indices[r] for r in bad],
+            )
+        self.window = np.concatenate([v[:, None], self.window[:, :-1]], axis=1)
+        self.frame += 1
+        self._noise = None
+        return v
+
+    def drop(self, rows: Sequence[int]) -> None:
+        """Remove sequences (rows of the batch) from the stream, e.g. those that diverged."""
+        keep = [r for r in range(self.batch) if r not in set(rows)]
+        self.indices = [self.indices[r] for r in keep]
+        self._rngs = [self._rngs[r] for r in keep]
+        self.window = self.window[keep]
+        if self._noise is not None:
+            self._noise = self._noise[keep]
+        if self._style is not None:
+            self._style = self._style[keep]
+        if self._controls is not None:
+            self._controls = self._controls[keep]
+
+    def advance(self, step: StepFn) -> np.ndarray:
+        """Compute and accept the next frame ``(B, D)`` with ``step``."""
+        return self.push(step(*self.inputs()))
+
+    def frames(self, step: StepFn, n_frames: int) -> Iterator[np.ndarray]:
+        """Yield the next ``n_frames`` frames ``(B, D)``; raises :class:`ModelDiverged`."""
+        for _ in range(n_frames):
+            yield self.advance(step)
+
+    def run(self, step: StepFn, n_frames: int, *, stop_diverged: bool = False) -> Generated:
+        """The next ``n_frames`` frames of every sequence, ``(B, n_frames, D)``.
+
+        Args:
+            step: computes a step.
+            n_frames: frames to generate.
+            stop_diverged: a sequence that diverges stops there (its frames from then on are
+                NaN in the result and it is named in ``diverged``) and the others go on;
+                ``False``: raise :class:`ModelDiverged`.
+        """
+        rows = list(range(self.batch))  # original row of each row still running
+        out = np.empty((self.batch, n_frames, self.spec.frame_size))
+        every: slice | list[int] = slice(None)  # rows as an index (a slice while all run)
+        diverged: dict[int, ModelDiverged] = {}
+        for t in range(n_frames):
+            if not rows:
+                break
+            v = step(*self.inputs())
+            try:
+                self.push(v)
+            except ModelDiverged as exc:
+                if not stop_diverged:
+                    raise
+                for r, seq in zip(exc.rows, exc.sequences, strict=True):
+                    diverged[rows[r]] = ModelDiverged(exc.frame, exc.model, [rows[r]], [seq])
+                    out[rows[r], t:] = np.nan
+                keep = [r for r in range(len(rows)) if r not in exc.rows]
+                self.drop(exc.rows)
+                rows = every = [rows[r] for r in keep]
+                if not rows:
+                    break
+                v = self.push(np.asarray(v)[keep])
+            out[every, t] = v
+        return Generated(out, diverged)
+
+
+def _from_frame(x: Any, frame: int) -> Any:
+    """A ``(B, T, S)`` schedule that starts at frame 0, from ``frame`` on (the last value
+    holds); anything else unchanged."""
+    if x is None or np.ndim(x) != 3:
+        return x
+    arr = np.asarray(x)
+    return arr[:, min(frame, arr.shape[1] - 1) :]
+
+
+def _seed_frames(spec: StreamSpec, seed_frames: Any, count: int | None) -> np.ndarray:
+    """``(B, T0, D)`` checked seed frames."""
+    frames = np.asarray(seed_frames, dtype=np.float64)
+    frames = frames[None] if frames.ndim == 2 else frames
+    if count is not None and frames.ndim == 3 and frames.shape[0] == 1:
+        frames = np.broadcast_to(frames, (count, *frames.shape[1:]))
+    d, order = spec.frame_size, spec.order
+    if frames.ndim != 3 or frames.shape[2] != d:
+        raise BadRequest(
+            f"seed frames must have shape (batch, >= {order}, {d}) or (>= {order}, {d}); "
+            f"got {np.shape(seed_frames)}"
+        )
+    if frames.shape[1] < order:
+        raise BadRequest(
+            f"need at least {order} seed frames (the model's order); got {frames.shape[1]}"
+        )
+    if count is not None and frames.shape[0] != count:
+        raise BadRequest(f"{frames.shape[0]} seed sequences for count={count}")
+    if frames.shape[0] < 1:
+        raise BadRequest("no sequences: the batch is empty")
+    if not np.isfinite(frames).all():
+        raise BadRequest("seed frames contain NaN or infinite values")
+    return frames
