@@ -47,6 +47,7 @@ from seqboltz.data._speech import fetch_speech_prompts, find_wavs
 from seqboltz.data._windows import SequenceDataModule, WindowDataset, WindowSplit, collate_windows
 from seqboltz.speech import WorldFeatures, read_audio
 from seqboltz.speech._align import AlignmentError, ForcedAligner, PhoneAlignment
+from seqboltz.speech._duration import DurationModel
 from seqboltz.speech._text import (
     TextFrontEndError,
     frame_feature_names,
@@ -211,6 +212,7 @@ class TTSDataModule(SequenceDataModule):
         self.cache_dir = cache_dir
         self.aligner = ForcedAligner(min_pause=min_pause)
         self.features: WorldFeatures | None = None
+        self.duration_model: DurationModel | None = None
         self.skipped: dict[str, str] = {}
         self._prompts: dict[str, list[TTSPrompt]] = {}
         self.save_hyperparameters()
@@ -331,6 +333,10 @@ class TTSDataModule(SequenceDataModule):
                 raise ValueError(f"no {side} prompt has more than order={self.order} frames")
         wf.fit([p.frames for p in parts["train"]])
         self.features = wf
+        train_utts = [p.alignment.utterance for p in parts["train"]]
+        self.duration_model = DurationModel(frame_period=self.frame_period).fit(
+            train_utts, [p.durations for p in parts["train"]]
+        )
         self._prompts = {"train": parts["train"], "val": parts["held_out"]}
         self._prompts["test"] = parts["held_out"]
         splits = {}
@@ -363,15 +369,18 @@ class TTSDataModule(SequenceDataModule):
 
     def stats(self) -> dict[str, Any]:
         """The fitted features' ``to_dict()`` plus ``order``, the front end's card, the
-        aligner's card and the controls' size."""
+        aligner's card, the controls' size and the duration model fitted on the training
+        prompts (:class:`~seqboltz.speech._duration.DurationModel`): what a checkpoint, and so
+        an exported model card, needs to speak a text."""
         self._split("train")
-        assert self.features is not None
+        assert self.features is not None and self.duration_model is not None
         d = self.features.to_dict()
         d.update(
             order=self.order,
             front_end=front_end_card(),
             aligner=self.aligner.card(),
             n_controls=self.n_controls,
+            duration_model=self.duration_model.to_dict(),
         )
         return d
 

@@ -93,6 +93,10 @@ def test_folder_datamodule(folder: Path, tmp_path: Path) -> None:
     stats = dm.stats()
     assert stats["front_end"]["version"] and stats["aligner"]["aligner"] == "pocketsphinx"
     assert stats["sample_rate"] == 16000 and stats["n_controls"] == dm.n_controls
+    from seqboltz.speech._duration import DurationModel
+
+    durations = DurationModel.from_dict(stats["duration_model"])
+    assert durations.predict(prompt.alignment.utterance).min() >= 1
     # a second DataModule reads the cached features and alignments: the same data
     again = TTSDataModule(
         path=str(folder), transcripts=str(folder / "text.txt"), order=2, cache_dir=str(tmp_path)
