@@ -3,6 +3,7 @@ are one line and exit 2; --metrics-host makes /metrics reachable from other host
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import urllib.error
@@ -43,7 +44,10 @@ def test_every_option_has_a_variable_and_a_key(tmp_path: Path) -> None:
         options
     )
     for dest, action in options.items():
-        value = "0.0.0.0" if action.type is None else "3"
+        if action.nargs == 0:  # an on/off flag
+            value = "false" if action.default else "true"
+        else:
+            value = "0.0.0.0" if action.type is None else "3"
         from_env = parse_settings(_parser(), [], {env_name(dest): value})
         from_file = parse_settings(
             _parser(), ["--config", str(_write(tmp_path / "s.json", json.dumps({dest: value})))], {}
@@ -111,3 +115,20 @@ def test_metrics_host_from_the_environment_reaches_other_hosts(tmp_path: Path) -
         assert _reachable(f"http://{address}:{public.metrics_port}/metrics")
     finally:
         assert public.stop() == 0
+
+
+def test_on_off_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog="demo")
+        p.add_argument("--verbose", action="store_true")
+        return p
+
+    assert parse_settings(parser(), [], {"SEQBOLTZ_VERBOSE": "yes"}).verbose is True
+    config = _write(tmp_path / "s.toml", "verbose = true\n")
+    assert parse_settings(parser(), ["--config", str(config)], {}).verbose is True
+    off = {"SEQBOLTZ_VERBOSE": "off"}
+    assert parse_settings(parser(), ["--config", str(config)], off).verbose is False
+    assert parse_settings(parser(), ["--verbose"], off).verbose is True
+    with pytest.raises(SystemExit):
+        parse_settings(parser(), [], {"SEQBOLTZ_VERBOSE": "maybe"})
+    assert "SEQBOLTZ_VERBOSE: expected true or false, got 'maybe'" in capsys.readouterr().err
