@@ -27,6 +27,7 @@ COMMON: dict[str, Any] = {"count": 10, "frames": 20, "seed": 3, "chunk": 2}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
+    """A local Ray cluster of 2 CPUs (starting it takes most of this module's time)."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield
     ray.shutdown()
@@ -35,7 +36,8 @@ def cluster() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def reference(crbm_path: tuple[Any, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("one-machine")
-    run_synthesis(SynthesisJob(model=str(crbm_path[1]), out=str(out), **COMMON), workers=1)
+    job = SynthesisJob(model=str(crbm_path[1]), out=str(out), **COMMON)
+    run_synthesis(job, workers=1, progress=False)
     return out
 
 
@@ -60,6 +62,7 @@ def _fail_at_4(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
     return _run_chunk(job, indices)
 
 
+@pytest.mark.slow
 def test_cli_on_ray_equals_one_machine(
     cluster: None, crbm_path: tuple[Any, Path], reference: Path, tmp_path: Path
 ) -> None:
@@ -75,6 +78,7 @@ def test_cli_on_ray_equals_one_machine(
     assert manifest == expected
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_retried_without_rewriting(
     cluster: None, crbm_path: tuple[Any, Path], reference: Path, tmp_path: Path
 ) -> None:
@@ -92,6 +96,7 @@ def test_a_dead_worker_is_retried_without_rewriting(
     assert names == set(_files(reference)) | {"manifest.shard-0-of-1.json"}
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes(
     cluster: None, crbm_path: tuple[Any, Path], reference: Path, tmp_path: Path
 ) -> None:
