@@ -57,6 +57,9 @@ class BinaryConditionalRBM(ConditionalRBM):
     """
 
     visible_kind: ClassVar[Literal["bernoulli", "gaussian"]] = "bernoulli"
+    # The parent's closed-form CD gradient is the Gaussian one: this energy trains through
+    # autograd of its own free energy (None marks the method unsupported for ClosedFormCD).
+    cd_gradients = None  # type: ignore[assignment]
 
     def visible_mean(self, h: Tensor, params: FrameParams) -> Tensor:
         """``p(v = 1 | h, x) = sigm(â + W h)`` ``(B, H)`` → ``(B, D)``."""

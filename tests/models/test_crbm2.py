@@ -93,6 +93,15 @@ def test_binary_crbm_conditionals_and_gibbs_step(top: BinaryConditionalRBM) -> N
     assert set(np.unique(_np(step.v))) <= {0.0, 1.0}
 
 
+def test_binary_crbm_trains_through_its_own_free_energy(top: BinaryConditionalRBM) -> None:
+    from seqboltz.training import RBMSystem
+    from seqboltz.training._system import ClosedFormCD
+
+    assert isinstance(ConditionalRBM(4, 3, order=2), ClosedFormCD)
+    assert not isinstance(top, ClosedFormCD)  # the Gaussian closed form would be wrong here
+    assert not RBMSystem(top)._uses_closed_form()
+
+
 def test_binary_crbm_refuses_data_outside_0_1(top: BinaryConditionalRBM) -> None:
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         top.init_from_data(torch.tensor([[0.2, 1.5, 0.0, 0.1]], dtype=DTYPE))
