@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,11 +11,17 @@ __all__ = ["export_main"]
 
 
 def export_main(argv: Sequence[str]) -> int:
-    """Entry point of ``seqboltz export``; prints the written file."""
+    """Entry point of ``seqboltz export``; prints the written file.
+
+    A model that does not export, or a checkpoint that cannot be read, ends with one line on
+    stderr (``seqboltz export: error: ...``) and exit status 2; nothing is written.
+    """
     parser = argparse.ArgumentParser(
         prog="seqboltz export",
-        description="Write a trained sequence model's sampling step and model card to one "
-        "ONNX file, sampled by seqboltz.runtime without torch.",
+        description="Write a trained model's sampling step and model card to one ONNX file, "
+        "sampled by seqboltz.runtime without torch. Each model declares how it exports: "
+        "sequence models one frame of their sampler, unconditional models one Gibbs step; "
+        "a model that does not export is refused with the reason.",
     )
     parser.add_argument("checkpoint", help="a .ckpt written by `seqboltz fit`")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
@@ -36,7 +43,9 @@ def export_main(argv: Sequence[str]) -> int:
             name=args.name or args.out.stem,
             seed_from_data=not args.no_data,
         )
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        parser.error(str(exc))
+    except (FileNotFoundError, ValueError, TypeError) as exc:  # ExportError is a ValueError
+        message = " ".join(str(exc).split())  # one line, whatever the exception held
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
     print(path)
     return 0

@@ -1,15 +1,20 @@
-"""Export a trained sequence model to one self-describing ONNX file.
+"""Export a trained model's sampling step to one self-describing ONNX file.
 
-The graph is one frame of Taylor's sampler, :meth:`~seqboltz.models.SequenceRBM.next_frame`,
+Each model declares whether and how it exports
+(:meth:`~seqboltz.models.EnergyModel.export_support`); the graph follows that declaration,
 traced by :func:`torch.onnx.export` (so the math exists once, in torch), in float64 with a
-dynamic batch and ``k`` Gibbs steps unrolled:
+dynamic batch:
 
-``history (B, order, D) [, style (B, S)] [, controls (B, C)], noise (B, k, H) → frame (B, D)``
+* ``"sequence"``: one frame of Taylor's sampler,
+  :meth:`~seqboltz.models.SequenceRBM.next_frame`, ``k`` Gibbs steps unrolled:
+  ``history (B, order, D) [, style (B, S)] [, controls (B, C)], noise (B, k, H) → frame (B, D)``;
+* ``"gibbs"``: one block Gibbs step of an unconditional model,
+  ``v (B, D), *noise (sorted by name) → v_next (B, D), v_mean (B, D)``.
 
-All weights are stored inside the file (no external data). The model card — everything a
-sampler needs besides the graph — is JSON in the ``metadata_props`` entry
-:data:`CARD_KEY`; see :func:`build_card` for its fields. :mod:`seqboltz.runtime` reads it
-without torch.
+A model that declares no path is refused with :class:`ExportError` and its reason. All
+weights are stored inside the file (no external data). The model card — everything a sampler
+needs besides the graph — is JSON in the ``metadata_props`` entry :data:`CARD_KEY`; see
+:func:`build_card` for its fields. :mod:`seqboltz.runtime` reads it without torch.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from seqboltz.models import EnergyModel, SequenceRBM, load_model
+from seqboltz.models._base import ExportPath
 
 __all__ = [
     "CARD_KEY",
     "CARD_SCHEMA_VERSION",
     "OPSET",
+    "ExportError",
     "build_card",
     "build_rbm_card",
     "export_checkpoint",
@@ -48,6 +55,10 @@ NOISE_RULE = (
     ".random((k, H)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms); hidden "
     "unit j at Gibbs step s is on iff noise[s, j] < p(h_j = 1 | v, history)"
 )
+
+
+class ExportError(ValueError):
+    """A model or checkpoint that cannot be exported, with the reason (one line)."""
 
 
 class _Step(nn.Module):
@@ -76,14 +87,16 @@ class _Step(nn.Module):
 
 
 class _GibbsStepModule(nn.Module):
-    """``gibbs_step`` of an unconditional RBM with positional noise inputs, for tracing."""
+    """``gibbs_step`` of an unconditional model with positional noise inputs (sorted by name,
+    the order of the card's ``noise`` field), for tracing."""
 
     def __init__(self, model: EnergyModel) -> None:
         super().__init__()
         self.model = model
+        self.noise_names = sorted(model.noise_spec())
 
-    def forward(self, v: Tensor, hidden: Tensor, visible: Tensor) -> tuple[Tensor, Tensor]:
-        step = self.model.gibbs_step(v, {"hidden": hidden, "visible": visible})
+    def forward(self, v: Tensor, *noise: Tensor) -> tuple[Tensor, Tensor]:
+        step = self.model.gibbs_step(v, dict(zip(self.noise_names, noise, strict=True)))
         return step.v, step.v_mean
 
 
@@ -112,48 +125,97 @@ def _example_inputs(model: SequenceRBM, gibbs_steps: int, batch: int = 2) -> tup
     return tuple(inputs)
 
 
+def declared_path(model: EnergyModel) -> ExportPath:
+    """The graph ``model`` declares (:meth:`~seqboltz.models.EnergyModel.export_support`).
+
+    Raises:
+        ExportError: the model declares none; the message names the model and the reason.
+        TypeError: not a seqboltz energy model.
+    """
+    if not isinstance(model, EnergyModel):
+        raise TypeError(f"only seqboltz energy models export; got {type(model).__name__}")
+    support = model.export_support()
+    if support.path is None:
+        raise ExportError(f"{type(model).__name__} does not export: {support.reason}")
+    if support.path == "sequence" and not isinstance(model, SequenceRBM):
+        raise TypeError(f"{type(model).__name__} declares a sequence graph but is no SequenceRBM")
+    return support.path
+
+
+def _sequence_graph(
+    model: EnergyModel, gibbs_steps: int
+) -> tuple[nn.Module, list[str], list[str], tuple[Tensor, ...]]:
+    assert isinstance(model, SequenceRBM)
+    if gibbs_steps < 1:
+        raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
+    example = _example_inputs(model, gibbs_steps)
+    return _Step(_float64_copy(model)).eval(), input_names(model), ["frame"], example
+
+
+def _gibbs_graph(
+    model: EnergyModel, gibbs_steps: int
+) -> tuple[nn.Module, list[str], list[str], tuple[Tensor, ...]]:
+    g = torch.Generator().manual_seed(0)
+    example = [torch.rand(2, model.n_visible, generator=g, dtype=torch.float64)]
+    specs = model.noise_spec()
+    for name in sorted(specs):  # the card's order (its JSON keys are sorted)
+        draw = torch.rand if specs[name].kind == "uniform" else torch.randn
+        example.append(draw((2, *specs[name].shape), generator=g, dtype=torch.float64))
+    names = ["v", *sorted(specs)]
+    return (
+        _GibbsStepModule(_float64_copy(model)).eval(),
+        names,
+        ["v_next", "v_mean"],
+        tuple(example),
+    )
+
+
+def _dynamic_batch(module: nn.Module, example: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    """``dynamic_shapes`` for ``torch.export``: dimension 0 of every input is one shared batch
+    size, structured like ``module.forward``'s signature (a ``*args`` parameter is a tuple)."""
+    import inspect
+
+    batch = torch.export.Dim("batch")
+    shapes: list[Any] = []
+    for i, param in enumerate(inspect.signature(module.forward).parameters.values()):
+        if param.kind is param.VAR_POSITIONAL:
+            shapes.append(tuple({0: batch} for _ in example[i:]))
+            break
+        if i < len(example):
+            shapes.append({0: batch})
+    return tuple(shapes)
+
+
+#: the graph builders, by export path: (module, input names, output names, example inputs)
+_GRAPHS = {"sequence": _sequence_graph, "gibbs": _gibbs_graph}
+
+
 def export_onnx(
     model: EnergyModel, path: str | Path, card: dict[str, Any], gibbs_steps: int = 30
 ) -> Path:
     """Write ``model``'s sampling step with ``card`` to ``path`` (atomically) and check it.
 
-    Sequence models export one frame of Taylor's sampler (``gibbs_steps`` unrolled);
-    unconditional RBMs export one block Gibbs step ``(v, hidden, visible) → (v_next, v_mean)``
-    whose noise inputs follow ``model.noise_spec()`` (outputs ``v_next``, ``v_mean``).
+    The graph is the one the model declares (:func:`declared_path`): one frame of a sequence
+    model's sampler (``gibbs_steps`` unrolled), or one block Gibbs step
+    ``(v, *noise) → (v_next, v_mean)`` whose noise inputs are ``model.noise_spec()``'s,
+    sorted by name.
 
     Args:
-        model: a conditional RBM or an unconditional RBM (any dtype; exported in float64).
+        model: a model whose :meth:`~seqboltz.models.EnergyModel.export_support` names a
+            path (any dtype; exported in float64).
         path: the ``.onnx`` file to write.
         card: the model card (:func:`build_card` or :func:`build_rbm_card`).
         gibbs_steps: ``k`` of a sequence model, unrolled into the graph.
 
     Returns:
         ``path``.
+
+    Raises:
+        ExportError: the model declares no export path (nothing is written).
     """
     import onnx
 
-    if isinstance(model, SequenceRBM):
-        if gibbs_steps < 1:
-            raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
-        module: nn.Module = _Step(_float64_copy(model)).eval()
-        names = input_names(model)
-        outputs = ["frame"]
-        example = _example_inputs(model, gibbs_steps)
-    elif isinstance(model, EnergyModel) and set(model.noise_spec()) == {"hidden", "visible"}:
-        module = _GibbsStepModule(_float64_copy(model)).eval()
-        names, outputs = ["v", "hidden", "visible"], ["v_next", "v_mean"]
-        g = torch.Generator().manual_seed(0)
-        example = (
-            torch.rand(2, model.n_visible, generator=g, dtype=torch.float64),
-            torch.rand(2, model.n_hidden, generator=g, dtype=torch.float64),
-            torch.rand(2, model.n_visible, generator=g, dtype=torch.float64),
-        )
-    else:
-        raise TypeError(
-            "only sequence models (ConditionalRBM, FactoredConditionalRBM) and unconditional "
-            f"RBMs (BernoulliRBM, GaussianBernoulliRBM) export; got {type(model).__name__}"
-        )
-    batch = torch.export.Dim("batch")  # one batch size shared by every input
+    module, names, outputs, example = _GRAPHS[declared_path(model)](model, gibbs_steps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".seqboltz-export-", dir=path.parent) as tmp:
@@ -166,7 +228,7 @@ def export_onnx(
                 str(raw),
                 input_names=names,
                 output_names=outputs,
-                dynamic_shapes=tuple({0: batch} for _ in example),
+                dynamic_shapes=_dynamic_batch(module, example),
                 opset_version=OPSET,
                 dynamo=True,
                 verbose=False,
@@ -204,18 +266,20 @@ def build_rbm_card(
     data: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The model card of an exported unconditional RBM's Gibbs sampler.
+    """The model card of an exported unconditional model's Gibbs sampler (family ``"rbm"``).
 
     Fields: ``schema_version``, ``family`` (``"rbm"``), ``name``, ``kind``, ``model``,
     ``frame_size`` (``D``), ``n_hidden``, ``noise`` (input name → shape, ``uniform``/``normal``,
-    in drawing order), ``initial_state`` (``D`` values: the visible units' means under their
-    biases alone, where chains start), ``features`` (the data statistics, e.g. image shape),
+    in drawing order: sorted by name, the graph's input order), ``initial_state`` (``D``
+    values: the visible units' means under their biases alone, where chains start),
+    ``features`` (the data statistics, e.g. image shape),
     ``noise_rule``, ``dtype``, ``opset``, ``training``.
     """
     with torch.no_grad():
         hidden_off = torch.zeros(1, model.n_hidden).to(model.reference_parameter())
         mean = model.visible_params(hidden_off)[0]
-    noise = {k: {"shape": list(v.shape), "kind": v.kind} for k, v in model.noise_spec().items()}
+    specs = model.noise_spec()
+    noise = {k: {"shape": list(specs[k].shape), "kind": specs[k].kind} for k in sorted(specs)}
     return {
         **_card_header(model, name, "rbm"),
         "noise": noise,
@@ -333,14 +397,19 @@ def export_checkpoint(
     The default seed frames are the first ``order`` frames of the first held-out sequence of
     the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
     unavailable data set: the mean frame, all zeros).
+
+    Raises:
+        ExportError: the model declares no export path (checked first; nothing is written).
+        FileNotFoundError, ValueError: a missing or unreadable checkpoint.
     """
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint)
+    graph = declared_path(model)  # a model that does not export is refused before any work
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
     seed_frames = None
-    if seed_from_data and data and isinstance(model, SequenceRBM):
+    if seed_from_data and data and graph == "sequence" and isinstance(model, SequenceRBM):
         seed_frames = _default_seed(checkpoint, model.order)
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     training = {
@@ -351,9 +420,10 @@ def export_checkpoint(
         "metrics": dict(entry.get("metrics", {})),
         "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
     }
-    if not isinstance(model, SequenceRBM):
+    if graph == "gibbs":
         card = build_rbm_card(model, name=name or checkpoint.stem, data=data, training=training)
         return export_onnx(model, out, card)
+    assert isinstance(model, SequenceRBM)
     card = build_card(
         model,
         name=name or checkpoint.stem,

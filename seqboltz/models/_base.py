@@ -22,6 +22,7 @@ model documents. Unconditional models reject a non-``None`` ``cond``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
@@ -32,11 +33,16 @@ from torch import Tensor, nn
 
 Conditioning = Tensor | Mapping[str, Tensor]
 NoiseKind = Literal["uniform", "normal"]
+#: the graphs :mod:`seqboltz.export` writes: one frame of a sequence model's sampler, or one
+#: block Gibbs step of an unconditional model
+ExportPath = Literal["sequence", "gibbs"]
 
 __all__ = [
     "AnnealingPath",
     "Conditioning",
     "EnergyModel",
+    "ExportPath",
+    "ExportSupport",
     "GibbsStep",
     "NoiseSpec",
     "draw_noise",
@@ -49,6 +55,20 @@ class NoiseSpec:
 
     shape: tuple[int, ...]
     kind: NoiseKind
+
+
+class ExportSupport(NamedTuple):
+    """Whether and how :mod:`seqboltz.export` writes a model
+    (:meth:`EnergyModel.export_support`).
+
+    Attributes:
+        path: ``"sequence"`` (``history, noise[, style][, controls] → frame``), ``"gibbs"``
+            (``v, *noise → v_next, v_mean``), or ``None`` when the model does not export.
+        reason: why it does not export, one line (empty when it does).
+    """
+
+    path: ExportPath | None
+    reason: str = ""
 
 
 class GibbsStep(NamedTuple):
@@ -78,6 +98,13 @@ def draw_noise(
         draw = torch.rand if spec.kind == "uniform" else torch.randn
         out[name] = draw((batch_size, *spec.shape), generator=generator, device=device, dtype=dtype)
     return out
+
+
+def _plain_arg(value: Any) -> Any:
+    """A constructor argument as plain data: tuples (and lists) become lists, recursively."""
+    if isinstance(value, tuple | list):
+        return [_plain_arg(v) for v in value]
+    return value
 
 
 class AnnealingPath(Protocol):
@@ -127,6 +154,11 @@ class EnergyModel(nn.Module):
     visible_kind: ClassVar[Literal["bernoulli", "gaussian"]]
     #: whether the model needs ``cond`` (its log Z then depends on the conditioning)
     is_conditional: ClassVar[bool] = False
+    #: the graph :mod:`seqboltz.export` writes for this model, or ``None`` (then
+    #: :attr:`export_refusal` says why)
+    export_path: ClassVar[ExportPath | None] = None
+    #: why the model does not export, one line, when :attr:`export_path` is ``None``
+    export_refusal: ClassVar[str] = "the model declares no export path"
     n_visible: int
     n_hidden: int
 
@@ -178,13 +210,45 @@ class EnergyModel(nn.Module):
         raise NotImplementedError
 
     def init_args(self) -> dict[str, Any]:
-        """Constructor arguments, enough to rebuild the model (weights travel separately)."""
-        raise NotImplementedError
+        """Constructor arguments, enough to rebuild the model (weights travel separately).
+
+        Derived from the constructor: every parameter of ``type(self).__init__`` is read
+        back from the attribute of the same name (tuples become lists, so the result is
+        plain JSON). A constructor argument the model does not keep under its own name is
+        an error here, never a silently forgotten setting.
+
+        Raises:
+            TypeError: the constructor takes ``*args``/``**kwargs``, or an argument is not
+                kept as an attribute (or is kept as a tensor).
+        """
+        cls = type(self)
+        args: dict[str, Any] = {}
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name == "self":
+                continue
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ takes {param}: init_args() needs named arguments"
+                )
+            if name in self._parameters or name in self._buffers or not hasattr(self, name):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ takes {name!r} but the model keeps no plain "
+                    f"attribute self.{name}: store it under that name"
+                )
+            args[name] = _plain_arg(getattr(self, name))
+        return args
 
     def pictures(self, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
         """What the model learned, as named uint8 grayscale pictures ``(H, W)`` (filters,
         samples); written as PNGs by :class:`seqboltz.training.SavePictures`. Default: none."""
         return {}
+
+    def export_support(self) -> ExportSupport:
+        """Whether and how this model exports: :attr:`export_path`, or ``None`` and
+        :attr:`export_refusal`. Models whose support depends on their settings override it."""
+        if self.export_path is None:
+            return ExportSupport(None, self.export_refusal)
+        return ExportSupport(self.export_path)
 
     # -- shared behaviour -------------------------------------------------------------------
     def constrain_(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -46,6 +46,11 @@ class ConvolutionalRBM(EnergyModel):
         >>> crbm.hidden_probs(torch.rand(3, 144)).shape  # 4 maps of 8×8
         torch.Size([3, 256])
     """
+
+    export_refusal: ClassVar[str] = (
+        "onnxruntime has no float64 convolution kernel, and exported samplers run in float64 "
+        "so that runtime chains match torch's; sample it in torch (gibbs_chain)"
+    )
 
     def __init__(
         self,
@@ -208,16 +213,6 @@ class ConvolutionalRBM(EnergyModel):
 
         w = self.filters.detach().double().cpu().numpy()
         return {"filters": normalized_grid(w.reshape(-1, *w.shape[2:]), ncols=8, scale=6)}
-
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "image_shape": list(self.image_shape),
-            "n_filters": self.n_filters,
-            "filter_size": self.filter_size,
-            "pool_size": self.pool_size,
-            "visible": self.visible,
-            "init_std": self.init_std,
-        }
 
     def extra_repr(self) -> str:
         return (

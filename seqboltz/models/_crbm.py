@@ -20,14 +20,21 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from seqboltz import functional as Fn
-from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
+from seqboltz.models._base import (
+    AnnealingPath,
+    Conditioning,
+    EnergyModel,
+    ExportPath,
+    GibbsStep,
+    NoiseSpec,
+)
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 
 __all__ = ["ConditionalRBM", "FactoredConditionalRBM", "FrameParams", "SequenceRBM"]
@@ -56,6 +63,7 @@ class SequenceRBM(EnergyModel):
 
     visible_kind: ClassVar[Literal["bernoulli", "gaussian"]] = "gaussian"
     is_conditional: ClassVar[bool] = True
+    export_path: ClassVar[ExportPath | None] = "sequence"
     order: int
     n_controls: int
     n_style: int
@@ -452,15 +460,6 @@ class ConditionalRBM(SequenceRBM):
             weights += [self.control_to_visible, self.control_to_hidden]
         return {"weights": weights, "biases": [self.visible_bias, self.hidden_bias]}
 
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_hidden": self.n_hidden,
-            "order": self.order,
-            "n_controls": self.n_controls,
-            "init_std": self.init_std,
-        }
-
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}"
 
@@ -603,18 +602,6 @@ class FactoredConditionalRBM(SequenceRBM):
         ]
         weights = [p for p in self.parameters() if all(p is not b for b in biases)]
         return {"weights": weights, "biases": biases}
-
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_hidden": self.n_hidden,
-            "order": self.order,
-            "n_style": self.n_style,
-            "n_factors": self.n_factors,
-            "n_controls": self.n_controls,
-            "init_std": self.init_std,
-            "gated_autoregressive": self.gated_autoregressive,
-        }
 
     def extra_repr(self) -> str:
         return (

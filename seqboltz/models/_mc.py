@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from seqboltz.models._base import (
     AnnealingPath,
     Conditioning,
     EnergyModel,
+    ExportSupport,
     GibbsStep,
     NoiseSpec,
 )
@@ -190,6 +191,16 @@ class MeanCovarianceRBM(EnergyModel):
         v_next, v_mean, h = MC.mc_gibbs_step(v, noise["hidden"], noise["visible"], *self._params())
         return GibbsStep(v_next, v_mean, h)
 
+    def export_support(self) -> ExportSupport:
+        """The HMC sampler exports; the exact one needs a Cholesky factor, which ONNX lacks."""
+        if self.sampler == "hmc":
+            return ExportSupport("gibbs")
+        return ExportSupport(
+            None,
+            "its exact sampler factorises the precision matrix by Cholesky, which ONNX has no "
+            "operator for; a model with sampler='hmc' exports (same distribution, sampled by HMC)",
+        )
+
     @torch.no_grad()
     def init_chains(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` draws of ``N(0, I)``, the model with every interaction removed, ``(n, D)``."""
@@ -225,17 +236,6 @@ class MeanCovarianceRBM(EnergyModel):
         return {
             "weights": [self.weight, self.filters],
             "biases": [self.mean_bias, self.cov_bias],
-        }
-
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_mean_hidden": self.n_mean_hidden,
-            "n_cov_hidden": self.n_cov_hidden,
-            "sampler": self.sampler,
-            "hmc_steps": self.hmc_steps,
-            "hmc_step_size": self.hmc_step_size,
-            "init_std": self.init_std,
         }
 
     def pictures(self, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:

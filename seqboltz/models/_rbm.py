@@ -19,6 +19,7 @@ from seqboltz.models._base import (
     AnnealingPath,
     Conditioning,
     EnergyModel,
+    ExportPath,
     GibbsStep,
     NoiseSpec,
 )
@@ -35,6 +36,8 @@ def _check_sizes(n_visible: int, n_hidden: int, init_std: float) -> None:
 
 class _RBMBase(EnergyModel):
     """Parameters shared by the two unconditional RBMs."""
+
+    export_path: ClassVar[ExportPath | None] = "gibbs"
 
     def __init__(self, n_visible: int, n_hidden: int, init_std: float) -> None:
         super().__init__()
@@ -206,9 +209,6 @@ class BernoulliRBM(_RBMBase):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         return {"weights": [self.weight], "biases": [self.visible_bias, self.hidden_bias]}
-
-    def init_args(self) -> dict[str, Any]:
-        return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "init_std": self.init_std}
 
     @classmethod
     def from_sklearn(cls, estimator: Any) -> BernoulliRBM:
@@ -424,17 +424,6 @@ class GaussianBernoulliRBM(_RBMBase):
         if self.learn_sigma:
             roles["scales"] = [self.log_sigma]
         return roles
-
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_hidden": self.n_hidden,
-            "init_std": self.init_std,
-            "learn_sigma": self.learn_sigma,
-            "sigma_init": self.sigma_init,
-            "min_sigma": self.min_sigma,
-            "max_sigma": self.max_sigma,
-        }
 
 
 # -- annealing paths ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -72,6 +72,10 @@ class StructuredOutputCRBM(EnergyModel):
 
     visible_kind: ClassVar[Literal["bernoulli", "gaussian"]] = "bernoulli"
     is_conditional: ClassVar[bool] = True
+    export_refusal: ClassVar[str] = (
+        "it samples p(y | x), and the runtime's Gibbs chains take no input x; predict with "
+        "StructuredOutputCRBM.infer or `seqboltz evaluate` instead"
+    )
 
     def __init__(self, n_visible: int, n_hidden: int, n_cond: int, init_std: float = 0.01) -> None:
         super().__init__()
@@ -199,14 +203,6 @@ class StructuredOutputCRBM(EnergyModel):
         return {
             "weights": [self.weight, self.cond_to_visible, self.cond_to_hidden],
             "biases": [self.visible_bias, self.hidden_bias],
-        }
-
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_hidden": self.n_hidden,
-            "n_cond": self.n_cond,
-            "init_std": self.init_std,
         }
 
     # -- prediction -------------------------------------------------------------------------

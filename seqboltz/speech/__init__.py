@@ -1,9 +1,9 @@
 """Speech: WORLD vocoder features (mel-cepstrum, log F0 + voicing, coded aperiodicity),
 resynthesis, audio I/O and mel-cepstral distortion.
 
-WORLD analysis and synthesis need numpy, pyworld, pysptk and soundfile only (the ``speech``
-extra); resampling, log-mel pictures and the log-mel feature option (Griffin-Lim inversion)
-use torchaudio.
+Everything here is torch-free (the ``speech`` extra: numpy, pyworld, pysptk, soundfile and
+soxr): WORLD analysis and synthesis, resampling (libsoxr), log-mel pictures and the log-mel
+feature option with its Griffin-Lim inversion (numpy, in torchaudio's conventions).
 
 >>> from seqboltz.speech import WorldFeatures, read_audio, write_wav
 >>> wf = WorldFeatures(sample_rate=8000)  # doctest: +SKIP

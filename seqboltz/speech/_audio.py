@@ -1,7 +1,7 @@
 """Audio files: reading (any rate, resampled), atomic WAV writing, and log-mel spectrograms.
 
-Reading and writing go through soundfile (libsndfile). Resampling and log-mel spectrograms use
-torchaudio and are imported only when needed, so writing a WAV stays torch-free.
+Reading and writing go through soundfile (libsndfile), resampling through soxr (libsoxr),
+log-mel spectrograms through :mod:`seqboltz.speech._dsp` (numpy): all of it torch-free.
 """
 
 from __future__ import annotations
@@ -54,21 +54,19 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int | None = None) -> 
 
 
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Band-limited resampling with :func:`torchaudio.functional.resample` (needs torch)."""
+    """Band-limited resampling ``(N,)`` → ``(round(N · new_rate / orig_rate),)`` with soxr.
+
+    libsoxr's "HQ" quality (a linear-phase low-pass at the lower Nyquist frequency, 20-bit
+    precision; the resampler librosa uses by default): torch-free and fast to import.
+    """
+    import soxr
+
     if orig_rate <= 0 or new_rate <= 0:
         raise AudioFileError(f"sample rates must be positive, got {orig_rate} → {new_rate}")
+    wave = np.asarray(wave, dtype=np.float64)
     if orig_rate == new_rate:
-        return np.asarray(wave, dtype=np.float64)
-    try:
-        import torch
-        import torchaudio.functional as AF
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise AudioFileError(
-            f"resampling {orig_rate} Hz → {new_rate} Hz needs torchaudio: "
-            "pip install 'seqboltz[train]'"
-        ) from exc
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float64))
-    return AF.resample(x, orig_rate, new_rate).numpy()
+        return wave
+    return np.asarray(soxr.resample(wave, int(orig_rate), int(new_rate), quality="HQ"))
 
 
 def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) -> Path:
@@ -100,20 +98,15 @@ def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) 
 def log_mel_spectrogram(
     wave: np.ndarray, sample_rate: int, n_mels: int = 64, hop_ms: float = 5.0
 ) -> np.ndarray:
-    """Natural-log mel spectrogram ``(n_mels, T)`` with torchaudio (for pictures).
+    """Natural-log mel spectrogram ``(n_mels, T)`` (for pictures), in numpy.
 
-    Window 25 ms, hop ``hop_ms``, power spectrum, floor 1e-10.
+    Window 25 ms, hop ``hop_ms``, power spectrum, floor 1e-10 (torchaudio's
+    ``MelSpectrogram`` conventions; see :mod:`seqboltz.speech._dsp`).
     """
-    import torch
-    import torchaudio
+    from seqboltz.speech._dsp import mel_spectrogram
 
-    n_fft = 1 << (int(0.025 * sample_rate) - 1).bit_length()
-    mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=sample_rate,
-        n_fft=n_fft,
-        win_length=int(0.025 * sample_rate),
-        hop_length=max(1, int(hop_ms * sample_rate / 1000)),
-        n_mels=n_mels,
-    )
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-    return torch.log(mel(x).clamp_min(1e-10)).numpy()
+    win_length = int(0.025 * sample_rate)
+    n_fft = 1 << (win_length - 1).bit_length()
+    hop = max(1, int(hop_ms * sample_rate / 1000))
+    mel = mel_spectrogram(wave, sample_rate, n_fft, win_length, hop, n_mels)
+    return np.asarray(np.log(np.maximum(mel, 1e-10)))

@@ -1,10 +1,12 @@
-"""Log-mel spectrogram frames with Griffin-Lim inversion (torchaudio; needs torch).
+"""Log-mel spectrogram frames with Griffin-Lim inversion, in numpy (torch-free).
 
 A frame is the natural log of the mel power spectrum, ``n_mels`` values, window 25 ms, hop
 ``frame_period`` (the same framing as :class:`~seqboltz.speech.WorldFeatures`: ``T = ⌊N/hop⌋
-+ 1``). :meth:`LogMelFeatures.synthesize` inverts the mel filterbank by least squares
-(:class:`torchaudio.transforms.InverseMelScale`) and recovers a phase with Griffin & Lim
-(1984) (:class:`torchaudio.transforms.GriffinLim`, ``griffin_lim_iters`` iterations, seeded).
++ 1``). :meth:`LogMelFeatures.synthesize` inverts the mel filterbank by least squares and
+recovers a phase with Griffin & Lim (1984) (``griffin_lim_iters`` iterations of the fast
+variant, seeded). The transforms are those of :mod:`seqboltz.speech._dsp`, which follow
+torchaudio's conventions (``MelSpectrogram``, ``InverseMelScale``, ``GriffinLim``), so frames
+from models trained with earlier, torchaudio-based versions keep their meaning.
 Unlike WORLD frames it has no explicit pitch, so a model over log-mel frames is scored by
 log-spectral distance rather than MCD and F0 error.
 """
@@ -13,11 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from seqboltz.speech._base import SpeechFeatureError, SpeechFeatures
+from seqboltz.speech._dsp import griffin_lim, mel_filterbank, stft
 
 __all__ = ["LogMelFeatures", "log_spectral_distance"]
 
@@ -87,42 +89,17 @@ class LogMelFeatures(SpeechFeatures):
     def n_fft(self) -> int:
         return 1 << (self.win_length - 1).bit_length()
 
-    def _transforms(self) -> tuple[Any, Any, Any]:
-        """The torchaudio transforms (built once per feature object)."""
-        cached = self.__dict__.get("_cached_transforms")
-        if cached is not None:
-            return cached
-        try:
-            import torchaudio
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError(
-                "log-mel features need torchaudio: pip install 'seqboltz[train]'"
-            ) from exc
-        mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=self.sample_rate,
-            n_fft=self.n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop,
-            n_mels=self.n_mels,
-            power=2.0,
-        )
-        inverse = torchaudio.transforms.InverseMelScale(
-            n_stft=self.n_fft // 2 + 1, n_mels=self.n_mels, sample_rate=self.sample_rate
-        )
-        griffin_lim = torchaudio.transforms.GriffinLim(
-            n_fft=self.n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop,
-            power=2.0,
-            n_iter=self.griffin_lim_iters,
-        )
-        self.__dict__["_cached_transforms"] = (mel, inverse, griffin_lim)
-        return mel, inverse, griffin_lim
+    def _filterbank(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mel filters ``(F, n_mels)`` and their pseudo-inverse's transpose, built once."""
+        cached = self.__dict__.get("_cached_filterbank")
+        if cached is None:
+            n_freqs, nyquist = self.n_fft // 2 + 1, float(self.sample_rate // 2)
+            fb = mel_filterbank(n_freqs, 0.0, nyquist, self.n_mels, self.sample_rate)
+            cached = self.__dict__["_cached_filterbank"] = (fb, np.linalg.pinv(fb.T))
+        return cached
 
     def analyze(self, wave: np.ndarray) -> np.ndarray:
         """Raw log-mel frames ``(T, n_mels)`` of a mono waveform ``(N,)``."""
-        import torch
-
         wave = np.asarray(wave)
         if wave.ndim != 1:
             raise SpeechFeatureError(f"wave must be mono (N,), got shape {wave.shape}")
@@ -132,19 +109,29 @@ class LogMelFeatures(SpeechFeatures):
             raise SpeechFeatureError(
                 f"wave has {wave.shape[0]} samples; need at least {self.n_fft} (one window)"
             )
-        mel, _, _ = self._transforms()
-        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        return torch.log(mel(x).clamp_min(_FLOOR)).T.double().numpy()
+        fb, _ = self._filterbank()
+        power = np.abs(stft(wave, self.n_fft, self.hop, self.win_length)) ** 2  # (F, T)
+        return np.asarray(np.log(np.maximum(fb.T @ power, _FLOOR)).T)
 
     def synthesize(self, frames: np.ndarray) -> np.ndarray:
-        """Waveform ``(N,)`` of raw log-mel frames ``(T, n_mels)`` by Griffin-Lim (seeded)."""
-        import torch
+        """Waveform ``(N,)`` of raw log-mel frames ``(T, n_mels)`` by Griffin-Lim.
 
+        The mel filters are inverted by minimum-norm least squares; Griffin-Lim starts from
+        phases drawn from ``numpy.random.default_rng(0)``, so the same frames give the same
+        wave. ``N = hop · (T - 1)``.
+        """
         frames = self.check_frames(frames)
-        _, inverse, griffin_lim = self._transforms()
-        power = torch.from_numpy(np.exp(np.clip(frames, -50.0, 50.0)).T.astype(np.float32))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # GriffinLim's random initial phase: same frames, same wave
-            linear = inverse(power).clamp_min(0.0)
-            wave = griffin_lim(linear)
-        return np.asarray(np.clip(wave.double().numpy(), -1.0, 1.0))
+        _, fb_pinv = self._filterbank()
+        power = np.exp(np.clip(frames, -50.0, 50.0)).T  # (n_mels, T)
+        magnitude = np.sqrt(np.maximum(fb_pinv @ power, 0.0))  # (F, T)
+        rng = np.random.default_rng(0)
+        angles = rng.random(magnitude.shape) + 1j * rng.random(magnitude.shape)
+        wave = griffin_lim(
+            magnitude,
+            self.n_fft,
+            self.hop,
+            self.win_length,
+            self.griffin_lim_iters,
+            init_angles=angles,
+        )
+        return np.asarray(np.clip(wave, -1.0, 1.0))

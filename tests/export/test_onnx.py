@@ -94,7 +94,7 @@ def test_build_card_checks_statistics() -> None:
 
 
 def test_only_samplers_export(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="only sequence models"):
+    with pytest.raises(TypeError, match="only seqboltz energy models export"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx", {}, gibbs_steps=2)  # type: ignore[arg-type]
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(ValueError, match="gibbs_steps"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -181,3 +183,120 @@ def test_spec_values_survive_weights_only_load(tmp_path) -> None:
     torch.save(model_spec(model), path)
     spec = torch.load(path, weights_only=True)
     assert model_from_spec(spec).init_args() == model.init_args()
+
+
+# Every constructor argument of every registered model, each given a non-default value where
+# the model allows one: init_args() must hand back exactly these (tuples as lists).
+CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
+    "BernoulliRBM": {"n_visible": 6, "n_hidden": 4, "init_std": 0.3},
+    "GaussianBernoulliRBM": {
+        "n_visible": 5,
+        "n_hidden": 3,
+        "init_std": 0.2,
+        "learn_sigma": False,
+        "sigma_init": 0.8,
+        "min_sigma": 0.1,
+        "max_sigma": 4.0,
+    },
+    "ConditionalRBM": {
+        "n_visible": 4,
+        "n_hidden": 5,
+        "order": 3,
+        "n_controls": 2,
+        "init_std": 0.2,
+    },
+    "FactoredConditionalRBM": {
+        "n_visible": 4,
+        "n_hidden": 5,
+        "order": 2,
+        "n_style": 2,
+        "n_factors": 3,
+        "n_controls": 1,
+        "init_std": 0.2,
+        "gated_autoregressive": False,
+    },
+    "ConvolutionalRBM": {
+        "image_shape": (2, 7, 7),
+        "n_filters": 3,
+        "filter_size": 2,
+        "pool_size": 3,
+        "visible": "gaussian",
+        "init_std": 0.2,
+    },
+    "MeanCovarianceRBM": {
+        "n_visible": 5,
+        "n_mean_hidden": 3,
+        "n_cov_hidden": 4,
+        "sampler": "hmc",
+        "hmc_steps": 7,
+        "hmc_step_size": 0.05,
+        "init_std": 0.2,
+    },
+    "StructuredOutputCRBM": {"n_visible": 5, "n_hidden": 4, "n_cond": 3, "init_std": 0.2},
+    "BinaryConditionalRBM": {
+        "n_visible": 6,
+        "n_hidden": 4,
+        "order": 2,
+        "n_controls": 1,
+        "init_std": 0.2,
+    },
+    "TwoLayerCRBM": {
+        "n_visible": 4,
+        "n_hidden1": 6,
+        "n_hidden2": 5,
+        "order1": 3,
+        "order2": 2,
+        "init_std": 0.2,
+    },
+}
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def test_every_registered_model_has_constructor_args() -> None:
+    assert set(CONSTRUCTOR_ARGS) == set(_registry._REGISTRY), "add the model to CONSTRUCTOR_ARGS"
+
+
+@pytest.mark.parametrize("kind", sorted(_registry._REGISTRY))
+def test_init_args_are_the_constructor_arguments(kind: str) -> None:
+    """init_args() has one key per constructor parameter, with the value it was given."""
+    cls = _registry._REGISTRY[kind]
+    args = CONSTRUCTOR_ARGS[kind]
+    parameters = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    assert sorted(args) == sorted(parameters), f"CONSTRUCTOR_ARGS[{kind!r}] misses arguments"
+    model = cls(**args)
+    assert list(model.init_args()) == parameters
+    assert model.init_args() == {k: _plain(v) for k, v in args.items()}
+    rebuilt = model_from_spec(model_spec(model))
+    assert type(rebuilt) is cls and rebuilt.init_args() == model.init_args()
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+
+
+def test_a_forgotten_constructor_argument_fails() -> None:
+    """A subclass that takes an argument but does not keep it cannot write its spec."""
+
+    class ForgetfulRBM(BernoulliRBM):
+        def __init__(self, n_visible: int, n_hidden: int, temperature: float = 1.0) -> None:
+            super().__init__(n_visible, n_hidden)
+            self.scale = temperature  # kept under another name
+
+    with pytest.raises(TypeError, match=r"takes 'temperature' .* self\.temperature"):
+        ForgetfulRBM(3, 2).init_args()
+
+    class ByKeywords(BernoulliRBM):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+
+    with pytest.raises(TypeError, match="needs named arguments"):
+        ByKeywords(n_visible=3, n_hidden=2).init_args()
+
+    class NamedLikeAWeight(BernoulliRBM):
+        def __init__(self, n_visible: int, n_hidden: int, weight: float = 0.1) -> None:
+            super().__init__(n_visible, n_hidden, init_std=weight)
+
+    with pytest.raises(TypeError, match="takes 'weight'"):
+        NamedLikeAWeight(3, 2).init_args()

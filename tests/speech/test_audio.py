@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from seqboltz.speech import AudioFileError, log_mel_spectrogram, read_audio, write_wav
+from seqboltz.speech import AudioFileError, log_mel_spectrogram, read_audio, resample, write_wav
 
 
 def _sine(rate: int, freq: float = 440.0, seconds: float = 0.5) -> np.ndarray:
@@ -24,6 +24,25 @@ def test_other_rate_is_resampled(tmp_path: Path) -> None:
     spectrum = np.abs(np.fft.rfft(wave))
     assert np.argmax(spectrum) * 8000 / len(wave) == pytest.approx(440, abs=4)
     assert read_audio(path).shape == (8000,)  # native rate kept
+
+
+def test_resampling_is_band_limited() -> None:
+    """soxr: a tone below the new Nyquist frequency keeps its frequency and level, one above it
+    is removed rather than folded back (5 kHz at 16 kHz would alias to 3 kHz at 8 kHz)."""
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x[200:-200] ** 2)))  # away from the edges
+
+    kept = resample(_sine(16000, 1000.0, 1.0), 16000, 8000)
+    assert kept.shape == (8000,)
+    assert rms(kept) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+    assert np.argmax(np.abs(np.fft.rfft(kept))) == 1000  # 1 Hz bins
+    assert rms(resample(_sine(16000, 5000.0, 1.0), 16000, 8000)) < 1e-3
+    up = resample(kept, 8000, 22050)
+    assert up.shape == (22050,) and rms(up) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+    np.testing.assert_array_equal(resample(kept, 8000, 8000), kept)
+    with pytest.raises(AudioFileError, match="must be positive"):
+        resample(kept, 0, 8000)
 
 
 def test_real_speech_resampled(arctic_path: Path) -> None:
