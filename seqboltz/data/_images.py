@@ -50,19 +50,21 @@ class ImageSet:
             ``"val"``/``"test"``); each ``(N, C, H, W)`` or ``(N, D)`` float32.
         labels: ``(N,)`` integer labels per split where the file has them (used to stratify).
         names: per split, each row's file (folders only; see :meth:`row`).
+        where: per split, the file and array it was read from (``x.npz['x_train']``).
     """
 
     source: str
     splits: dict[str, np.ndarray]
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)
 
     def row(self, split: str, i: int) -> str:
-        """Where row ``i`` of ``split`` comes from (a file name, or the array and row)."""
+        """Where row ``i`` of ``split`` comes from: its file, or ``x.npz['x_train'] row 7``."""
         names = self.names.get(split)
         if names is not None:
             return names[i]
-        return f"{self.source} ({split}) row {i}"
+        return f"{self.where.get(split, self.source)} row {i}"
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -182,9 +184,9 @@ def _read_npy(p: Path, key: str | None, grayscale: bool) -> ImageSet:
         raise DataError(f"{p}: key={key!r} applies to .npz files; a .npy holds one array")
     try:
         a = np.load(p, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle, which is refused
-        raise DataError(f"{p}: not a plain numeric array ({exc})") from exc
-    except OSError as exc:
+    except (ValueError, OSError, EOFError) as exc:
+        if "allow_pickle" in str(exc):  # object arrays need pickle, which is refused
+            raise DataError(f"{p}: holds Python objects; save plain numeric arrays") from exc
         raise DataError(f"{p}: not a readable .npy file ({exc})") from exc
     return ImageSet(str(p), {"all": _array(a, str(p), grayscale)})
 
@@ -193,25 +195,28 @@ def _read_npz(p: Path, key: str | None, grayscale: bool) -> ImageSet:
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except ValueError as exc:
-        raise DataError(f"{p}: holds object arrays, which are not read ({exc})") from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{p}: holds Python objects; save plain numeric arrays") from exc
         raise DataError(f"{p}: not a readable .npz file ({exc})") from exc
     keys = sorted(arrays)
     if key is not None:
         if key not in arrays:
             raise DataError(f"{p}: has no array {key!r} (it has {keys})")
         where = f"{p}[{key!r}]"
-        return ImageSet(str(p), {"all": _array(arrays[key], where, grayscale)})
+        return ImageSet(
+            str(p), {"all": _array(arrays[key], where, grayscale)}, where={"all": where}
+        )
     train_key = next((k for k in _TRAIN_KEYS if k in arrays), None)
     if train_key is not None:
         splits: dict[str, np.ndarray] = {}
         labels: dict[str, np.ndarray] = {}
+        wheres: dict[str, str] = {}
         for split, names in (("train", _TRAIN_KEYS), ("val", _VAL_KEYS), ("test", _TEST_KEYS)):
             k = next((n for n in names if n in arrays), None)
             if k is None:
                 continue
-            where = f"{p}[{k!r}]"
+            where = wheres[split] = f"{p}[{k!r}]"
             splits[split] = _array(arrays[k], where, grayscale)
             y_key = next(
                 (n for n in (f"y_{split}", f"{split}_labels", f"labels_{split}") if n in arrays),
@@ -223,7 +228,7 @@ def _read_npz(p: Path, key: str | None, grayscale: bool) -> ImageSet:
         shapes = {s: a.shape[1:] for s, a in splits.items()}
         if len(set(shapes.values())) != 1:
             raise DataError(f"{p}: the splits have different image shapes {shapes}")
-        return ImageSet(str(p), splits, labels)
+        return ImageSet(str(p), splits, labels, where=wheres)
     data_keys = [k for k in keys if k.lower() not in _LABEL_KEYS]
     if len(data_keys) != 1:
         raise DataError(
@@ -234,7 +239,7 @@ def _read_npz(p: Path, key: str | None, grayscale: bool) -> ImageSet:
     x = _array(arrays[data_keys[0]], where, grayscale)
     label_key = next((k for k in keys if k.lower() in _LABEL_KEYS), None)
     y = _labels(arrays[label_key] if label_key else None, x.shape[0], f"{p}[{label_key!r}]")
-    return ImageSet(str(p), {"all": x}, {} if y is None else {"all": y})
+    return ImageSet(str(p), {"all": x}, {} if y is None else {"all": y}, where={"all": where})
 
 
 # ---- folders --------------------------------------------------------------------------------

@@ -50,19 +50,23 @@ def _n_features(datamodule: Any) -> int:
     try:
         return int(datamodule.n_features)
     except (RuntimeError, ValueError):
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        return int(datamodule.n_features)
+        pass  # known after setup: load the data (outside the handler, so errors stand alone)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return int(datamodule.n_features)
 
 
 def run_loggers(root_dir: str | Path) -> list[Logger]:
-    """TensorBoard and CSV loggers writing into one run folder ``root_dir/lightning_logs/
+    """CSV and TensorBoard loggers writing into one run folder ``root_dir/lightning_logs/
     version_N`` (the next free ``N``): ``events.out.tfevents.*``, ``metrics.csv``,
     ``hparams.yaml``, and (through ModelCheckpoint, which follows the first logger)
     ``checkpoints/``."""
-    tensorboard = TensorBoardLogger(save_dir=str(root_dir), name="lightning_logs")
-    csv = CSVLogger(save_dir=str(root_dir), name="lightning_logs", version=tensorboard.version)
-    return [tensorboard, csv]
+    # CSV first: it warns about a run folder that already holds files (TensorBoard's would)
+    csv = CSVLogger(save_dir=str(root_dir), name="lightning_logs")
+    return [
+        csv,
+        TensorBoardLogger(save_dir=str(root_dir), name="lightning_logs", version=csv.version),
+    ]
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -209,14 +213,15 @@ def own_images_args(args: Sequence[str]) -> list[str]:
 
 # ---- errors ---------------------------------------------------------------------------------
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception of a chain (jsonargparse wraps errors raised in links)."""
-    seen = {id(exc)}
-    while True:
-        nxt = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-        if nxt is None or id(nxt) in seen:
-            return exc
-        seen.add(id(nxt))
-        exc = nxt
+    """What to report of a ``raise … from …`` chain (jsonargparse wraps errors raised in
+    argument links that way): its outermost :class:`~seqboltz.data.DataError` (which names
+    the file), else its innermost exception."""
+    from seqboltz.data import DataError
+
+    chain = [exc]
+    while chain[-1].__cause__ is not None and chain[-1].__cause__ not in chain:
+        chain.append(chain[-1].__cause__)
+    return next((e for e in chain if isinstance(e, DataError)), chain[-1])
 
 
 _USER_ERRORS = (ValueError, OSError)
