@@ -3,9 +3,9 @@
 numpy only: no torch, no Lightning, no scipy, so the torch-free runtime can turn generated
 features back into a BVH file (:meth:`MotionFeatures.inverse_transform` then :func:`write_bvh`).
 
->>> from seqboltz.motion import MotionFeatures, read_bvh, resample, write_bvh
+>>> from seqboltz.motion import MotionFeatures, read_bvh, resample_phases, write_bvh
 >>> clip = read_bvh("walk.bvh")  # doctest: +SKIP
->>> parts = resample(clip, 4)  # 120 fps -> 4 clips at 30 fps  # doctest: +SKIP
+>>> parts = resample_phases(clip, 30.0)  # 120 fps -> 4 clips at 30 fps  # doctest: +SKIP
 >>> mf = MotionFeatures().fit(parts)  # doctest: +SKIP
 >>> x = mf.transform(parts[0])  # (T-1, F) standardised  # doctest: +SKIP
 >>> write_bvh("out.bvh", mf.inverse_transform(x, mf.initial_state(parts[0])))  # doctest: +SKIP
@@ -23,15 +23,21 @@ from seqboltz.motion._asf_amc import (
 from seqboltz.motion._bvh import MotionFileError, read_bvh, write_bvh
 from seqboltz.motion._folder import find_motion_files, read_motion_folder
 from seqboltz.motion._preprocess import MotionFeatures, RootState, resample, resample_factor
+from seqboltz.motion._resample import effective_fps, resample_clip, resample_phases
 from seqboltz.motion._rotations import (
     axis_rotation,
     complete_order,
     euler_to_matrix,
     matrix_to_euler,
     matrix_to_quaternion,
+    matrix_to_rot6d,
     matrix_to_rotvec,
+    mean_rotation,
+    quaternion_slerp,
     quaternion_to_matrix,
+    rot6d_to_matrix,
     rotvec_to_matrix,
+    unwrap_degrees,
     unwrap_expmap,
     wrap_angle,
 )
@@ -61,6 +67,7 @@ __all__ = [
     "amc_to_clip",
     "axis_rotation",
     "complete_order",
+    "effective_fps",
     "euler_to_matrix",
     "find_motion_files",
     "forward_kinematics",
@@ -68,7 +75,10 @@ __all__ = [
     "local_translations",
     "matrix_to_euler",
     "matrix_to_quaternion",
+    "matrix_to_rot6d",
     "matrix_to_rotvec",
+    "mean_rotation",
+    "quaternion_slerp",
     "quaternion_to_matrix",
     "read_amc",
     "read_amc_values",
@@ -76,8 +86,12 @@ __all__ = [
     "read_bvh",
     "read_motion_folder",
     "resample",
+    "resample_clip",
     "resample_factor",
+    "resample_phases",
+    "rot6d_to_matrix",
     "rotvec_to_matrix",
+    "unwrap_degrees",
     "unwrap_expmap",
     "wrap_angle",
     "write_bvh",

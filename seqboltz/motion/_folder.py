@@ -16,7 +16,8 @@ def find_motion_files(folder: str | Path) -> list[tuple[Path, Path | None]]:
     """The clips of a folder (not recursive), sorted by file name.
 
     ``.bvh`` files stand alone. Each ``.amc`` file pairs with the ``.asf`` of the same stem if
-    there is one, else with the only ``.asf`` in the folder.
+    there is one, else with the ``.asf`` named by its stem up to the last ``_`` (CMU's
+    ``SS_TT.amc`` with ``SS.asf``), else with the only ``.asf`` in the folder.
 
     Returns:
         ``[(motion_file, asf_file or None), ...]``.
@@ -36,15 +37,19 @@ def find_motion_files(folder: str | Path) -> list[tuple[Path, Path | None]]:
         if suffix == ".bvh":
             out.append((p, None))
         elif suffix == ".amc":
+            subject = p.stem.rsplit("_", 1)[0]
             if p.stem in asfs:
                 out.append((p, asfs[p.stem]))
+            elif "_" in p.stem and subject in asfs:
+                out.append((p, asfs[subject]))
             elif len(asfs) == 1:
                 out.append((p, next(iter(asfs.values()))))
             else:
                 raise ValueError(
-                    f"{p}: no {p.stem}.asf and {len(asfs)} .asf files in {root} "
+                    f"{p}: no {p.stem}.asf{f' or {subject}.asf' if '_' in p.stem else ''} and "
+                    f"{len(asfs)} .asf files in {root} "
                     f"({sorted(a.name for a in asfs.values())}); give each .amc a same-stem .asf "
-                    "or keep a single .asf in the folder"
+                    "(or SS.asf for SS_TT.amc) or keep a single .asf in the folder"
                 )
     if not out:
         raise ValueError(f"no .bvh or .amc files in {root}")

@@ -28,9 +28,14 @@ __all__ = [
     "euler_to_matrix",
     "matrix_to_euler",
     "matrix_to_quaternion",
+    "matrix_to_rot6d",
     "matrix_to_rotvec",
+    "mean_rotation",
+    "quaternion_slerp",
     "quaternion_to_matrix",
+    "rot6d_to_matrix",
     "rotvec_to_matrix",
+    "unwrap_degrees",
     "unwrap_expmap",
     "wrap_angle",
 ]
@@ -76,8 +81,26 @@ def axis_rotation(axis: str, angle: np.ndarray | float) -> np.ndarray:
     return out
 
 
+def _quat_mul(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Hamilton product of ``(..., 4)`` quaternions ``(w, x, y, z)``, elementwise."""
+    pw, px, py, pz = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    qw, qx, qy, qz = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        axis=-1,
+    )
+
+
 def euler_to_matrix(angles: np.ndarray, order: str) -> np.ndarray:
     """Intrinsic Euler angles (BVH convention) to rotation matrices.
+
+    Composed as unit quaternions (elementwise arithmetic, no batched 3×3 products), then
+    converted once: the same matrices as ``R_{order[0]} @ R_{order[1]} @ R_{order[2]}``.
 
     Args:
         angles: ``(..., k)`` radians, one column per axis of ``order``.
@@ -90,10 +113,15 @@ def euler_to_matrix(angles: np.ndarray, order: str) -> np.ndarray:
     a = np.asarray(angles, dtype=np.float64)
     if a.shape[-1:] != (len(order),):
         raise ValueError(f"angles must have a last axis of {len(order)} for {order!r}: {a.shape}")
-    out = axis_rotation(order[0], a[..., 0])
-    for n in range(1, len(order)):
-        out = out @ axis_rotation(order[n], a[..., n])
-    return out
+    q = None
+    for n, axis in enumerate(order):
+        half = 0.5 * a[..., n]
+        qn = np.zeros((*half.shape, 4))
+        qn[..., 0] = np.cos(half)
+        qn[..., 1 + _AXIS_INDEX[axis]] = np.sin(half)
+        q = qn if q is None else _quat_mul(q, qn)
+    assert q is not None
+    return quaternion_to_matrix(q)
 
 
 def matrix_to_euler(matrix: np.ndarray, order: str) -> np.ndarray:
@@ -290,3 +318,100 @@ def unwrap_expmap(rotvecs: np.ndarray) -> np.ndarray:
             best_d = np.where(better, d, best_d)
         r[t] = best
     return r
+
+
+def quaternion_slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions along the shorter arc (Shoemake 1985).
+
+    Args:
+        q0: ``(..., 4)`` unit quaternions ``(w, x, y, z)`` at ``t = 0``.
+        q1: ``(..., 4)`` at ``t = 1``; ``-q1`` is used where it is closer to ``q0`` (same
+            rotation), so the path never takes the long way round.
+        t: interpolation weights, broadcastable to ``q0.shape[:-1]``.
+
+    Returns:
+        ``(..., 4)`` unit quaternions (the constant-speed geodesic between the two rotations).
+    """
+    a = np.asarray(q0, dtype=np.float64)
+    b = np.asarray(q1, dtype=np.float64)
+    w = np.asarray(t, dtype=np.float64)[..., None]
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(dot < 0.0, -b, b)
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin_t = np.sin(theta)
+    close = sin_t < 1e-9  # nearly equal: linear interpolation is exact to rounding
+    safe = np.where(close, 1.0, sin_t)
+    k0 = np.where(close, 1.0 - w, np.sin((1.0 - w) * theta) / safe)
+    k1 = np.where(close, w, np.sin(w * theta) / safe)
+    q = k0 * a + k1 * b
+    return np.asarray(q / np.linalg.norm(q, axis=-1, keepdims=True))
+
+
+def matrix_to_rot6d(matrix: np.ndarray) -> np.ndarray:
+    """The continuous 6-D rotation representation of Zhou et al. 2019 ("On the continuity of
+    rotation representations in neural networks", CVPR): the first two columns of ``R``.
+
+    Args:
+        matrix: ``(..., 3, 3)`` rotation matrices.
+
+    Returns:
+        ``(..., 6)``: ``[R[:, 0], R[:, 1]]`` (column 0 then column 1).
+    """
+    r = np.asarray(matrix, dtype=np.float64)
+    if r.shape[-2:] != (3, 3):
+        raise ValueError(f"matrix must have shape (..., 3, 3), got {r.shape}")
+    return np.concatenate([r[..., :, 0], r[..., :, 1]], axis=-1)
+
+
+def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
+    """Rotation matrices from 6-D vectors by Gram-Schmidt (Zhou et al. 2019, eq. 15): any 6-D
+    vector whose halves are not parallel maps to the nearest-in-spirit rotation, so generated
+    (off-manifold) features still give a valid pose.
+
+    Args:
+        rot6d: ``(..., 6)`` as from :func:`matrix_to_rot6d`.
+
+    Returns:
+        ``(..., 3, 3)`` float64 rotation matrices.
+    """
+    v = np.asarray(rot6d, dtype=np.float64)
+    if v.shape[-1:] != (6,):
+        raise ValueError(f"6-D rotations must have shape (..., 6), got {v.shape}")
+    a, b = v[..., :3], v[..., 3:]
+    n_a = np.linalg.norm(a, axis=-1, keepdims=True)
+    x = a / np.where(n_a > 1e-12, n_a, 1.0)
+    x = np.where(n_a > 1e-12, x, np.array([1.0, 0.0, 0.0]))
+    b = b - np.sum(x * b, axis=-1, keepdims=True) * x
+    n_b = np.linalg.norm(b, axis=-1, keepdims=True)
+    # a degenerate second column: any unit vector orthogonal to x
+    fallback = np.cross(x, np.where(np.abs(x[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]))
+    fallback /= np.linalg.norm(fallback, axis=-1, keepdims=True)
+    y = np.where(n_b > 1e-12, b / np.where(n_b > 1e-12, n_b, 1.0), fallback)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)
+
+
+def mean_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The chordal L2 mean of rotations: the rotation nearest (Frobenius) to their arithmetic
+    mean (Hartley et al. 2013, "Rotation averaging", §5.3), by SVD.
+
+    Args:
+        matrix: ``(N, 3, 3)`` rotation matrices.
+
+    Returns:
+        ``(3, 3)`` rotation matrix.
+    """
+    r = np.asarray(matrix, dtype=np.float64).reshape(-1, 3, 3)
+    u, _, vt = np.linalg.svd(r.mean(axis=0))
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    return np.asarray(u @ np.diag([1.0, 1.0, d]) @ vt)
+
+
+def unwrap_degrees(angles: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Remove 360° jumps from Euler channel values along ``axis`` (time), so a joint turning
+    through ±180° gives a continuous channel in the written BVH (``numpy.unwrap``, degrees)."""
+    a = np.asarray(angles, dtype=np.float64)
+    if a.shape[axis] < 2:
+        return a.copy()
+    return np.asarray(np.unwrap(a, period=360.0, axis=axis))
