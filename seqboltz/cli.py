@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return synthesize_main(rest)
     if command == "serve":
+        from serving.grpc_log import quiet_grpc_core
+
+        quiet_grpc_core(rest)  # before grpc is imported: it reads GRPC_VERBOSITY once
         from serving.server import main as serve_main
 
         return serve_main(rest)

@@ -1,7 +1,8 @@
 """``seqboltz serve``: the grpc.aio generation server.
 
-Health (``grpc.health.v1``) and reflection are always on. With ``--token`` (or
-``$SEQBOLTZ_TOKEN``) every Generation call needs ``authorization: Bearer <token>``; with
+Health (``grpc.health.v1``) and reflection (``grpc.reflection.v1`` and ``v1alpha``) are always
+on. With ``--token`` (or ``$SEQBOLTZ_TOKEN``) every Generation call needs
+``authorization: Bearer <token>`` (the scheme in any letter case); with
 ``--tls-cert/--tls-key`` the port speaks TLS, and ``--tls-client-ca`` also requires client
 certificates. SIGTERM/SIGINT: health turns NOT_SERVING, new streams are refused, running
 streams end within ``--grace`` seconds with UNAVAILABLE and the frame to resume from, and the
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,17 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from seqboltz.errors import BadRequest
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
+from serving import grpc_log
 from serving.config import parse_settings
+from serving.health import ClosingHealthServicer
 from serving.metrics import Metrics
+from serving.reflection import enable_reflection
 from serving.repository import ModelRepository
 from serving.servicer import GenerationServicer, Limits
 
-__all__ = ["ServerConfig", "main", "run_server"]
+__all__ = ["ServerConfig", "StartupError", "main", "run_server"]
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generation"].full_name
 log = logging.getLogger("seqboltz.serving")
@@ -58,11 +63,25 @@ class ServerConfig:
     threads: int = 1
 
 
+class StartupError(Exception):
+    """The server cannot start as configured (the message is the one line to print)."""
+
+
+def _bearer_token(value: str | bytes) -> bytes | None:
+    """The token of an ``authorization`` value ``<scheme> <token>`` whose scheme is ``Bearer``
+    in any letter case (RFC 7235 §2.1), else ``None``."""
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    scheme, _, token = raw.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return token.strip()
+
+
 class _TokenAuth(grpc.aio.ServerInterceptor):
     """Bearer-token check on the Generation service (health and reflection stay open)."""
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token")
@@ -79,9 +98,8 @@ class _TokenAuth(grpc.aio.ServerInterceptor):
         if not details.method.startswith(f"/{SERVICE_NAME}/"):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        given = metadata.get("authorization", "")
-        given_bytes = given.encode() if isinstance(given, str) else bytes(given)
-        if hmac.compare_digest(given_bytes, self._expected):
+        given = _bearer_token(metadata.get("authorization", ""))
+        if given is not None and hmac.compare_digest(given, self._expected):
             return await continuation(details)
         if details.method.endswith("/Steer"):
             return self._deny_bidi
@@ -90,11 +108,36 @@ class _TokenAuth(grpc.aio.ServerInterceptor):
         return self._deny_unary
 
 
+def _check_tls(cert: str, key: str, client_ca: str | None) -> None:
+    """Load the files the way an SSL server would, so that a key that does not belong to the
+    certificate (or an unreadable file) is named before gRPC reports "Failed to bind"."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if "MISMATCH" in str(reason).upper():
+            raise StartupError(
+                f"--tls-key {key} is not the private key of --tls-cert {cert} ({reason})"
+            ) from None
+        raise StartupError(
+            f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and key ({reason})"
+        ) from None
+    except OSError as exc:
+        raise StartupError(f"TLS files: {exc}") from None
+    if client_ca:
+        try:
+            context.load_verify_locations(client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise StartupError(f"--tls-client-ca {client_ca}: {exc}") from None
+
+
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     if not config.tls_cert:
         return None
     if not config.tls_key:
-        raise ValueError("--tls-cert needs --tls-key")
+        raise StartupError("--tls-cert needs --tls-key")
+    _check_tls(config.tls_cert, config.tls_key, config.tls_client_ca)
     pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
     if config.tls_client_ca:
         return grpc.ssl_server_credentials(
@@ -106,9 +149,21 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], None]) -> int:
-    """Serve until SIGTERM/SIGINT; ``ready`` gets the bound address once listening."""
+    """Serve until SIGTERM/SIGINT; ``ready`` gets the bound address once listening.
+
+    Raises:
+        StartupError: TLS files that do not fit, a taken port (gRPC or metrics), no model.
+    """
+    credentials = _credentials(config)
     repository = ModelRepository(config.models, threads=config.threads)
     metrics = Metrics()
+    metrics_port = None
+    if config.metrics_port is not None:
+        try:
+            metrics_port = metrics.serve_http(config.metrics_port, config.metrics_host)
+        except OSError as exc:
+            where = f"{config.metrics_host}:{config.metrics_port}"
+            raise StartupError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
     servicer = GenerationServicer(repository, config.limits, metrics)
     interceptors = [_TokenAuth(config.token)] if config.token else []
     server = grpc.aio.server(
@@ -120,31 +175,23 @@ async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], Non
         ],
     )
     pb_grpc.add_GenerationServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = ClosingHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    enable_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )
     address = f"{config.host}:{config.port}"
-    credentials = _credentials(config)
-    port = (
-        server.add_secure_port(address, credentials)
-        if credentials
-        else server.add_insecure_port(address)
-    )
+    try:
+        port = (
+            server.add_secure_port(address, credentials)
+            if credentials
+            else server.add_insecure_port(address)
+        )
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        raise StartupError(f"cannot listen on {address}: {exc}") from None
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics_port = (
-        metrics.serve_http(config.metrics_port, config.metrics_host)
-        if config.metrics_port is not None
-        else None
-    )
     watcher = asyncio.get_running_loop().create_task(repository.watch(config.reload_interval))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,8 +208,7 @@ async def run_server(config: ServerConfig, ready: Callable[[dict[str, Any]], Non
     )
     await stop.wait()
     log.info("shutting down: refusing new streams, %d running", servicer.active)
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.close()  # NOT_SERVING; health watchers end now, not at the grace
     servicer.draining.set()
     watcher.cancel()
     await server.stop(config.grace)
@@ -201,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=Limits.max_batch, help="1: no batching")
     p.add_argument("--max-wait-ms", type=float, default=Limits.max_wait * 1000)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    p.add_argument(
+        "--grpc-log",
+        action="store_true",
+        help="let gRPC core write its own log lines (handshake failures etc.) to stderr; off "
+        "by default so that stderr is one JSON object per line (GRPC_VERBOSITY is honoured)",
+    )
     return p
 
 
@@ -210,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    if args.grpc_log and grpc_log.GRPC_LOG_SET_BY_US:
+        log.warning(
+            "grpc_log from the config file comes too late (gRPC is already loaded); "
+            "pass --grpc-log or set SEQBOLTZ_GRPC_LOG=1"
+        )
     config = ServerConfig(
         models=args.models,
         host=args.host,
@@ -235,6 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return asyncio.run(run_server(config, ready))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # bad folder, TLS files, port
+    except (StartupError, FileNotFoundError, BadRequest) as exc:  # TLS, ports, model folder
         print(f"seqboltz serve: error: {exc}", file=sys.stderr)
         return 2

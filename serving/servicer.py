@@ -228,13 +228,22 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                     f"the server is shutting down; resume with start_frame={state.index}"
                 )
             frames = []
+            diverged: ModelDiverged | None = None
             for _ in range(int(min(per, budget[0]))):
                 if apply is not None:
                     apply(state)
-                v = await self._next(state)
+                try:
+                    v = await self._next(state)
+                except ModelDiverged as exc:  # the finite frames before it still go out
+                    diverged = exc
+                    break
                 frames.append(self._frame(state, v, request.data_units))
                 budget[0] -= 1
             self.metrics.frames.inc(len(frames))
+            if diverged is not None:
+                if frames:
+                    yield pb.FrameChunk(seed=state.seed, frames=frames, applied=list(pending or []))
+                raise diverged
             if rate:
                 delay = t0 + (state.index - first) / rate - loop.time()
                 if delay > 0:

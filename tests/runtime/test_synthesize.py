@@ -172,3 +172,36 @@ def test_cli_reports_errors(crbm_path, tmp_path: Path) -> None:
         text=True,
     )
     assert out.returncode == 2 and "not a readable ONNX file" in out.stderr
+
+
+def test_diverged_sequences_stop_and_the_others_are_written(
+    diverging_path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real exported model that blows up near frame 341, at a frame that depends on each
+    sequence's noise: with 342 frames some sequences diverge (no file, a manifest entry and
+    one line each, exit status 1) and the others are written, as the runtime generates them."""
+    from seqboltz.runtime._cli import synthesize_main
+
+    _, model = diverging_path
+    art = load_artifact(model)
+    run = art.frame_stream(seed=0, count=8).run(art.step, 342, stop_diverged=True)
+    stopped = {row: error.frame for row, error in run.diverged.items()}
+    assert 0 < len(stopped) < 8  # a mix: the test needs both kinds
+    out = tmp_path / "out"
+    args = ["--model", str(model), "--count", "8", "--frames", "342", "--chunk", "3"]
+    status = synthesize_main([*args, "--out", str(out), "--workers", "2", "--no-progress"])
+    assert status == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"seqboltz synthesize: sequence {i} stopped: model diverged at frame {frame} "
+        "('diverging' produced NaN or infinity)"
+        for i, frame in sorted(stopped.items())
+    ]
+    manifest = json.loads((out / "manifest.shard-0-of-1.json").read_text())
+    assert [d["index"] for d in manifest["diverged"]] == sorted(stopped)
+    assert [d["frame"] for d in manifest["diverged"]] == [stopped[i] for i in sorted(stopped)]
+    written = sorted(set(range(8)) - set(stopped))
+    assert [f["index"] for f in manifest["files"]] == written
+    assert sorted(p.name for p in out.glob("seq_*")) == [f"seq_{i:06d}.npy" for i in written]
+    for i in written:
+        np.testing.assert_array_equal(np.load(out / f"seq_{i:06d}.npy"), run.frames[i])

@@ -39,3 +39,19 @@ def server(model_dir: Path) -> Iterator[Server]:
     s = start_server(model_dir)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def diverging_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one real exported model whose weights blow up: an autoregressive gain of
+    8 on one frame dimension takes every sequence to ±inf near frame 341."""
+    folder = tmp_path_factory.mktemp("diverging")
+    torch.manual_seed(0)
+    model = ConditionalRBM(2, 4, 1, init_std=1.0).double()
+    with torch.no_grad():
+        model.autoregressive.copy_(torch.tensor([[8.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
+        model.past_to_hidden.zero_()
+    export_onnx(
+        model, folder / "diverging.onnx", build_card(model, name="diverging", gibbs_steps=2), 2
+    )
+    return folder

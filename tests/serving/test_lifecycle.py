@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serving_helpers import start_server
 
 from seqboltz.v1 import generation_pb2 as pb
@@ -47,18 +49,43 @@ def test_hot_reload_good_and_corrupt(model_dir: Path, tmp_path: Path) -> None:
         assert stub.GetModel(pb.GetModelRequest(name="a")).sha256 == second  # old one serves
         frames = list(stub.Generate(pb.GenerateRequest(model="a", n_frames=3, style=[0.0])))
         assert sum(len(c.frames) for c in frames) == 3
+        # removing a file removes its model; a stream running on it finishes
+        slow = pb.GenerateRequest(model="b", n_frames=90, style=[0.0], realtime=True)
+        running = stub.Generate(slow)
+        first = next(running)
+        (folder / "b.onnx").unlink()
+        deadline = time.time() + 10
+        while time.time() < deadline and "b" in names:
+            names = [m.name for m in stub.ListModels(pb.ListModelsRequest()).models]
+            time.sleep(0.1)
+        assert names == ["a"]
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.Generate(pb.GenerateRequest(model="b", n_frames=1, style=[0.0])))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "'b'" in err.value.details()
+        rest = [f.index for chunk in running for f in chunk.frames]
+        assert [f.index for f in first.frames] + rest == list(range(90))
     finally:
         assert server.stop() == 0
-    # structured logs: one JSON object per line, the rejection among them
+    # structured logs: one JSON object per line, the rejection and the removal among them
     assert server.proc.stderr is not None
     records = [json.loads(line) for line in server.proc.stderr.read().splitlines() if line]
     assert any(r["level"] == "WARNING" and "rejected model file" in r["msg"] for r in records)
+    assert any("removed model b" in r["msg"] for r in records)
 
 
 def test_sigterm_mid_stream(model_dir: Path) -> None:
-    server = start_server(model_dir, "--grace", "3")
+    """SIGTERM with a running stream and an open health Watch: the stream ends UNAVAILABLE
+    with its resume frame, the watcher gets NOT_SERVING and its stream ends, and the server
+    exits well inside the grace period (an open Watch used to hold it for all of it)."""
+    server = start_server(model_dir, "--grace", "5")
     stub = server.stub()
     stream = stub.Generate(pb.GenerateRequest(model="crbm", n_frames=0, realtime=True))
+    watch = health_pb2_grpc.HealthStub(grpc.insecure_channel(server.address)).Watch(
+        health_pb2.HealthCheckRequest(service="")
+    )
+    statuses = [next(watch).status]
+    watched = threading.Thread(target=lambda: statuses.extend(r.status for r in watch))
+    watched.start()
     received = []
 
     def consume() -> None:
@@ -72,8 +99,17 @@ def test_sigterm_mid_stream(model_dir: Path) -> None:
     t.start()
     while len(received) < 5:
         time.sleep(0.01)
+    start = time.monotonic()
     assert server.stop() == 0
+    elapsed = time.monotonic() - start
     t.join(timeout=10)
+    watched.join(timeout=10)
+    assert elapsed < 2.0, f"SIGTERM took {elapsed:.1f} s with a 5 s grace"
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    assert statuses[0] == serving and statuses[-1] == not_serving and not watched.is_alive()
     err = received[-1]
     assert isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
     assert "resume with start_frame=" in err.details()
@@ -90,8 +126,13 @@ def test_token_auth(model_dir: Path) -> None:
             with pytest.raises(grpc.RpcError) as err:
                 list(stub.Generate(pb.GenerateRequest(n_frames=1), metadata=metadata))
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        ok = [("authorization", "Bearer s3cret")]
-        assert len(stub.ListModels(pb.ListModelsRequest(), metadata=ok).models) == 2
+        for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 7235: the scheme ignores case
+            ok = [("authorization", f"{scheme} s3cret")]
+            assert len(stub.ListModels(pb.ListModelsRequest(), metadata=ok).models) == 2
+        for value in ("Basic s3cret", "s3cret", "Bearers3cret", "bearer S3CRET"):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ListModels(pb.ListModelsRequest(), metadata=[("authorization", value)])
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         server.stop()
 
@@ -180,6 +221,10 @@ def test_tls_and_client_certificates(model_dir: Path, certs: Path) -> None:
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop()
+    # the failed handshake is not in the log: gRPC core is silent by default
+    assert server.proc.stderr is not None
+    lines = [line for line in server.proc.stderr.read().splitlines() if line]
+    assert lines and all(line.startswith("{") for line in lines), lines
     mtls = start_server(
         model_dir,
         "--tls-cert",
@@ -188,6 +233,7 @@ def test_tls_and_client_certificates(model_dir: Path, certs: Path) -> None:
         str(certs / "server.key"),
         "--tls-client-ca",
         str(certs / "ca.pem"),
+        "--grpc-log",
     )
     try:
         with_cert = _secure_stub(
@@ -200,6 +246,40 @@ def test_tls_and_client_certificates(model_dir: Path, certs: Path) -> None:
             )
     finally:
         mtls.stop()
+    # --grpc-log turns gRPC core's lines back on: the refused client's handshake is there
+    assert mtls.proc.stderr is not None
+    core = [line for line in mtls.proc.stderr.read().splitlines() if not line.startswith("{")]
+    assert any("andshake" in line for line in core), core
+
+
+def test_tls_key_of_another_certificate(model_dir: Path, certs: Path) -> None:
+    """A certificate with another certificate's key: one line naming both, exit status 2."""
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqboltz.cli",
+            "serve",
+            "--models",
+            str(model_dir),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(certs / "server.pem"),
+            "--tls-key",
+            str(certs / "client.key"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("{")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr
+    assert "client.key is not the private key of --tls-cert" in errors[0]
+    assert "server.pem" in errors[0] and "bind" not in errors[0]
 
 
 def test_embedded_default_model_and_generate_client(tmp_path: Path) -> None:
@@ -297,6 +377,19 @@ def test_cli_bad_input(model_dir: Path, tmp_path: Path) -> None:
             timeout=60,
         )
         assert taken.returncode == 2 and "seqboltz serve: error:" in taken.stderr
+        metrics = str(server.metrics_port)
+        metrics_taken = subprocess.run(
+            [*cli, "serve", "--models", str(model_dir), "--port", "0", "--metrics-port", metrics],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        errors = [line for line in metrics_taken.stderr.splitlines() if not line.startswith("{")]
+        assert metrics_taken.returncode == 2 and "Traceback" not in metrics_taken.stderr
+        assert errors == [
+            f"seqboltz serve: error: cannot serve metrics on 127.0.0.1:{server.metrics_port}: "
+            "Address already in use"
+        ]
         missing = subprocess.run(
             [*cli, "serve", "--models", str(tmp_path / "nope"), "--port", "0"],
             capture_output=True,
@@ -323,3 +416,31 @@ def test_cli_bad_input(model_dir: Path, tmp_path: Path) -> None:
         assert not list(tmp_path.glob("g*"))  # nothing written
     finally:
         server.stop()
+
+
+def test_diverged_model_ends_the_stream_with_a_clear_status(diverging_dir: Path) -> None:
+    """A real exported model that blows up: the client gets every finite frame, then INTERNAL
+    "model diverged at frame N" (N from the runtime), and the metric counts the stream."""
+    from seqboltz.runtime import ModelDiverged, load_artifact
+
+    art = load_artifact(diverging_dir / "diverging.onnx")
+    with pytest.raises(ModelDiverged) as expected:
+        art.generate(400, seed=5, count=1)
+    n = expected.value.frame
+    server = start_server(diverging_dir)
+    try:
+        stub = server.stub()
+        got: list[list[float]] = []
+        request = pb.GenerateRequest(model="diverging", n_frames=400, seed=5, frames_per_message=64)
+        with pytest.raises(grpc.RpcError) as err:
+            for chunk in stub.Generate(request):
+                got.extend(list(f.values) for f in chunk.frames)
+        assert err.value.code() == grpc.StatusCode.INTERNAL
+        assert f"model diverged at frame {n}" in err.value.details()
+        assert len(got) == n and np.isfinite(got).all()
+        np.testing.assert_allclose(got, art.generate(n, seed=5, count=1)[0], rtol=1e-9)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
+        assert 'seqboltz_diverged_streams_total{model="diverging"} 1.0' in text.decode()
+        assert len(list(stub.Generate(pb.GenerateRequest(model="diverging", n_frames=5)))) >= 1
+    finally:
+        assert server.stop() == 0

@@ -12,6 +12,7 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 from seqboltz.runtime import load_artifact
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
+from seqboltz.v1 import grpc_reflection_v1_pb2 as v1_pb2
+from seqboltz.v1 import grpc_reflection_v1_pb2_grpc as v1_grpc
 
 D = 8
 
@@ -33,12 +36,24 @@ def frames_of(stream) -> tuple[list[int], np.ndarray]:
     return idx, np.asarray(vals)
 
 
-def active_streams(server) -> float:
+def metric(server, name: str) -> float:
+    """The value of one sample (``name`` with its labels, as Prometheus prints it)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
     for line in text.decode().splitlines():
-        if line.startswith("seqboltz_active_streams "):
-            return float(line.split()[1])
-    raise AssertionError("no active-stream metric")
+        if line.startswith(f"{name} "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {name!r}")
+
+
+def active_streams(server) -> float:
+    return metric(server, "seqboltz_active_streams")
+
+
+def batches_over_one(server) -> float:
+    """Runtime calls that stepped more than one stream: all batches less those of size 1."""
+    return metric(server, "seqboltz_batch_size_count") - metric(
+        server, 'seqboltz_batch_size_bucket{le="1.0"}'
+    )
 
 
 def test_list_and_get_models(server) -> None:
@@ -119,17 +134,52 @@ def test_steer_more_frames_and_observe(server) -> None:
 
 
 def test_health_and_reflection(server) -> None:
+    """Health, and reflection in both versions: v1 (what current clients ask for) answers
+    like v1alpha, lists both, and serves the descriptors of the Generation service."""
     ch = grpc.insecure_channel(server.address)
     health = health_pb2_grpc.HealthStub(ch)
     for service in ("", "seqboltz.v1.Generation"):
         status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
         assert status == health_pb2.HealthCheckResponse.SERVING
-    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+    alpha = reflection_pb2_grpc.ServerReflectionStub(ch)
     reply = next(
-        refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        alpha.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     )
     names = {s.name for s in reply.list_services_response.service}
-    assert {"seqboltz.v1.Generation", "grpc.health.v1.Health"} <= names
+    expected = {
+        "seqboltz.v1.Generation",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    assert expected <= names
+    v1 = v1_grpc.ServerReflectionStub(ch)
+    requests = [
+        v1_pb2.ServerReflectionRequest(list_services=""),
+        v1_pb2.ServerReflectionRequest(file_containing_symbol="seqboltz.v1.Generation"),
+        v1_pb2.ServerReflectionRequest(
+            file_containing_symbol="grpc.reflection.v1.ServerReflection"
+        ),
+        v1_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Symbol"),
+    ]
+    listed, generation, itself, missing = list(v1.ServerReflectionInfo(iter(requests)))
+    assert {s.name for s in listed.list_services_response.service} == names
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in generation.file_descriptor_response.file_descriptor_proto
+    ]
+    assert files[0].name == "seqboltz/v1/generation.proto"
+    assert [m.name for m in files[0].service[0].method] == [
+        "ListModels",
+        "GetModel",
+        "Generate",
+        "Steer",
+    ]
+    own = descriptor_pb2.FileDescriptorProto.FromString(
+        itself.file_descriptor_response.file_descriptor_proto[0]
+    )
+    assert own.package == "grpc.reflection.v1"
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 @pytest.mark.parametrize(
@@ -210,6 +260,8 @@ def test_cancel_and_deadline_free_streams(server) -> None:
 
 
 def test_200_concurrent_streams(server) -> None:
+    before = batches_over_one(server)
+
     async def run() -> list[int]:
         async with grpc.aio.insecure_channel(server.address) as ch:
             stub = pb_grpc.GenerationStub(ch)
@@ -224,9 +276,9 @@ def test_200_concurrent_streams(server) -> None:
 
     counts = asyncio.run(run())
     assert counts == [300] * 200
-    # batching happened, and a batched stream equals its offline frames
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
-    assert "seqboltz_batch_size_bucket" in text.decode()
+    # batching happened (runtime calls with more than one stream's step), and a batched
+    # stream equals its offline frames
+    assert batches_over_one(server) - before > 0
     art = load_artifact(server.folder / "crbm.onnx")
     _, got = frames_of(
         server.stub().Generate(pb.GenerateRequest(model="crbm", n_frames=30, seed=77))
