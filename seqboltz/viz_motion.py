@@ -192,36 +192,51 @@ def _on_floor(cam: _Camera, root: np.ndarray) -> np.ndarray:
 
 
 class _Panel:
-    """One axes showing one body, following its root; updated frame by frame."""
+    """One axes showing one body, following its root (drawn root-relative on fixed limits, so
+    an animation redraws only the moving artists); updated frame by frame."""
 
-    def __init__(self, ax: Any, body: Body, cam: _Camera, height: float, label: str) -> None:
+    def __init__(
+        self,
+        ax: Any,
+        body: Body,
+        cam: _Camera,
+        height: float,
+        label: str,
+        animated: bool = False,
+    ) -> None:
         from matplotlib.collections import LineCollection
 
         self.ax, self.body, self.cam, self.height = ax, body, cam, height
         self.screen = cam.project(body.points)  # (T, P, 2)
-        self.trail = _on_floor(cam, body.root)  # (T, 2)
-        self.floor = LineCollection([], colors="#d0d0d0", linewidths=0.6, zorder=1)
-        self.bones = LineCollection([], colors=list(body.colours), linewidths=2.0, zorder=3)
+        self.trail = _on_floor(cam, body.root)  # (T, 2), the root's ground point on screen
+        kw = {"animated": animated}
+        self.floor = LineCollection([], colors="#d0d0d0", linewidths=0.6, zorder=1, **kw)
+        self.bones = LineCollection([], colors=list(body.colours), linewidths=2.0, zorder=3, **kw)
         ax.add_collection(self.floor)
         ax.add_collection(self.bones)
-        (self.past,) = ax.plot([], [], color="#e69f00", lw=1.2, zorder=2)
-        (self.future,) = ax.plot([], [], color="#e69f00", lw=0.6, alpha=0.35, zorder=2)
+        (self.past,) = ax.plot([], [], color="#e69f00", lw=1.2, zorder=2, **kw)
+        (self.future,) = ax.plot([], [], color="#e69f00", lw=0.6, alpha=0.35, zorder=2, **kw)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_title(label, fontsize=9)
+        ax.set_xlim(-0.6 * height, 0.6 * height)
+        ax.set_ylim(-0.3 * height, 1.2 * height)
+
+    @property
+    def artists(self) -> list[Any]:
+        return [self.floor, self.past, self.future, self.bones]
 
     def show(self, t: int) -> None:
         body, cam, h = self.body, self.cam, self.height
-        self.floor.set_segments(list(_floor_segments(cam, body.root[t], h)))
-        self.bones.set_segments(list(self.screen[t][body.bones]))
-        self.past.set_data(self.trail[: t + 1, 0], self.trail[: t + 1, 1])
-        self.future.set_data(self.trail[t:, 0], self.trail[t:, 1])
-        cx, cy = _on_floor(cam, body.root[t])
-        self.ax.set_xlim(cx - 0.6 * h, cx + 0.6 * h)
-        self.ax.set_ylim(cy - 0.3 * h, cy + 1.2 * h)
+        centre = self.trail[t]
+        self.floor.set_segments(list(_floor_segments(cam, body.root[t], h) - centre))
+        self.bones.set_segments(list(self.screen[t][body.bones] - centre))
+        past, future = self.trail[: t + 1] - centre, self.trail[t:] - centre
+        self.past.set_data(past[:, 0], past[:, 1])
+        self.future.set_data(future[:, 0], future[:, 1])
 
 
 def _bodies(clips: Mapping[str, MotionClip]) -> tuple[list[str], list[Body]]:
@@ -312,22 +327,26 @@ def draw_animation(
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(bodies), figsize=(2.8 * len(bodies), 3.6), squeeze=False)
     panels = [
-        _Panel(ax, b, cam, height, label)
+        _Panel(ax, b, cam, height, label, animated=True)
         for ax, b, label in zip(axes[0], bodies, labels, strict=True)
     ]
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    canvas = fig.canvas
+    canvas.draw()  # titles and empty axes once; each frame redraws only the moving artists
+    background = canvas.copy_from_bbox(fig.bbox)
     longest = max(b.points.shape[0] / b.fps for b in bodies)
     n = max(1, int(min(seconds, longest) * fps))
-    images = []
+    images: list[Any] = []
     for i in range(n):
+        canvas.restore_region(background)
         for p in panels:
-            t = min(round(i / fps * p.body.fps), p.body.points.shape[0] - 1)
-            p.show(t)
-        fig.canvas.draw()
-        rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-        images.append(Image.fromarray(rgb).quantize(colors=64, dither=Image.Dither.NONE))
+            p.show(min(round(i / fps * p.body.fps), p.body.points.shape[0] - 1))
+            for artist in p.artists:
+                p.ax.draw_artist(artist)
+        rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+        images.append(rgb.quantize(colors=64, method=Image.Quantize.FASTOCTREE))
     plt.close(fig)
     target = Path(path)
     with atomic_path(target, suffix=".gif") as tmp:

@@ -34,12 +34,14 @@ Efron & Tibshirani 1993).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from seqboltz.eval._sequence import npss, std_ratio
 
 __all__ = [
+    "FrechetReference",
     "body_frame",
     "bootstrap_ci",
     "foot_joints",
@@ -203,13 +205,53 @@ def _psd_sqrt(a: np.ndarray) -> np.ndarray:
     return np.asarray((v * np.sqrt(np.clip(w, 0.0, None))) @ v.T)
 
 
+@dataclass(frozen=True)
+class FrechetReference:
+    """The real side of :func:`frechet_distance`, computed once: mean ``(K,)``, covariance
+    ``(K, K)`` and its symmetric square root."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    sqrt_cov: np.ndarray
+
+    @classmethod
+    def from_features(cls, real: np.ndarray) -> FrechetReference:
+        """Fit the Gaussian of ``real (N, K)`` feature vectors (N ≥ 2)."""
+        r = _features(real, "real")
+        cov = np.atleast_2d(np.cov(r, rowvar=False))
+        return cls(r.mean(0), cov, _psd_sqrt(cov))
+
+    def distance(self, generated: np.ndarray) -> float:
+        """:func:`frechet_distance` of ``generated (M, K)`` from this reference."""
+        g = _features(generated, "generated")
+        if g.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"generated has {g.shape[1]} features, the reference {self.mean.shape[0]}"
+            )
+        mu = self.mean - g.mean(0)
+        cg = np.atleast_2d(np.cov(g, rowvar=False))
+        cross = np.linalg.eigvalsh(self.sqrt_cov @ cg @ self.sqrt_cov)
+        trace_sqrt = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
+        return float(max(mu @ mu + np.trace(self.cov) + np.trace(cg) - 2.0 * trace_sqrt, 0.0))
+
+
+def _features(x: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"{what} features must be (N >= 2, K); got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} features contain NaN or infinite values")
+    return a
+
+
 def frechet_distance(real: np.ndarray, generated: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two sets of feature vectors.
 
     ``‖μ_r − μ_g‖² + tr(Σ_r + Σ_g − 2 (Σ_r^{1/2} Σ_g Σ_r^{1/2})^{1/2})`` (Dowson & Landau
     1982; the FID of Heusel et al. 2017 without the Inception network). Computed with
     symmetric eigendecompositions, so singular covariances (constant features) are fine.
-    Finite samples bias it upwards: compare models on equal numbers of frames.
+    Finite samples bias it upwards: compare models on equal numbers of frames. To score many
+    generated sets against one real set, build :class:`FrechetReference` once.
 
     Args:
         real: ``(N, K)`` real feature vectors (e.g. :func:`pose_velocity_features`).
@@ -218,18 +260,7 @@ def frechet_distance(real: np.ndarray, generated: np.ndarray) -> float:
     Returns:
         The distance in squared feature units (0 for identical sets).
     """
-    r, g = np.asarray(real, dtype=np.float64), np.asarray(generated, dtype=np.float64)
-    if r.ndim != 2 or g.ndim != 2 or r.shape[1] != g.shape[1] or min(len(r), len(g)) < 2:
-        raise ValueError(f"real (N, K) and generated (M, K), N, M >= 2; got {r.shape}, {g.shape}")
-    if not (np.isfinite(r).all() and np.isfinite(g).all()):
-        raise ValueError("features contain NaN or infinite values")
-    mu = r.mean(0) - g.mean(0)
-    cr = np.atleast_2d(np.cov(r, rowvar=False))
-    cg = np.atleast_2d(np.cov(g, rowvar=False))
-    sr = _psd_sqrt(cr)
-    cross = np.linalg.eigvalsh(sr @ cg @ sr)
-    trace_sqrt = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
-    return float(max(mu @ mu + np.trace(cr) + np.trace(cg) - 2.0 * trace_sqrt, 0.0))
+    return FrechetReference.from_features(real).distance(generated)
 
 
 # ---- feet ------------------------------------------------------------------------------------

@@ -1,20 +1,36 @@
-"""``seqboltz evaluate`` for sequence models: a conditional RBM against two baselines.
+"""``seqboltz evaluate`` for sequence models: a conditional RBM beside two baselines.
 
-On the held-out part of every clip (standardised features):
+On the held-out (test) clips, standardised features, every model generating from each clip's
+first ``order`` frames with ``n_seeds`` seeds (default 5):
 
 * one-step prediction error from the true history (the model predicts with Taylor's sampler,
   ``k`` Gibbs steps, seeded);
-* long generations (default 60 s) from each held-out clip's first frames: per-dimension
-  standard deviation over the last 10 s against real motion (neither explode nor freeze) and
-  the spectral distance :func:`~seqboltz.eval._sequence.npss` against real held-out motion;
-* the same for repeat-last-frame and a least-squares linear AR model of the same order
-  fitted on the same training data (generating with its Gaussian residual noise);
+* spectral realism of long generations (default 60 s) against the clip's real continuation:
+  NPSS (:func:`~seqboltz.eval._sequence.npss`), the power-spectrum KL in both directions and
+  the power-spectrum entropy (Hernandez, Gall & Moreno-Noguer 2019), on windows of the
+  shortest held-out clip (at most 10 s);
+* stability: per-dimension standard deviation over the last 10 s against real motion (train
+  and held out), within 0.5–2× (:func:`~seqboltz.eval._motion_metrics.std_within`);
+* for motion with a skeleton (features turned back into joint positions by
+  ``features.inverse_transform`` and forward kinematics): the Fréchet distance on pose +
+  velocity features, foot skating, diversity across seeds and the copy check
+  (:mod:`seqboltz.eval._motion_metrics`);
+* every figure is the mean over clips × seeds with a two-way bootstrap 95 % interval;
+* the baselines, fitted on the same training clips: a least-squares linear AR model of the same
+  order generating with Gaussian residual noise of its training residual covariance (a
+  generative peer) and repeat-last-frame; a ``real (held out)`` row gives the values of real
+  motion where they exist;
 * for models with a root-speed style: the measured root speed of motion generated while the
-  requested speed changes mid-sequence.
+  requested speed changes mid-sequence;
+* pictures (``out_dir``): joint-angle curves, root trajectories, a generated BVH, and the body
+  itself as a stick-figure filmstrip PNG and GIF, real held-out motion beside the model and AR
+  (:func:`seqboltz.viz_motion.render_clips`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +38,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqboltz.eval._motion_metrics import (
+    FrechetReference,
+    body_frame,
+    bootstrap_ci,
+    foot_joints,
+    foot_skating,
+    frechet_distance,
+    mean_pairwise_distance,
+    nearest_window_distances,
+    pose_spread,
+    pose_velocity_features,
+    ps_entropy,
+    ps_kl,
+    sliding_windows,
+    std_within,
+)
 from seqboltz.eval._sequence import (
     LinearAR,
     RepeatLastFrame,
@@ -33,7 +65,354 @@ from seqboltz.eval._sequence import (
 )
 from seqboltz.models import SequenceRBM
 
-__all__ = ["SequenceEvaluation", "evaluate_sequence_model"]
+__all__ = [
+    "Generator",
+    "MotionReference",
+    "SequenceEvaluation",
+    "evaluate_sequence_model",
+    "generate_seeds",
+    "model_generator",
+    "model_one_step_mse",
+    "motion_clips_for_pictures",
+    "motion_pictures",
+    "motion_reference",
+    "real_row",
+    "score_generations",
+    "speed_control",
+    "speed_gain",
+]
+
+Generator = Callable[[np.ndarray, int, int], np.ndarray]
+"""``(starts (C, order, D) oldest first, n_frames, seed) → (C, n_frames, D)``; sequence ``i``
+draws its noise from ``sequence_rng(seed, i)``."""
+
+AR_NAME = "linear AR (order {order})"
+REPEAT_NAME = "repeat last frame"
+REAL_NAME = "real (held out)"
+
+# metric key → (column title, digits); each is a mean with a 95 % interval in the rows
+_COLUMNS: dict[str, tuple[str, int]] = {
+    "npss": ("NPSS ↓", 3),
+    "pskl_real_gen": ("PSKL(real‖gen) ↓", 3),
+    "pskl_gen_real": ("PSKL(gen‖real) ↓", 3),
+    "ps_entropy": ("PS entropy", 3),
+    "frechet": ("Fréchet pose+vel ↓", 1),
+    "foot_skating": ("foot skating ↓", 2),
+    "std_within": ("dims in 0.5–2× (last 10 s)", 2),
+    "diversity": ("diversity across seeds", 2),
+    "copy_distance": ("nearest-train distance", 2),
+}
+
+
+# ---- real motion the scores compare with ------------------------------------------------------
+@dataclass
+class MotionReference:
+    """Real motion, measured once: what every model's generations are scored against.
+
+    Attributes:
+        fps: frame rate of the features.
+        order: the models' history length (generations start from ``clip[:order]``).
+        test: held-out standardised clips ``[(T_i, D)]``.
+        frames: ``(N, D)`` every real standardised frame (train and held out), the spread of
+            real motion for the stability check.
+        window: frames per spectral window (the shortest held-out clip, at most 10 s).
+        body: the skeleton-side reference (``None`` for data without a skeleton).
+    """
+
+    fps: float
+    order: int
+    test: list[np.ndarray]
+    frames: np.ndarray
+    window: int
+    body: _BodyReference | None = None
+
+
+@dataclass
+class _BodyReference:
+    features: Any  # the DataModule's fitted MotionFeatures
+    sources: list[Any]  # held-out MotionClips (row r of test[i] is frame r + 1 of sources[i])
+    up_axis: str
+    feet: list[int]
+    floor: np.ndarray  # (F,) floor height of each foot joint
+    threshold: float  # contact tolerance above the floor
+    length_unit: str
+    real_features: FrechetReference  # pose + velocity of held-out frames
+    train_windows: np.ndarray  # (M, w, 3J) copy-check reference
+    copy_frames: int  # frames per copy-check window before subsampling
+    copy_step: int  # subsampling inside a window
+    real: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+
+def _clip_body(clip: Any, up_axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(world positions (T, J, 3), body-frame pose (T, J, 3), velocity (T-1, J, 3))``."""
+    from seqboltz.motion import forward_kinematics
+
+    pos, rot = forward_kinematics(clip.skeleton, clip.frames, return_rotations=True)
+    pose, vel, _ = body_frame(pos, rot[:, 0], up_axis)
+    return pos, pose, vel
+
+
+def _copy_windows(pose: np.ndarray, frames: int, step: int, stride: int) -> np.ndarray:
+    """Body-frame pose windows ``(N, frames // step, 3J)`` every ``stride`` frames."""
+    flat = pose.reshape(pose.shape[0], -1)
+    return sliding_windows(flat, frames, stride)[:, ::step]
+
+
+def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionReference:
+    """Measure the real motion of ``datamodule`` (set up): held-out clips, training clips and,
+    when it has a skeleton (``features.inverse_transform`` and ``source_clips``), the real
+    values of every body metric (the ``real (held out)`` row)."""
+    fps, order = float(datamodule.target_fps), int(datamodule.order)
+    train, test = datamodule.clips("train"), datamodule.clips("test")
+    window = max(2, min(min(c.shape[0] for c in test), round(window_seconds * fps)))
+    ref = MotionReference(fps, order, test, np.concatenate(train + test), window)
+    features = getattr(datamodule, "features", None)
+    if features is None or not hasattr(datamodule, "source_clips"):
+        return ref
+    if not hasattr(features, "inverse_transform"):
+        return ref
+    up = str(getattr(features, "up_axis", "y"))
+    train_src, test_src = datamodule.source_clips("train"), datamodule.source_clips("test")
+    skeleton = train_src[0].skeleton
+    train_body = [_clip_body(c, up) for c in train_src]
+    test_body = [_clip_body(c, up) for c in test_src]
+    u = "xyz".index(up)
+    heights = np.concatenate([p[..., u] for p, _, _ in train_body])  # (N, J)
+    feet = foot_joints(skeleton.names)
+    floor = np.quantile(heights[:, feet], 0.02, axis=0) if feet else np.zeros(0)
+    low = float(np.quantile(heights.min(1), 0.02))
+    stature = float(np.median(heights.max(1)) - low)
+    threshold = 0.05 * stature if stature > 0 else 1.0
+    copy_frames = max(2, round(fps))  # 1-s windows
+    copy_step = max(1, copy_frames // 10)
+    n_train = sum(p.shape[0] for _, p, _ in train_body)
+    stride = max(1, math.ceil(n_train / 4000))  # at most ~4000 reference windows
+    train_windows = np.concatenate(
+        [_copy_windows(p, copy_frames, copy_step, stride) for _, p, _ in train_body]
+    )
+    real_features = np.concatenate([pose_velocity_features(p, v) for _, p, v in test_body])
+    body = _BodyReference(
+        features=features,
+        sources=test_src,
+        up_axis=up,
+        feet=feet,
+        floor=floor,
+        threshold=threshold,
+        length_unit=f"rig units (standing height ≈ {stature:.3g})",
+        real_features=FrechetReference.from_features(real_features),
+        train_windows=train_windows,
+        copy_frames=copy_frames,
+        copy_step=copy_step,
+    )
+    train_features = np.concatenate([pose_velocity_features(p, v) for _, p, v in train_body])
+    real: dict[str, np.ndarray] = {
+        "ps_entropy": np.array([ps_entropy(sliding_windows(c, window, window)) for c in test]),
+        "copy_distance": np.array(
+            [
+                nearest_window_distances(
+                    _copy_windows(p, copy_frames, copy_step, max(1, copy_frames // 2)),
+                    train_windows,
+                ).mean()
+                if p.shape[0] >= copy_frames
+                else np.nan
+                for _, p, _ in test_body
+            ]
+        ),
+    }
+    if feet:
+        real["foot_skating"] = np.array(
+            [foot_skating(pos[:, feet], fps, floor, threshold, up)[0] for pos, _, _ in test_body]
+        )
+        real["foot_contact"] = np.array(
+            [foot_skating(pos[:, feet], fps, floor, threshold, up)[1] for pos, _, _ in test_body]
+        )
+    body.real = {k: bootstrap_ci(v) for k, v in real.items()}
+    poses = np.concatenate([p for _, p, _ in test_body])
+    spread = pose_spread(poses)
+    body.real["diversity"] = (spread, spread, spread)
+    fd = frechet_distance(train_features, real_features)
+    body.real["frechet"] = (fd, fd, fd)
+    ref.body = body
+    return ref
+
+
+# ---- generation ------------------------------------------------------------------------------
+def model_generator(model: SequenceRBM, datamodule: Any, gibbs_steps: int) -> Generator:
+    """A :data:`Generator` of a trained sequence model on the held-out clips (a model with a
+    style gets each clip's mean held-out style)."""
+    style_seq = None
+    if model.n_style > 0:
+        styles = datamodule.style_clips("test")
+        style_seq = torch.from_numpy(np.stack([s.mean(0) for s in styles])).double()
+
+    def generate(starts: np.ndarray, n_frames: int, seed: int) -> np.ndarray:
+        style = None if style_seq is None else style_seq[: starts.shape[0]]
+        out = model.generate(
+            torch.from_numpy(np.ascontiguousarray(starts)).double(),
+            n_frames,
+            gibbs_steps,
+            style=style,
+            seed=seed,
+        )
+        return np.asarray(out.double().numpy())
+
+    return generate
+
+
+def generate_seeds(
+    generator: Generator, starts: np.ndarray, n_frames: int, seeds: Sequence[int]
+) -> np.ndarray:
+    """``(S, C, n_frames, D)``: the generations of every start with every seed."""
+    return np.stack([np.asarray(generator(starts, n_frames, int(s)), np.float64) for s in seeds])
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+def _unit_body(
+    ref: MotionReference, body: _BodyReference, c: int, gen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World positions, body-frame pose and velocity of the generated frames of clip ``c``."""
+    source = body.sources[c]
+    clip = body.features.inverse_transform(
+        np.concatenate([ref.test[c][: ref.order], gen]), body.features.initial_state(source)
+    )
+    pos, pose, vel = _clip_body(clip, body.up_axis)
+    k = ref.order
+    return pos[k:], pose[k:], vel[k:]
+
+
+def score_generations(
+    name: str,
+    generations: np.ndarray,
+    ref: MotionReference,
+    *,
+    one_step_mse: float = float("nan"),
+    n_boot: int = 2000,
+) -> dict[str, Any]:
+    """One row: every metric of ``generations (S, C, T, D)`` (seeds × held-out clips), the mean
+    over clips × seeds with its 95 % interval (``key`` and ``key_ci``).
+
+    A generation that is not finite, or that the features cannot turn back into a pose, counts
+    as exploded: its cells are NaN (left out of the means) and its stability is 0.
+    """
+    gens = np.asarray(generations, dtype=np.float64)
+    if gens.ndim != 4 or gens.shape[1] != len(ref.test):
+        raise ValueError(
+            f"generations must be (seeds, {len(ref.test)} held-out clips, frames, dims); "
+            f"got shape {gens.shape}"
+        )
+    n_seeds, n_clips, _, dim = gens.shape
+    tables = {k: np.full((n_clips, n_seeds), np.nan) for k in _COLUMNS}
+    tables["foot_contact"] = np.full((n_clips, n_seeds), np.nan)
+    last = round(10 * ref.fps)
+    body = ref.body
+    poses: dict[tuple[int, int], np.ndarray] = {}
+    exploded = 0
+    for c in range(n_clips):
+        real_windows = sliding_windows(ref.test[c], ref.window, ref.window)
+        for s in range(n_seeds):
+            g = gens[s, c]
+            if not np.isfinite(g).all():
+                exploded += 1
+                tables["std_within"][c, s] = 0.0
+                continue
+            tables["std_within"][c, s] = std_within(ref.frames, g[-last:])
+            gw = sliding_windows(g, ref.window, ref.window)
+            if gw.shape[0]:
+                tables["npss"][c, s] = np.mean([npss(real_windows[0], w) for w in gw])
+                tables["pskl_real_gen"][c, s] = ps_kl(real_windows, gw)
+                tables["pskl_gen_real"][c, s] = ps_kl(gw, real_windows)
+                tables["ps_entropy"][c, s] = ps_entropy(gw)
+            if body is None:
+                continue
+            try:
+                pos, pose, vel = _unit_body(ref, body, c, g)
+            except ValueError:  # features the rig cannot take back
+                exploded += 1
+                continue
+            if not (np.isfinite(pos).all() and np.abs(pos).max() < 1e12):
+                exploded += 1
+                continue
+            poses[c, s] = pose
+            tables["frechet"][c, s] = body.real_features.distance(pose_velocity_features(pose, vel))
+            if body.feet:
+                skate, contact = foot_skating(
+                    pos[:, body.feet], ref.fps, body.floor, body.threshold, body.up_axis
+                )
+                tables["foot_skating"][c, s], tables["foot_contact"][c, s] = skate, contact
+            stride = max(1, body.copy_frames // 2)  # as for the held-out clips
+            windows = _copy_windows(pose, body.copy_frames, body.copy_step, stride)
+            if windows.shape[0]:
+                tables["copy_distance"][c, s] = nearest_window_distances(
+                    windows, body.train_windows
+                ).mean()
+    if body is not None and n_seeds >= 2:
+        for c in range(n_clips):
+            if all((c, s) in poses for s in range(n_seeds)):
+                stack = np.stack([poses[c, s] for s in range(n_seeds)])
+                tables["diversity"][c, 0] = mean_pairwise_distance(stack)
+        tables["diversity"] = tables["diversity"][:, :1]
+    row: dict[str, Any] = {"model": name, "one_step_mse": one_step_mse}
+    for key, table in tables.items():
+        if np.isnan(table).all():
+            row[key], row[f"{key}_ci"] = float("nan"), [float("nan"), float("nan")]
+            continue
+        mean, low, high = bootstrap_ci(table, n_boot=n_boot)
+        row[key], row[f"{key}_ci"] = mean, [low, high]
+    # per-dimension stability over every finite generation: the within-generation spread of
+    # the last 10 s (each generation centred on its own mean, so differences between clips'
+    # levels do not count as motion), as median [min, max] ratio over dimensions
+    finite = [gens[s, c, -last:] for s in range(n_seeds) for c in range(n_clips)]
+    finite = [g - g.mean(0) for g in finite if np.isfinite(g).all()]
+    if finite:
+        ratio = std_ratio(ref.frames, np.concatenate(finite))
+        row.update(
+            std_ratio_median=float(np.median(ratio)),
+            std_ratio_min=float(ratio.min()),
+            std_ratio_max=float(ratio.max()),
+            std_ratio_within=int(((ratio >= 0.5) & (ratio <= 2.0)).sum()),
+            n_dims=int(ratio.size),
+            frozen=bool(ratio.min() < 0.05),
+        )
+    else:
+        row.update(
+            std_ratio_median=float("inf"),
+            std_ratio_min=float("inf"),
+            std_ratio_max=float("inf"),
+            std_ratio_within=0,
+            n_dims=int(dim),
+            frozen=False,
+        )
+    row["exploded"] = bool(exploded > 0 or row["std_ratio_max"] > 10)
+    row["n_exploded"] = exploded
+    row["n_generations"] = n_seeds * n_clips
+    if body is not None and not math.isnan(row["copy_distance"]):
+        real_copy = body.real.get("copy_distance", (float("nan"),) * 3)[0]
+        # fails only when generated windows sit significantly closer to the training data
+        # than held-out windows do: the upper end of their interval below the held-out mean
+        row["copy_check_passed"] = bool(row["copy_distance_ci"][1] >= real_copy)
+    return row
+
+
+def real_row(ref: MotionReference) -> dict[str, Any]:
+    """The ``real (held out)`` row: the values of real held-out motion (empty without a
+    skeleton)."""
+    row: dict[str, Any] = {"model": REAL_NAME}
+    if ref.body is None:
+        return row
+    for key, (mean, low, high) in ref.body.real.items():
+        row[key], row[f"{key}_ci"] = mean, [low, high]
+    return row
+
+
+# ---- the report ------------------------------------------------------------------------------
+def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    low, high = row.get(f"{key}_ci", [value, value])
+    if low == high:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 @dataclass
@@ -42,84 +421,86 @@ class SequenceEvaluation:
 
     rows: list[dict[str, Any]]
     settings: dict[str, Any]
+    reference: dict[str, Any] = field(default_factory=dict)
     speed_control: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> str:
-        """Markdown table of the rows."""
-        head = (
-            "| model | one-step MSE | NPSS (lower is closer) | std ratio last 10 s: "
-            "median [min, max] | dims within 0.5–2× |\n|---|---|---|---|---|"
-        )
-        lines = [head]
-        for r in self.rows:
-            lines.append(
-                f"| {r['model']} | {r['one_step_mse']:.4f} | {r['npss']:.4f} | "
-                f"{r['std_ratio_median']:.2f} [{r['std_ratio_min']:.2f}, {r['std_ratio_max']:.2f}]"
-                f" | {r['std_ratio_within']}/{r['n_dims']} |"
+        """One markdown table: the model beside AR (with residual noise), repeat-last-frame
+        and, where they exist, the values of real held-out motion; means over clips × seeds
+        with bootstrap 95 % intervals."""
+        rows = self.rows + ([self.reference] if len(self.reference) > 1 else [])
+        keys = [k for k in _COLUMNS if any(k in r for r in rows)]
+        head = ["model", "one-step MSE"] + [_COLUMNS[k][0] for k in keys] + ["std ratio, 60 s"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [str(r["model"]), _cell(r, "one_step_mse", 4)]
+            cells += [_cell(r, k, _COLUMNS[k][1]) for k in keys]
+            if "std_ratio_median" in r:
+                cells.append(
+                    f"{r['std_ratio_median']:.2f} [{r['std_ratio_min']:.2f}, "
+                    f"{r['std_ratio_max']:.2f}] ({r['std_ratio_within']}/{r['n_dims']} dims)"
+                )
+            else:
+                cells.append("—")
+            lines.append("| " + " | ".join(cells) + " |")
+        s = self.settings
+        notes = [
+            f"\n{s.get('n_test_clips')} held-out clips × {s.get('n_seeds')} seeds, "
+            f"{s.get('seconds'):g}-s generations from each clip's first {s.get('order')} frames; "
+            "mean [95 % bootstrap interval over clips × seeds]. AR samples with Gaussian "
+            "residual noise of its training residual covariance.",
+        ]
+        if "length_unit" in s:
+            notes.append(
+                f"Fréchet, foot skating (speed in contact, per s), diversity and distances in "
+                f"{s['length_unit']}; copy check: generated 1-s windows must not be "
+                "significantly closer to their nearest training window than held-out windows are "
+                "(fails when the interval's upper end is below the held-out mean)"
+                + (
+                    " ("
+                    + ", ".join(
+                        f"{r['model']}: {'passed' if r['copy_check_passed'] else 'FAILED'}"
+                        for r in self.rows
+                        if "copy_check_passed" in r
+                    )
+                    + ")."
+                    if any("copy_check_passed" in r for r in self.rows)
+                    else "."
+                )
             )
+        lines.extend(notes)
         if self.speed_control:
             lines.append("\n| segment | requested speed (std units) | measured speed (std units) |")
             lines.append("|---|---|---|")
-            for s in self.speed_control:
-                lines.append(f"| {s['segment']} | {s['requested']:.2f} | {s['measured']:.2f} |")
+            for sc in self.speed_control:
+                lines.append(f"| {sc['segment']} | {sc['requested']:.2f} | {sc['measured']:.2f} |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _row(
-    name: str,
-    mse: float,
-    real: list[np.ndarray],
-    generated: np.ndarray,
-    fps: float,
-    reference: np.ndarray,
-) -> dict[str, Any]:
-    """One model's row: ``real`` held-out clips for NPSS, ``reference (N, D)`` all real frames
-    (training and held out) for the per-dimension standard deviation."""
-    if not np.isfinite(generated).all():
-        first = int(np.argmax(~np.isfinite(generated).all(axis=(0, 2))))
-        return {
-            "model": name,
-            "one_step_mse": mse,
-            "npss": float("nan"),
-            "std_ratio_median": float("inf"),
-            "std_ratio_min": float("inf"),
-            "std_ratio_max": float("inf"),
-            "std_ratio_within": 0,
-            "n_dims": int(generated.shape[2]),
-            "exploded": True,
-            "frozen": False,
-            "first_non_finite_frame": first,
-        }
-    last = generated[:, -round(10 * fps) :].reshape(-1, generated.shape[2])
-    ratio = std_ratio(reference, last)
-    length = min(r.shape[0] for r in real)
-    reals = np.stack([r[:length] for r in real])  # (B, L, D)
-    distances = [
-        npss(reals, generated[:, start : start + length])
-        for start in range(0, generated.shape[1] - length + 1, length)
-    ]
-    return {
-        "model": name,
-        "one_step_mse": mse,
-        "npss": float(np.mean(distances)),
-        "std_ratio_median": float(np.median(ratio)),
-        "std_ratio_min": float(ratio.min()),
-        "std_ratio_max": float(ratio.max()),
-        "std_ratio_within": int(((ratio >= 0.5) & (ratio <= 2.0)).sum()),
-        "n_dims": int(ratio.size),
-        "exploded": bool(not np.isfinite(generated).all() or ratio.max() > 10),
-        "frozen": bool(ratio.min() < 0.05),
-    }
-
-
 def _window_styles(styles: list[np.ndarray] | None, order: int) -> np.ndarray | None:
     if styles is None:
         return None
     return np.concatenate([s[order:] for s in styles])
+
+
+def model_one_step_mse(model: SequenceRBM, datamodule: Any, gibbs_steps: int, seed: int) -> float:
+    """Mean squared error per dimension of the model's next frame (Taylor's sampler, ``k``
+    Gibbs steps, seeded) from the true history of every held-out window."""
+    order, test = model.order, datamodule.clips("test")
+    styles = datamodule.style_clips("test") if model.n_style > 0 else None
+    style_w = _window_styles(styles, order)
+
+    def predict(h: np.ndarray) -> np.ndarray:
+        seed_frames = torch.from_numpy(np.ascontiguousarray(h[:, ::-1])).to(torch.float64)
+        style = None if style_w is None else torch.from_numpy(style_w).to(torch.float64)
+        out = model.generate(seed_frames, 1, gibbs_steps, style=style, seed=seed)
+        return np.asarray(out[:, 0].double().numpy())
+
+    return one_step_errors(predict, test, order)["mse"]
 
 
 def evaluate_sequence_model(
@@ -129,138 +510,177 @@ def evaluate_sequence_model(
     seconds: float = 60.0,
     gibbs_steps: int = 30,
     seed: int = 0,
+    n_seeds: int = 5,
+    n_boot: int = 2000,
     out_dir: str | Path | None = None,
 ) -> SequenceEvaluation:
-    """Evaluate ``model`` on ``datamodule``'s held-out clips against both baselines.
+    """Evaluate ``model`` on ``datamodule``'s held-out clips beside both baselines.
 
     Args:
         model: a trained conditional RBM.
         datamodule: a set-up sequence DataModule with ``clips(split)``, ``order``,
-            ``target_fps`` (and ``style_clips(split)`` for models with style).
+            ``target_fps`` (``style_clips(split)`` for models with style; ``features`` and
+            ``source_clips(split)`` for the body metrics and pictures of motion).
         seconds: length of the long generations.
         gibbs_steps: ``k`` of the model's sampler.
-        seed: seed of every generation (sequence ``i`` uses ``sequence_rng(seed, i)``).
-        out_dir: where to write plots and a generated BVH (motion data only); ``None``: none.
+        seed: the first seed; generations use seeds ``seed … seed + n_seeds - 1`` (sequence
+            ``i`` of seed ``s`` draws from ``sequence_rng(s, i)``); one-step prediction uses
+            ``seed``.
+        n_seeds: seeds per held-out clip (≥ 2 for diversity).
+        n_boot: bootstrap resamples of the intervals.
+        out_dir: where to write pictures and a generated BVH (motion data only); ``None``: none.
     """
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     order, fps = model.order, float(datamodule.target_fps)
     train, test = datamodule.clips("train"), datamodule.clips("test")
     has_style = model.n_style > 0
-    test_styles = datamodule.style_clips("test") if has_style else None
     n_frames = round(seconds * fps)
 
-    # one-step prediction from the true history
     hist, _ = history_windows(test, order)
-    style_w = _window_styles(test_styles, order)
-
-    def model_predict(h: np.ndarray) -> np.ndarray:
-        seed_frames = torch.from_numpy(np.ascontiguousarray(h[:, ::-1])).to(torch.float64)
-        style = None if style_w is None else torch.from_numpy(style_w).to(torch.float64)
-        out = model.generate(seed_frames, 1, gibbs_steps, style=style, seed=seed)
-        return out[:, 0].double().numpy()
-
     ar: LinearAR = fit_linear_ar(train, order)
     repeat = RepeatLastFrame(order)
+    name = type(model).__name__
+    names = {"model": name, "ar": AR_NAME.format(order=order), "repeat": REPEAT_NAME}
     mse = {
-        "model": one_step_errors(model_predict, test, order)["mse"],
+        "model": model_one_step_mse(model, datamodule, gibbs_steps, seed),
         "ar": one_step_errors(ar.predict, test, order)["mse"],
         "repeat": one_step_errors(repeat.predict, test, order)["mse"],
     }
-
-    # long generations from each held-out clip's first frames
-    seeds = np.stack([clip[:order] for clip in test])
-    style_seq = None
-    if test_styles is not None:
-        style_seq = torch.from_numpy(np.stack([s.mean(0) for s in test_styles])).double()
-    gen_model = (
-        model.generate(
-            torch.from_numpy(seeds).double(), n_frames, gibbs_steps, style=style_seq, seed=seed
-        )
-        .double()
-        .numpy()
-    )
-    gen_ar = ar.generate(seeds, n_frames, seed=seed)
-    gen_repeat = repeat.generate(seeds, n_frames)
-    name = type(model).__name__
-    # The held-out tail of a take is short (seconds): per-dimension spread of "real motion"
-    # is measured on every real frame, training and held out.
-    reference = np.concatenate(train + test)
+    generators: dict[str, Generator] = {
+        "model": model_generator(model, datamodule, gibbs_steps),
+        "ar": ar.generate,
+        "repeat": repeat.generate,
+    }
+    ref = motion_reference(datamodule)
+    starts = np.stack([clip[:order] for clip in test])
+    seeds = list(range(seed, seed + n_seeds))
+    gens = {k: generate_seeds(g, starts, n_frames, seeds) for k, g in generators.items()}
     rows = [
-        _row(name, mse["model"], test, gen_model, fps, reference),
-        _row(f"linear AR (order {order})", mse["ar"], test, gen_ar, fps, reference),
-        _row("repeat last frame", mse["repeat"], test, gen_repeat, fps, reference),
+        score_generations(names[k], gens[k], ref, one_step_mse=mse[k], n_boot=n_boot)
+        for k in ("model", "ar", "repeat")
     ]
-    report = SequenceEvaluation(
-        rows=rows,
-        settings={
-            "seconds": seconds,
-            "gibbs_steps": gibbs_steps,
-            "seed": seed,
-            "fps": fps,
-            "order": order,
-            "n_test_clips": len(test),
-            "n_test_windows": int(hist.shape[0]),
-        },
-    )
+    settings: dict[str, Any] = {
+        "seconds": seconds,
+        "gibbs_steps": gibbs_steps,
+        "seed": seed,
+        "seeds": seeds,
+        "n_seeds": n_seeds,
+        "fps": fps,
+        "order": order,
+        "n_test_clips": len(test),
+        "n_test_windows": int(hist.shape[0]),
+        "spectral_window_frames": ref.window,
+    }
+    if ref.body is not None:
+        settings["length_unit"] = ref.body.length_unit
+        settings["feet"] = [ref.body.sources[0].skeleton.names[i] for i in ref.body.feet]
+    report = SequenceEvaluation(rows=rows, settings=settings, reference=real_row(ref))
     if has_style and hasattr(datamodule, "features"):
-        report.speed_control = _speed_control(model, datamodule, gibbs_steps, seed)
-    if out_dir is not None and hasattr(datamodule, "features") and np.isfinite(gen_model).all():
-        report.files = _motion_pictures(Path(out_dir), datamodule, test, gen_model, gen_ar, fps)
+        report.speed_control = speed_control(model, datamodule, gibbs_steps, seed)
+    gen_model, gen_ar = gens["model"][0], gens["ar"][0]
+    if out_dir is not None and ref.body is not None and np.isfinite(gen_model).all():
+        report.files = motion_pictures(
+            Path(out_dir), datamodule, ref, gen_model, gen_ar, name, seed
+        )
     return report
 
 
-def _root_speed_std_units(features: np.ndarray, datamodule: Any) -> np.ndarray:
-    """Ground-plane root speed of standardised feature frames ``(..., T, D)``, standardised
-    like the data module's style."""
-    mf = datamodule.features
-    names = mf.feature_names()
-    i_f, i_l = names.index("root_vel_forward"), names.index("root_vel_lateral")
-    raw_f = features[..., i_f] * mf.std[i_f] + mf.mean[i_f]
-    raw_l = features[..., i_l] * mf.std[i_l] + mf.mean[i_l]
-    speed = np.hypot(raw_f, raw_l) * float(datamodule.target_fps)
-    stats = datamodule.stats()["style"]
-    return np.asarray((speed - stats["mean"]) / stats["std"])
-
-
-def _speed_control(
+def speed_control(
     model: SequenceRBM, datamodule: Any, gibbs_steps: int, seed: int
 ) -> list[dict[str, Any]]:
-    """Request a low then a high root speed mid-sequence; measure what is generated."""
+    """Request a low then a high root speed mid-sequence (the 10 % and 90 % quantiles of the
+    training speeds; other style columns at each clip's held-out mean) and measure the ground
+    speed of what is generated (features back to a clip, ``features.root_speed``), in the
+    style's standardised units, over the second half of each 20-s segment."""
+    stats = datamodule.stats().get("style", {})
+    if "mean" not in stats or "std" not in stats:
+        return []
     fps = float(datamodule.target_fps)
     train_style = np.concatenate(datamodule.style_clips("train"))[:, 0]
     low, high = np.quantile(train_style, [0.1, 0.9])
     seg = round(20 * fps)
     test = datamodule.clips("test")
-    seeds = torch.from_numpy(np.stack([c[: model.order] for c in test])).double()
-    style = np.concatenate([np.full(seg, low), np.full(seg, high), np.full(seg, low)])
-    style_t = torch.from_numpy(
-        np.broadcast_to(style[None, :, None], (len(test), 3 * seg, 1)).copy()
+    base = np.stack([st.mean(0) for st in datamodule.style_clips("test")])  # (B, S)
+    schedule = np.concatenate([np.full(seg, low), np.full(seg, high), np.full(seg, low)])
+    style = np.repeat(base[:, None, :], 3 * seg, axis=1)
+    style[:, :, 0] = schedule
+    starts = torch.from_numpy(np.stack([c[: model.order] for c in test])).double()
+    gen = model.generate(
+        starts, 3 * seg, gibbs_steps, style=torch.from_numpy(style).double(), seed=seed
     )
-    gen = model.generate(seeds, 3 * seg, gibbs_steps, style=style_t.double(), seed=seed)
-    speed = _root_speed_std_units(gen.double().numpy(), datamodule)
+    gen_np = gen.double().numpy()
+    mf, order = datamodule.features, model.order
+    sources = datamodule.source_clips("test")
+    speeds = []
+    for i, clip in enumerate(test):
+        if not np.isfinite(gen_np[i]).all():
+            return [{"segment": "all", "requested": float("nan"), "measured": float("nan")}]
+        motion = mf.inverse_transform(
+            np.concatenate([clip[:order], gen_np[i]]), mf.initial_state(sources[i])
+        )
+        speed = mf.root_speed(motion)[order - 1 :]  # speed of the generated frames
+        speeds.append((speed - stats["mean"]) / stats["std"])
+    speed_std = np.stack(speeds)  # (B, 3 * seg)
     out: list[dict[str, Any]] = []
     for i, (label, requested) in enumerate([("0–20 s", low), ("20–40 s", high), ("40–60 s", low)]):
-        tail = speed[:, i * seg + seg // 2 : (i + 1) * seg]  # after the change settles
+        tail = speed_std[:, i * seg + seg // 2 : (i + 1) * seg]  # after the change settles
         out.append(
             {"segment": label, "requested": float(requested), "measured": float(tail.mean())}
         )
     return out
 
 
-def _motion_pictures(
+def speed_gain(segments: Sequence[Mapping[str, Any]]) -> float:
+    """How far the measured speed follows the request: ``(measured high − mean measured low) /
+    (requested high − requested low)`` over the low–high–low segments (1: exactly)."""
+    if len(segments) != 3:
+        return float("nan")
+    lo = (segments[0]["measured"] + segments[2]["measured"]) / 2
+    return float(
+        (segments[1]["measured"] - lo) / (segments[1]["requested"] - segments[0]["requested"])
+    )
+
+
+def motion_clips_for_pictures(
+    ref: MotionReference, generations: Mapping[str, np.ndarray], clip: int = 0
+) -> dict[str, Any]:
+    """``{"real (held out)": clip, label: generated clip, ...}`` of held-out clip ``clip``:
+    every generation ``(T, D)`` continues that clip's first ``order`` frames, placed where
+    the real clip starts (for :func:`seqboltz.viz_motion.render_clips`)."""
+    body = ref.body
+    if body is None:
+        raise ValueError("the data has no skeleton to draw")
+    source = body.sources[clip]
+    initial = body.features.initial_state(source)
+    real = body.features.inverse_transform(ref.test[clip], initial, name=REAL_NAME)
+    out = {REAL_NAME: real}
+    for label, gen in generations.items():
+        out[label] = body.features.inverse_transform(
+            np.concatenate([ref.test[clip][: ref.order], gen]), initial, name=label
+        )
+    return out
+
+
+def motion_pictures(
     out: Path,
     datamodule: Any,
-    test: list[np.ndarray],
+    ref: MotionReference,
     gen_model: np.ndarray,
     gen_ar: np.ndarray,
-    fps: float,
+    name: str,
+    seed: int,
 ) -> dict[str, str]:
-    """Joint-angle curves, root trajectories and a generated BVH."""
-    from seqboltz.motion import local_translations, write_bvh
+    """Joint-angle curves, root trajectories, a generated BVH and pictures of the body."""
+    from seqboltz.motion import MotionClip, local_translations, write_bvh
     from seqboltz.viz import plot_curves, plot_trajectories
+    from seqboltz.viz_motion import render_clips
 
+    assert ref.body is not None
+    fps = ref.fps
     mf = datamodule.features
     names = mf.feature_names()
-    real = test[0]
+    real = ref.test[0]
     dims = [int(i) for i in np.argsort(real.std(0))[::-1][:6]]
     n = min(gen_model.shape[1], round(10 * fps))
     files = {
@@ -275,14 +695,8 @@ def _motion_pictures(
             )
         )
     }
-    source = datamodule.source_clips("test")[0]
-    initial = mf.initial_state(source)
-    clips = {
-        "real (held out)": mf.inverse_transform(real, initial),
-        "model": mf.inverse_transform(gen_model[0], initial),
-        "linear AR": mf.inverse_transform(gen_ar[0], initial),
-    }
-    up = {"x": 0, "y": 1, "z": 2}[mf.up_axis]
+    clips = motion_clips_for_pictures(ref, {name: gen_model[0], "linear AR": gen_ar[0]})
+    up = "xyz".index(ref.body.up_axis)
     ground = [a for a in range(3) if a != up]
     trajectories = {
         label: local_translations(c.skeleton, c.frames)[:, 0][:, ground]
@@ -292,6 +706,17 @@ def _motion_pictures(
         plot_trajectories(out / "root_trajectories.png", trajectories, "root on the ground plane")
     )
     bvh = out / "generated.bvh"
-    write_bvh(bvh, clips["model"])
+    generated = clips[name]
+    write_bvh(
+        bvh, MotionClip(generated.skeleton, generated.frames[ref.order :], generated.frame_time)
+    )
     files["bvh"] = str(bvh)
+    pictures = render_clips(
+        out / "body",
+        clips,
+        up_axis=ref.body.up_axis,
+        seconds=10.0,
+        title=f"held-out clip 0: real beside generated (seed {seed}), first 10 s",
+    )
+    files.update({k: str(v) for k, v in pictures.items()})
     return files

@@ -1,0 +1,201 @@
+"""Benchmark: motion quality of the motion recipes beside AR and repeat-last-frame.
+
+Trains (or loads) each motion recipe, fits the least-squares AR baseline of the same order on
+the same training clips, and scores everything on the held-out **test** clips of the recipe's
+DataModule (its public splits; nothing else of the data pipeline is used), with every model
+generating ``--seconds`` from each test clip's first ``order`` frames for ``--seeds`` seeds:
+
+* one-step MSE, NPSS, power-spectrum KL both ways and entropy (Hernandez et al. 2019),
+  Fréchet distance on pose + velocity, foot skating, dimensions within 0.5–2× of real
+  spread over the last 10 s, diversity across seeds and the copy check
+  (:mod:`seqboltz.eval._motion_metrics`), each a mean over clips × seeds with a two-way
+  bootstrap 95 % interval;
+* for a recipe with a speed style: the speed-control gain per seed (low → high → low request).
+
+AR generates with Gaussian residual noise of its training residual covariance (a generative
+peer); a ``real (held out)`` row gives the values of real motion. Every model is the recipe's
+last checkpoint (no choice on test clips). The table is printed; ``--json`` writes everything.
+
+Run from the repository root, e.g. a short proof run and the full one::
+
+    python benchmarks/motion_quality.py --epochs 2 --seconds 20 --json /tmp/mq.json
+    python benchmarks/motion_quality.py --json benchmarks/motion_quality.json
+    python benchmarks/motion_quality.py --data-path /my/clips   # a user's own clips
+    python benchmarks/motion_quality.py --checkpoint runs/x/last.ckpt  # no training
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
+
+from _common import dump_json, fit_recipe, format_machine_info, machine_info, set_threads
+
+from seqboltz._io import atomic_write
+from seqboltz.eval._cli import datamodule_from_checkpoint
+from seqboltz.eval._sequence import RepeatLastFrame, fit_linear_ar, one_step_errors
+from seqboltz.eval._sequence_report import (
+    AR_NAME,
+    REPEAT_NAME,
+    SequenceEvaluation,
+    generate_seeds,
+    model_generator,
+    model_one_step_mse,
+    motion_pictures,
+    motion_reference,
+    real_row,
+    score_generations,
+    speed_control,
+    speed_gain,
+)
+from seqboltz.models import SequenceRBM, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ("motion_crbm", "motion_fcrbm")
+
+
+def train(recipe: str, root: Path, epochs: int | None, data_path: str | None, threads: int) -> Path:
+    """Fit ``recipes/<recipe>.yaml`` (optionally fewer epochs / another data folder) into
+    ``root`` and return its last checkpoint."""
+    config = yaml.safe_load((REPO / "recipes" / f"{recipe}.yaml").read_text())
+    if epochs is not None:
+        config["trainer"]["max_epochs"] = epochs
+        config["trainer"]["check_val_every_n_epoch"] = max(1, min(epochs, 10))
+    if data_path is not None:
+        config["data"].setdefault("init_args", {})["path"] = data_path
+    path = root / f"{recipe}.yaml"
+    atomic_write(path, lambda fh: yaml.safe_dump(config, fh, sort_keys=False), text=True)
+    return fit_recipe(path, root / recipe, threads=threads)
+
+
+def _setup(checkpoint: Path) -> Any:
+    dm = datamodule_from_checkpoint(checkpoint)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="recipes to train")
+    parser.add_argument("--checkpoint", nargs="+", type=Path, help="load these instead")
+    parser.add_argument("--epochs", type=int, help="override the recipes' max_epochs")
+    parser.add_argument("--data-path", help="a folder of the user's clips (--data.init_args.path)")
+    parser.add_argument("--seeds", type=int, default=5, help="generation seeds per clip (>= 5)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of generations")
+    parser.add_argument("--gibbs-steps", type=int, default=30, help="k of Taylor's sampler")
+    parser.add_argument("--boot", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads")
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "motion_quality")
+    parser.add_argument("--pictures", type=Path, help="folder for pictures of the body")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    if args.seeds < 2:
+        parser.error("--seeds must be >= 2 (diversity needs pairs; the table needs >= 5)")
+    set_threads(args.threads)
+    started = time.perf_counter()
+
+    if args.checkpoint:
+        checkpoints = {p.stem: p for p in args.checkpoint}
+    else:
+        checkpoints = {
+            r: train(r, args.root, args.epochs, args.data_path, args.threads) for r in args.recipes
+        }
+    seeds = list(range(args.seeds))
+    rows: list[dict[str, Any]] = []
+    speed: dict[str, Any] = {}
+    baseline: tuple[Any, Any] | None = None
+    first_gens: dict[str, np.ndarray] = {}
+    for label, ckpt in checkpoints.items():
+        model = load_model(ckpt)
+        if not isinstance(model, SequenceRBM):
+            parser.error(f"{ckpt} holds a {type(model).__name__}, not a sequence model")
+        model = model.double().eval()
+        dm = _setup(ckpt)
+        ref = motion_reference(dm)
+        if baseline is None:
+            baseline = (dm, ref)
+        test = dm.clips("test")
+        starts = np.stack([c[: model.order] for c in test])
+        n_frames = round(args.seconds * ref.fps)
+        t0 = time.perf_counter()
+        gens = generate_seeds(model_generator(model, dm, args.gibbs_steps), starts, n_frames, seeds)
+        mse = model_one_step_mse(model, dm, args.gibbs_steps, seeds[0])
+        name = f"{type(model).__name__} ({label})"
+        row = score_generations(name, gens, ref, one_step_mse=mse, n_boot=args.boot)
+        row["checkpoint"] = str(ckpt)
+        row["generation_seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        first_gens[name] = gens[0]
+        if model.n_style > 0:
+            per_seed = [speed_control(model, dm, args.gibbs_steps, s) for s in seeds]
+            gains = [speed_gain(seg) for seg in per_seed]
+            speed[name] = {"segments": per_seed, "gain": gains}
+        print(f"scored {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+    assert baseline is not None
+    dm, ref = baseline
+    order = int(dm.order)
+    train_clips, test = dm.clips("train"), dm.clips("test")
+    starts = np.stack([c[:order] for c in test])
+    n_frames = round(args.seconds * ref.fps)
+    ar = fit_linear_ar(train_clips, order)
+    repeat = RepeatLastFrame(order)
+    for name, gen, predict in (
+        (AR_NAME.format(order=order), ar.generate, ar.predict),
+        (REPEAT_NAME, repeat.generate, repeat.predict),
+    ):
+        gens = generate_seeds(gen, starts, n_frames, seeds)
+        mse = one_step_errors(predict, test, order)["mse"]
+        rows.append(score_generations(name, gens, ref, one_step_mse=mse, n_boot=args.boot))
+        first_gens[name] = gens[0]
+
+    settings: dict[str, Any] = {
+        "seconds": args.seconds,
+        "gibbs_steps": args.gibbs_steps,
+        "seeds": seeds,
+        "n_seeds": len(seeds),
+        "fps": ref.fps,
+        "order": order,
+        "n_test_clips": len(test),
+        "spectral_window_frames": ref.window,
+        "epochs": args.epochs,
+        "data_path": args.data_path,
+        "data": repr(dm),
+    }
+    if ref.body is not None:
+        settings["length_unit"] = ref.body.length_unit
+    report = SequenceEvaluation(rows=rows, settings=settings, reference=real_row(ref))
+    print(format_machine_info(machine_info()))
+    print(report.table())
+    for name, s in speed.items():
+        gains = ", ".join(f"{g:.2f}" for g in s["gain"])
+        n_ok = sum(g >= 0.7 for g in s["gain"])
+        print(f"\n{name}: speed-control gain per seed [{gains}]; >= 0.7 in {n_ok}/{len(seeds)}")
+    if args.pictures is not None and ref.body is not None:
+        model_name = rows[0]["model"]
+        ar_name = AR_NAME.format(order=order)
+        if np.isfinite(first_gens[model_name]).all():
+            files = motion_pictures(
+                args.pictures, dm, ref, first_gens[model_name], first_gens[ar_name], model_name, 0
+            )
+            print("\n".join(f"{k:<14}{v}" for k, v in files.items()))
+            report.files = files
+    elapsed = time.perf_counter() - started
+    print(f"\ntotal {elapsed:.0f} s", file=sys.stderr)
+    if args.json is not None:
+        result = {"machine": machine_info(), "report": report, "speed_control": speed}
+        atomic_write(args.json, lambda fh: fh.write(dump_json(result) + "\n"), text=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

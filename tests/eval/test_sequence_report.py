@@ -1,0 +1,165 @@
+"""The motion evaluation: scores of known generations, the real-motion reference on a BVH
+folder, and `evaluate_sequence_model` end to end (small synthetic rig, seconds of motion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqboltz.eval._sequence_report import (
+    REAL_NAME,
+    MotionReference,
+    evaluate_sequence_model,
+    motion_reference,
+    score_generations,
+)
+from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
+
+ROT = ("Zrotation", "Xrotation", "Yrotation")
+POS = ("Xposition", "Yposition", "Zposition")
+
+
+def _sequences(n: int = 3, t: int = 300, d: int = 4, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    time = np.arange(t)[:, None]
+    return [
+        np.sin(2 * np.pi * time / rng.uniform(20, 40, d) + rng.uniform(0, 6, d))
+        + 0.1 * rng.standard_normal((t, d))
+        for _ in range(n)
+    ]
+
+
+def _feature_reference(test: list[np.ndarray]) -> MotionReference:
+    return MotionReference(
+        fps=30.0, order=3, test=test, frames=np.concatenate(test), window=100, body=None
+    )
+
+
+def test_scores_tell_real_motion_from_frozen_and_exploded_generations() -> None:
+    test = _sequences()
+    ref = _feature_reference(test)
+    real = np.stack([np.stack(test)] * 2)  # (S=2, C=3, T, D): the real continuations
+    row = score_generations("real", real, ref, n_boot=200)
+    assert row["pskl_real_gen"] == pytest.approx(0.0, abs=1e-9)  # the same windows
+    assert row["pskl_gen_real"] == pytest.approx(0.0, abs=1e-9)
+    assert row["std_within"] == 1.0 and not row["frozen"] and not row["exploded"]
+    frozen = np.broadcast_to(real[:, :, :1], real.shape)
+    row_f = score_generations("frozen", frozen, ref, n_boot=200)
+    assert row_f["frozen"] and row_f["std_within"] == 0.0
+    assert row_f["pskl_real_gen"] > 10 * row["pskl_real_gen"] + 0.5
+    noisy = real + np.random.default_rng(1).normal(0, 3, real.shape)  # white noise on top
+    row_n = score_generations("noisy", noisy, ref, n_boot=200)
+    assert row_n["ps_entropy"] > row["ps_entropy"] + 0.5
+    assert row_n["npss"] > 2 * row["npss"] and row_n["pskl_real_gen"] > 0.1
+    lo, hi = row_n["npss_ci"]
+    assert lo <= row_n["npss"] <= hi
+    blown = real.copy()
+    blown[0, 1, 50:] = np.inf
+    row_b = score_generations("blown", blown, ref, n_boot=200)
+    assert row_b["exploded"] and row_b["n_exploded"] == 1 and row_b["n_generations"] == 6
+    assert row_b["std_within"] == pytest.approx(5 / 6)  # the exploded cell counts as 0
+
+
+def _walker_clip(n: int, speed: float, phase: float, name: str) -> MotionClip:
+    """A y-up biped walking forward (+z) at ``speed`` units/s, legs and arms swinging."""
+    joints = (
+        Joint("Hips", -1, (0, 0, 0), POS + ROT),
+        Joint("Spine", 0, (0, 0.5, 0), ROT),
+        Joint("Head", 1, (0, 0.4, 0), ROT, end_site=(0, 0.2, 0)),
+        Joint("LeftArm", 1, (0.2, 0.35, 0), ROT, end_site=(0, -0.5, 0)),
+        Joint("RightArm", 1, (-0.2, 0.35, 0), ROT, end_site=(0, -0.5, 0)),
+        Joint("LeftUpLeg", 0, (0.12, 0, 0), ROT),
+        Joint("LeftFoot", 5, (0, -0.9, 0), ROT, end_site=(0, -0.05, 0.1)),
+        Joint("RightUpLeg", 0, (-0.12, 0, 0), ROT),
+        Joint("RightFoot", 7, (0, -0.9, 0), ROT, end_site=(0, -0.05, 0.1)),
+    )
+    sk = Skeleton(joints)
+    t = np.arange(n) / 30.0
+    f = np.zeros((n, sk.n_channels))
+    rng = np.random.default_rng(round(phase * 100))
+    f[:, 2] = speed * t
+    f[:, 1] = 0.95 + 0.02 * np.cos(4 * np.pi * t + phase)
+    swing = 25 * np.sin(2 * np.pi * t + phase) + rng.normal(0, 1, n)
+    for joint, sign in (("LeftUpLeg", 1), ("RightUpLeg", -1), ("LeftArm", -1), ("RightArm", 1)):
+        f[:, sk.channel_index(joint, "Xrotation")] = sign * swing
+    f[:, sk.channel_index("Spine", "Yrotation")] = 5 * np.sin(2 * np.pi * t + phase)
+    return MotionClip(sk, f, 1 / 30.0, name)
+
+
+@pytest.fixture(scope="module")
+def walker_data(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from seqboltz.data import MotionDataModule
+
+    folder = tmp_path_factory.mktemp("walks")
+    for i in range(8):  # whole clips held out: 2 val, 2 test, 4 train
+        clip = _walker_clip(120, 0.8 + 0.1 * i, 0.7 * i, f"walk{i}")
+        write_bvh(folder / f"walk{i}.bvh", clip)
+    dm = MotionDataModule(path=str(folder), order=3, batch_size=50, held_out_fraction=0.5)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_reference_finds_the_feet_and_the_copy_check_catches_replayed_training_motion(
+    walker_data: object,
+) -> None:
+    dm: object = walker_data
+    ref = motion_reference(dm)
+    assert ref.body is not None
+    names = ref.body.sources[0].skeleton.names
+    assert [names[i] for i in ref.body.feet] == ["LeftFoot", "RightFoot"]
+    real = ref.body.real
+    assert real["foot_contact"][0] > 0.05 and real["diversity"][0] > 0
+    train = dm.clips("train")[: len(ref.test)]  # type: ignore[attr-defined]
+    n = min(c.shape[0] for c in train) - 3
+    replay = np.stack([np.stack([c[3 : 3 + n] for c in train])])  # (1, C, n, D)
+    with pytest.raises(ValueError, match="held-out clips"):
+        score_generations("wrong", replay[:, :1], ref)
+    row = score_generations("replay", replay, ref, n_boot=100)
+    assert row["copy_distance"] < 0.2 * real["copy_distance"][0]
+    assert row["copy_check_passed"] is False
+    # the held-out clips replayed sit where held-out motion sits (the threshold itself) ...
+    held = np.stack([np.stack([c[3:] for c in ref.test])])
+    row_h = score_generations("held out", held, ref, n_boot=100)
+    assert row_h["copy_distance"] == pytest.approx(real["copy_distance"][0], rel=0.1)
+    # ... and motion further from the training clips than that passes
+    jitter = held + np.random.default_rng(0).normal(0, 0.3, held.shape)
+    assert score_generations("jitter", jitter, ref, n_boot=100)["copy_check_passed"] is True
+    assert row_h["foot_skating"] == pytest.approx(real["foot_skating"][0], rel=0.1)
+    # a frozen pose that keeps the root moving slides its feet
+    glide = np.broadcast_to(held[:, :, :1], held.shape)
+    row_g = score_generations("glide", glide, ref, n_boot=100)
+    assert np.isnan(row_g["diversity"])  # one seed: no pair to compare
+    assert row_g["frechet"] > row_h["frechet"]
+
+
+@pytest.mark.slow
+def test_evaluate_sequence_model_prints_one_table_and_draws_the_body(
+    walker_data: object, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from seqboltz.models import ConditionalRBM
+
+    dm: object = walker_data
+    torch.manual_seed(0)
+    model = ConditionalRBM(dm.n_features, 16, 3).double()  # type: ignore[attr-defined]
+    report = evaluate_sequence_model(
+        model, dm, seconds=4.0, gibbs_steps=2, n_seeds=2, n_boot=100, out_dir=tmp_path
+    )
+    names = [r["model"] for r in report.rows]
+    assert names == ["ConditionalRBM", "linear AR (order 3)", "repeat last frame"]
+    assert report.reference["model"] == REAL_NAME
+    table = report.table()
+    for title in ("NPSS", "PSKL(real‖gen)", "PSKL(gen‖real)", "Fréchet", "foot skating"):
+        assert title in table
+    assert table.count("\n| ") == 4  # three models and the real row
+    ar = report.rows[1]
+    assert ar["diversity"] > 0 and report.rows[2]["diversity"] == 0.0  # noise vs none
+    with Image.open(report.files["filmstrip"]) as png:
+        assert png.size[1] > 400  # three rows: real, model, AR
+    with Image.open(report.files["animation"]) as gif:
+        assert gif.n_frames > 10
