@@ -36,19 +36,28 @@ logger = logging.getLogger("seqboltz.eval")
 (``seqboltz evaluate`` and ``seqboltz test`` send it to stderr)."""
 
 
-def log_progress_to_stderr() -> None:
-    """Send seqboltz's INFO log lines (e.g. AIS progress) to stderr, one plain line each.
+class _StderrHandler(logging.Handler):
+    """Writes each record's message as one line to whatever ``sys.stderr`` is at the time."""
 
-    Does nothing if the ``seqboltz`` logger already has a handler.
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(record.getMessage() + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging must not raise
+            self.handleError(record)
+
+
+def log_progress_to_stderr() -> None:
+    """Send the ``seqboltz.eval`` INFO lines (AIS progress) to stderr, one plain line each
+    (for the command line; the service's ``seqboltz.serving`` logs are left alone).
+
+    Does nothing if that logger already has a handler.
     """
-    root = logging.getLogger("seqboltz")
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-        root.propagate = False
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
+    if not logger.handlers:
+        logger.addHandler(_StderrHandler())
+        logger.propagate = False
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 class _Progress:

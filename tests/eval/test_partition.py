@@ -8,6 +8,7 @@ enumerating the hidden states.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 
 import numpy as np
@@ -455,3 +456,38 @@ def test_log_likelihood_float32_and_validation() -> None:
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(batch, 4\)"):
         log_likelihood(model, torch.zeros(2, 5), 0.0)
+
+
+def test_ais_reports_progress_and_bounds() -> None:
+    """Every 25% of the schedule a line with elapsed and remaining time, then the estimate
+    with its ±3σ bounds; nothing below INFO or with report_every=0; the same estimate."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = logging.getLogger("seqboltz.eval")
+    level = log.level
+    log.addHandler(handler)
+    try:
+        torch.manual_seed(0)
+        model = BernoulliRBM(6, 4)
+        log.setLevel(logging.WARNING)
+        quiet = ais_log_partition(model, n_chains=10, n_betas=101, seed=2)
+        assert records == []
+        log.setLevel(logging.INFO)
+        ais_log_partition(model, n_chains=10, n_betas=101, seed=2, report_every=0)
+        assert records == []
+        loud = ais_log_partition(model, n_chains=10, n_betas=101, seed=2, report_every=0.25)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    lines = [r.getMessage() for r in records]
+    assert len(lines) == 4
+    assert [line.split("):")[1].split("(")[0].strip() for line in lines[:3]] == [
+        "25%",
+        "50%",
+        "75%",
+    ]
+    assert all("s elapsed, about" in line and "/100 steps" in line for line in lines[:3])
+    assert lines[3].startswith(f"AIS: log Z = {loud.log_z:.3f}, ±3σ [")
+    assert f"{loud.log_z_low:.3f}, {loud.log_z_high:.3f}]" in lines[3]
+    assert loud.log_z == quiet.log_z
