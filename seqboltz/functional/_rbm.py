@@ -411,11 +411,31 @@ def _check_chain_noise(
 def softplus_sum_from_probs(hidden_in: Tensor, probs: Tensor) -> Tensor:
     """``Σⱼ softplus(xⱼ)`` over the last dimension, given ``x`` and ``p = sigm(x)`` already formed.
 
-    ``softplus(x) = relu(x) - log max(p, 1 - p)``: the logarithm's argument is at least ½, so
-    the absolute error is a few ulp of 1 per unit, like :func:`softplus`, at about half its
-    cost (no exponential). Used for the free energies that a CD step reports.
+    ``softplus(x) = relu(x) - log m`` with ``m = max(p, 1 - p) ∈ [½, 1]``. Since every ``m``
+    is at least ½, a product of up to ``c`` of them cannot underflow (``c`` = half the
+    exponent range: 63 factors in float32, 511 in float64), so ``Σ log m`` is taken as the sum
+    of the logarithms of such products: one logarithm per ``c`` units instead of one per unit
+    (the elementwise logarithm dominates the cost of a free energy on a CPU). The relative
+    error of a product of ``c`` factors is about ``c`` ulp, i.e. an absolute error of a few
+    ``1e-6`` per 63 units in float32 and ``1e-14`` in float64, close to :func:`softplus`'s.
+    Used for the free energies that a CD step reports.
+
+    Args:
+        hidden_in: ``x`` ``(..., H)``; probs: ``sigm(x)`` ``(..., H)``.
+
+    Returns:
+        ``(...)``.
     """
-    return hidden_in.clamp(min=0).sum(-1) - torch.maximum(probs, 1 - probs).log_().sum(-1)
+    m = torch.maximum(probs, 1 - probs)
+    n = m.shape[-1]
+    chunk = max(1, int(-math.log2(torch.finfo(m.dtype).tiny)) // 2)
+    full = n - n % chunk
+    log_m = torch.zeros(m.shape[:-1], dtype=m.dtype, device=m.device)
+    if full:
+        log_m = m[..., :full].unflatten(-1, (full // chunk, chunk)).prod(-1).log_().sum(-1)
+    if full < n:
+        log_m = log_m + m[..., full:].prod(-1).log_()
+    return hidden_in.clamp(min=0).sum(-1) - log_m
 
 
 def _free_energy_from_probs(

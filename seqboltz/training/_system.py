@@ -307,7 +307,7 @@ class RBMSystem(L.LightningModule):
     # -- steps ------------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         v, cond = _unpack(batch)
-        self.energy_model.check_visible(v, "training batch")
+        self._check_batch(v)
         self._grads_written = False
         if self._uses_closed_form():
             loss, f_pos_mean, recon = self._closed_form_step(v, cond)
@@ -353,9 +353,12 @@ class RBMSystem(L.LightningModule):
             elif role == "scales":
                 group["lr"] = self.lr * self.sigma_lr_scale
             groups.append(group)
+        # One fused kernel per parameter (CPU and CUDA) instead of three passes over each.
+        ref = self.energy_model.reference_parameter()
+        fused = True if ref.device.type in ("cpu", "cuda") and ref.is_floating_point() else None
         if self.optimizer_name == "adam":
-            return torch.optim.Adam(groups, lr=self.lr)
-        return torch.optim.SGD(groups, lr=self.lr, momentum=self.initial_momentum)
+            return torch.optim.Adam(groups, lr=self.lr, fused=fused)
+        return torch.optim.SGD(groups, lr=self.lr, momentum=self.initial_momentum, fused=fused)
 
     # -- hooks ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -468,11 +471,22 @@ class RBMSystem(L.LightningModule):
         self.chains = chains if isinstance(chains, Tensor) else None
 
     # -- internals --------------------------------------------------------------------------
+    def _check_batch(self, v: Tensor) -> None:
+        """:meth:`~seqboltz.models.EnergyModel.check_visible` at the cost of one sum: a NaN or
+        an infinity makes the sum non-finite, and only then are the rows searched."""
+        model = self.energy_model
+        if not isinstance(v, Tensor) or not v.is_floating_point():
+            model.check_visible(v, "training batch")  # raises the usual message
+        model.check_shape(v, "training batch")
+        if not bool(torch.isfinite(v.sum())):  # (or finite values whose sum overflows)
+            model.check_visible(v, "training batch")
+
     def _logging_step(self) -> bool:
-        """Whether the Trainer keeps this step's logged values (every ``log_every_n_steps``)."""
+        """Whether the Trainer keeps this step's logged values (every ``log_every_n_steps``);
+        without a Trainer nothing is logged."""
         trainer = self._trainer
         if trainer is None:
-            return True
+            return False
         every = max(1, int(getattr(trainer, "log_every_n_steps", 1)))
         return (self.global_step + 1) % every == 0 or bool(getattr(trainer, "fast_dev_run", 0))
 

@@ -594,5 +594,13 @@ def test_softplus_sum_from_probs_is_softplus() -> None:
     x32 = torch.linspace(-90, 90, 1001).reshape(7, 143)
     got32 = Fn.softplus_sum_from_probs(x32, torch.sigmoid(x32))
     ref = torch.nn.functional.softplus(x32.double()).sum(-1)
+    # Products of at most 63 (float32) or 511 (float64) factors m = max(p, 1 - p) >= 1/2:
+    # no underflow even where every m is exactly 1/2 (x = 0), whatever the width.
+    for dtype, width in ((torch.float32, 1000), (DTYPE, 1500), (DTYPE, 511)):
+        zeros = torch.zeros(2, width, dtype=dtype)
+        got0 = Fn.softplus_sum_from_probs(zeros, torch.sigmoid(zeros))
+        torch.testing.assert_close(
+            got0.double(), torch.full((2,), width * math.log(2.0), dtype=DTYPE)
+        )
     # float32: a few ulp per unit plus the float32 rounding of the sums themselves
     assert bool(((got32.double() - ref).abs() <= 143 * 2e-6 + 1e-6 * ref).all())
