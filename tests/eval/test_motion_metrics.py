@@ -191,3 +191,24 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data() -> None
     with_nan = small.copy()
     with_nan[0, 0] = np.nan
     assert np.isfinite(bootstrap_ci(with_nan)).all()
+
+
+def test_metrics_and_pictures_of_the_body_import_without_torch() -> None:
+    """The metrics and the body pictures serve torch-free code (runtime, synthesize)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'lightning'):\n"
+        "    sys.modules[m] = None\n"
+        "import numpy as np\n"
+        "from seqboltz.eval import ps_kl\n"
+        "import seqboltz.viz_motion\n"
+        "x = np.random.default_rng(0).standard_normal((64, 2))\n"
+        "assert ps_kl(x, x) == 0.0\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
