@@ -37,7 +37,13 @@ if TYPE_CHECKING:
         log_likelihood,
     )
 
-_PARTITION = ("AISResult", "ais_log_partition", "default_betas", "exact_log_partition", "log_likelihood")
+_PARTITION = (
+    "AISResult",
+    "ais_log_partition",
+    "default_betas",
+    "exact_log_partition",
+    "log_likelihood",
+)
 
 __all__ = [
     "AISResult",
