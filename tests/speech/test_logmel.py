@@ -1,4 +1,4 @@
-"""Log-mel frames with Griffin-Lim inversion (torchaudio)."""
+"""Log-mel frames with Griffin-Lim inversion (numpy; checked against torchaudio in test_dsp)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_shape_matches_world_framing(lm: LogMelFeatures, arctic_8k: np.ndarray) 
 
 
 def test_griffin_lim_round_trip(lm: LogMelFeatures, arctic_8k: np.ndarray) -> None:
-    """Measured: 1.4 dB after resynthesis, 18.6 dB against time-shuffled frames."""
+    """Measured (numpy synthesis): 1.40 dB after resynthesis, 18.66 dB against time-shuffled
+    frames."""
     frames = lm.analyze(arctic_8k)
     wave = lm.synthesize(frames)
     np.testing.assert_array_equal(wave, lm.synthesize(frames))  # seeded phase
