@@ -39,7 +39,15 @@ from seqboltz.data._mnist import (
     mnist5k_split,
     stratified_split,
 )
-from seqboltz.data._motion import CMU_TAKE_AMC, CMU_TAKE_ASF, MotionDataModule, fetch_cmu_take
+from seqboltz.data._motion import (
+    CMU_TAKE_AMC,
+    CMU_TAKE_ASF,
+    MOTION_FIXTURES,
+    MotionDataModule,
+    fetch_cmu_take,
+    motion_fixture_folder,
+    read_clip_manifest,
+)
 from seqboltz.data._patches import PatchData, extract_patches, image_patches, sample_images_gray
 from seqboltz.data._small import load_digits_probs
 from seqboltz.data._speech import (
@@ -64,6 +72,7 @@ __all__ = [
     "CMU_TAKE_ASF",
     "IMAGE_SUFFIXES",
     "MNIST5K",
+    "MOTION_FIXTURES",
     "ArrayDataModule",
     "CRBMHiddenDataModule",
     "DataError",
@@ -98,6 +107,8 @@ __all__ = [
     "load_digits_probs",
     "load_mnist5k",
     "mnist5k_split",
+    "motion_fixture_folder",
+    "read_clip_manifest",
     "read_images",
     "read_transcripts",
     "sample_images_gray",

@@ -100,27 +100,113 @@ def test_window_uses_exactly_the_previous_frames_of_its_clip(folder: Path, order
         assert dm.n_windows(split) == len(expected_windows)
 
 
-def test_held_out_is_the_last_fifth_of_each_clip_split_before_resampling(folder: Path) -> None:
+def test_few_clips_hold_out_the_last_fifth_of_each_clip_split_before_resampling(
+    folder: Path,
+) -> None:
+    """Fewer than 5 clips: the end of every clip is held out, its first half for validation and
+    its second half for test, split at 120 fps before the phase copies are made."""
     dm = _setup(folder, order=3, held_out_fraction=0.2)
-    train, held = dm.source_clips("train"), dm.source_clips("val")
-    assert dm.source_clips("test") == held
-    assert len(train) == len(held) == 4 * len(LENGTHS)
-    for name, n in LENGTHS.items():
+    assert dm.report()["split"] == "tail"
+    train, val, test = (dm.source_clips(s) for s in ("train", "val", "test"))
+    assert len(train) == 4 * len(LENGTHS)
+    # c_turn's 16 validation frames are 4 per copy at 30 fps: too short for order 3, skipped
+    assert len(val) == len(test) == 4 * 2
+    for name, n in list(LENGTHS.items())[:2]:
         frames = read_bvh(folder / name).frames
         cut = n - round(0.2 * n)
+        mid = cut + round(0.2 * n) // 2
         for k in range(4):
             tr = next(c for c in train if c.name == f"{name}@{k}")
-            ho = next(c for c in held if c.name == f"{name}[held_out]@{k}")
+            va = next(c for c in val if c.name == f"{name}[val]@{k}")
+            te = next(c for c in test if c.name == f"{name}[test]@{k}")
             np.testing.assert_array_equal(tr.frames, frames[:cut][k::4])
-            np.testing.assert_array_equal(ho.frames, frames[cut:][k::4])
+            np.testing.assert_array_equal(va.frames, frames[cut:mid][k::4])
+            np.testing.assert_array_equal(te.frames, frames[mid:][k::4])
             assert tr.fps == pytest.approx(30.0)
     # clips() are the standardised features of those clips (rows = frames 1..T-1)
-    for src, arr in zip(held, dm.clips("val"), strict=True):
+    for src, arr in zip(val, dm.clips("val"), strict=True):
         np.testing.assert_array_equal(arr, dm.features.transform(src))
     torch.testing.assert_close(
         dm.train_tensor, torch.from_numpy(np.concatenate(dm.clips("train")).astype(np.float32))
     )
     assert dm.eval_tensor().shape == (sum(len(a) for a in dm.clips("test")), dm.n_features)
+
+
+def _many(tmp_path: Path, n: int = 8) -> Path:
+    d = tmp_path / "many"
+    d.mkdir()
+    for seed in range(n):
+        write_bvh(d / f"take{seed:02d}.bvh", smooth_clip(200 + 10 * seed, seed, fps=60.0))
+    return d
+
+
+def test_five_or_more_clips_hold_out_whole_clips(tmp_path: Path) -> None:
+    d = _many(tmp_path)
+    dm = _setup(d, order=3, held_out_fraction=0.25)
+    rep = dm.report()
+    assert rep["split"] == "clips"
+    names = rep["clips"]
+    assert len(names["val"]) == len(names["test"]) == 1 and len(names["train"]) == 6
+    assert not set(names["val"]) & set(names["test"]) and not set(names["train"]) & set(
+        names["val"] + names["test"]
+    )
+    assert {c.name.split("@")[0] for c in dm.source_clips("test")} == set(names["test"])
+    # whole clips at 60 -> 30 fps: two phase copies of every frame
+    full = read_bvh(d / names["test"][0]).frames
+    copies = [c for c in dm.source_clips("test")]
+    assert sum(c.n_frames for c in copies) == len(full)
+    again = _setup(d, order=3, held_out_fraction=0.25)
+    assert again.report()["clips"] == names  # fixed by split_seed
+    other = _setup(d, order=3, held_out_fraction=0.25, split_seed=1)
+    assert other.report()["clips"] != names
+    assert dm.stats()["split"]["test"] == names["test"]
+
+
+def test_manifest_split_and_kind_style(tmp_path: Path) -> None:
+    d = _many(tmp_path, 6)
+    kinds = ["walk", "run", "walk", "run", "walk", "run"]
+    splits = ["train", "train", "val", "test", "train", "train"]
+    doc = {
+        "clips": [
+            {"clip": f"take{i:02d}.bvh", "kind": k, "split": s}
+            for i, (k, s) in enumerate(zip(kinds, splits, strict=True))
+        ]
+    }
+    (d / "clips.json").write_text(json.dumps(doc))
+    dm = _setup(d, order=2, style="root_speed+kind", batch_size=16)
+    assert dm.report()["split"] == "manifest"
+    assert dm.report()["clips"]["val"] == ["take02.bvh"]
+    assert dm.report()["clips"]["test"] == ["take03.bvh"]
+    assert dm.style_dim == 3 and dm.stats()["style"]["columns"] == [
+        "root_speed",
+        "kind=run",
+        "kind=walk",
+    ]
+    for split, kind in (("val", "walk"), ("test", "run")):
+        style = np.concatenate(dm.style_clips(split))
+        np.testing.assert_array_equal(style[:, 1:], [[kind == "run", kind == "walk"]] * len(style))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["cond"]["style"].shape == (16, 3)
+    only_kind = _setup(d, order=2, style="kind")
+    assert only_kind.style_dim == 2 and "mean" not in only_kind.stats()["style"]
+    (d / "clips.json").unlink()
+    with pytest.raises(ValueError, match="needs the clips' kinds"):
+        _setup(d, order=2, style="kind")
+
+
+def test_held_out_frames_far_outside_training_warn(tmp_path: Path) -> None:
+    """A held-out clip whose leg sits 150° away from anything in training (another branch of
+    the old exp maps, another rig) is reported."""
+    d = _many(tmp_path, 6)
+    odd = smooth_clip(230, 3, fps=60.0)
+    leg = odd.skeleton.channel_slice(odd.skeleton.index("Leg"))
+    odd.frames[:, leg.start] += 150.0
+    write_bvh(d / "take03.bvh", odd)
+    splits = ["train", "train", "val", "test", "train", "train"]
+    doc = {"clips": [{"clip": f"take{i:02d}.bvh", "split": s} for i, s in enumerate(splits)]}
+    (d / "clips.json").write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=r"test frames far outside the training range.*take03"):
+        _setup(d, order=2)
 
 
 def test_statistics_fitted_on_train_travel_as_json(folder: Path) -> None:
@@ -173,10 +259,10 @@ def test_order_longer_than_the_clips(folder: Path, tmp_path: Path) -> None:
     # one short clip is skipped with a warning, the others are used
     write_bvh(folder / "d_short.bvh", smooth_clip(30, 9))
     with pytest.warns(
-        UserWarning, match=r"fewer than 5 frames .* skipped: \['d_short.bvh\[held_out\]@0'"
+        UserWarning, match=r"fewer than 5 frames .* skipped: \[.*'d_short.bvh\[val\]@0'"
     ):
         dm = _setup(folder, order=3)
-    assert not any(c.name.startswith("d_short.bvh[held_out]") for c in dm.source_clips("val"))
+    assert not any(c.name.startswith("d_short.bvh[val]") for c in dm.source_clips("val"))
     assert any(c.name.startswith("d_short.bvh@") for c in dm.source_clips("train"))
 
 
@@ -197,8 +283,8 @@ def test_history_noise_only_on_training_windows(folder: Path) -> None:
 
 
 def test_frame_rate_and_argument_errors(folder: Path) -> None:
-    with pytest.raises(ValueError, match="not a whole number"):
-        _setup(folder, target_fps=50.0)
+    dm = _setup(folder, target_fps=50.0)  # 120 -> 50 fps: two phase copies, interpolated
+    assert len(dm.source_clips("train")) == 6 and dm.source_clips("train")[0].fps == 50.0
     dm = _setup(folder, source_fps=60.0, order=2)  # overrides the files: factor 2
     assert dm.source_clips("train")[0].name.endswith("@0") and len(dm.source_clips("train")) == 6
     for bad in (
@@ -207,6 +293,7 @@ def test_frame_rate_and_argument_errors(folder: Path) -> None:
         {"held_out_fraction": 1.0},
         {"batch_size": 0},
         {"style": "fast"},
+        {"split": "random"},
         {"history_noise": -0.1},
     ):
         with pytest.raises(ValueError):
@@ -254,28 +341,43 @@ def test_builds_from_cli_yaml(folder: Path) -> None:
     )
 
 
-@pytest.mark.realdata
-def test_cmu_take_default(tmp_path: Path) -> None:
-    dm = MotionDataModule(order=3, batch_size=100)
+@pytest.mark.slow
+def test_default_is_the_cmu_fixture_with_its_clip_split(tmp_path: Path) -> None:
+    dm = MotionDataModule(order=3, batch_size=100, style="root_speed+kind")
     dm.prepare_data()
     dm.setup("fit")
-    train, held = dm.source_clips("train"), dm.source_clips("test")
-    assert [c.name for c in train] == [f"cmu_take@{k}" for k in range(4)]
-    assert sum(c.n_frames for c in train) + sum(c.n_frames for c in held) == 2751
-    assert sum(c.n_frames for c in held) == round(0.2 * 2751)
+    rep = dm.report()
+    assert rep["split"] == "manifest"
+    assert rep["clips"]["test"] == ["05_07.amc", "131_06.amc", "131_13.amc", "135_09.amc"]
+    assert rep["clips"]["val"] == ["05_04.amc", "131_07.amc", "131_10.amc", "135_03.amc"]
+    assert len(rep["clips"]["train"]) == 18
+    assert rep["minutes"]["train"] == pytest.approx(4.23, abs=0.01)
+    assert sum(rep["minutes"].values()) == pytest.approx(5.93, abs=0.02)
+    assert rep["kinds"] == [
+        "dance",
+        "duck",
+        "hop",
+        "jump",
+        "karate",
+        "walk",
+        "walk_left",
+        "walk_right",
+    ]
+    assert all(c.fps == pytest.approx(30.0) for c in dm.source_clips("val"))
     batch = next(iter(dm.train_dataloader()))
     assert batch["v"].shape == (100, dm.n_features) and batch["cond"]["history"].shape == (
         100,
         3,
         dm.n_features,
     )
-    assert dm.visible_kind == "gaussian" and 40 <= dm.n_features <= 80
-    # a held-out sequence (a generation seed) becomes a BVH file again, exactly
-    src = held[0]
+    assert dm.visible_kind == "gaussian" and 80 <= dm.n_features <= 160
+    assert dm.stats()["source_fps"] == 120.0
+    # a held-out clip becomes a BVH file again: rotations within the near-constant tolerance
+    src = dm.source_clips("test")[0]
     back = dm.features.inverse_transform(dm.clips("test")[0], dm.features.initial_state(src))
     again = read_bvh(write_bvh(tmp_path / "seed.bvh", back))
-    np.testing.assert_allclose(again.local_rotations(), src.local_rotations()[1:], atol=1e-5)
-    np.testing.assert_allclose(again.local_translations(), src.local_translations()[1:], atol=1e-4)
+    np.testing.assert_allclose(again.local_rotations(), src.local_rotations()[1:], atol=5e-3)
+    np.testing.assert_allclose(again.local_translations(), src.local_translations()[1:], atol=1e-3)
 
 
 class _Recorder(L.LightningModule):
