@@ -6,6 +6,7 @@
 * ``seqboltz demo-mnist``: train the MNIST recipe briefly, evaluate, draw pictures.
 * ``seqboltz export CHECKPOINT --out M.onnx``: an ONNX artifact for :mod:`seqboltz.runtime`.
 * ``seqboltz synthesize --model M.onnx …``: offline batch synthesis (torch-free).
+* ``seqboltz view``: a web page drawing and steering a running service's motion (no torch).
 * ``seqboltz fetch DATASET``: fetch a dataset into the cache (pinned sha256).
 """
 
@@ -27,6 +28,8 @@ commands:
   synthesize --model M.onnx ...     many sequences to BVH/WAV/NPY files, shardable (no torch)
   serve [--models DIR] [--port N]   the gRPC generation service (embedded default model)
   generate [--server ADDR] ...      stream a sequence from a server; save NPY + BVH/WAV + PNG
+  view [--server ADDR] [--port N]   a web page that draws a running server's motion in 3-D
+                                    and steers it with sliders (http://127.0.0.1:8765/)
   demo                              start the service on its embedded motion model and stream
                                     a generated sequence from it (BVH + PNG in runs/demo)
   demo-mnist                        train MNIST briefly, report test log-likelihood, write PNGs
@@ -82,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from serving.client import main as generate_main
 
         return generate_main(rest)
+    if command == "view":
+        from serving.viewer.bridge import main as view_main
+
+        return view_main(rest)
     if command == "fetch":
         from seqboltz.data._cli import fetch_main
 
