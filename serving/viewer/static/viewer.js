@@ -196,6 +196,7 @@ function setFigure(bones, scale, upAxis) {
   rig.add(boneRoot);
   figure = new Figure(bones, scale);
   rig.add(figure.group);
+  viewer.boneNames = bones.map((b) => b.name);
   floor = new THREE.Group();
   const plane = new THREE.Mesh(
     new THREE.PlaneGeometry(scale * 40, scale * 40),
@@ -486,6 +487,18 @@ function drawBvhFrame(dt, now) {
   follow(p);
   $('frame').textContent = String(index);
 }
+
+// show frame `index` of the open BVH file, paused (its keyframe, not an interpolation)
+viewer.seekBvh = (index) => {
+  if (!bvhAction) return false;
+  viewer.playing = false;
+  $('play').textContent = 'Play';
+  bvhAction.time = index / viewer.bvh.fps;
+  bvhMixer.update(0);
+  viewer.bvhFrame = -1;
+  drawBvhFrame(0, performance.now() / 1000);
+  return viewer.bvhFrame === index;
+};
 
 $('bvh').addEventListener('change', async (ev) => {
   const file = ev.target.files[0];
