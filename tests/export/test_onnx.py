@@ -108,7 +108,10 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     from seqboltz.training import RBMSystem
 
     dm = MotionDataModule(order=3, batch_size=100)
-    model = ConditionalRBM(63, 8, 3)
+    dm.prepare_data()
+    dm.setup("fit")
+    d = dm.n_features  # the frame size follows the motion features' settings
+    model = ConditionalRBM(d, 8, 3)
     trainer = L.Trainer(
         max_epochs=1,
         limit_train_batches=2,
@@ -126,7 +129,7 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     card = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CARD_KEY])
     assert card["domain"] == "motion" and card["frame_rate"] == 30.0
     assert card["kind"] == "ConditionalRBM" and card["model"]["n_hidden"] == 8
-    assert len(card["features"]["mean"]) == 63 and "skeleton" in card["features"]
+    assert len(card["features"]["mean"]) == d and "skeleton" in card["features"]
     np.testing.assert_allclose(card["default_seed_frames"], dm.clips("test")[0][:3])
     assert len(card["training"]["checkpoint_sha256"]) == 64
     assert card["training"]["data"]["class_path"].endswith("MotionDataModule")
