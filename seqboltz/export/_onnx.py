@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from seqboltz._io import atomic_path
 from seqboltz.models import EnergyModel, SequenceRBM, load_model
 from seqboltz.models._base import ExportPath
 
@@ -240,9 +240,8 @@ def export_onnx(
         proto.producer_name = "seqboltz"
         proto.doc_string = f"seqboltz {card.get('kind')} sampling step ({card.get('name')})"
         onnx.checker.check_model(proto, full_check=True)
-        part = Path(tmp) / "final.onnx"
-        onnx.save_model(proto, str(part), save_as_external_data=False)
-        os.replace(part, path)
+        with atomic_path(path, suffix=".onnx") as part:
+            onnx.save_model(proto, str(part), save_as_external_data=False)
     return path
 
 
