@@ -66,7 +66,9 @@ def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert lower.returncode == 0, lower.stderr[-3000:]
-    assert (tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt").is_file()
+    assert (
+        tmp_path / "runs/mnist_conv_rbm/lightning_logs/version_0/checkpoints/last.ckpt"
+    ).is_file()
     upper = _run(
         [
             "fit",
@@ -83,7 +85,8 @@ def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
     assert pictures == {"filters.png", "filters_layer2.png", "samples.png"}
     assert len(list((tmp_path / "runs").rglob("pictures/filters.png"))) == 2  # both layers
     ckpt = torch.load(
-        tmp_path / "runs/mnist_conv_dbn_layer2/checkpoints/last.ckpt", weights_only=True
+        tmp_path / "runs/mnist_conv_dbn_layer2/lightning_logs/version_0/checkpoints/last.ckpt",
+        weights_only=True,
     )
     data = ckpt["seqboltz"]["data"]["init_args"]
     assert data["data"]["class_path"] == "seqboltz.data._datamodule.MNIST5kDataModule"
@@ -91,7 +94,9 @@ def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
     # the recorded DataModule rebuilds (same lower layer, checked by its sha256) ...
     from seqboltz.eval._cli import build_datamodule
 
-    lower = str(tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt")  # recorded relative
+    lower = str(
+        tmp_path / "runs/mnist_conv_rbm/lightning_logs/version_0/checkpoints/last.ckpt"
+    )  # recorded relative
     rebuilt = build_datamodule(
         ckpt["seqboltz"]["data"]["class_path"], {**data, "checkpoint": lower}
     )
@@ -102,7 +107,13 @@ def test_greedy_two_layer_conv_recipes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not the lower layer this was built with"):
         build_datamodule(ckpt["seqboltz"]["data"]["class_path"], other).setup("fit")
     # evaluate says why it cannot estimate a conv RBM's likelihood
-    ev = _run(["evaluate", str(tmp_path / "runs/mnist_conv_rbm/checkpoints/last.ckpt")], tmp_path)
+    ev = _run(
+        [
+            "evaluate",
+            str(tmp_path / "runs/mnist_conv_rbm/lightning_logs/version_0/checkpoints/last.ckpt"),
+        ],
+        tmp_path,
+    )
     assert ev.returncode == 2 and "has no AIS path" in ev.stderr, ev.stderr[-2000:]
 
 
