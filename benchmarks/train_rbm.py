@@ -3,19 +3,32 @@
 One process measures, on the same machine and data (the fixed 4000-image training split as
 Bernoulli probabilities; the 1000 test images binarised once with seed 1234), batch 100:
 
-1. throughput (examples/s) of seqboltz CD-1 and PCD-1 through the real Lightning training path,
-   of the same CD-1 system's step in a bare Python loop (no Trainer: isolates Lightning's
-   overhead), of scikit-learn's ``BernoulliRBM.fit`` (PCD-1) on float32 and on float64 input,
-   and of learnergy's Bernoulli ``RBM.fit`` (CD-1);
+1. throughput (examples/s), in interleaved rounds (each round runs every contender once, in
+   a rotated order; the table gives medians over rounds, and ratios taken within a round):
+
+   * the **reference loop** of issue 15, exactly as written there and nothing more (plain
+     tensor ops: ``ph0 = σ(c + v0 W)``; ``h0 = (U < ph0)`` with ``U`` drawn in one call;
+     ``pv1 = σ(b + h0 Wᵀ)``; ``ph1 = σ(c + pv1 W)``; ``ΔW = v0ᵀ ph0 − pv1ᵀ ph1``, the bias
+     steps ``Σ(v0 − pv1)``, ``Σ(ph0 − ph1)``; SGD with momentum as in-place tensor ops);
+   * a **GEMM-only loop**: the same five ``B×D×H`` products per batch and nothing else, the
+     ceiling of any CD-1 step on this machine for these shapes;
+   * seqboltz's CD-1 step in a bare Python loop (no Trainer) and through the Lightning
+     ``Trainer``, configured as the same algorithm as the reference loop (mean-field negative
+     visibles, no weight decay), plus the recipe's own CD-1 (sampled negatives, weight decay
+     2e-4), the autograd path (``closed_form=False``) and PCD-1 through Lightning;
+   * scikit-learn's ``BernoulliRBM.fit`` (PCD-1) on float32 and on float64 input, and
+     learnergy's Bernoulli ``RBM.fit`` (CD-1);
 2. the test log-likelihood each contender reaches after the same wall-clock budget, all
-   evaluated with the same seqboltz AIS estimate of ``log Z``;
-3. the float32 GEMM ceiling of the machine and the fraction of it a seqboltz CD-1 step reaches.
+   evaluated with the same seqboltz AIS estimate of ``log Z`` (``--budget 0`` skips it);
+3. the share of the GEMM ceiling each contender reaches (its examples/s over the GEMM-only
+   loop's in the same round), and the large square float32 GEMM rate for reference.
 
 Run from the repository root::
 
     python benchmarks/train_rbm.py                  # full run (minutes)
     python benchmarks/train_rbm.py --quick          # smoke test only, numbers are meaningless
     python benchmarks/train_rbm.py --threads 1 --json runs/bench/train_rbm.json
+    nice -n 10 python benchmarks/train_rbm.py --threads 1 --budget 0 --rounds 7   # throughput
 
 Hyperparameters: every contender uses learning rate 0.05 and batch 100, otherwise its library's
 defaults (seqboltz: SGD momentum 0.5 → 0.9 after 5 epochs, weight decay 2e-4, visible biases
@@ -27,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import statistics
 import sys
 import time
 import warnings
@@ -168,6 +182,8 @@ class Row:
     budget_seconds: float | None = None
     evaluation: Evaluation | None = None
     notes: list[str] = field(default_factory=list)
+    rounds: list[Throughput] = field(default_factory=list)  # one per interleaved round
+    ratios: dict[str, float] = field(default_factory=dict)  # medians of per-round ratios
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +191,8 @@ class Row:
             "algorithm": self.algorithm,
             "dtype": self.dtype,
             "throughput": None if self.throughput is None else self.throughput.as_dict(),
+            "rounds_examples_per_s": [t.examples_per_s for t in self.rounds],
+            "median_ratios": self.ratios,
             "budget_epochs": self.budget_epochs,
             "budget_seconds": self.budget_seconds,
             "evaluation": self.evaluation,
@@ -182,10 +200,91 @@ class Row:
         }
 
 
+# -- the reference loop of issue 15 and the GEMM-only ceiling -------------------------------
+def _batches(data: Data, epochs: int, seed: int = SEED) -> list[list[Tensor]]:
+    """Per epoch, the row-index batches of a seeded permutation (as every contender walks)."""
+    order = torch.Generator().manual_seed(seed)
+    return [list(torch.randperm(data.n_train, generator=order).split(BATCH)) for _ in range(epochs)]
+
+
+def reference_throughput(data: Data, epochs: int, momentum: float = 0.5) -> Throughput:
+    """Issue 15's plain CD-1 loop, exactly as specified, float32; the first epoch is warm-up.
+
+    ``ph0 = σ(c + v0 W)``; ``h0 = (U < ph0)`` with ``U`` drawn in one call;
+    ``pv1 = σ(b + h0 Wᵀ)``; ``ph1 = σ(c + pv1 W)``; ``ΔW = v0ᵀ ph0 − pv1ᵀ ph1`` (and the
+    biases' ``Σ(v0 − pv1)``, ``Σ(ph0 − ph1)``); SGD with momentum as in-place tensor ops.
+    """
+    x = data.train_tensor
+    g = torch.Generator().manual_seed(SEED)
+    w = torch.randn(N_VISIBLE, N_HIDDEN, generator=g) * 0.01
+    b, c = torch.zeros(N_VISIBLE), torch.zeros(N_HIDDEN)
+    vel_w, vel_b, vel_c = torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(c)
+    step = LR / BATCH
+    start, steps = math.nan, 0
+    for epoch, batches in enumerate(_batches(data, epochs + 1)):
+        if epoch == 1:
+            start = time.perf_counter()
+        for rows in batches:
+            v0 = x[rows]
+            ph0 = torch.sigmoid(c + v0 @ w)
+            h0 = (torch.rand(ph0.shape, generator=g) < ph0).float()
+            pv1 = torch.sigmoid(b + h0 @ w.T)
+            ph1 = torch.sigmoid(c + pv1 @ w)
+            d_w = v0.T @ ph0 - pv1.T @ ph1
+            d_b = (v0 - pv1).sum(0)
+            d_c = (ph0 - ph1).sum(0)
+            vel_w.mul_(momentum).add_(d_w, alpha=step)
+            vel_b.mul_(momentum).add_(d_b, alpha=step)
+            vel_c.mul_(momentum).add_(d_c, alpha=step)
+            w.add_(vel_w)
+            b.add_(vel_b)
+            c.add_(vel_c)
+            steps += epoch >= 1
+    return Throughput(epochs * data.n_train, steps, time.perf_counter() - start)
+
+
+def gemm_only_throughput(data: Data, epochs: int) -> Throughput:
+    """Only the five GEMMs of a CD-1 step per batch (``v W``, ``h Wᵀ``, ``p W``, ``vᵀ p``,
+    ``pᵀ p``, same shapes and orientations, into preallocated outputs): the ceiling of any
+    CD-1 step on this machine. First epoch is warm-up."""
+    x = data.train_tensor
+    g = torch.Generator().manual_seed(SEED)
+    w = torch.randn(N_VISIBLE, N_HIDDEN, generator=g) * 0.01
+    h = (torch.rand(BATCH, N_HIDDEN, generator=g) < 0.5).float()
+    p_v = torch.rand(BATCH, N_VISIBLE, generator=g)
+    hid, vis, grad = (
+        torch.empty(BATCH, N_HIDDEN),
+        torch.empty(BATCH, N_VISIBLE),
+        torch.empty_like(w),
+    )
+    start, steps = math.nan, 0
+    for epoch, batches in enumerate(_batches(data, epochs + 1)):
+        if epoch == 1:
+            start = time.perf_counter()
+        for rows in batches:
+            v0 = x[rows]
+            torch.mm(v0, w, out=hid)
+            torch.mm(h, w.T, out=vis)
+            torch.mm(p_v, w, out=hid)
+            torch.mm(v0.T, hid, out=grad)
+            torch.mm(p_v.T, hid, out=grad)
+            steps += epoch >= 1
+    return Throughput(epochs * data.n_train, steps, time.perf_counter() - start)
+
+
 # -- seqboltz -------------------------------------------------------------------------------
-def make_system(persistent: bool) -> RBMSystem:
+#: the reference loop's algorithm: CD-1 with the mean-field negative visibles pv1, no decay
+MATCHED = {"negative": "mean_field", "weight_decay": 0.0}
+
+
+def make_system(persistent: bool, **kwargs: Any) -> RBMSystem:
     return RBMSystem(
-        BernoulliRBM(N_VISIBLE, N_HIDDEN), k=1, persistent=persistent, lr=LR, eval_log_z="none"
+        BernoulliRBM(N_VISIBLE, N_HIDDEN),
+        k=1,
+        persistent=persistent,
+        lr=LR,
+        eval_log_z="none",
+        **kwargs,
     )
 
 
@@ -237,51 +336,52 @@ class BatchClock(Callback):
         return Throughput(self.examples, self.steps, self.last_end - self.first_start)
 
 
-def seqboltz_throughput(data: Data, persistent: bool, epochs: int) -> Throughput:
+def seqboltz_throughput(
+    data: Data, persistent: bool, epochs: int, **system_kwargs: Any
+) -> Throughput:
     """seqboltz CD-1/PCD-1 through ``lightning.Trainer.fit``; the first epoch is warm-up."""
     seed_all(SEED)
     clock = BatchClock(warmup_epochs=1)
-    quiet_trainer(epochs + 1, [clock]).fit(make_system(persistent), datamodule=data.datamodule())
+    system = make_system(persistent, **system_kwargs)
+    quiet_trainer(epochs + 1, [clock]).fit(system, datamodule=data.datamodule())
     return clock.throughput()
 
 
-def seqboltz_bare_throughput(data: Data, epochs: int, persistent: bool = False) -> Throughput:
-    """The same system's ``training_step`` + ``backward`` + ``optimizer.step`` without a Trainer.
+def seqboltz_bare_throughput(
+    data: Data, epochs: int, persistent: bool = False, **system_kwargs: Any
+) -> Throughput:
+    """The same system's step in a bare loop, calling what the Trainer calls, in its order.
 
-    Also runs ``zero_grad`` and the system's ``on_train_batch_end`` (parameter constraints and
-    finiteness check) so the work per step matches the Lightning path; batches are sliced from
-    the training tensor with a per-epoch permutation (no DataLoader). First epoch is warm-up.
+    ``training_step`` (which on the closed-form path writes ``.grad``), the system's
+    ``optimizer_zero_grad`` and ``backward`` hooks (no-ops on that path), ``optimizer.step``
+    and ``on_train_batch_end`` (parameter constraints), with the momentum schedule; batches are
+    sliced from the training tensor with a per-epoch permutation (no DataLoader, no Trainer:
+    isolates Lightning's overhead). First epoch is warm-up.
     """
     seed_all(SEED)
-    system = make_system(persistent)
+    system = make_system(persistent, **system_kwargs)
     x = data.train_tensor
     system.energy_model.init_from_data(x)  # what RBMSystem.setup does under a Trainer
-    system.on_fit_start()  # Gibbs noise generator, as under a Trainer (no-op if not defined)
+    system.generator = torch.Generator().manual_seed(SEED)  # what on_fit_start does
     optimizer = system.configure_optimizers()
-    order = torch.Generator().manual_seed(SEED)
     steps = 0
     start = math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # self.log() without a Trainer warns and does nothing
-        for epoch in range(epochs + 1):
-            if epoch == 1:
-                start = time.perf_counter()
-            momentum = (
-                system.initial_momentum
-                if epoch < system.momentum_warmup_epochs
-                else system.momentum
-            )
-            for group in optimizer.param_groups:
-                group["momentum"] = momentum
-            for idx, rows in enumerate(torch.randperm(data.n_train, generator=order).split(BATCH)):
-                batch = x[rows]
-                loss = system.training_step(batch, idx)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                system.on_train_batch_end(loss, batch, idx)
-                if epoch >= 1:
-                    steps += 1
+    for epoch, batches in enumerate(_batches(data, epochs + 1)):
+        if epoch == 1:
+            start = time.perf_counter()
+        momentum = (
+            system.initial_momentum if epoch < system.momentum_warmup_epochs else system.momentum
+        )
+        for group in optimizer.param_groups:
+            group["momentum"] = momentum
+        for idx, rows in enumerate(batches):
+            batch = x[rows]
+            loss = system.training_step(batch, idx)
+            system.optimizer_zero_grad(epoch, idx, optimizer)
+            system.backward(loss)
+            optimizer.step()
+            system.on_train_batch_end(loss, batch, idx)
+            steps += epoch >= 1
     seconds = time.perf_counter() - start
     return Throughput(epochs * data.n_train, steps, seconds)
 
@@ -441,13 +541,14 @@ def _log_z_cell(e: Evaluation | None) -> str | None:
     return f"{e.log_z:.2f} (−{low} / +{e.log_z_high - e.log_z:.2f})"
 
 
-def results_table(rows: list[Row], ref64: float | None, ref32: float | None) -> str:
+def results_table(rows: list[Row]) -> str:
     headers = [
         "contender",
         "algorithm",
         "dtype",
         "examples/s",
-        "× sklearn f64",
+        "× reference loop",
+        "share of GEMM ceiling",
         "× sklearn f32",
         "test LL after budget (nats)",
         "log Z (−3σ / +3σ)",
@@ -455,28 +556,35 @@ def results_table(rows: list[Row], ref64: float | None, ref32: float | None) -> 
     ]
     body = []
     for r in rows:
-        eps = None if r.throughput is None else r.throughput.examples_per_s
         body.append(
             [
                 r.name,
                 r.algorithm,
                 r.dtype,
-                eps,
-                None if eps is None or not ref64 else eps / ref64,
-                None if eps is None or not ref32 else eps / ref32,
+                None if r.throughput is None else r.throughput.examples_per_s,
+                r.ratios.get("reference"),
+                r.ratios.get("gemm_only"),
+                r.ratios.get("sklearn_pcd1_float32"),
                 None if r.evaluation is None else r.evaluation.test_log_likelihood,
                 _log_z_cell(r.evaluation),
                 r.budget_epochs,
             ]
         )
-    return markdown_table(headers, body, digits=[0, 0, 0, 0, 2, 2, 2, 0, 0])
+    return markdown_table(headers, body, digits=[0, 0, 0, 0, 3, 3, 2, 2, 0, 0])
 
 
-# -- main -----------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--budget", type=float, default=60.0, help="training seconds per contender")
-    p.add_argument("--throughput-epochs", type=int, default=5, help="timed epochs (after warm-up)")
+    p.add_argument(
+        "--budget", type=float, default=60.0, help="training seconds per contender (0: skip)"
+    )
+    p.add_argument("--throughput-epochs", type=int, default=2, help="timed epochs (after warm-up)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
+    p.add_argument(
+        "--contenders",
+        default="all",
+        help="comma-separated throughput contenders (see CONTENDERS), or 'all'",
+    )
     p.add_argument("--ais-betas", type=int, default=14500)
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument(
@@ -488,13 +596,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON results here")
     p.add_argument(
-        "--quick", action="store_true", help="smoke test: 3 s budget, 1 epoch, 500 betas"
+        "--quick", action="store_true", help="smoke test: 3 s budget, 1 epoch, 1 round, 500 betas"
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.budget, args.throughput_epochs, args.ais_betas = 3.0, 1, 500
-    if args.budget <= 0 or args.throughput_epochs < 1:
-        p.error("--budget must be > 0 and --throughput-epochs >= 1")
+        args.budget, args.throughput_epochs, args.ais_betas = min(args.budget, 3.0), 1, 500
+        args.rounds = 1
+    if args.budget < 0 or args.throughput_epochs < 1 or args.rounds < 1:
+        p.error("--budget must be >= 0, --throughput-epochs and --rounds >= 1")
+    names = list(CONTENDERS) if args.contenders == "all" else args.contenders.split(",")
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown:
+        p.error(f"unknown contenders {unknown}; choose from {list(CONTENDERS)}")
+    args.contenders = [n for n in CONTENDERS if n in names or n in ("reference", "gemm_only")]
     return args
 
 
@@ -517,6 +631,112 @@ def _measure_gemms(quick: bool) -> dict[str, Any]:
     return {"ceiling_gflops": ceiling, "squares": squares, "rbm_shapes": shapes}
 
 
+@dataclass(frozen=True)
+class Contender:
+    """A throughput contender: table label, algorithm, dtype and ``run(data, epochs)``."""
+
+    name: str
+    algorithm: str
+    dtype: str
+    run: Any  # Callable[[Data, int], Throughput | tuple[Throughput, str]]
+
+
+CONTENDERS: dict[str, Contender] = {
+    "reference": Contender(
+        "reference loop (issue 15)", "CD-1, mean-field v⁻", "float32", reference_throughput
+    ),
+    "gemm_only": Contender("GEMM-only loop (5 GEMMs/step)", "—", "float32", gemm_only_throughput),
+    "seqboltz_cd1_bare": Contender(
+        "seqboltz CD-1 (bare step)",
+        "CD-1, mean-field v⁻",
+        "float32",
+        lambda d, e: seqboltz_bare_throughput(d, e, **MATCHED),
+    ),
+    "seqboltz_cd1": Contender(
+        "seqboltz CD-1 (Lightning)",
+        "CD-1, mean-field v⁻",
+        "float32",
+        lambda d, e: seqboltz_throughput(d, False, e, **MATCHED),
+    ),
+    "seqboltz_cd1_autograd_bare": Contender(
+        "seqboltz CD-1 (bare step, autograd path)",
+        "CD-1, mean-field v⁻",
+        "float32",
+        lambda d, e: seqboltz_bare_throughput(d, e, closed_form=False, **MATCHED),
+    ),
+    "seqboltz_cd1_recipe_bare": Contender(
+        "seqboltz CD-1 recipe (bare step)",
+        "CD-1, sampled v⁻, decay 2e-4",
+        "float32",
+        lambda d, e: seqboltz_bare_throughput(d, e),
+    ),
+    "seqboltz_cd1_recipe": Contender(
+        "seqboltz CD-1 recipe (Lightning)",
+        "CD-1, sampled v⁻, decay 2e-4",
+        "float32",
+        lambda d, e: seqboltz_throughput(d, False, e),
+    ),
+    "seqboltz_pcd1": Contender(
+        "seqboltz PCD-1 (Lightning)",
+        "PCD-1, decay 2e-4",
+        "float32",
+        lambda d, e: seqboltz_throughput(d, True, e),
+    ),
+    "sklearn_pcd1_float32": Contender(
+        "sklearn PCD-1 (float32 in)",
+        "PCD-1",
+        "float32",
+        lambda d, e: sklearn_throughput(d, np.float32, e)[0],
+    ),
+    "sklearn_pcd1_float64": Contender(
+        "sklearn PCD-1 (float64 in)",
+        "PCD-1",
+        "float64",
+        lambda d, e: sklearn_throughput(d, np.float64, e)[0],
+    ),
+    "learnergy_cd1": Contender("learnergy CD-1", "CD-1", "float32", learnergy_throughput),
+}
+NOTES = {
+    "reference": "issue 15's loop exactly: plain tensor ops, U in one torch.rand call",
+    "gemm_only": "the five 100×784×500 GEMMs of a step and nothing else: the ceiling",
+    "seqboltz_cd1_bare": "no Trainer, no DataLoader: the Trainer's hook calls in a Python loop",
+    "seqboltz_cd1_recipe": "recipes/mnist_rbm.yaml's algorithm (sampled negative visibles)",
+    "learnergy_cd1": "its fit also computes MSE and pseudo-likelihood per batch",
+}
+
+
+def interleaved_throughput(
+    data: Data, names: list[str], rounds: int, epochs: int, note: Any
+) -> dict[str, list[Throughput]]:
+    """``rounds`` rounds; each runs every contender once, the order rotated by one per round
+    (so no contender always follows the same neighbour or always runs first)."""
+    results: dict[str, list[Throughput]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            tp = CONTENDERS[name].run(data, epochs)
+            results[name].append(tp)
+        ref = results["reference"][-1].examples_per_s
+        note(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{n} {results[n][-1].examples_per_s / ref:.3f}" for n in names)
+            + f" (× reference, {ref:.0f} examples/s)"
+        )
+    return results
+
+
+def _median_ratio(num: list[Throughput], den: list[Throughput]) -> float:
+    return statistics.median(
+        a.examples_per_s / b.examples_per_s for a, b in zip(num, den, strict=True)
+    )
+
+
+def _median_throughput(runs: list[Throughput]) -> Throughput:
+    """The run with the median examples/s (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda t: t.examples_per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     set_threads(args.threads)
@@ -533,41 +753,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def note(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    # 1. throughput
+    # 1. throughput, interleaved rounds
     ep = args.throughput_epochs
-    note("throughput: seqboltz CD-1 (Lightning)")
-    cd_tp = seqboltz_throughput(data, persistent=False, epochs=ep)
-    note("throughput: seqboltz CD-1 (bare step)")
-    bare_tp = seqboltz_bare_throughput(data, epochs=ep)
-    note("throughput: seqboltz PCD-1 (Lightning)")
-    pcd_tp = seqboltz_throughput(data, persistent=True, epochs=ep)
-    note("throughput: scikit-learn float32 / float64")
-    sk32_tp, sk32_dtype = sklearn_throughput(data, np.float32, ep)
-    sk64_tp, sk64_dtype = sklearn_throughput(data, np.float64, ep)
-    note("throughput: learnergy CD-1")
-    le_tp = learnergy_throughput(data, ep)
-
-    rows = {
-        "seqboltz_cd1": Row("seqboltz CD-1 (Lightning)", "CD-1", "float32", cd_tp),
-        "seqboltz_cd1_bare": Row("seqboltz CD-1 (bare step)", "CD-1", "float32", bare_tp),
-        "seqboltz_pcd1": Row("seqboltz PCD-1 (Lightning)", "PCD-1", "float32", pcd_tp),
-        "sklearn_pcd1_float32": Row("sklearn PCD-1 (float32 in)", "PCD-1", sk32_dtype, sk32_tp),
-        "sklearn_pcd1_float64": Row("sklearn PCD-1 (float64 in)", "PCD-1", sk64_dtype, sk64_tp),
-        "learnergy_cd1": Row("learnergy CD-1", "CD-1", "float32", le_tp),
-    }
-    rows["seqboltz_cd1_bare"].notes.append("no Trainer, no DataLoader: isolates Lightning overhead")
-    rows["learnergy_cd1"].notes.append("its fit also computes MSE and pseudo-likelihood per batch")
+    names: list[str] = args.contenders
+    runs = interleaved_throughput(data, names, args.rounds, ep, note)
+    rows: dict[str, Row] = {}
+    for name in names:
+        c = CONTENDERS[name]
+        row = Row(c.name, c.algorithm, c.dtype, _median_throughput(runs[name]))
+        row.rounds = runs[name]
+        for ref in ("reference", "gemm_only", "sklearn_pcd1_float32"):
+            if ref in runs:
+                row.ratios[ref] = _median_ratio(runs[name], runs[ref])
+        if name in NOTES:
+            row.notes.append(NOTES[name])
+        rows[name] = row
+    targets: dict[str, float] = {}
+    if "seqboltz_cd1_bare" in runs:
+        targets["bare_over_reference"] = rows["seqboltz_cd1_bare"].ratios["reference"]
+    if "seqboltz_cd1" in runs and "seqboltz_cd1_bare" in runs:
+        targets["lightning_over_bare"] = _median_ratio(
+            runs["seqboltz_cd1"], runs["seqboltz_cd1_bare"]
+        )
+    if "seqboltz_cd1_recipe" in runs and "seqboltz_cd1_recipe_bare" in runs:
+        targets["recipe_lightning_over_bare"] = _median_ratio(
+            runs["seqboltz_cd1_recipe"], runs["seqboltz_cd1_recipe_bare"]
+        )
 
     # 2. test log-likelihood after the same wall-clock budget
     sk_key = f"sklearn_pcd1_{args.sklearn_budget_dtype}"
     sk_dtype = np.float32 if args.sklearn_budget_dtype == "float32" else np.float64
     budget_runs = [
-        ("seqboltz_cd1", lambda: seqboltz_budget(data, persistent=False, budget=args.budget)),
+        (
+            "seqboltz_cd1_recipe",
+            lambda: seqboltz_budget(data, persistent=False, budget=args.budget),
+        ),
         ("seqboltz_pcd1", lambda: seqboltz_budget(data, persistent=True, budget=args.budget)),
         (sk_key, lambda: sklearn_budget(data, sk_dtype, args.budget)),
         ("learnergy_cd1", lambda: learnergy_budget(data, args.budget)),
     ]
-    for key, train in budget_runs:
+    for key, train in budget_runs if args.budget > 0 else []:
+        if key not in rows:
+            continue
         note(f"budget {args.budget:g} s: {rows[key].name}")
         trained = train()
         row = rows[key]
@@ -585,49 +812,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gemm_end = _measure_gemms(args.quick)
     ceiling = max(gemm_start["ceiling_gflops"], gemm_end["ceiling_gflops"])
 
-    # 3. fraction of the GEMM ceiling reached by a seqboltz CD-1 step
+    # 3. GFLOP/s of each contender (10·B·D·H per step) and of the GEMM-only loop
     flops_per_step = CD1_FLOPS_PER_EXAMPLE * BATCH
-    fractions = {}
-    for key in ("seqboltz_cd1_bare", "seqboltz_cd1"):
-        tp = rows[key].throughput
-        assert tp is not None
-        gflops = flops_per_step / tp.seconds_per_step / 1e9
-        fractions[key] = {
-            "ms_per_step": 1e3 * tp.seconds_per_step,
-            "gflops": gflops,
-            "fraction_of_ceiling": gflops / ceiling,
-        }
+    gflops = {
+        key: flops_per_step / row.throughput.seconds_per_step / 1e9
+        for key, row in rows.items()
+        if row.throughput is not None
+    }
 
     # 4. output
-    ref64 = sk64_tp.examples_per_s
-    ref32 = sk32_tp.examples_per_s
     table_rows = list(rows.values())
     print()
     print(
-        f"MNIST-5k, {N_VISIBLE}→{N_HIDDEN}, batch {BATCH}, lr {LR}; throughput over "
-        f"{ep} epoch(s) after warm-up; budget {args.budget:g} s per contender; log Z by AIS "
-        f"({args.ais_chains} chains, {args.ais_betas} betas, seed 0) on the binarised test set"
+        f"MNIST-5k, {N_VISIBLE}→{N_HIDDEN}, batch {BATCH}, lr {LR}; throughput: median of "
+        f"{args.rounds} interleaved round(s) of {ep} epoch(s) after a warm-up epoch, ratios "
+        f"taken within each round; threads {args.threads}"
+        + (
+            f"; budget {args.budget:g} s per contender; log Z by AIS ({args.ais_chains} chains, "
+            f"{args.ais_betas} betas, seed 0) on the binarised test set"
+            if args.budget > 0
+            else ""
+        )
     )
     print()
-    print(results_table(table_rows, ref64, ref32))
+    print(results_table(table_rows))
     print()
     for r in table_rows:
         if r.notes:
             print(f"- {r.name}: {'; '.join(r.notes)}")
-    shapes = ", ".join(f"{g.shape}: {g.gflops:.1f}" for g in gemm_start["rbm_shapes"])
     print()
+    for key, value in targets.items():
+        print(f"{key}: {value:.3f}")
+    shapes = ", ".join(f"{g.shape}: {g.gflops:.1f}" for g in gemm_start["rbm_shapes"])
     print(
-        f"float32 GEMM ceiling (best torch.mm of "
+        f"float32 GEMM, large squares (best torch.mm of "
         f"{', '.join(g.shape for g in gemm_start['squares'])}, start/end of run): "
         f"{ceiling:.1f} GFLOP/s (start {gemm_start['ceiling_gflops']:.1f}, "
-        f"end {gemm_end['ceiling_gflops']:.1f}); RBM GEMM shapes (GFLOP/s): {shapes}"
+        f"end {gemm_end['ceiling_gflops']:.1f}); the step's shapes alone (GFLOP/s): {shapes}"
     )
     print(f"FLOP convention: {FLOP_CONVENTION}")
-    for key, f in fractions.items():
-        print(
-            f"{rows[key].name}: {f['ms_per_step']:.2f} ms/step → {f['gflops']:.1f} GFLOP/s = "
-            f"{100 * f['fraction_of_ceiling']:.1f}% of the ceiling"
-        )
+    print(
+        "GFLOP/s (median run): " + ", ".join(f"{rows[k].name} {v:.1f}" for k, v in gflops.items())
+    )
 
     result = {
         "benchmark": "train_rbm",
@@ -640,20 +866,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "learning_rate": LR,
             "budget_s": args.budget,
             "throughput_epochs": ep,
+            "rounds": args.rounds,
             "ais_chains": args.ais_chains,
             "ais_betas": args.ais_betas,
             "threads": args.threads,
             "quick": args.quick,
         },
         "machine": info,
-        "gemm": {
-            "ceiling_gflops": ceiling,
-            "start": gemm_start,
-            "end": gemm_end,
-        },
+        "gemm": {"large_square_gflops": ceiling, "start": gemm_start, "end": gemm_end},
         "flop_convention": FLOP_CONVENTION,
         "flops_per_cd1_step": flops_per_step,
-        "cd1_fraction_of_ceiling": fractions,
+        "gflops": gflops,
+        "targets": targets,
         "rows": {k: r.as_dict() for k, r in rows.items()},
     }
     text = dump_json(result, args.json)
