@@ -234,11 +234,13 @@ class FrameStream:
             self.changes.append(Change(self.frame, name, value[:, 0].copy()))  # type: ignore[arg-type]
 
     def _rebase(self) -> None:
-        """Cut both schedules at the next frame (a change starts a new schedule there)."""
+        """Start both schedules at the next frame (what is left of each; a change then
+        replaces one of them)."""
         for attr in ("_style", "_controls"):
-            value = self._at(getattr(self, attr))
-            if value is not None:
-                setattr(self, attr, value[:, None])
+            schedule = getattr(self, attr)
+            if schedule is not None:
+                t = min(self.frame - self._from, schedule.shape[1] - 1)
+                setattr(self, attr, schedule[:, t:])
         self._from = self.frame
 
     def observe(self, frames: Any) -> None:

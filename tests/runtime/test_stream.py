@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import DIVERGING_K
 
 from seqboltz.models import FactoredConditionalRBM, SequenceRBM
 from seqboltz.noise import gibbs_uniforms, sequence_rng
@@ -104,6 +103,24 @@ def test_change_and_observe_equal_a_per_frame_schedule(fcrbm_path) -> None:
     np.testing.assert_array_equal(stream.window[0, 0], observed[0])
     np.testing.assert_array_equal(stream.window[0, 1], rest[0, -2])  # replaced, not shifted
     assert [(c.frame, c.what) for c in stream.changes] == [(7, "style"), (15, "observe")]
+    # a change of one input leaves the other's per-frame schedule running
+    torch.manual_seed(3)
+    both = FactoredConditionalRBM(D, 10, ORDER, n_style=1, n_factors=6, n_controls=1, init_std=0.3)
+    both = both.double()
+    ramp = np.linspace(-1, 1, 12)[None, :, None]
+    expected = both.generate(
+        torch.zeros(1, ORDER, D, dtype=torch.float64),
+        12,
+        gibbs_steps=3,
+        style=torch.from_numpy(ramp),
+        controls=torch.from_numpy(np.where(np.arange(12) < 5, 0.0, 2.0)[None, :, None]),
+    ).numpy()
+    steered = FrameStream(torch_spec(both, 3), np.zeros((ORDER, D)), style=ramp, controls=[0.0])
+    step = torch_step(both)
+    got = [steered.advance(step) for _ in range(5)]
+    steered.change(controls=[2.0])
+    got += [steered.advance(step) for _ in range(7)]
+    np.testing.assert_allclose(np.stack(got, axis=1), expected, rtol=0, atol=1e-12)
     for bad in (
         lambda: stream.change(style=[1.0, 2.0]),
         lambda: stream.change(controls=[1.0]),
@@ -165,7 +182,7 @@ def test_a_diverging_model_emits_no_non_finite_frame(diverging_path) -> None:
     art = load_artifact(path)
     n = 345
     torch_frames = model.generate(
-        torch.zeros(8, 1, 2, dtype=torch.float64), n, gibbs_steps=DIVERGING_K, seed=0
+        torch.zeros(8, 1, 2, dtype=torch.float64), n, gibbs_steps=art.gibbs_steps, seed=0
     ).numpy()
     where = first_non_finite(torch_frames)
     assert all(w is not None for w in where) and len(set(where)) > 1  # they differ
