@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
@@ -82,9 +83,17 @@ def alignment_report(prompts: list[TTSPrompt], wf: WorldFeatures) -> dict[str, d
 
 # -- 3. acoustic models ---------------------------------------------------------------------
 def fit_linear(
-    clips: list[np.ndarray], controls: list[np.ndarray], order: int, ridge: float = 1e-3
+    clips: list[np.ndarray],
+    controls: list[np.ndarray],
+    order: int,
+    ridge: float = 1e-3,
+    history_noise: float = 0.0,
 ) -> np.ndarray:
-    """Least squares ``v_t ≈ W [v_{t-1} … v_{t-order}, c_t, 1]``; returns ``W`` ``(F, D)``."""
+    """Least squares ``v_t ≈ W [v_{t-1} … v_{t-order}, c_t, 1]``; returns ``W`` ``(F, D)``.
+
+    ``history_noise`` σ: the expected least squares under Gaussian noise of std σ on the
+    history inputs, i.e. ``N σ²`` added to the history block of the Gram matrix (the linear
+    counterpart of the CRBM's noisy-history training)."""
     xs, ys = [], []
     for v, c in zip(clips, controls, strict=True):
         t = v.shape[0]
@@ -92,7 +101,9 @@ def fit_linear(
         xs.append(np.concatenate([hist, c[order:], np.ones((t - order, 1))], axis=1))
         ys.append(v[order:])
     x, y = np.concatenate(xs), np.concatenate(ys)
-    gram = x.T @ x + ridge * np.eye(x.shape[1])
+    penalty = np.full(x.shape[1], ridge)
+    penalty[: order * clips[0].shape[1]] += x.shape[0] * history_noise**2
+    gram = x.T @ x + np.diag(penalty)
     return np.asarray(np.linalg.solve(gram, x.T @ y))
 
 
@@ -119,8 +130,16 @@ def train_crbm(dm: TTSDataModule, hidden: int, epochs: int, lr: float, seed: int
         mean_field_negative=True,
         eval_log_z="none",
     )
-    quiet_trainer(epochs).fit(system, dm)
+    quiet_trainer(epochs, [_EpochLog()]).fit(system, dm)
     return system.energy_model
+
+
+class _EpochLog(Callback):
+    """One line per training epoch on stderr (progress of long runs)."""
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        print(f"epoch {trainer.current_epoch}: {metrics}", file=sys.stderr, flush=True)
 
 
 @torch.no_grad()
@@ -195,6 +214,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--order", type=int, default=3)
+    parser.add_argument(
+        "--history-noise",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="training noise on the history (one CRBM and one linear model per value)",
+    )
     parser.add_argument("--gibbs", type=int, default=30, help="Gibbs steps per frame")
     parser.add_argument("--max-test", type=int, default=None, help="held-out prompts to score")
     parser.add_argument("--ckpt", default=None, help="a tts_crbm.yaml checkpoint to score")
@@ -209,7 +235,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
 
-    dm = TTSDataModule(order=args.order, max_utterances=args.max_utterances, batch_size=256)
+    dm = TTSDataModule(
+        order=args.order,
+        max_utterances=args.max_utterances,
+        batch_size=256,
+    )
     dm.prepare_data()
     dm.setup()
     wf = dm.features
@@ -246,59 +276,66 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 3. acoustics
     order = dm.order
     clips, controls = dm.clips("train"), dm.control_clips("train")
-    w = fit_linear(clips, controls, order)
+    noises = [0.0] if args.ckpt else args.history_noise
+    linear = {
+        f"linear (history noise {s})": fit_linear(clips, controls, order, history_noise=s)
+        for s in noises
+    }
+    crbms: dict[str, ConditionalRBM] = {}
     if args.ckpt:
         from seqboltz.models import load_model
 
-        model = load_model(args.ckpt)
+        crbms["CRBM (checkpoint)"] = load_model(args.ckpt)  # type: ignore[assignment]
     else:
-        with_time = time.perf_counter()
-        model = train_crbm(dm, args.hidden, args.epochs, args.lr, args.seed)
-        results["crbm_train_seconds"] = time.perf_counter() - with_time
-    if not isinstance(model, ConditionalRBM) or model.n_controls != dm.n_controls:
-        raise ValueError(f"need a ConditionalRBM with {dm.n_controls} controls, got {model!r}")
-    model = model.to(torch.float64).eval()
+        results["crbm_train_seconds"] = {}
+        for s in noises:
+            with_time = time.perf_counter()
+            dm.history_noise = s
+            crbms[f"CRBM (history noise {s})"] = train_crbm(
+                dm, args.hidden, args.epochs, args.lr, args.seed
+            )
+            results["crbm_train_seconds"][str(s)] = time.perf_counter() - with_time
+    for label, model in crbms.items():
+        if not isinstance(model, ConditionalRBM) or model.n_controls != dm.n_controls:
+            raise ValueError(f"need a ConditionalRBM with {dm.n_controls} controls: {label}")
+        crbms[label] = model.to(torch.float64).eval()
     t_clips, t_controls = dm.clips("test"), dm.control_clips("test")
     names = [p.name for p in dm.prompts("test")]
-    systems: dict[str, list[dict[str, float]]] = {
-        "WORLD analysis-synthesis": [],
-        "CRBM (sampler)": [],
-        "CRBM (conditional mean)": [],
-        "linear": [],
-    }
-    clipped: dict[str, list[float]] = {k: [] for k in systems}
+    systems: dict[str, list[dict[str, float]]] = {"WORLD analysis-synthesis": []}
+    clipped: dict[str, list[float]] = {"WORLD analysis-synthesis": []}
     out_dir = Path(args.out)
     for i, prompt in enumerate(test):
         z, c = t_clips[i], t_controls[i]
         real = prompt.frames
         seed = z[:order]
-        gens = {
-            "CRBM (sampler)": generate_crbm(model, seed, c, args.gibbs, i),
-            "CRBM (conditional mean)": generate_crbm_mean(model, seed, c, args.gibbs),
-            "linear": generate_linear(w, seed, c),
-        }
-        waves: dict[str, np.ndarray] = {"real": wf.synthesize(real)}
-        reanalysed = wf.analyze(waves["real"])
+        gens: dict[str, np.ndarray] = {}
+        for label, model in crbms.items():
+            gens[f"{label} sampler"] = generate_crbm(model, seed, c, args.gibbs, i)
+            gens[f"{label} mean"] = generate_crbm_mean(model, seed, c, args.gibbs)
+        for label, w in linear.items():
+            gens[label] = generate_linear(w, seed, c)
+        waves: dict[str, np.ndarray] = {"real (WORLD)": wf.synthesize(real)}
+        reanalysed = wf.analyze(waves["real (WORLD)"])
         systems["WORLD analysis-synthesis"].append(acoustic_metrics(real, reanalysed, wf))
-        clipped["WORLD analysis-synthesis"].append(clipped_share(waves["real"]))
+        clipped["WORLD analysis-synthesis"].append(clipped_share(waves["real (WORLD)"]))
         for name, g in gens.items():
             raw = wf.inverse_transform(g)
             if not np.isfinite(raw).all():
                 raise FloatingPointError(f"{name} generated non-finite frames for {names[i]}")
-            systems[name].append(acoustic_metrics(real, raw, wf))
+            systems.setdefault(name, []).append(acoustic_metrics(real, raw, wf))
             waves[name] = wf.synthesize(raw)
-            clipped[name].append(clipped_share(waves[name]))
+            clipped.setdefault(name, []).append(clipped_share(waves[name]))
         if i < 2:
             from seqboltz.viz import plot_spectrograms
 
             stem = names[i].replace("/", "_")
-            for label, wave in waves.items():
-                tag = label.split(" ")[0].lower() + ("_mean" if "mean" in label else "")
-                write_wav(out_dir / f"{stem}_{tag}.wav", wave, wf.sample_rate)
+            for k, (label, wave) in enumerate(waves.items()):
+                tag = "".join(ch if ch.isalnum() else "_" for ch in label.lower()).strip("_")
+                write_wav(out_dir / f"{stem}_{k}_{tag}.wav", wave, wf.sample_rate)
             panels = {
                 k: log_mel_spectrogram(v, wf.sample_rate, n_mels=40)
                 for k, v in waves.items()
-                if k != "CRBM (conditional mean)"
+                if not k.endswith(" mean")
             }
             plot_spectrograms(
                 Path(args.figures) / f"tts_{stem}.png",
@@ -306,6 +343,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 wf.frame_period / 1000,
                 title=f"{names[i]}: {prompt.text[:60]}",
             )
+        print(f"scored {i + 1}/{len(test)}: {names[i]}", file=sys.stderr, flush=True)
     results["acoustics"] = {
         k: {m: float(np.nanmean([r[m] for r in v])) for m in v[0]}
         | {"clipped": float(np.mean(clipped[k]))}

@@ -257,10 +257,21 @@ class TTSDataModule(SequenceDataModule):
         cached = self._cache_root() / "tts-alignments" / f"{key}.json"
         if cached.is_file():
             try:
-                return PhoneAlignment.from_dict(json.loads(cached.read_text()))
+                record = json.loads(cached.read_text())
+                if "error" in record:  # a failure is remembered too: no retry on each setup
+                    failure = str(record["error"])
+                else:
+                    return PhoneAlignment.from_dict(record)
             except (OSError, ValueError, KeyError):
-                pass  # stale or damaged: align again
-        alignment = self.aligner.align(read_audio(wav), rate, text)
+                failure = ""  # stale or damaged: align again
+            if failure:
+                raise AlignmentError(failure)
+        try:
+            alignment = self.aligner.align(read_audio(wav), rate, text)
+        except AlignmentError as exc:
+            message = json.dumps({"error": str(exc)})
+            atomic_write(cached, lambda f: f.write(message), text=True)
+            raise
         payload = json.dumps(alignment.to_dict())
         atomic_write(cached, lambda f: f.write(payload), text=True)
         return alignment
@@ -330,7 +341,11 @@ class TTSDataModule(SequenceDataModule):
             parts["held_out"].append(parts["train"].pop())  # tiny sets: hold one out
         for side, items in parts.items():
             if not [p for p in items if p.frames.shape[0] > self.order]:
-                raise ValueError(f"no {side} prompt has more than order={self.order} frames")
+                reasons = sorted(set(self.skipped.values()))[:2]
+                raise ValueError(
+                    f"no {side} prompt with more than order={self.order} frames; "
+                    f"{len(self.skipped)} skipped ({'; '.join(reasons) or 'none'})"
+                )
         wf.fit([p.frames for p in parts["train"]])
         self.features = wf
         train_utts = [p.alignment.utterance for p in parts["train"]]

@@ -145,3 +145,25 @@ def test_asterisk_prompts() -> None:
         assert p.durations.sum() == p.frames.shape[0] and p.durations.min() >= 1
     batch = next(iter(dm.val_dataloader()))
     assert batch["cond"]["controls"].shape == (32, dm.n_controls)
+
+
+def test_alignment_failures_are_remembered(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqboltz.speech._align import AlignmentError, ForcedAligner
+
+    calls: list[str] = []
+
+    def fail(self: ForcedAligner, wave: np.ndarray, rate: int, text: str) -> None:
+        calls.append(text)
+        raise AlignmentError("PocketSphinx found no alignment")
+
+    monkeypatch.setattr(ForcedAligner, "align", fail)
+    for _ in range(2):
+        dm = TTSDataModule(
+            path=str(folder), transcripts=str(folder / "text.txt"), cache_dir=str(tmp_path)
+        )
+        with pytest.raises(ValueError, match="no train prompt"):
+            dm.setup()
+        assert dm.skipped["a0007"] == "alignment failed (PocketSphinx found no alignment)"
+    assert len(calls) == 2  # two prompts, aligned (and failed) once each
