@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import grpc
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
@@ -123,6 +123,7 @@ class ViewerConfig:
 _CONFIG = web.AppKey("config", ViewerConfig)
 _STUB = web.AppKey("stub", pb_grpc.GenerationStub)
 _CHANNEL = web.AppKey("channel", grpc.aio.Channel)
+_SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 
 
 def _metadata(config: ViewerConfig, header: str | None, token: str | None = None) -> Any:
@@ -387,6 +388,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
     await ws.prepare(request)
     session = _Session(request, ws)
+    request.app[_SOCKETS].add(ws)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -399,6 +401,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             except ValueError as err:  # json.JSONDecodeError is a ValueError
                 await session.status("bridge", "INVALID_ARGUMENT", str(err))
     finally:
+        request.app[_SOCKETS].discard(ws)
         await session.stop()
     return ws
 
@@ -415,6 +418,12 @@ def create_app(config: ViewerConfig) -> web.Application:
         yield
         await channel.close()
 
+    async def close_sockets(app: web.Application) -> None:  # shutdown: end the live streams
+        for ws in list(app[_SOCKETS]):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the viewer is shutting down")
+
+    app[_SOCKETS] = set()
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(channel_context)
     app.router.add_get("/", _index)
     app.router.add_get("/api/config", _config)

@@ -451,6 +451,16 @@ function openBvh(text, name) {
     return;
   }
   const bones = result.skeleton.bones;
+  // three's loader adds a joint's OFFSET to its position channels; BVH tools (Blender,
+  // MotionBuilder) and seqboltz.motion let the channels replace it: undo the addition
+  for (const track of result.clip.tracks) {
+    const bone = bones.find((b) => `${b.name}.position` === track.name);
+    if (!bone) continue;
+    const o = bone.position;
+    for (let k = 0; k < track.values.length; k += 3) {
+      track.values[k] -= o.x; track.values[k + 1] -= o.y; track.values[k + 2] -= o.z;
+    }
+  }
   const box = new THREE.Box3();
   bones[0].updateMatrixWorld(true);
   bones.forEach((b) => box.expandByPoint(new THREE.Vector3().setFromMatrixPosition(b.matrixWorld)));
