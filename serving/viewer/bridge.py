@@ -419,10 +419,12 @@ def create_app(config: ViewerConfig) -> web.Application:
         await channel.close()
 
     async def close_sockets(app: web.Application) -> None:  # shutdown: end the live streams
-        for ws in list(app[_SOCKETS]):
+        open_sockets = app[_SOCKETS]
+        for ws in list(open_sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the viewer is shutting down")
 
-    app[_SOCKETS] = set()
+    sockets: set[web.WebSocketResponse] = set()
+    app[_SOCKETS] = sockets
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(channel_context)
     app.router.add_get("/", _index)
