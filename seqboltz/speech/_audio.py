@@ -7,11 +7,11 @@ log-mel spectrograms through :mod:`seqboltz.speech._dsp` (numpy): all of it torc
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from seqboltz._io import atomic_path
 from seqboltz.speech._base import SpeechFeatureError
 
 __all__ = ["AudioFileError", "log_mel_spectrogram", "read_audio", "resample", "write_wav"]
@@ -83,15 +83,8 @@ def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) 
     if not np.isfinite(wave).all():
         raise AudioFileError("wave contains NaN or infinite samples; nothing written")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".wav") as tmp:
         sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
