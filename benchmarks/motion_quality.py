@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         n_ok = sum(g >= 0.7 for g in s["gain"])
         print(f"\n{name}: speed-control gain per seed [{gains}]; >= 0.7 in {n_ok}/{len(seeds)}")
     if args.pictures is not None and ref.body is not None:
-        model_name = rows[0]["model"]
+        models = rows[: len(checkpoints)]
+        model_name = next((r["model"] for r in models if not r["exploded"]), models[0]["model"])
         ar_name = AR_NAME.format(order=order)
         if np.isfinite(first_gens[model_name]).all():
             files = motion_pictures(

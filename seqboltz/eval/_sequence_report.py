@@ -405,14 +405,19 @@ def real_row(ref: MotionReference) -> dict[str, Any]:
 
 
 # ---- the report ------------------------------------------------------------------------------
+def _num(value: float, digits: int) -> str:
+    """Fixed decimals, or 3 significant digits for values beyond ±1e5 (blown-up motion)."""
+    return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+
+
 def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     low, high = row.get(f"{key}_ci", [value, value])
     if low == high:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+        return _num(value, digits)
+    return f"{_num(value, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
 
 
 @dataclass
@@ -437,9 +442,15 @@ class SequenceEvaluation:
             cells = [str(r["model"]), _cell(r, "one_step_mse", 4)]
             cells += [_cell(r, k, _COLUMNS[k][1]) for k in keys]
             if "std_ratio_median" in r:
+                blown = (
+                    f"; {r['n_exploded']}/{r['n_generations']} blew up"
+                    if r.get("n_exploded")
+                    else ""
+                )
                 cells.append(
-                    f"{r['std_ratio_median']:.2f} [{r['std_ratio_min']:.2f}, "
-                    f"{r['std_ratio_max']:.2f}] ({r['std_ratio_within']}/{r['n_dims']} dims)"
+                    f"{_num(r['std_ratio_median'], 2)} [{_num(r['std_ratio_min'], 2)}, "
+                    f"{_num(r['std_ratio_max'], 2)}] ({r['std_ratio_within']}/{r['n_dims']} "
+                    f"dims{blown})"
                 )
             else:
                 cells.append("—")
