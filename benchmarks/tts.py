@@ -142,40 +142,58 @@ class _EpochLog(Callback):
         print(f"epoch {trainer.current_epoch}: {metrics}", file=sys.stderr, flush=True)
 
 
+def _padded(controls: list[np.ndarray]) -> np.ndarray:
+    """``(B, T_max, C)`` with zeros after each sequence's end."""
+    t_max = max(c.shape[0] for c in controls)
+    out = np.zeros((len(controls), t_max, controls[0].shape[1]))
+    for b, c in enumerate(controls):
+        out[b, : c.shape[0]] = c
+    return out
+
+
 @torch.no_grad()
 def generate_crbm_mean(
-    model: ConditionalRBM, seed: np.ndarray, controls: np.ndarray, steps: int
-) -> np.ndarray:
-    """Conditional-mean generation: per frame, ``steps`` mean-field passes
-    ``v ← E[v | p(h | v)]`` from the previous frame (no sampling)."""
+    model: ConditionalRBM, seeds: list[np.ndarray], controls: list[np.ndarray], steps: int
+) -> list[np.ndarray]:
+    """Conditional-mean generation of a batch of prompts: per frame, ``steps`` mean-field
+    passes ``v ← E[v | p(h | v)]`` from the previous frame (no sampling)."""
     m = model.to(torch.float64)
-    order = seed.shape[0]
-    window = torch.from_numpy(seed[::-1].copy())[None]  # (1, order, D), most recent first
-    c = torch.from_numpy(controls)
-    out = [torch.from_numpy(f) for f in seed]
-    for t in range(order, controls.shape[0]):
-        params = m.frame_params({"history": window, "controls": c[t : t + 1]})
+    order = seeds[0].shape[0]
+    c = torch.from_numpy(_padded(controls))
+    window = torch.from_numpy(np.stack([s[::-1] for s in seeds]).copy())  # most recent first
+    out = [window[:, order - 1 - k] for k in range(order)]
+    for t in range(order, c.shape[1]):
+        params = m.frame_params({"history": window, "controls": c[:, t]})
         v = window[:, 0]
         for _ in range(steps):
             v = m.visible_mean(torch.sigmoid(m.hidden_input(v, params)), params)
-        out.append(v[0])
+        out.append(v)
         window = torch.cat([v[:, None], window[:, :-1]], dim=1)
-    return torch.stack(out).numpy()
+    frames = torch.stack(out, dim=1).numpy()
+    return [frames[b, : ctl.shape[0]] for b, ctl in enumerate(controls)]
 
 
 def generate_crbm(
-    model: ConditionalRBM, seed: np.ndarray, controls: np.ndarray, gibbs: int, index: int
-) -> np.ndarray:
-    order = seed.shape[0]
-    gen = model.generate(
-        torch.from_numpy(seed)[None].float(),
-        controls.shape[0] - order,
-        gibbs_steps=gibbs,
-        controls=torch.from_numpy(controls[order:])[None],
-        seed=0,
-        sequence_indices=[index],
+    model: ConditionalRBM, seeds: list[np.ndarray], controls: list[np.ndarray], gibbs: int
+) -> list[np.ndarray]:
+    """Taylor's sampler over a batch of prompts (sequence ``i`` draws its own noise)."""
+    order = seeds[0].shape[0]
+    c = _padded(controls)
+    gen = (
+        model.generate(
+            torch.from_numpy(np.stack(seeds)),
+            c.shape[1] - order,
+            gibbs_steps=gibbs,
+            controls=torch.from_numpy(c[:, order:]),
+            seed=0,
+        )
+        .double()
+        .numpy()
     )
-    return np.concatenate([seed, gen[0].double().numpy()])
+    return [
+        np.concatenate([s, gen[b, : ctl.shape[0] - order]])
+        for b, (s, ctl) in enumerate(zip(seeds, controls, strict=True))
+    ]
 
 
 def acoustic_metrics(real: np.ndarray, gen: np.ndarray, wf: WorldFeatures) -> dict[str, float]:
@@ -304,16 +322,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     systems: dict[str, list[dict[str, float]]] = {"WORLD analysis-synthesis": []}
     clipped: dict[str, list[float]] = {"WORLD analysis-synthesis": []}
     out_dir = Path(args.out)
+    seeds = [z[:order] for z in t_clips[: len(test)]]
+    batch_c = t_controls[: len(test)]
+    generated: dict[str, list[np.ndarray]] = {}
+    for label, model in crbms.items():
+        generated[f"{label} sampler"] = generate_crbm(model, seeds, batch_c, args.gibbs)
+        generated[f"{label} mean"] = generate_crbm_mean(model, seeds, batch_c, args.gibbs)
     for i, prompt in enumerate(test):
         z, c = t_clips[i], t_controls[i]
         real = prompt.frames
-        seed = z[:order]
-        gens: dict[str, np.ndarray] = {}
-        for label, model in crbms.items():
-            gens[f"{label} sampler"] = generate_crbm(model, seed, c, args.gibbs, i)
-            gens[f"{label} mean"] = generate_crbm_mean(model, seed, c, args.gibbs)
+        gens = {k: v[i] for k, v in generated.items()}
         for label, w in linear.items():
-            gens[label] = generate_linear(w, seed, c)
+            gens[label] = generate_linear(w, z[:order], c)
         waves: dict[str, np.ndarray] = {"real (WORLD)": wf.synthesize(real)}
         reanalysed = wf.analyze(waves["real (WORLD)"])
         systems["WORLD analysis-synthesis"].append(acoustic_metrics(real, reanalysed, wf))
