@@ -30,7 +30,7 @@ def torch_spec(model: SequenceRBM, gibbs_steps: int) -> StreamSpec:
         frame_size=model.n_visible,
         order=model.order,
         gibbs_steps=gibbs_steps,
-        n_hidden=model.n_hidden,
+        noise_width=model.noise_width,
         style_size=model.n_style,
         controls_size=model.n_controls,
     )
@@ -159,13 +159,13 @@ def test_rebuilt_stream_continues_exactly(fcrbm_path) -> None:
     np.testing.assert_array_equal(continued, np.stack(frames[25:], axis=1))
     # the noise cursor: frame t's uniforms directly, equal to drawing every frame before it
     rng = sequence_rng(11, 3)
-    gibbs_uniforms(rng, 1000, K, art.n_hidden)
+    gibbs_uniforms(rng, 1000, K, art.noise_width)
     start = time.perf_counter()
     jumped = art.frame_stream(seed=11, style=[0.5], sequence_indices=[3], start_frame=1000)
     far = art.frame_stream(seed=11, style=[0.5], start_frame=10**15)
     assert time.perf_counter() - start < 0.5 and far.frame == 10**15
     np.testing.assert_array_equal(
-        jumped.inputs().noise[0], gibbs_uniforms(rng, 1, K, art.n_hidden)[0]
+        jumped.inputs().noise[0], gibbs_uniforms(rng, 1, K, art.noise_width)[0]
     )
 
 
@@ -182,7 +182,7 @@ def test_a_diverging_model_emits_no_non_finite_frame(diverging_path) -> None:
     art = load_artifact(path)
     n = 345
     torch_frames = model.generate(
-        torch.zeros(8, 1, 2, dtype=torch.float64), n, gibbs_steps=art.gibbs_steps, seed=0
+        torch.zeros(8, ORDER, D, dtype=torch.float64), n, gibbs_steps=art.gibbs_steps, seed=0
     ).numpy()
     where = first_non_finite(torch_frames)
     assert all(w is not None for w in where) and len(set(where)) > 1  # they differ

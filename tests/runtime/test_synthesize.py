@@ -177,18 +177,21 @@ def test_cli_reports_errors(crbm_path, tmp_path: Path) -> None:
 def test_diverged_sequences_stop_and_the_others_are_written(
     diverging_path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A real exported model that blows up near frame 341, at a frame that depends on each
-    sequence's noise: with 342 frames some sequences diverge (no file, a manifest entry and
-    one line each, exit status 1) and the others are written, as the runtime generates them."""
+    """A real exported model that blows up near frame 342, at a frame that depends on each
+    sequence's noise: with one frame more than the earliest divergence, those sequences stop
+    (no file, a manifest entry and one line each, exit status 1) and the others are written,
+    as the runtime generates them."""
     from seqboltz.runtime._cli import synthesize_main
 
     _, model = diverging_path
     art = load_artifact(model)
-    run = art.frame_stream(seed=0, count=8).run(art.step, 342, stop_diverged=True)
+    probe = art.frame_stream(seed=0, count=8).run(art.step, 400, stop_diverged=True)
+    frames = min(error.frame for error in probe.diverged.values()) + 1
+    run = art.frame_stream(seed=0, count=8).run(art.step, frames, stop_diverged=True)
     stopped = {row: error.frame for row, error in run.diverged.items()}
     assert 0 < len(stopped) < 8  # a mix: the test needs both kinds
     out = tmp_path / "out"
-    args = ["--model", str(model), "--count", "8", "--frames", "342", "--chunk", "3"]
+    args = ["--model", str(model), "--count", "8", "--frames", str(frames), "--chunk", "3"]
     status = synthesize_main([*args, "--out", str(out), "--workers", "2", "--no-progress"])
     assert status == 1
     lines = capsys.readouterr().err.splitlines()

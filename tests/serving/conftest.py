@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 from serving_helpers import Server, start_server
 
 from seqboltz.export import build_card, export_onnx
@@ -42,16 +45,21 @@ def server(model_dir: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def diverging_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with one real exported model whose weights blow up: an autoregressive gain of
-    8 on one frame dimension takes every sequence to ±inf near frame 341."""
+def diverging_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one real exported model whose weights blow up: crbm.onnx with its
+    autoregressive weights replaced by a gain of 8 from the last frame's dimension 0 onto
+    itself (and the history-to-hidden weights zero), so every sequence reaches ±inf near
+    frame 340 (no second export: the initializers are replaced in the ONNX file)."""
     folder = tmp_path_factory.mktemp("diverging")
-    torch.manual_seed(0)
-    model = ConditionalRBM(2, 4, 1, init_std=1.0).double()
-    with torch.no_grad():
-        model.autoregressive.copy_(torch.tensor([[8.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
-        model.past_to_hidden.zero_()
-    export_onnx(
-        model, folder / "diverging.onnx", build_card(model, name="diverging", gibbs_steps=2), 2
-    )
+    proto = onnx.load(str(model_dir / "crbm.onnx"))
+    replaced = set()
+    for k, init in enumerate(proto.graph.initializer):
+        if init.name in ("model.autoregressive", "model.past_to_hidden"):
+            value = np.zeros(tuple(init.dims))
+            if init.name == "model.autoregressive":
+                value[0, 0] = 8.0
+            proto.graph.initializer[k].CopyFrom(numpy_helper.from_array(value, init.name))
+            replaced.add(init.name)
+    assert len(replaced) == 2, f"the exported graph's initializers changed: {replaced}"
+    onnx.save(proto, str(folder / "diverging.onnx"))
     return folder
