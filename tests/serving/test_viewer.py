@@ -24,6 +24,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,12 @@ def _page(browser: Any, url: str, size: tuple[int, int] = (960, 640)) -> Any:
     page.errors = errors
     page.goto(url)
     return page
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine on its own loop in a thread (Playwright's sync API holds this one's)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=120)
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -409,8 +416,8 @@ def test_bridge_checks_origin_and_host(bridge: Bridge) -> None:
             except aiohttp.WSServerHandshakeError as err:
                 return err.status
 
-    assert asyncio.run(upgrade("http://evil.example")) == 403
-    assert asyncio.run(upgrade(f"http://127.0.0.1:{port}")) == 101
+    assert _run(upgrade("http://evil.example")) == 403
+    assert _run(upgrade(f"http://127.0.0.1:{port}")) == 101
 
 
 def test_bridge_passes_the_bearer_token_through(models: dict[str, str]) -> None:
@@ -446,9 +453,9 @@ def test_bridge_passes_the_bearer_token_through(models: dict[str, str]) -> None:
                             break
             return got
 
-        refused = asyncio.run(start(None))
+        refused = _run(start(None))
         assert refused[-1]["code"] == "UNAUTHENTICATED"
-        accepted = asyncio.run(start("s3cret"))
+        accepted = _run(start("s3cret"))
         assert accepted[0]["type"] == "model"
         frame = accepted[-1]["frames"][0]
         assert frame["index"] == 0 and len(frame["q"]) == 4 * len(accepted[0]["skeleton"]["joints"])
@@ -467,11 +474,11 @@ def test_bridge_answers_bad_messages_with_one_line(bridge: Bridge) -> None:
                 await ws.send_str(raw)
                 return json.loads((await ws.receive()).data)
 
-    bad = asyncio.run(send('{"type": "start", "seed": -1}'))
+    bad = _run(send('{"type": "start", "seed": -1}'))
     assert bad["code"] == "INVALID_ARGUMENT" and "seed must be an integer" in bad["details"]
-    bad = asyncio.run(send('{"type": "change", "style": [1]}'))
+    bad = _run(send('{"type": "change", "style": [1]}'))
     assert bad["code"] == "FAILED_PRECONDITION" and "start one first" in bad["details"]
-    bad = asyncio.run(send("not json"))
+    bad = _run(send("not json"))
     assert bad["code"] == "INVALID_ARGUMENT"
 
 

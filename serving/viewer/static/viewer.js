@@ -91,13 +91,16 @@ if (renderer) {
   view.appendChild(renderer.domElement);
   controls = new OrbitControls(camera, renderer.domElement);
   controls.enableDamping = false;
+  controls.addEventListener('change', () => { dirty = true; });
 }
+let dirty = true; // render only when something moved (software WebGL is costly)
 
 function resize() {
   const w = Math.max(1, view.clientWidth), h = Math.max(1, view.clientHeight);
   camera.aspect = w / h;
   camera.updateProjectionMatrix();
   if (renderer) renderer.setSize(w, h);
+  dirty = true;
 }
 window.addEventListener('resize', resize);
 resize();
@@ -246,6 +249,7 @@ function follow(p) {
 }
 
 function record(index, p) {
+  dirty = true;
   viewer.drawn.set(index, Array.from(p));
   if (viewer.drawn.size > HISTORY) viewer.drawn.delete(viewer.drawn.keys().next().value);
   viewer.drawnIndex = index;
@@ -439,6 +443,19 @@ let bvhMixer = null;
 let bvhAction = null;
 let bvhClip = null;
 
+// names of the joints of a BVH hierarchy that have position channels
+function positionJoints(text) {
+  const names = new Set();
+  let current = null;
+  for (const line of text.split('\n')) {
+    const t = line.trim().split(/\s+/);
+    if (t[0] === 'ROOT' || t[0] === 'JOINT') current = t[1];
+    else if (t[0] === 'CHANNELS' && t.some((c) => /position$/i.test(c))) names.add(current);
+    else if (t[0] === 'MOTION') break;
+  }
+  return names;
+}
+
 function openBvh(text, name) {
   stopStream();
   showMessage('');
@@ -453,9 +470,10 @@ function openBvh(text, name) {
   const bones = result.skeleton.bones;
   // three's loader adds a joint's OFFSET to its position channels; BVH tools (Blender,
   // MotionBuilder) and seqboltz.motion let the channels replace it: undo the addition
+  const positioned = positionJoints(text);
   for (const track of result.clip.tracks) {
     const bone = bones.find((b) => `${b.name}.position` === track.name);
-    if (!bone) continue;
+    if (!bone || !positioned.has(bone.name)) continue;
     const o = bone.position;
     for (let k = 0; k < track.values.length; k += 3) {
       track.values[k] -= o.x; track.values[k + 1] -= o.y; track.values[k + 2] -= o.z;
@@ -582,7 +600,10 @@ function loop() {
     $('lateness').textContent = viewer.mode === 'stream' ? `${viewer.latenessMs.toFixed(0)} ms` : '–';
     $('speed').textContent = viewer.mode === 'stream' ? `${rootSpeed(30).toFixed(1)} /s` : '–';
   }
-  if (renderer) renderer.render(scene, camera);
+  if (renderer && dirty) {
+    renderer.render(scene, camera);
+    dirty = false;
+  }
   requestAnimationFrame(loop);
 }
 
