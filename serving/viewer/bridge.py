@@ -40,7 +40,9 @@ import ipaddress
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,8 +382,9 @@ class _Session:
                 for k, f in enumerate(frames)
             ]
         await self.send({"type": "frames", "frames": out, "applied": applied})
-        for a in applied:
-            await self.status(a["action"], "OK", f"applied at frame {a['frame']}")
+        for a in applied:  # credit (more_frames) is the page's flow control, not a user's call
+            if a["action"] != "more_frames":
+                await self.status(a["action"], "OK", f"applied at frame {a['frame']}")
 
 
 async def _websocket(request: web.Request) -> web.WebSocketResponse:
@@ -483,6 +486,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="also start `seqboltz serve` on its embedded models (any free port) and view it",
+    )
     args = p.parse_args(None if argv is None else list(argv))
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be in 0..65535, got {args.port}")
@@ -490,8 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
             p.error(f"--allow-origin must look like http://host:port, got {origin!r}")
+    service = _start_embedded() if args.embedded else None
+    if args.embedded and service is None:
+        print("seqboltz view: the embedded service did not start", file=sys.stderr)
+        return 1
     config = ViewerConfig(
-        server=args.server,
+        server=service[1] if service else args.server,
         host=args.host,
         port=args.port,
         token=args.token,
@@ -520,4 +532,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"seqboltz view: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1
+    finally:
+        if service is not None:
+            service[0].send_signal(signal.SIGTERM)
+            service[0].wait(timeout=60)
     return 0
+
+
+def _start_embedded() -> tuple[subprocess.Popen[str], str] | None:
+    """``seqboltz serve`` on its embedded models, loopback, any free port: (process, address)."""
+    cmd = [sys.executable, "-m", "seqboltz.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    proc = subprocess.Popen([*cmd, "--metrics-port", "0"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("{"):
+            # keep reading what it prints, so that a full pipe never blocks it
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, str(json.loads(line)["listening"]["address"])
+    proc.wait()
+    return None

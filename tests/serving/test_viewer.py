@@ -502,3 +502,17 @@ def test_view_is_listed_by_the_cli() -> None:
     from seqboltz.cli import _USAGE
 
     assert "  view [--server ADDR]" in _USAGE
+
+
+def test_view_embedded_starts_and_stops_its_own_service() -> None:
+    """`seqboltz view --embedded`: one command, the embedded models, both processes stop."""
+    b = start_bridge("unused:1", "--embedded")
+    try:
+        status, body = _get(f"{b.url}api/models")
+        assert status == 200 and "motion_crbm" in {m["name"] for m in body["models"]}
+        assert body["server"].startswith("127.0.0.1:")
+    finally:
+        b.stop()
+    assert b.proc.returncode == 0
+    with pytest.raises(OSError):  # the service went with it
+        socket.create_connection(tuple(body["server"].rsplit(":", 1)), timeout=5).close()
