@@ -82,7 +82,10 @@ def test_skeleton_json_describes_the_drawn_body(generated: tuple[dict, np.ndarra
     stream = PoseStream.from_card(card)
     sk = stream.skeleton_json()
     n_end = sum(j["end_site"] is not None for j in sk["joints"])
-    assert len(sk["joints"]) + n_end == stream.push(np.zeros((1, stream.n_features))).positions.shape[1]
+    assert (
+        len(sk["joints"]) + n_end
+        == stream.push(np.zeros((1, stream.n_features))).positions.shape[1]
+    )
     assert sk["up_axis"] == "y" and sk["fps"] == pytest.approx(card["frame_rate"])
     assert sk["joints"][0]["parent"] == -1 and sk["scale"] > 0
 
