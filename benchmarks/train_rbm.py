@@ -207,47 +207,41 @@ def _batches(data: Data, epochs: int, seed: int = SEED) -> list[list[Tensor]]:
     return [list(torch.randperm(data.n_train, generator=order).split(BATCH)) for _ in range(epochs)]
 
 
-def reference_throughput(data: Data, epochs: int, momentum: float = 0.5) -> Throughput:
-    """Issue 15's plain CD-1 loop, exactly as specified, float32; the first epoch is warm-up.
+def reference_step_fn(momentum: float = 0.5) -> Any:
+    """Issue 15's plain CD-1 loop body, exactly as specified, float32: ``step(v0)``.
 
     ``ph0 = σ(c + v0 W)``; ``h0 = (U < ph0)`` with ``U`` drawn in one call;
     ``pv1 = σ(b + h0 Wᵀ)``; ``ph1 = σ(c + pv1 W)``; ``ΔW = v0ᵀ ph0 − pv1ᵀ ph1`` (and the
     biases' ``Σ(v0 − pv1)``, ``Σ(ph0 − ph1)``); SGD with momentum as in-place tensor ops.
     """
-    x = data.train_tensor
     g = torch.Generator().manual_seed(SEED)
     w = torch.randn(N_VISIBLE, N_HIDDEN, generator=g) * 0.01
     b, c = torch.zeros(N_VISIBLE), torch.zeros(N_HIDDEN)
     vel_w, vel_b, vel_c = torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(c)
-    step = LR / BATCH
-    start, steps = math.nan, 0
-    for epoch, batches in enumerate(_batches(data, epochs + 1)):
-        if epoch == 1:
-            start = time.perf_counter()
-        for rows in batches:
-            v0 = x[rows]
-            ph0 = torch.sigmoid(c + v0 @ w)
-            h0 = (torch.rand(ph0.shape, generator=g) < ph0).float()
-            pv1 = torch.sigmoid(b + h0 @ w.T)
-            ph1 = torch.sigmoid(c + pv1 @ w)
-            d_w = v0.T @ ph0 - pv1.T @ ph1
-            d_b = (v0 - pv1).sum(0)
-            d_c = (ph0 - ph1).sum(0)
-            vel_w.mul_(momentum).add_(d_w, alpha=step)
-            vel_b.mul_(momentum).add_(d_b, alpha=step)
-            vel_c.mul_(momentum).add_(d_c, alpha=step)
-            w.add_(vel_w)
-            b.add_(vel_b)
-            c.add_(vel_c)
-            steps += epoch >= 1
-    return Throughput(epochs * data.n_train, steps, time.perf_counter() - start)
+    lr = LR / BATCH
+
+    def step(v0: Tensor) -> None:
+        ph0 = torch.sigmoid(c + v0 @ w)
+        h0 = (torch.rand(ph0.shape, generator=g) < ph0).float()
+        pv1 = torch.sigmoid(b + h0 @ w.T)
+        ph1 = torch.sigmoid(c + pv1 @ w)
+        d_w = v0.T @ ph0 - pv1.T @ ph1
+        d_b = (v0 - pv1).sum(0)
+        d_c = (ph0 - ph1).sum(0)
+        vel_w.mul_(momentum).add_(d_w, alpha=lr)
+        vel_b.mul_(momentum).add_(d_b, alpha=lr)
+        vel_c.mul_(momentum).add_(d_c, alpha=lr)
+        w.add_(vel_w)
+        b.add_(vel_b)
+        c.add_(vel_c)
+
+    return step
 
 
-def gemm_only_throughput(data: Data, epochs: int) -> Throughput:
-    """Only the five GEMMs of a CD-1 step per batch (``v W``, ``h Wᵀ``, ``p W``, ``vᵀ p``,
-    ``pᵀ p``, same shapes and orientations, into preallocated outputs): the ceiling of any
-    CD-1 step on this machine. First epoch is warm-up."""
-    x = data.train_tensor
+def gemm_only_step_fn() -> Any:
+    """Only the five GEMMs of a CD-1 step (``v W``, ``h Wᵀ``, ``p W``, ``vᵀ p``, ``pᵀ p``, same
+    shapes and orientations, into preallocated outputs): ``step(v0)``, the ceiling of any CD-1
+    step on this machine."""
     g = torch.Generator().manual_seed(SEED)
     w = torch.randn(N_VISIBLE, N_HIDDEN, generator=g) * 0.01
     h = (torch.rand(BATCH, N_HIDDEN, generator=g) < 0.5).float()
@@ -257,19 +251,36 @@ def gemm_only_throughput(data: Data, epochs: int) -> Throughput:
         torch.empty(BATCH, N_VISIBLE),
         torch.empty_like(w),
     )
+
+    def step(v0: Tensor) -> None:
+        torch.mm(v0, w, out=hid)
+        torch.mm(h, w.T, out=vis)
+        torch.mm(p_v, w, out=hid)
+        torch.mm(v0.T, hid, out=grad)
+        torch.mm(p_v.T, hid, out=grad)
+
+    return step
+
+
+def _loop_throughput(data: Data, epochs: int, step: Any) -> Throughput:
+    """``step(batch)`` over per-epoch permuted batches; the first epoch is warm-up."""
+    x = data.train_tensor
     start, steps = math.nan, 0
     for epoch, batches in enumerate(_batches(data, epochs + 1)):
         if epoch == 1:
             start = time.perf_counter()
         for rows in batches:
-            v0 = x[rows]
-            torch.mm(v0, w, out=hid)
-            torch.mm(h, w.T, out=vis)
-            torch.mm(p_v, w, out=hid)
-            torch.mm(v0.T, hid, out=grad)
-            torch.mm(p_v.T, hid, out=grad)
+            step(x[rows])
             steps += epoch >= 1
     return Throughput(epochs * data.n_train, steps, time.perf_counter() - start)
+
+
+def reference_throughput(data: Data, epochs: int) -> Throughput:
+    return _loop_throughput(data, epochs, reference_step_fn())
+
+
+def gemm_only_throughput(data: Data, epochs: int) -> Throughput:
+    return _loop_throughput(data, epochs, gemm_only_step_fn())
 
 
 # -- seqboltz -------------------------------------------------------------------------------
@@ -345,6 +356,60 @@ def seqboltz_throughput(
     system = make_system(persistent, **system_kwargs)
     quiet_trainer(epochs + 1, [clock]).fit(system, datamodule=data.datamodule())
     return clock.throughput()
+
+
+def bare_step_fn(data: Data, persistent: bool = False, **system_kwargs: Any) -> Any:
+    """seqboltz's step as the Trainer calls it, without a Trainer: ``step(batch)`` runs
+    ``training_step``, the ``optimizer_zero_grad`` and ``backward`` hooks, ``optimizer.step``
+    and ``on_train_batch_end`` (momentum fixed at the initial momentum)."""
+    seed_all(SEED)
+    system = make_system(persistent, **system_kwargs)
+    system.energy_model.init_from_data(data.train_tensor)
+    system.generator = torch.Generator().manual_seed(SEED)
+    optimizer = system.configure_optimizers()
+
+    def step(batch: Tensor) -> None:
+        loss = system.training_step(batch, 0)
+        system.optimizer_zero_grad(0, 0, optimizer)
+        system.backward(loss)
+        optimizer.step()
+        system.on_train_batch_end(loss, batch, 0)
+
+    return step
+
+
+def step_interleaved(data: Data, epochs: int) -> dict[str, list[float]]:
+    """Seconds per step of the loops in :data:`STEP_LOOPS`, one step of each in turn.
+
+    On a shared machine the load changes within seconds; taking the steps of the contenders
+    alternately (the order rotated at every batch) gives every loop the same share of quiet
+    and busy moments, so the ratio of their median step times is robust where run-level
+    timings are not. The first epoch is warm-up.
+    """
+    x = data.train_tensor
+    steps = {name: make(data) for name, make in STEP_LOOPS.items()}
+    names = list(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    count = 0
+    for epoch, batches in enumerate(_batches(data, epochs + 1)):
+        for rows in batches:
+            batch = x[rows]
+            count += 1
+            for name in names[count % len(names) :] + names[: count % len(names)]:
+                start = time.perf_counter()
+                steps[name](batch)
+                if epoch >= 1:
+                    times[name].append(time.perf_counter() - start)
+    return times
+
+
+STEP_LOOPS: dict[str, Any] = {
+    "reference": lambda d: reference_step_fn(),
+    "gemm_only": lambda d: gemm_only_step_fn(),
+    "seqboltz_cd1_bare": lambda d: bare_step_fn(d, **MATCHED),
+    "seqboltz_cd1_recipe_bare": lambda d: bare_step_fn(d),
+    "seqboltz_cd1_autograd_bare": lambda d: bare_step_fn(d, closed_form=False, **MATCHED),
+}
 
 
 def seqboltz_bare_throughput(
@@ -581,6 +646,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput-epochs", type=int, default=2, help="timed epochs (after warm-up)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
     p.add_argument(
+        "--step-epochs",
+        type=int,
+        default=3,
+        help="epochs of the step-interleaved comparison (0: skip it)",
+    )
+    p.add_argument(
         "--contenders",
         default="all",
         help="comma-separated throughput contenders (see CONTENDERS), or 'all'",
@@ -780,6 +851,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs["seqboltz_cd1_recipe"], runs["seqboltz_cd1_recipe_bare"]
         )
 
+    step_times: dict[str, list[float]] = {}
+    step_summary: dict[str, dict[str, float]] = {}
+    if args.step_epochs > 0:
+        note(f"step-interleaved: {', '.join(STEP_LOOPS)} ({args.step_epochs} epochs)")
+        step_times = step_interleaved(data, 1 if args.quick else args.step_epochs)
+        ref_median = statistics.median(step_times["reference"])
+        gemm_median = statistics.median(step_times["gemm_only"])
+        for name, ts in step_times.items():
+            med = statistics.median(ts)
+            q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (med, med, med)
+            step_summary[name] = {
+                "steps": len(ts),
+                "median_ms": 1e3 * med,
+                "q1_ms": 1e3 * q1,
+                "q3_ms": 1e3 * q3,
+                "examples_per_s": BATCH / med,
+                "over_reference": ref_median / med,
+                "share_of_gemm_ceiling": gemm_median / med,
+            }
+        targets["step_interleaved_bare_over_reference"] = step_summary["seqboltz_cd1_bare"][
+            "over_reference"
+        ]
+
     # 2. test log-likelihood after the same wall-clock budget
     sk_key = f"sklearn_pcd1_{args.sklearn_budget_dtype}"
     sk_dtype = np.float32 if args.sklearn_budget_dtype == "float32" else np.float64
@@ -840,6 +934,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in table_rows:
         if r.notes:
             print(f"- {r.name}: {'; '.join(r.notes)}")
+    if step_summary:
+        print()
+        print(
+            "Step-interleaved (one step of each loop in turn, rotating; median step time over "
+            f"{step_summary['reference']['steps']} steps each):"
+        )
+        print()
+        print(
+            markdown_table(
+                [
+                    "loop",
+                    "median ms/step (q1–q3)",
+                    "examples/s",
+                    "× reference loop",
+                    "share of GEMM ceiling",
+                ],
+                [
+                    [
+                        CONTENDERS[name].name,
+                        f"{v['median_ms']:.2f} ({v['q1_ms']:.2f}–{v['q3_ms']:.2f})",
+                        v["examples_per_s"],
+                        v["over_reference"],
+                        v["share_of_gemm_ceiling"],
+                    ]
+                    for name, v in step_summary.items()
+                ],
+                digits=[0, 0, 0, 3, 3],
+            )
+        )
     print()
     for key, value in targets.items():
         print(f"{key}: {value:.3f}")
@@ -878,6 +1001,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "flops_per_cd1_step": flops_per_step,
         "gflops": gflops,
         "targets": targets,
+        "step_interleaved": step_summary,
         "rows": {k: r.as_dict() for k, r in rows.items()},
     }
     text = dump_json(result, args.json)

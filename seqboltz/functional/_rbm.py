@@ -428,14 +428,24 @@ def softplus_sum_from_probs(hidden_in: Tensor, probs: Tensor) -> Tensor:
     """
     m = torch.maximum(probs, 1 - probs)
     n = m.shape[-1]
-    chunk = max(1, int(-math.log2(torch.finfo(m.dtype).tiny)) // 2)
+    chunk = _product_chunk(n, m.dtype)
     full = n - n % chunk
-    log_m = torch.zeros(m.shape[:-1], dtype=m.dtype, device=m.device)
-    if full:
-        log_m = m[..., :full].unflatten(-1, (full // chunk, chunk)).prod(-1).log_().sum(-1)
+    log_m = m[..., :full].unflatten(-1, (full // chunk, chunk)).prod(-1).log_().sum(-1)
     if full < n:
         log_m = log_m + m[..., full:].prod(-1).log_()
-    return hidden_in.clamp(min=0).sum(-1) - log_m
+    return hidden_in.clamp(min=0).sum(-1).sub_(log_m)
+
+
+def _product_chunk(n: int, dtype: torch.dtype) -> int:
+    """Factors per product in :func:`softplus_sum_from_probs`: at most half the exponent range
+    (63 in float32), a divisor of ``n`` when one of at least half that size exists."""
+    cap = max(1, int(-math.log2(torch.finfo(dtype).tiny)) // 2)
+    if n <= cap:
+        return n
+    for size in range(cap, cap // 2, -1):
+        if n % size == 0:
+            return size
+    return cap
 
 
 def _free_energy_from_probs(
@@ -449,8 +459,8 @@ def _free_energy_from_probs(
     """``F(v)`` ``(B,)`` of a binary or Gaussian RBM given its hidden input and probabilities."""
     hidden = softplus_sum_from_probs(hidden_in, probs)
     if not gaussian:
-        if visible_bias.dim() == 1:
-            return -torch.mv(v, visible_bias) - hidden
+        if visible_bias.dim() == 1 and v.dim() == 2:  # -hidden - v·a in one call
+            return torch.addmv(hidden, v, visible_bias, beta=-1.0, alpha=-1.0)
         return -(v * visible_bias).sum(-1) - hidden
     centred = v - visible_bias
     if inv_sigma is not None:
