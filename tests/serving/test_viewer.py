@@ -253,6 +253,14 @@ def test_page_draws_the_joints_the_server_computes(
     page.screenshot(path=str(shot))
     print(f"screenshot: {shot}")
     _assert_body_visible_and_upright(shot)
+
+    page.click("#play")  # pause: the body stops; play: it goes on from where it stopped
+    assert page.locator("#play").inner_text() == "Play"
+    paused = page.evaluate("viewer.drawnIndex")
+    page.wait_for_timeout(1000)
+    assert page.evaluate("viewer.drawnIndex") == paused
+    page.click("#play")
+    page.wait_for_function(f"viewer.drawnIndex > {paused}", timeout=30_000)
     assert not page.errors
     page.close()
 
