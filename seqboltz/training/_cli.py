@@ -131,6 +131,10 @@ class SeqboltzCLI(LightningCLI):
     """LightningCLI whose model size follows the data (``n_visible`` from the DataModule) and
     whose runs log to TensorBoard and CSV in one versioned folder (see the module docstring)."""
 
+    def __init__(self, *args: Any, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        self._argv = list(argv)  # read by _parse_ckpt_path, inside LightningCLI.__init__
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(
             "data",
@@ -138,6 +142,21 @@ class SeqboltzCLI(LightningCLI):
             compute_fn=_n_features,
             apply_on="instantiate",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI sets the system's arguments from ``--ckpt_path``'s hyperparameters;
+        those given on the command line (e.g. ``--model.ais_betas=2000`` for ``test``) win."""
+        before = self.config.clone()
+        super()._parse_ckpt_path()
+        subcommand = self.config.get("subcommand")
+        if not subcommand or self.config is before:
+            return
+        for arg in self._argv:
+            key = arg[2:].partition("=")[0]
+            if arg.startswith("--model.") and not key.startswith("model.energy_model"):
+                full = f"{subcommand}.{key}"
+                if full in before:
+                    self.config[full] = before[full]
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         trainer = self._get(self.config_init, "trainer", default={})
@@ -262,6 +281,7 @@ def run_cli(args: Sequence[str] | None = None) -> LightningCLI:
             L.LightningDataModule,
             subclass_mode_data=True,
             args=None if args is None else argv,
+            argv=argv,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={

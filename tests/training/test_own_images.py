@@ -56,8 +56,11 @@ def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return lines[0]
 
 
-def test_fit_on_own_images_twice_then_evaluate_elsewhere(
-    digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_fit_on_own_images_twice_then_test_and_evaluate_elsewhere(
+    digits_npz: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = tmp_path / "runs"
     for _ in range(2):
@@ -82,6 +85,17 @@ def test_fit_on_own_images_twice_then_evaluate_elsewhere(
     record = torch.load(ckpt, weights_only=True)["seqboltz"]["data"]
     assert record["class_path"] == "seqboltz.data._images.ImageDataModule"
     assert Path(record["init_args"]["path"]).is_absolute()
+
+    # `test` with AIS: progress and ±3σ on stderr; command-line settings beat the checkpoint's
+    capsys.readouterr()
+    argv = ["test", "--config", str(RECIPES / "mnist_rbm.yaml"), *QUICK[2:]]
+    argv += [f"--data.init_args.path={digits_npz}", f"--trainer.default_root_dir={root}"]
+    argv += ["--model.energy_model.init_args.n_hidden=12", "--model.ais_betas=40"]
+    assert main([*argv, "--model.ais_chains=4", f"--ckpt_path={ckpt}"]) == 0
+    err = capsys.readouterr().err
+    progress = [line for line in err.splitlines() if line.startswith("AIS (BernoulliRBM, 4 ")]
+    assert len(progress) == 9 and "(20/39 steps)" in progress[4]
+    assert "AIS: log Z = " in err and "±3σ [" in err and ", 40 β" in err
 
     monkeypatch.chdir(tmp_path)  # evaluate from another folder: the data are rebuilt
     report = tmp_path / "report.json"
