@@ -52,8 +52,9 @@ CARD_SCHEMA_VERSION = 1
 OPSET = 18
 NOISE_RULE = (
     "sequence i of a request with seed S draws numpy Generator(PCG64(SeedSequence([S, i])))"
-    ".random((k, H)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms); hidden "
-    "unit j at Gibbs step s is on iff noise[s, j] < p(h_j = 1 | v, history)"
+    ".random((k, W)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms), W the "
+    "card's noise_width; hidden unit j at Gibbs step s is on iff noise[s, j] < "
+    "p(h_j = 1 | v, history); columns past the hidden units feed visible normals (Box-Muller)"
 )
 
 
@@ -112,7 +113,7 @@ def input_names(model: SequenceRBM) -> list[str]:
 
 def _example_inputs(model: SequenceRBM, gibbs_steps: int, batch: int = 2) -> tuple[Tensor, ...]:
     g = torch.Generator().manual_seed(0)
-    d, h = model.n_visible, model.n_hidden
+    d, h = model.n_visible, model.noise_width
     inputs = [
         torch.randn(batch, model.order, d, generator=g, dtype=torch.float64),
         torch.rand(batch, gibbs_steps, h, generator=g, dtype=torch.float64),
@@ -361,7 +362,7 @@ def build_card(
         raise ValueError(f"default seed frames must be ({model.order}, {d}), got {seed.shape}")
     inputs = {
         "history": f"(B, {model.order}, {d}) standardised frames, most recent first",
-        "noise": f"(B, {gibbs_steps}, {model.n_hidden}) uniforms in [0, 1)",
+        "noise": f"(B, {gibbs_steps}, {model.noise_width}) uniforms in [0, 1)",
     }
     for key, spec in conditioning.items():
         inputs[key] = f"(B, {spec['size']}) {spec['meaning']}"
@@ -369,6 +370,7 @@ def build_card(
         **_card_header(model, name, "sequence"),
         "order": model.order,
         "gibbs_steps": gibbs_steps,
+        "noise_width": model.noise_width,
         "dtype": "float64",
         "opset": OPSET,
         "inputs": inputs,

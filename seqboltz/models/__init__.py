@@ -22,6 +22,7 @@ from seqboltz.models._registry import (
     register_model,
     save_model,
 )
+from seqboltz.models._residual import ResidualCRBM
 from seqboltz.models._structured import StructuredInference, StructuredOutputCRBM
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "GibbsStep",
     "MeanCovarianceRBM",
     "NoiseSpec",
+    "ResidualCRBM",
     "SequenceRBM",
     "StructuredInference",
     "StructuredOutputCRBM",

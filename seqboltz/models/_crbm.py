@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from seqboltz import functional as Fn
+from seqboltz._conditioning import per_frame
 from seqboltz.models._base import (
     AnnealingPath,
     Conditioning,
@@ -84,6 +85,12 @@ class SequenceRBM(EnergyModel):
     def coupling(self, h: Tensor, params: FrameParams) -> Tensor:
         """``Ŵ h`` ``(B, D)``: the hiddens' contribution to the visible mean."""
         return self.visible_mean(h, params) - params.visible_bias
+
+    @property
+    def noise_width(self) -> int:
+        """Uniforms per Gibbs step of generation (``H``: one per hidden unit); the noise of a
+        frame is ``(k, noise_width)``. Models that draw more per step (visible noise) widen it."""
+        return self.n_hidden
 
     # -- conditioning -----------------------------------------------------------------------
     def parse_cond(self, cond: Conditioning | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -220,7 +227,7 @@ class SequenceRBM(EnergyModel):
 
         Args:
             cond: ``{"history": (B, order, D) most recent first, "style"/"controls": (B, ·)}``.
-            noise: uniforms ``(B, k, H)``.
+            noise: uniforms ``(B, k, H)`` (``H`` = :attr:`noise_width`).
 
         Returns:
             ``(B, D)`` the next frame.
@@ -251,9 +258,11 @@ class SequenceRBM(EnergyModel):
                 with ``T0 ≥ order`` (only the last ``order`` are used).
             n_frames: frames to generate.
             gibbs_steps: ``k``, alternating Gibbs steps per frame.
-            style: ``(B, S)`` per sequence or ``(B, n_frames, S)`` per frame (the style may
-                change mid-sequence); only for models with style.
-            controls: per-frame controls, ``(B, C)`` or ``(B, n_frames, C)``.
+            style: ``(S,)`` shared, ``(B, S)`` per sequence or ``(B, n_frames, S)`` per frame
+                (the style may change mid-sequence); only for models with style. Read by
+                :func:`seqboltz._conditioning.per_frame`, the rule the runtime's
+                :class:`~seqboltz.runtime.FrameStream` uses.
+            controls: per-frame controls, like ``style``.
             seed: the request's seed ``S``.
             sequence_indices: index ``i`` of each sequence in the request (default
                 ``0..B-1``); sequence ``i`` draws its noise from ``sequence_rng(S, i)``.
@@ -284,41 +293,33 @@ class SequenceRBM(EnergyModel):
         indices = list(range(batch)) if sequence_indices is None else list(sequence_indices)
         if len(indices) != batch:
             raise ValueError(f"{len(indices)} sequence indices for a batch of {batch}")
-        style_t = _per_frame(style, batch, n_frames, "style")
-        controls_t = _per_frame(controls, batch, n_frames, "controls")
-
         model = copy.deepcopy(self).to(torch.float64)
         device = self.reference_parameter().device
+        extras: dict[str, Tensor] = {}  # per-frame style/controls (B, T, ·), the runtime's rule
+        for name, x, size in (
+            ("style", style, self.n_style),
+            ("controls", controls, self.n_controls),
+        ):
+            numpy_x = None if x is None else x.detach().cpu().double().numpy()
+            arr = per_frame(numpy_x, size, name, batch, n_frames, type(self).__name__)
+            if arr is not None:
+                extras[name] = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
         rngs = [sequence_rng(seed, i) for i in indices]
-        uniforms = np.stack([gibbs_uniforms(r, n_frames, gibbs_steps, self.n_hidden) for r in rngs])
+        uniforms = np.stack(
+            [gibbs_uniforms(r, n_frames, gibbs_steps, self.noise_width) for r in rngs]
+        )
         noise = torch.from_numpy(uniforms).to(device)  # (B, T, k, H)
         # history window, most recent first
         window = frames[:, -self.order :].flip(1).to(device, torch.float64)
         out = []
         for t in range(n_frames):
             cond: dict[str, Tensor] = {"history": window}
-            if style_t is not None:
-                cond["style"] = style_t[:, t].to(device, torch.float64)
-            if controls_t is not None:
-                cond["controls"] = controls_t[:, t].to(device, torch.float64)
+            cond.update({name: x[:, t] for name, x in extras.items()})
             v = model.next_frame(cond, noise[:, t])
             out.append(v)
             window = torch.cat([v[:, None], window[:, :-1]], dim=1)
         result = torch.stack(out, dim=1).to(self.reference_parameter().dtype)
         return result[0] if squeeze else result
-
-
-def _per_frame(x: Tensor | None, batch: int, n_frames: int, name: str) -> Tensor | None:
-    """``(B, S)`` or ``(B, T, S)`` → ``(B, T, S)``."""
-    if x is None:
-        return None
-    if x.dim() == 2 and x.shape[0] == batch:
-        return x[:, None].expand(batch, n_frames, x.shape[1])
-    if x.dim() == 3 and x.shape[:2] == (batch, n_frames):
-        return x
-    raise ValueError(
-        f"{name} must have shape ({batch}, S) or ({batch}, {n_frames}, S); got {tuple(x.shape)}"
-    )
 
 
 def _param(*shape: int, std: float) -> nn.Parameter:

@@ -249,16 +249,6 @@ class TwoLayerCRBM(SequenceRBM):
                 roles[role] += params
         return roles
 
-    def init_args(self) -> dict[str, Any]:
-        return {
-            "n_visible": self.n_visible,
-            "n_hidden1": self.n_hidden1,
-            "n_hidden2": self.n_hidden2,
-            "order1": self.order1,
-            "order2": self.order2,
-            "init_std": self.init_std,
-        }
-
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden1={self.n_hidden1}, "

@@ -127,6 +127,12 @@ class Artifact:
         return int(self.card["n_hidden"])
 
     @property
+    def noise_width(self) -> int:
+        """Uniforms per Gibbs step of a frame's noise ``(k, noise_width)`` (the card's
+        ``noise_width``; ``n_hidden`` for cards that predate it)."""
+        return int(self.card.get("noise_width", self.card["n_hidden"]))
+
+    @property
     def gibbs_steps(self) -> int:
         return int(self.card["gibbs_steps"])
 
@@ -168,9 +174,9 @@ class Artifact:
             "history": np.ascontiguousarray(history, dtype=np.float64),
             "noise": np.ascontiguousarray(noise, dtype=np.float64),
         }
-        if noise.shape != (b, self.gibbs_steps, self.n_hidden):
+        if noise.shape != (b, self.gibbs_steps, self.noise_width):
             raise ArtifactError(
-                f"noise must have shape ({b}, {self.gibbs_steps}, {self.n_hidden}); "
+                f"noise must have shape ({b}, {self.gibbs_steps}, {self.noise_width}); "
                 f"got {noise.shape}"
             )
         for name, value in (("style", style), ("controls", controls)):
@@ -191,7 +197,7 @@ class Artifact:
             frame_size=self.frame_size,
             order=self.order,
             gibbs_steps=self.gibbs_steps,
-            n_hidden=self.n_hidden,
+            noise_width=self.noise_width,
             style_size=self.style_size,
             controls_size=self.controls_size,
         )

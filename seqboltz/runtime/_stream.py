@@ -39,7 +39,7 @@ class StreamSpec:
     frame_size: int
     order: int
     gibbs_steps: int
-    n_hidden: int
+    noise_width: int
     style_size: int = 0
     controls_size: int = 0
 
@@ -49,7 +49,7 @@ class StepInputs(NamedTuple):
 
     Attributes:
         history: ``(B, order, D)``, most recent frame first.
-        noise: ``(B, k, H)`` uniforms.
+        noise: ``(B, k, W)`` uniforms (``W`` the spec's ``noise_width``).
         style: ``(B, S)`` or ``None``.
         controls: ``(B, C)`` or ``None``.
     """
@@ -105,7 +105,7 @@ class FrameStream:
             sequence ``i`` draws its noise from ``sequence_rng(S, i)``.
         start_frame: index of the next frame; its noise is jumped to, not replayed.
 
-    >>> spec = StreamSpec("toy", frame_size=2, order=1, gibbs_steps=1, n_hidden=3)
+    >>> spec = StreamSpec("toy", frame_size=2, order=1, gibbs_steps=1, noise_width=3)
     >>> s = FrameStream(spec, np.zeros((1, 2)), seed=7, count=2)
     >>> s.run(lambda h, u, z, c: h[:, 0] + u.mean(axis=(1, 2))[:, None], 4).frames.shape
     (2, 4, 2)
@@ -141,7 +141,8 @@ class FrameStream:
         self._controls = self._conditioning(controls, spec.controls_size, "controls")
         self._from = self.frame  # frame of index 0 of the conditioning schedules
         self._rngs = [
-            sequence_rng(self.seed, i, self.frame, spec.gibbs_steps, spec.n_hidden) for i in indices
+            sequence_rng(self.seed, i, self.frame, spec.gibbs_steps, spec.noise_width)
+            for i in indices
         ]
         self._noise: np.ndarray | None = None  # drawn for self.frame, not yet used
         #: the steering changes so far, in order
@@ -267,7 +268,7 @@ class FrameStream:
     def inputs(self) -> StepInputs:
         """The inputs of the next frame's step (its noise is drawn once, on the first call)."""
         if self._noise is None:
-            k, h = self.spec.gibbs_steps, self.spec.n_hidden
+            k, h = self.spec.gibbs_steps, self.spec.noise_width
             noise = np.empty((self.batch, 1, k, h))
             for row, rng in enumerate(self._rngs):
                 noise[row] = gibbs_uniforms(rng, 1, k, h)

@@ -240,6 +240,14 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "n_controls": 1,
         "init_std": 0.2,
     },
+    "ResidualCRBM": {
+        "n_visible": 4,
+        "n_hidden": 5,
+        "order": 2,
+        "init_std": 0.2,
+        "visible_noise": 0.5,
+        "ridge": 0.01,
+    },
     "TwoLayerCRBM": {
         "n_visible": 4,
         "n_hidden1": 6,

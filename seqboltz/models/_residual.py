@@ -1,0 +1,260 @@
+"""A conditional RBM over the whitened residual of a linear autoregressive predictor.
+
+Why. On real motion the plain CRBM (Taylor et al. 2007: Gaussian visibles with σ = 1 on
+standardised frames) is mis-scaled: the frames vary with unit spread, but a frame *given its
+history* varies about 10× less, so the unit-variance visible model is far too broad and CD
+learns dynamics that drift or blow up when the model feeds on its own output. Here the
+visible units are the one-step residual of a least-squares AR predictor, whitened by its
+covariance, so that the unit-variance Gaussian is the right size, and the model starts
+exactly at the linear baseline:
+
+* ``x``: the last ``order`` frames flattened (most recent first), ``v`` the frame ``(D,)``;
+* whitening ``M = L⁻¹`` with ``L Lᵀ = Σ`` the AR residual covariance (buffers, set by
+  :meth:`ResidualCRBM.init_from_sequences`); ``u = M v``;
+* ``â = a + x A`` (whitened prediction; starts at the least-squares AR fit), ``b̂ = b + x B``;
+* ``r = u - â`` and ``E(v, h | x) = ½‖r‖² - b̂ᵀh - rᵀWh``.
+
+So ``p(h | v, x) = sigm(b̂ + rW)`` and ``p(u | h, x) = N(â + W h, I)``: with ``W = 0`` this is
+exactly the linear AR model with its full residual covariance, the baseline; the hidden units
+add what a linear Gaussian predictor cannot hold (several modes, phase). ``F(v | x) = ½‖r‖² -
+Σⱼ softplus(b̂ⱼ + (rW)ⱼ)``, in whitened coordinates (the Jacobian ``log|det M|`` is a constant).
+
+Generation (:meth:`ResidualCRBM.next_frame`): Taylor's sampler over the residual, its chain
+started at ``r = 0`` (the AR prediction), ``k`` alternating steps (``h`` sampled, ``r`` set to
+its mean), a final mean-field step, then the visible noise the model defines, ``ε ~ N(0, I)``
+scaled by ``visible_noise``, and ``v = L(â + r + ε)``. The normals come from the frame's
+uniforms by Box–Muller, so the noise is still one ``(k, noise_width)`` block of uniforms per
+frame (:attr:`ResidualCRBM.noise_width` ``= H + 2⌈D/2⌉``) and the step exports and streams like
+every sequence model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seqboltz import functional as Fn
+from seqboltz.models._base import Conditioning, GibbsStep, NoiseSpec
+from seqboltz.models._crbm import FrameParams, SequenceRBM, _param
+from seqboltz.models._registry import register_model
+
+__all__ = ["ResidualCRBM", "box_muller"]
+
+_TWO_PI = torch.tensor(2.0 * math.pi, dtype=torch.float64)
+
+
+def box_muller(uniforms: Tensor, n: int) -> Tensor:
+    """``n`` standard normals per row from ``2⌈n/2⌉`` uniforms in [0, 1) (Box & Muller 1958).
+
+    Args:
+        uniforms: ``(..., 2m)`` with ``m = ⌈n/2⌉``.
+        n: normals wanted.
+
+    Returns:
+        ``(..., n)``: ``√(-2 ln(1 - u₁)) · (cos 2πu₂, sin 2πu₂)``.
+    """
+    m = (n + 1) // 2
+    if uniforms.shape[-1] != 2 * m:
+        raise ValueError(f"{n} normals need {2 * m} uniforms per row; got {uniforms.shape[-1]}")
+    radius = torch.sqrt(-2.0 * torch.log1p(-uniforms[..., :m]))
+    # 2π as a float64 tensor constant: a Python float (or torch.full) is traced into the
+    # ONNX graph rounded to float32, 2e-7 off, which the runtime would then disagree by.
+    angle = _TWO_PI.to(uniforms) * uniforms[..., m:]
+    return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)[..., :n]
+
+
+@register_model
+class ResidualCRBM(SequenceRBM):
+    """Conditional RBM over the whitened residual of a linear AR predictor (see the module).
+
+    Args:
+        n_visible: frame size ``D`` (standardised features).
+        n_hidden: hidden units ``H``.
+        order: history length ``n``.
+        init_std: standard deviation of the initial ``W`` and ``B``.
+        visible_noise: scale of the visible noise ``ε`` in generation (1: the model's own
+            conditional; 0: Taylor's noiseless visible mean).
+        ridge: Tikhonov term of the least-squares start (relative to the mean diagonal of the
+            normal equations).
+
+    Example:
+        >>> model = ResidualCRBM(4, 8, order=2)
+        >>> clips = [np.cumsum(np.random.default_rng(i).normal(size=(200, 4)), 0) for i in range(3)]
+        >>> model.init_from_sequences(clips)
+        >>> model.generate(torch.as_tensor(clips[0][:2]), 5, gibbs_steps=3).shape
+        torch.Size([5, 4])
+    """
+
+    whiten: Tensor  # (D, D) buffer M = L⁻¹
+    unwhiten: Tensor  # (D, D) buffer L
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        order: int,
+        init_std: float = 0.01,
+        visible_noise: float = 1.0,
+        ridge: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
+            raise ValueError(
+                "need n_visible, n_hidden, order >= 1 and visible_noise, ridge >= 0; got "
+                f"{n_visible}, {n_hidden}, {order}, {visible_noise}, {ridge}"
+            )
+        self.n_visible, self.n_hidden, self.order = n_visible, n_hidden, order
+        self.n_controls, self.n_style = 0, 0
+        self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
+        n_past = order * n_visible
+        self.weight = _param(n_visible, n_hidden, std=init_std)
+        self.visible_bias = _param(n_visible, std=0)
+        self.hidden_bias = _param(n_hidden, std=0)
+        self.autoregressive = _param(n_past, n_visible, std=0)
+        self.past_to_hidden = _param(n_past, n_hidden, std=init_std / 10)
+        # v → u = v Mᵀ and back, u → v = u Lᵀ (the residual whitening; identity until fitted)
+        self.register_buffer("whiten", torch.eye(n_visible))
+        self.register_buffer("unwhiten", torch.eye(n_visible))
+
+    @property
+    def noise_width(self) -> int:
+        """Uniforms per Gibbs step of generation: ``H`` for the hiddens, ``2⌈D/2⌉`` for the
+        visible normals (read from the last step's row)."""
+        return self.n_hidden + 2 * ((self.n_visible + 1) // 2)
+
+    # -- the start: least-squares AR and its residual covariance -----------------------------
+    @torch.no_grad()
+    def init_from_sequences(self, sequences: Sequence[np.ndarray]) -> None:
+        """Start at the least-squares AR model of the training clips (never straddling two):
+        ``â`` is its prediction, ``M``/``L`` whiten its residual, ``W`` stays small.
+
+        Args:
+            sequences: training clips ``[(T_i, D)]``, standardised.
+        """
+        from seqboltz.eval._sequence import fit_linear_ar  # numpy least squares, defined once
+
+        clips = [np.asarray(s, dtype=np.float64) for s in sequences]
+        if not clips or any(c.ndim != 2 or c.shape[1] != self.n_visible for c in clips):
+            raise ValueError(f"sequences must be clips of shape (T, {self.n_visible})")
+        if sum(max(0, c.shape[0] - self.order) for c in clips) <= self.order * self.n_visible:
+            raise ValueError(
+                f"too few windows to fit the AR start of order {self.order} on "
+                f"{self.n_visible} features"
+            )
+        if not all(np.isfinite(c).all() for c in clips):
+            raise ValueError("sequences contain NaN or infinite values")
+        ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
+        d = self.n_visible
+        cov = ar.residual_cov + 1e-8 * max(float(np.trace(ar.residual_cov)) / d, 1e-12) * np.eye(d)
+        chol = np.linalg.cholesky(cov)
+        inv = np.linalg.inv(chol)
+        ref = self.reference_parameter()
+        as_t = lambda a: torch.as_tensor(a, dtype=ref.dtype, device=ref.device)  # noqa: E731
+        self.whiten.copy_(as_t(inv))
+        self.unwhiten.copy_(as_t(chol))
+        self.autoregressive.copy_(as_t(ar.coef @ inv.T))
+        self.visible_bias.copy_(as_t(ar.intercept @ inv.T))
+
+    @torch.no_grad()
+    def init_from_data(self, data: Tensor) -> None:
+        """Validation only: the start needs whole clips (:meth:`init_from_sequences`)."""
+        self.check_visible(data, "data")
+
+    # -- conditionals -------------------------------------------------------------------------
+    def frame_params(self, cond: Conditioning | None) -> FrameParams:
+        history, _, _ = self.parse_cond(cond)
+        a_hat, b_hat = Fn.linear_dynamic_biases(
+            history,
+            self.visible_bias,
+            self.hidden_bias,
+            self.autoregressive,
+            self.past_to_hidden,
+            None,
+            None,
+            None,
+        )
+        return FrameParams(a_hat, b_hat, None)  # â is in whitened coordinates
+
+    def residual(self, v: Tensor, params: FrameParams) -> Tensor:
+        """``r = M v - â`` ``(B, D)``."""
+        return v @ self.whiten.T - params.visible_bias
+
+    def hidden_input(self, v: Tensor, params: FrameParams) -> Tensor:
+        return Fn.hidden_input(self.residual(v, params), self.weight, params.hidden_bias)
+
+    def visible_mean(self, h: Tensor, params: FrameParams) -> Tensor:
+        """``E[v | h, x] = L(â + W h)`` ``(B, H)`` → ``(B, D)``."""
+        return (params.visible_bias + h @ self.weight.T) @ self.unwhiten.T
+
+    def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
+        self.check_hidden_shape(h)
+        p = self._params_for(v, cond)
+        r = self.residual(v, p)
+        zeros = torch.zeros_like(r)
+        return Fn.gaussian_energy_from_coupling(
+            r, h, zeros, p.hidden_bias, zeros[0], h @ self.weight.T
+        )  # ½‖r‖² - b̂ᵀh - rᵀWh
+
+    def free_energy(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
+        p = self._params_for(v, cond)
+        r = self.residual(v, p)
+        zeros = torch.zeros_like(r)
+        return Fn.gaussian_free_energy_from_input(
+            r, zeros, zeros[0], Fn.hidden_input(r, self.weight, p.hidden_bias)
+        )
+
+    def hidden_free_energy(self, h: Tensor, cond: Conditioning | None = None) -> Tensor:
+        p = self._params_for(h, cond, hidden=True)
+        coupling = h @ self.weight.T
+        zeros = torch.zeros_like(coupling)
+        return Fn.gaussian_hidden_free_energy_from_coupling(
+            h, coupling, zeros, p.hidden_bias, zeros[0]
+        )
+
+    def noise_spec(self) -> dict[str, NoiseSpec]:
+        return {
+            "hidden": NoiseSpec((self.n_hidden,), "uniform"),
+            "visible": NoiseSpec((self.n_visible,), "normal"),
+        }
+
+    def gibbs_step(
+        self, v: Tensor, noise: Mapping[str, Tensor], cond: Conditioning | None = None
+    ) -> GibbsStep:
+        p = self._params_for(v, cond)
+        probs = torch.sigmoid(self.hidden_input(v, p))
+        h = Fn.bernoulli_from_uniform(probs, noise["hidden"])
+        mean_u = p.visible_bias + h @ self.weight.T
+        return GibbsStep((mean_u + noise["visible"]) @ self.unwhiten.T, mean_u @ self.unwhiten.T, h)
+
+    # -- generation -----------------------------------------------------------------------------
+    def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
+        """One frame (see the module): ``cond["history"] (B, order, D)``, most recent first,
+        and uniforms ``noise (B, k, noise_width)`` → ``(B, D)``."""
+        params = self.frame_params(cond)
+        h_dim, d = self.n_hidden, self.n_visible
+        r = torch.zeros_like(params.visible_bias)
+        for s in range(noise.shape[1]):
+            probs = torch.sigmoid(Fn.hidden_input(r, self.weight, params.hidden_bias))
+            r = Fn.bernoulli_from_uniform(probs, noise[:, s, :h_dim]) @ self.weight.T
+        r = torch.sigmoid(Fn.hidden_input(r, self.weight, params.hidden_bias)) @ self.weight.T
+        if self.visible_noise > 0:
+            r = r + self.visible_noise * box_muller(noise[:, -1, h_dim:], d)
+        return (params.visible_bias + r) @ self.unwhiten.T
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        # The AR part is the least-squares start: weight decay would pull it towards "no
+        # dynamics", so it trains like a bias.
+        return {
+            "weights": [self.weight, self.past_to_hidden],
+            "biases": [self.visible_bias, self.hidden_bias, self.autoregressive],
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
+            f"visible_noise={self.visible_noise}"
+        )
