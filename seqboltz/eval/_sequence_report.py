@@ -722,9 +722,17 @@ def motion_pictures(
         bvh, MotionClip(generated.skeleton, generated.frames[ref.order :], generated.frame_time)
     )
     files["bvh"] = str(bvh)
+    # a generation that left the scene (blown up far beyond real features) is not drawn:
+    # the table reports it; the pictures show real motion beside the generations that stay
+    scale = 1e3 * max(1.0, float(np.abs(real).max()))
+    drawn = {
+        label: clip
+        for (label, clip), feats in zip(clips.items(), [real, gen_model[0], gen_ar[0]], strict=True)
+        if np.abs(feats).max() < scale
+    }
     pictures = render_clips(
         out / "body",
-        clips,
+        drawn,
         up_axis=ref.body.up_axis,
         seconds=10.0,
         title=f"held-out clip 0: real beside generated (seed {seed}), first 10 s",
