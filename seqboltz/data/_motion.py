@@ -446,10 +446,13 @@ class MotionDataModule(SequenceDataModule):
                 )
             out[split] = [(c, k) for c, k in subs if c.n_frames >= need]
             if not out[split]:
+                names = sorted({c.name for c, _k in subs})
+                frames = max((c.n_frames for c, _k in subs), default=0)
                 raise ValueError(
-                    f"no {split} clip is long enough for order {self.order}: every {split} part "
-                    f"has fewer than {need} frames at {self.target_fps:g} fps (history shorter "
-                    "than the order); use longer clips, a smaller order or another split"
+                    f"no {split} clip is long enough for order {self.order}: "
+                    f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''} "
+                    f"({frames} frames at most at {self.target_fps:g} fps, {need} needed); use "
+                    "longer clips, a smaller order or another split"
                 )
         return out
 
