@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from seqboltz._io import atomic_write
+
 __all__ = ["default_recipe", "demo_main"]
 
 
@@ -75,6 +77,8 @@ def demo_main(argv: Sequence[str]) -> int:
         filter_grid(model.weight.detach().numpy(), (side, side), n=100),  # type: ignore[operator]
     )
     summary = {"checkpoint": checkpoint, **asdict(report)}
-    (args.out / "report.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(
+        args.out / "report.json", lambda f: f.write(json.dumps(summary, indent=2)), text=True
+    )
     print(f"samples:  {samples_png}\nfilters:  {filters_png}\nreport:   {args.out / 'report.json'}")
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from seqboltz._io import atomic_write
 from seqboltz.data._datamodule import build_datamodule
 from seqboltz.eval._partition import (
     ais_log_partition,
@@ -311,7 +312,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         parser.exit(2, f"seqboltz evaluate: error: {' '.join(str(exc).split())}\n")
     print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=2))
+        atomic_write(args.json, lambda f: f.write(json.dumps(asdict(report), indent=2)), text=True)
     return 0
 
 
@@ -341,7 +342,11 @@ def _evaluate_structured(model: EnergyModel, args: argparse.Namespace) -> int:
     for name, err in rows.items():
         print(f"  {name:<28}{100 * err:7.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"n_test": int(y.shape[0]), "error": rows}, indent=2))
+        atomic_write(
+            args.json,
+            lambda f: f.write(json.dumps({"n_test": int(y.shape[0]), "error": rows}, indent=2)),
+            text=True,
+        )
     return 0
 
 
@@ -370,5 +375,7 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     for name, path in report.files.items():
         print(f"{name:<14}{path}")
     if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=2))
+        atomic_write(
+            args.json, lambda f: f.write(json.dumps(report.to_dict(), indent=2)), text=True
+        )
     return 0

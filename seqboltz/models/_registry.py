@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from seqboltz._io import atomic_write
 from seqboltz.models._base import EnergyModel
 from seqboltz.models._conv import ConvolutionalRBM
 from seqboltz.models._crbm import ConditionalRBM, FactoredConditionalRBM
@@ -63,7 +64,8 @@ def save_model(model: EnergyModel, path: str | Path) -> Path:
     """
     path = Path(path)
     state = {f"energy_model.{k}": t for k, t in model.state_dict().items()}
-    torch.save({"seqboltz": {"model": model_spec(model)}, "state_dict": state}, path)
+    entry = {"seqboltz": {"model": model_spec(model)}, "state_dict": state}
+    atomic_write(path, lambda f: torch.save(entry, f))
     return path
 
 
