@@ -284,6 +284,9 @@ def evaluate_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--gibbs-steps", type=int, default=30, help="sequence models: k")
     parser.add_argument(
+        "--seeds", type=int, default=5, help="motion models: generation seeds per held-out clip"
+    )
+    parser.add_argument(
         "--out", type=Path, help="sequence models: folder for plots and a BVH or WAVs"
     )
     args = parser.parse_args(list(argv))
@@ -359,10 +362,11 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     dm = _setup_datamodule(args.checkpoint, args.data, args.data_arg)
     evaluate: Any = evaluate_sequence_model
     default_seconds = 60.0
+    extra: dict[str, Any] = {"n_seeds": args.seeds}
     if isinstance(getattr(dm, "features", None), SpeechFeatures):
         from seqboltz.eval._speech_report import evaluate_speech_model
 
-        evaluate, default_seconds = evaluate_speech_model, 5.0
+        evaluate, default_seconds, extra = evaluate_speech_model, 5.0, {}
     report = evaluate(
         model,
         dm,
@@ -370,6 +374,7 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
         gibbs_steps=args.gibbs_steps,
         seed=args.seed,
         out_dir=args.out,
+        **extra,
     )
     print(report.table())
     for name, path in report.files.items():

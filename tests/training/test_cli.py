@@ -342,6 +342,7 @@ def test_sequence_recipe_fit_and_evaluate(recipe: str, tmp_path: Path) -> None:
             str(_last_ckpt(tmp_path)),
             "--seconds=12",
             "--gibbs-steps=5",
+            "--seeds=2",
             f"--out={out}",
             f"--json={report}",
         ],
