@@ -24,10 +24,12 @@ from seqboltz.noise import sequence_rng
 __all__ = [
     "LinearAR",
     "RepeatLastFrame",
+    "ar_spectral_radius",
     "fit_linear_ar",
     "history_windows",
     "npss",
     "one_step_errors",
+    "stabilise_ar",
     "std_ratio",
 ]
 
@@ -136,6 +138,56 @@ def fit_linear_ar(sequences: Sequence[np.ndarray], order: int, ridge: float = 1e
     sol = np.linalg.solve(gram, x1.T @ targ)
     resid = targ - x1 @ sol
     return LinearAR(sol[:-1], sol[-1], np.cov(resid.T).reshape(targ.shape[1], targ.shape[1]))
+
+
+def ar_spectral_radius(coef: np.ndarray) -> float:
+    """Largest eigenvalue modulus of the AR model's companion matrix.
+
+    Args:
+        coef: ``(order·D, D)`` acting on the flattened history, most recent first
+            (:attr:`LinearAR.coef`).
+
+    Returns:
+        ``ρ``: the noiseless model decays to its fixed point when ``ρ < 1`` and grows
+        without bound when ``ρ > 1`` (a least-squares fit on a few seconds of motion can land
+        just above 1 and blow up over a minute of generation).
+    """
+    d = coef.shape[1]
+    order = coef.shape[0] // d
+    companion = np.zeros((order * d, order * d))
+    companion[:d] = coef.T
+    companion[d:, :-d] = np.eye((order - 1) * d)
+    return float(np.abs(np.linalg.eigvals(companion)).max())
+
+
+def stabilise_ar(ar: LinearAR, sequences: Sequence[np.ndarray], max_radius: float) -> LinearAR:
+    """The AR model with its companion spectrum shrunk to radius ``max_radius`` if above it.
+
+    Scaling lag ``i``'s block ``A_i`` by ``γ^i`` multiplies every root of
+    ``det(λⁿ - Σ A_i λⁿ⁻ⁱ) = 0`` by ``γ`` exactly, so ``γ = max_radius / ρ`` puts the
+    spectral radius at ``max_radius`` while keeping the shape of the dynamics; the intercept
+    and the residual covariance are then refitted on ``sequences`` with the new
+    coefficients. Unchanged (the same object) when ``ρ <= max_radius``.
+
+    Args:
+        ar: a fitted model (:func:`fit_linear_ar`).
+        sequences: its training sequences ``[(T_i, D)]``.
+        max_radius: the largest allowed spectral radius, in ``(0, 1]``.
+    """
+    if not 0 < max_radius <= 1:
+        raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
+    radius = ar_spectral_radius(ar.coef)
+    if radius <= max_radius:
+        return ar
+    d, order = ar.coef.shape[1], ar.order
+    gamma = max_radius / radius
+    scale = np.repeat(gamma ** np.arange(1, order + 1), d)[:, None]
+    coef = ar.coef * scale
+    hist, targ = history_windows(sequences, order)
+    resid = targ - hist.reshape(hist.shape[0], -1) @ coef
+    intercept = resid.mean(0)
+    resid = resid - intercept
+    return LinearAR(coef, intercept, np.cov(resid.T).reshape(d, d))
 
 
 def one_step_errors(

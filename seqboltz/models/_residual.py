@@ -80,6 +80,14 @@ class ResidualCRBM(SequenceRBM):
             conditional; 0: Taylor's noiseless visible mean).
         ridge: Tikhonov term of the least-squares start (relative to the mean diagonal of the
             normal equations).
+        max_radius: if set, the least-squares start is stabilised to this companion spectral
+            radius (:func:`seqboltz.eval._sequence.stabilise_ar`) before training: a fit on
+            a few seconds of a user's clips can land above 1 and blow up over a minute.
+        train_linear: train the AR part (``A`` and ``a``) with CD too. ``False`` keeps the
+            (stable) least-squares start fixed, so the hidden units can only add a bounded
+            term ``W h`` to a stable linear system and a generation cannot grow without
+            bound. CD left free moved the start's radius from 0.9992 to 1.0050 on the CMU
+            selection, and its 60-s generations drifted (``benchmarks/RESULTS.md``).
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -100,6 +108,8 @@ class ResidualCRBM(SequenceRBM):
         init_std: float = 0.01,
         visible_noise: float = 1.0,
         ridge: float = 1e-4,
+        max_radius: float | None = None,
+        train_linear: bool = True,
     ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
@@ -107,9 +117,12 @@ class ResidualCRBM(SequenceRBM):
                 "need n_visible, n_hidden, order >= 1 and visible_noise, ridge >= 0; got "
                 f"{n_visible}, {n_hidden}, {order}, {visible_noise}, {ridge}"
             )
+        if max_radius is not None and not 0 < max_radius <= 1:
+            raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
         self.n_visible, self.n_hidden, self.order = n_visible, n_hidden, order
         self.n_controls, self.n_style = 0, 0
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
+        self.max_radius, self.train_linear = max_radius, train_linear
         n_past = order * n_visible
         self.weight = _param(n_visible, n_hidden, std=init_std)
         self.visible_bias = _param(n_visible, std=0)
@@ -119,6 +132,8 @@ class ResidualCRBM(SequenceRBM):
         # v → u = v Mᵀ and back, u → v = u Lᵀ (the residual whitening; identity until fitted)
         self.register_buffer("whiten", torch.eye(n_visible))
         self.register_buffer("unwhiten", torch.eye(n_visible))
+        self.autoregressive.requires_grad_(train_linear)
+        self.visible_bias.requires_grad_(train_linear)
 
     @property
     def noise_width(self) -> int:
@@ -135,7 +150,7 @@ class ResidualCRBM(SequenceRBM):
         Args:
             sequences: training clips ``[(T_i, D)]``, standardised.
         """
-        from seqboltz.eval._sequence import fit_linear_ar  # numpy least squares, defined once
+        from seqboltz.eval._sequence import fit_linear_ar, stabilise_ar  # numpy, defined once
 
         clips = [np.asarray(s, dtype=np.float64) for s in sequences]
         if not clips or any(c.ndim != 2 or c.shape[1] != self.n_visible for c in clips):
@@ -148,6 +163,8 @@ class ResidualCRBM(SequenceRBM):
         if not all(np.isfinite(c).all() for c in clips):
             raise ValueError("sequences contain NaN or infinite values")
         ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
+        if self.max_radius is not None:
+            ar = stabilise_ar(ar, clips, self.max_radius)
         d = self.n_visible
         cov = ar.residual_cov + 1e-8 * max(float(np.trace(ar.residual_cov)) / d, 1e-12) * np.eye(d)
         chol = np.linalg.cholesky(cov)
@@ -247,14 +264,16 @@ class ResidualCRBM(SequenceRBM):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         # The AR part is the least-squares start: weight decay would pull it towards "no
-        # dynamics", so it trains like a bias.
+        # dynamics", so it trains like a bias (or not at all: ``train_linear=False``).
+        linear = [self.visible_bias, self.autoregressive] if self.train_linear else []
         return {
             "weights": [self.weight, self.past_to_hidden],
-            "biases": [self.visible_bias, self.hidden_bias, self.autoregressive],
+            "biases": [self.hidden_bias, *linear],
         }
 
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
-            f"visible_noise={self.visible_noise}"
+            f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
+            f"train_linear={self.train_linear}"
         )

@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import torch
 
-__all__ = ["GenerationMetric", "generation_score"]
+__all__ = ["GenerationMetric", "drift_penalty", "generation_score"]
 
 #: What a non-finite or exploded generation scores (worse than any finite NPSS, which is < 2F).
 DIVERGED_SCORE = 1e3
@@ -59,6 +59,29 @@ def generation_score(
     return value + penalty, {"npss": value, "std_ratio": ratio}
 
 
+def drift_penalty(real: np.ndarray, tail: np.ndarray) -> float:
+    """How far the end of long generations has left the data's spread.
+
+    Args:
+        real: ``(N, D)`` real frames (standardised), the reference spread.
+        tail: ``(M, D)`` the last frames of long generations (all sequences stacked).
+
+    Returns:
+        ``mean_d max(0, |log(σ_gen,d / σ_real,d)| - log 2)`` over the moving dimensions: 0
+        when every dimension's standard deviation is within 0.5–2× the real one (the 60-s
+        stability target of issue 13), growing with drift or freezing; ``inf`` if any value
+        is non-finite.
+    """
+    if not np.isfinite(tail).all():
+        return math.inf
+    ref, gen = real.std(0), tail.std(0)
+    moving = ref > 1e-6 * max(float(ref.max()), 1e-300)
+    if not moving.any():
+        return 0.0
+    log_ratio = np.abs(np.log(np.maximum(gen[moving], 1e-12) / ref[moving]))
+    return float(np.maximum(log_ratio - math.log(2.0), 0.0).mean())
+
+
 class GenerationMetric(L.Callback):
     """Log ``val/gen_score`` (and ``val/gen_npss``, ``val/gen_std_ratio``) at each
     validation epoch, from generations started at every validation clip.
@@ -70,23 +93,34 @@ class GenerationMetric(L.Callback):
     a given model is reproducible. The least-squares AR baseline's score on the same starts
     is logged once as ``val/gen_score_ar`` for comparison.
 
+    With ``horizon`` longer than ``frames``, each generation runs on to ``horizon`` frames
+    (e.g. 60 s), and :func:`drift_penalty` of its last ``frames`` frames against the spread
+    of the validation clips is added to the score (logged as ``val/gen_drift``): a model
+    that is good for 10 s and then drifts or blows up is not chosen.
+
     Args:
         frames: frames generated per clip (fewer if the shortest clip is shorter).
         gibbs_steps: ``k`` per frame (smaller than generation's usual 30 to keep it cheap).
         seed: the generation seed.
         max_clips: at most this many validation clips (the longest first).
+        horizon: total frames per generation for the drift check (0: no check).
     """
 
     def __init__(
-        self, frames: int = 300, gibbs_steps: int = 10, seed: int = 0, max_clips: int = 16
+        self,
+        frames: int = 300,
+        gibbs_steps: int = 10,
+        seed: int = 0,
+        max_clips: int = 16,
+        horizon: int = 0,
     ) -> None:
-        if frames < 8 or gibbs_steps < 1 or max_clips < 1:
+        if frames < 8 or gibbs_steps < 1 or max_clips < 1 or horizon < 0:
             raise ValueError(
-                "need frames >= 8, gibbs_steps >= 1 and max_clips >= 1; got "
-                f"{frames}, {gibbs_steps}, {max_clips}"
+                "need frames >= 8, gibbs_steps >= 1, max_clips >= 1 and horizon >= 0; got "
+                f"{frames}, {gibbs_steps}, {max_clips}, {horizon}"
             )
         self.frames, self.gibbs_steps = frames, gibbs_steps
-        self.seed, self.max_clips = seed, max_clips
+        self.seed, self.max_clips, self.horizon = seed, max_clips, horizon
         self._ar_logged = False
 
     def _starts(self, trainer: L.Trainer, order: int) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -120,27 +154,54 @@ class GenerationMetric(L.Callback):
         seeds, real, style = self._starts(trainer, model.order)
         ref = model.reference_parameter()
         kwargs: dict[str, Any] = {}
+        n = real.shape[1]
+        total = max(n, self.horizon)
+        if style is not None and total > n:  # hold the last style value past the reference
+            style = np.concatenate([style, np.repeat(style[:, -1:], total - n, axis=1)], 1)
         if style is not None and int(getattr(model, "n_style", 0)) > 0:
             kwargs["style"] = torch.from_numpy(style).to(ref)
-        generated = model.generate(
-            torch.from_numpy(seeds).to(ref),
-            real.shape[1],
-            gibbs_steps=self.gibbs_steps,
-            seed=self.seed,
-            **kwargs,
+        generated = (
+            model.generate(
+                torch.from_numpy(seeds).to(ref),
+                total,
+                gibbs_steps=self.gibbs_steps,
+                seed=self.seed,
+                **kwargs,
+            )
+            .double()
+            .cpu()
+            .numpy()
         )
-        score, parts = generation_score(real, generated.double().cpu().numpy())
+        score, parts = self._score(trainer, real, generated)
         pl_module.log("val/gen_score", score, prog_bar=True)
         pl_module.log("val/gen_npss", parts["npss"])
         pl_module.log("val/gen_std_ratio", parts["std_ratio"])
+        if "drift" in parts:
+            pl_module.log("val/gen_drift", parts["drift"])
         if not self._ar_logged:
             pl_module.log("val/gen_score_ar", self._ar_score(trainer, seeds, real))
             self._ar_logged = True
+
+    def _score(
+        self, trainer: L.Trainer, real: np.ndarray, generated: np.ndarray
+    ) -> tuple[float, dict[str, float]]:
+        """:func:`generation_score` of the first ``frames``, plus the drift penalty of the
+        last ``frames`` when the generations ran on to the horizon."""
+        n = real.shape[1]
+        score, parts = generation_score(real, generated[:, :n])
+        if generated.shape[1] > n and score < DIVERGED_SCORE:
+            dm = trainer.datamodule  # type: ignore[attr-defined]
+            reference = np.concatenate(dm.clips("val"))
+            tail = generated[:, -n:].reshape(-1, generated.shape[-1])
+            drift = drift_penalty(reference, tail)
+            parts["drift"] = drift
+            score = DIVERGED_SCORE if not math.isfinite(drift) else min(score + drift, 1e3)
+        return score, parts
 
     def _ar_score(self, trainer: L.Trainer, seeds: np.ndarray, real: np.ndarray) -> float:
         from seqboltz.eval._sequence import fit_linear_ar
 
         dm = trainer.datamodule  # type: ignore[attr-defined]
         ar = fit_linear_ar(dm.clips("train"), seeds.shape[1])
-        generated = ar.generate(seeds, real.shape[1], seed=self.seed)
-        return generation_score(real, generated)[0]
+        generated = ar.generate(seeds, max(real.shape[1], self.horizon), seed=self.seed)
+        return self._score(trainer, real, generated)[0]

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from seqboltz.eval._sequence import (
+    LinearAR,
     RepeatLastFrame,
+    ar_spectral_radius,
     fit_linear_ar,
     history_windows,
     npss,
     one_step_errors,
+    stabilise_ar,
     std_ratio,
 )
 
@@ -87,3 +90,27 @@ def test_std_ratio_ignores_still_dimensions() -> None:
     real = np.stack([rng.normal(0, 1, 5000), rng.normal(0, 2, 5000), np.full(5000, 3.0)], 1)
     gen = np.stack([rng.normal(0, 2, 5000), rng.normal(0, 1, 5000), np.full(5000, 3.0)], 1)
     np.testing.assert_allclose(std_ratio(real, gen), [2.0, 0.5], rtol=0.05)
+
+
+def test_stabilise_ar_puts_the_spectral_radius_where_asked() -> None:
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=(300, 2)), 0) * 0.1
+    # an explosive AR(2) on each dimension: roots 1.05 and 0.8 (λ² - 1.85λ + 0.84)
+    coef = np.concatenate([1.85 * np.eye(2), -0.84 * np.eye(2)])
+    ar = LinearAR(coef, np.zeros(2), np.eye(2))
+    assert ar_spectral_radius(ar.coef) == pytest.approx(1.05)
+    stable = stabilise_ar(ar, [x], 0.99)
+    assert ar_spectral_radius(stable.coef) == pytest.approx(0.99, abs=1e-9)
+    gamma = 0.99 / 1.05  # lag i scaled by γ^i exactly
+    np.testing.assert_allclose(stable.coef[:2], ar.coef[:2] * gamma)
+    np.testing.assert_allclose(stable.coef[2:], ar.coef[2:] * gamma**2)
+    hist, targ = history_windows([x], 2)  # intercept and covariance refitted on the data
+    resid = targ - hist.reshape(len(hist), -1) @ stable.coef - stable.intercept
+    np.testing.assert_allclose(resid.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(stable.residual_cov, np.cov(resid.T))
+    window = stable.generate(x[None, :2], 3000, seed=0)
+    assert np.isfinite(window).all() and np.abs(window).max() < 1e3
+    assert np.abs(ar.generate(x[None, :2], 3000, seed=0)).max() > 1e20
+    assert stabilise_ar(stable, [x], 0.995) is stable  # already inside: unchanged
+    with pytest.raises(ValueError, match="max_radius"):
+        stabilise_ar(ar, [x], 1.5)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.special import expit, logsumexp
 
-from seqboltz.eval._sequence import fit_linear_ar
+from seqboltz.eval._sequence import ar_spectral_radius, fit_linear_ar, history_windows
 from seqboltz.models import ResidualCRBM
 from seqboltz.models._residual import box_muller
 from seqboltz.noise import gibbs_uniforms, sequence_rng
@@ -156,3 +156,24 @@ def test_bad_starts_are_refused() -> None:
     bad[1][10, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         m.init_from_sequences(bad)
+
+
+def test_a_frozen_linear_part_stays_at_the_stabilised_start() -> None:
+    clips = _clips()
+    m = ResidualCRBM(3, 4, order=2, max_radius=0.9, train_linear=False).double()
+    m.init_from_sequences(clips)
+    coef = _np(m.autoregressive) @ _np(m.unwhiten).T
+    assert ar_spectral_radius(coef) <= 0.9 + 1e-9
+    start = [m.autoregressive.detach().clone(), m.visible_bias.detach().clone()]
+    trainable = {id(p) for params in m.parameter_roles().values() for p in params}
+    assert id(m.autoregressive) not in trainable and id(m.visible_bias) not in trainable
+    hist, targ = history_windows(clips, 2)
+    cond = {"history": torch.as_tensor(hist)}
+    v = torch.as_tensor(targ)
+    loss = m.free_energy(v, cond).mean()
+    loss.backward()
+    assert m.autoregressive.grad is None and m.visible_bias.grad is None
+    assert m.weight.grad is not None
+    torch.testing.assert_close(m.autoregressive.detach(), start[0])
+    torch.testing.assert_close(m.visible_bias.detach(), start[1])
+    assert ResidualCRBM(3, 4, order=2, train_linear=False).init_args()["train_linear"] is False

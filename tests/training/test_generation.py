@@ -13,7 +13,12 @@ from seqboltz.data import MotionDataModule
 from seqboltz.models import ConditionalRBM
 from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 from seqboltz.training import RBMSystem
-from seqboltz.training._generation import DIVERGED_SCORE, GenerationMetric, generation_score
+from seqboltz.training._generation import (
+    DIVERGED_SCORE,
+    GenerationMetric,
+    drift_penalty,
+    generation_score,
+)
 
 
 def _waves(batch: int, frames: int, dims: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -93,8 +98,37 @@ def test_callback_logs_scores_that_checkpointing_can_monitor(folder: Path, tmp_p
         float(logged["val/gen_score"]), rel=1e-6
     )
     assert torch.isfinite(system.energy_model.weight).all()
+    # run on to a horizon: the same first frames, plus the drift of the last 40
+    longer = L.Trainer(
+        logger=False,
+        callbacks=[GenerationMetric(frames=40, gibbs_steps=2, horizon=160)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    longer.validate(system, datamodule=dm, verbose=False)
+    drift = float(longer.callback_metrics["val/gen_drift"])
+    assert drift >= 0.0
+    assert float(longer.callback_metrics["val/gen_score"]) == pytest.approx(
+        min(float(logged["val/gen_score"]) + drift, DIVERGED_SCORE), rel=1e-6
+    )
+
+
+def test_drift_penalty_is_zero_inside_the_band_and_grows_outside() -> None:
+    real = _waves(4, 400, 3, seed=0).reshape(-1, 3)
+    assert drift_penalty(real, real) == 0.0
+    assert drift_penalty(real, real * 1.9) == 0.0  # within 0.5–2×
+    assert drift_penalty(real, real * 4) == pytest.approx(np.log(2))
+    assert drift_penalty(real, real * 0.125) == pytest.approx(np.log(4))
+    partly = real.copy()
+    partly[:, 0] *= 8  # one dimension of three drifted: log 8 - log 2 over 3
+    assert drift_penalty(real, partly) == pytest.approx(np.log(4) / 3)
+    bad = real.copy()
+    bad[3, 1] = np.inf
+    assert drift_penalty(real, bad) == np.inf
 
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="frames >= 8"):
         GenerationMetric(frames=2)
+    with pytest.raises(ValueError, match="horizon >= 0"):
+        GenerationMetric(horizon=-1)
