@@ -39,12 +39,19 @@ from seqboltz.functional._rbm import (
     softplus,
     softplus_sum_from_probs,
 )
-from seqboltz.functional._structured import bernoulli_map_inference, bernoulli_mean_field
+from seqboltz.functional._structured import (
+    all_binary_states,
+    bernoulli_map_inference,
+    bernoulli_mean_field,
+    cost_augmented_bias,
+    exact_output_log_probs,
+)
 
 __all__ = [
     "CRBMGradients",
     "ContrastiveStep",
     "RBMGradients",
+    "all_binary_states",
     "bernoulli_free_energy_from_input",
     "bernoulli_from_uniform",
     "bernoulli_map_inference",
@@ -56,7 +63,9 @@ __all__ = [
     "bernoulli_rbm_hidden_free_energy",
     "bernoulli_visible_probs",
     "contrastive_divergence",
+    "cost_augmented_bias",
     "crbm_cd_gradients",
+    "exact_output_log_probs",
     "factored_dynamic_biases",
     "factored_hidden_input",
     "factored_visible_mean",

@@ -11,7 +11,13 @@ Output Prediction", UAI, arXiv:1202.3748, §2), so the model is a thin module ov
 :func:`~seqboltz.functional.linear_dynamic_biases` and the binary-RBM functions, with per-example
 biases. Train it with :class:`~seqboltz.training.RBMSystem` on batches ``(y, x)``: CD-k
 (``negative="sample"``) or CD-PercLoss (``negative="perceptron"``, §4 of the paper).
-Predict with :meth:`StructuredOutputCRBM.predict` (mean field or deterministic "MAP").
+Predict with :meth:`StructuredOutputCRBM.predict`: mean field (optionally damped),
+deterministic "MAP", or, for small output spaces (``D ≤ 20``: multi-label classification),
+exactly by enumerating every ``y`` (``"exact"`` marginals, ``"exact_map"``). The model keeps
+its default inference (``inference``, ``inference_start``, ``inference_steps``, ``damping``),
+which :meth:`~StructuredOutputCRBM.prediction_errors` uses for ``RBMSystem``'s
+``val/output_error``. :meth:`~StructuredOutputCRBM.cost_augmented_cond` gives CD-PercLoss its
+cost-augmented (margin) negative (``RBMSystem(perceptron_margin=...)``).
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ import torch
 from torch import Tensor, nn
 
 from seqboltz import functional as Fn
+from seqboltz.functional._structured import MAX_EXACT_OUTPUTS
 from seqboltz.models._base import AnnealingPath, Conditioning, EnergyModel, GibbsStep, NoiseSpec
 
 __all__ = ["StructuredInference", "StructuredOutputCRBM"]
 
-InferenceMethod = Literal["mean_field", "map"]
+InferenceMethod = Literal["mean_field", "map", "exact", "exact_map"]
+InferenceStart = Literal["zeros", "input"]
+_METHODS = ("mean_field", "map", "exact", "exact_map")
 
 
 class StructuredInference(NamedTuple):
@@ -38,6 +47,9 @@ class StructuredInference(NamedTuple):
     Attributes:
         y: ``(B, D)``: ``q(y = 1)`` for mean field, binary states for ``"map"``.
         h: ``(B, H)``: ``q(h = 1)`` for mean field, binary states for ``"map"``.
+
+    For ``"exact"``, ``y`` is ``p(yᵢ = 1 | x)`` and ``h`` is ``p(hⱼ = 1 | x)``; for
+    ``"exact_map"``, ``y`` is the most probable output and ``h`` ``p(h = 1 | y, x)`` there.
     """
 
     y: Tensor
@@ -60,6 +72,12 @@ class StructuredOutputCRBM(EnergyModel):
         n_hidden: hidden units ``H``.
         n_cond: input size ``C`` (``dim x``).
         init_std: standard deviation of the initial ``W``, ``A`` and ``B``.
+        inference: default inference of :meth:`predict` (and of ``val/output_error``):
+            ``"mean_field"``, ``"map"``, ``"exact"`` or ``"exact_map"`` (the last two need
+            ``n_visible ≤ 20``).
+        inference_start: default ``y_init`` of :meth:`infer`, ``"zeros"`` or ``"input"``.
+        inference_steps: default maximum number of mean-field / MAP steps.
+        damping: default mean-field damping ``λ`` in ``[0, 1)``.
 
     Example:
         >>> crbm = StructuredOutputCRBM(16, 8, n_cond=16)
@@ -77,7 +95,17 @@ class StructuredOutputCRBM(EnergyModel):
         "StructuredOutputCRBM.infer or `seqboltz evaluate` instead"
     )
 
-    def __init__(self, n_visible: int, n_hidden: int, n_cond: int, init_std: float = 0.01) -> None:
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        n_cond: int,
+        init_std: float = 0.01,
+        inference: InferenceMethod = "mean_field",
+        inference_start: InferenceStart = "zeros",
+        inference_steps: int = 30,
+        damping: float = 0.0,
+    ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, n_cond) < 1:
             raise ValueError(
@@ -88,6 +116,12 @@ class StructuredOutputCRBM(EnergyModel):
             raise ValueError(f"init_std must be >= 0, got {init_std}")
         self.n_visible, self.n_hidden, self.n_cond = n_visible, n_hidden, n_cond
         self.init_std = init_std
+        self.inference: InferenceMethod = self._check_inference(
+            inference, inference_start, inference_steps, damping
+        )
+        self.inference_start: InferenceStart = inference_start
+        self.inference_steps = inference_steps
+        self.damping = damping
         self.weight = _param(n_visible, n_hidden, std=init_std)  # W (D, H)
         self.visible_bias = _param(n_visible, std=0)  # a (D,)
         self.hidden_bias = _param(n_hidden, std=0)  # b (H,)
@@ -97,12 +131,25 @@ class StructuredOutputCRBM(EnergyModel):
     # -- conditioning -----------------------------------------------------------------------
     def parse_cond(self, cond: Conditioning | None, batch: int | None = None) -> Tensor:
         """Validate the input ``x``: a finite floating tensor ``(batch, n_cond)``."""
+        return self._split_cond(cond, batch)[0]
+
+    def _split_cond(
+        self, cond: Conditioning | None, batch: int | None = None
+    ) -> tuple[Tensor, tuple[Tensor, float] | None]:
+        """``(x, (target, margin) or None)``: cond is ``x``, ``{"x": x}``, or
+        :meth:`cost_augmented_cond`'s ``{"x", "target", "margin"}``."""
         name = type(self).__name__
         if cond is None:
             raise ValueError(f"{name} is conditional: pass the input x as cond, (B, {self.n_cond})")
+        cost: tuple[Tensor, float] | None = None
         if isinstance(cond, Mapping):
-            if set(cond) != {"x"}:
-                raise ValueError(f"{name} takes cond=x or {{'x': x}}; got keys {sorted(cond)}")
+            if set(cond) not in ({"x"}, {"x", "target", "margin"}):
+                raise ValueError(
+                    f"{name} takes cond=x, {{'x': x}} or {{'x', 'target', 'margin'}}; "
+                    f"got keys {sorted(cond)}"
+                )
+            if "target" in cond:
+                cost = (cond["target"], float(cond["margin"]))
             cond = cond["x"]
         if not isinstance(cond, Tensor):
             raise ValueError(f"{name}: cond must be a tensor x, got {type(cond).__name__}")
@@ -119,16 +166,39 @@ class StructuredOutputCRBM(EnergyModel):
         if not bool(torch.isfinite(cond).all()):
             bad = (~torch.isfinite(cond)).any(dim=1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{name}: x (cond) contains NaN or infinite values (rows {bad})")
-        return cond
+        if cost is not None and cost[0].shape != (cond.shape[0], self.n_visible):
+            raise ValueError(
+                f"{name}: the cost-augmentation target must be (batch, {self.n_visible}) like "
+                f"x's rows; got {tuple(cost[0].shape)}"
+            )
+        return cond, cost
 
     def dynamic_biases(
         self, cond: Conditioning | None, batch: int | None = None
     ) -> tuple[Tensor, Tensor]:
-        """``(â, b̂) = (a + xA, b + xB)``, ``(B, D)`` and ``(B, H)``, for a validated ``x``."""
-        x = self.parse_cond(cond, batch)
-        return Fn.linear_dynamic_biases(
+        """``(â, b̂) = (a + xA, b + xB)``, ``(B, D)`` and ``(B, H)``, for a validated ``x``;
+        for a cost-augmented cond, ``â + m (1 - 2t)`` (:func:`~seqboltz.functional.
+        cost_augmented_bias`)."""
+        x, cost = self._split_cond(cond, batch)
+        a_hat, b_hat = Fn.linear_dynamic_biases(
             x, self.visible_bias, self.hidden_bias, self.cond_to_visible, self.cond_to_hidden
         )
+        if cost is not None:
+            a_hat = Fn.cost_augmented_bias(a_hat, cost[0].to(a_hat), cost[1])
+        return a_hat, b_hat
+
+    def cost_augmented_cond(
+        self, cond: Conditioning, target: Tensor, margin: float
+    ) -> dict[str, Tensor]:
+        """Conditioning under which inference maximises ``-F(y | x) + m Δ(y, target)``
+        (Hamming loss ``Δ``; margin rescaling, Taskar et al. 2003): the output biases become
+        ``â + m (1 - 2·target)``. ``target`` ``(B, D)``; use it only for a negative phase."""
+        x, _ = self._split_cond(cond, target.shape[0])
+        return {
+            "x": x,
+            "target": target.detach(),
+            "margin": torch.tensor(float(margin), dtype=torch.float64),
+        }
 
     # -- the energy-model interface ---------------------------------------------------------
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
@@ -206,42 +276,70 @@ class StructuredOutputCRBM(EnergyModel):
         }
 
     # -- prediction -------------------------------------------------------------------------
+    def _check_inference(
+        self, method: str, start: str, n_steps: int, damping: float
+    ) -> InferenceMethod:
+        if method not in _METHODS:
+            raise ValueError(f"inference method must be one of {_METHODS}, got {method!r}")
+        if method in ("exact", "exact_map") and self.n_visible > MAX_EXACT_OUTPUTS:
+            raise ValueError(
+                f"exact inference enumerates 2^{self.n_visible} outputs; it is for "
+                f"n_visible <= {MAX_EXACT_OUTPUTS}"
+            )
+        if start not in ("zeros", "input"):
+            raise ValueError(f"y_init must be a tensor, 'zeros' or 'input'; got {start!r}")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if not 0.0 <= damping < 1.0:
+            raise ValueError(f"damping must be in [0, 1), got {damping}")
+        return method  # type: ignore[return-value]
+
     def infer(
         self,
         x: Tensor,
-        method: InferenceMethod = "mean_field",
-        n_steps: int = 30,
-        y_init: Tensor | Literal["zeros", "input"] = "zeros",
+        method: InferenceMethod | None = None,
+        n_steps: int | None = None,
+        y_init: Tensor | InferenceStart | None = None,
+        damping: float | None = None,
     ) -> StructuredInference:
-        """Approximate inference of ``y`` (and ``h``) given the input ``x``.
+        """Approximate (or, for small ``D``, exact) inference of ``y`` (and ``h``) given ``x``.
 
         ``"mean_field"``: block mean field on ``q(y) q(h)`` (see
-        :func:`~seqboltz.functional.bernoulli_mean_field`), stopping early once ``q(y)``
-        moves by less than 1e-6. ``"map"``: deterministic block updates to the most probable
-        ``h`` given ``y`` and ``y`` given ``h`` (threshold ½; the joint energy never increases;
-        :func:`~seqboltz.functional.bernoulli_map_inference`), stopping at a fixed point.
+        :func:`~seqboltz.functional.bernoulli_mean_field`, damped by ``damping``), stopping
+        early once ``q(y)`` moves by less than 1e-6. ``"map"``: deterministic block updates to
+        the most probable ``h`` given ``y`` and ``y`` given ``h`` (threshold ½; the joint energy
+        never increases; :func:`~seqboltz.functional.bernoulli_map_inference`), stopping at a
+        fixed point. ``"exact"``: the marginals ``p(yᵢ = 1 | x)`` by enumerating all ``2^D``
+        outputs (:func:`~seqboltz.functional.exact_output_log_probs`); ``"exact_map"``: the
+        most probable output ``argmax_y p(y | x)`` (``n_steps``, ``y_init`` and ``damping`` do
+        not apply to these two). Every argument left ``None`` takes the model's default
+        (``inference``, ``inference_steps``, ``inference_start``, ``damping``).
 
         Args:
             x: inputs ``(B, n_cond)``.
-            method: ``"mean_field"`` or ``"map"``.
+            method: ``"mean_field"``, ``"map"``, ``"exact"`` or ``"exact_map"``.
             n_steps: maximum number of ``h``-then-``y`` updates.
-            y_init: starting ``y`` ``(B, D)``, or ``"zeros"`` (the default: the first hiddens
-                come from the input alone, ``b̂ = b + xB``, the start CD-PercLoss trains from,
+            y_init: starting ``y`` ``(B, D)``, or ``"zeros"`` (the first hiddens come from the
+                input alone, ``b̂ = b + xB``, the start CD-PercLoss trains from,
                 :class:`~seqboltz.training.RBMSystem` with ``negative="perceptron"``) or
                 ``"input"``: ``y`` from its input-only bias ``â = a + xA`` (``sigm(â)`` for mean
                 field, ``â > 0`` for MAP); CD-trained models predict better from there.
+            damping: mean-field damping ``λ`` in ``[0, 1)``.
 
         Returns:
             :class:`StructuredInference` ``(y (B, D), h (B, H))``.
         """
-        if method not in ("mean_field", "map"):
-            raise ValueError(f"method must be 'mean_field' or 'map', got {method!r}")
-        if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        method = self.inference if method is None else method
+        n_steps = self.inference_steps if n_steps is None else n_steps
+        y_init = self.inference_start if y_init is None else y_init
+        damping = self.damping if damping is None else damping
+        self._check_inference(
+            method, y_init if isinstance(y_init, str) else "zeros", n_steps, damping
+        )
         a_hat, b_hat = self.dynamic_biases(x)
+        if method in ("exact", "exact_map"):
+            return self._exact(a_hat, b_hat, method == "exact_map")
         if isinstance(y_init, str):
-            if y_init not in ("zeros", "input"):
-                raise ValueError(f"y_init must be a tensor, 'zeros' or 'input'; got {y_init!r}")
             if y_init == "zeros":
                 y0 = torch.zeros_like(a_hat)
             elif method == "mean_field":
@@ -254,23 +352,57 @@ class StructuredOutputCRBM(EnergyModel):
                 raise ValueError(f"y_init has {y_init.shape[0]} rows, x has {x.shape[0]}")
             y0 = y_init.to(a_hat)
         if method == "mean_field":
-            y, h = Fn.bernoulli_mean_field(y0, self.weight, a_hat, b_hat, n_steps, tol=1e-6)
+            y, h = Fn.bernoulli_mean_field(
+                y0, self.weight, a_hat, b_hat, n_steps, tol=1e-6, damping=damping
+            )
         else:
             y, h, _ = Fn.bernoulli_map_inference(y0, self.weight, a_hat, b_hat, n_steps)
         return StructuredInference(y, h)
+
+    def _exact(self, a_hat: Tensor, b_hat: Tensor, mode: bool) -> StructuredInference:
+        """Exact marginals (``mode=False``) or the exact most probable output of ``p(y | x)``."""
+        ys = Fn.all_binary_states(self.n_visible, a_hat.dtype, a_hat.device)  # (S, D)
+        log_p = Fn.exact_output_log_probs(self.weight, a_hat, b_hat)  # (B, S)
+        if mode:
+            y = ys[log_p.argmax(dim=1)]
+            return StructuredInference(y, Fn.hidden_probs(y, self.weight, b_hat))
+        p = log_p.exp()
+        h = (
+            torch.stack(  # E[p(h | y, x)] under p(y | x), one example at a time
+                [p[i] @ torch.sigmoid(b_hat[i] + ys @ self.weight) for i in range(p.shape[0])]
+            )
+            if p.shape[0]
+            else b_hat.new_zeros(0, self.n_hidden)
+        )
+        return StructuredInference(p @ ys, h)
 
     @torch.no_grad()
     def predict(
         self,
         x: Tensor,
-        method: InferenceMethod = "mean_field",
-        n_steps: int = 30,
-        start: Literal["zeros", "input"] = "zeros",
+        method: InferenceMethod | None = None,
+        n_steps: int | None = None,
+        start: InferenceStart | None = None,
+        damping: float | None = None,
     ) -> Tensor:
         """Predicted outputs ``(B, D)`` for inputs ``x (B, n_cond)``: ``q(y = 1 | x)`` for
-        ``"mean_field"`` (threshold at ½ for a binary answer), binary states for ``"map"``.
-        ``start`` is :meth:`infer`'s ``y_init``."""
-        return self.infer(x, method, n_steps, start).y
+        ``"mean_field"`` and ``"exact"`` (threshold at ½ for a binary answer), binary states
+        for ``"map"`` and ``"exact_map"``. ``start`` is :meth:`infer`'s ``y_init``; ``None``
+        arguments take the model's defaults."""
+        return self.infer(x, method, n_steps, start, damping).y
+
+    @torch.no_grad()
+    def prediction_errors(self, y: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """Errors of the default prediction (:meth:`predict`, thresholded at ½) against the
+        binary targets ``y`` ``(B, D)``: ``output_error``, the fraction of wrong output units
+        (pixel error, Hamming loss), and ``subset_error``, the fraction of examples with any
+        wrong unit (1 − subset accuracy). Scalars."""
+        self.check_shape(y, "y")
+        wrong = (self.predict(x) > 0.5) != (y > 0.5)
+        return {
+            "output_error": wrong.to(y.dtype).mean(),
+            "subset_error": wrong.any(dim=1).to(y.dtype).mean(),
+        }
 
     # -- pictures ---------------------------------------------------------------------------
     def pictures(self, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:

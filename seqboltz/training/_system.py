@@ -179,6 +179,11 @@ class RBMSystem(L.LightningModule):
         perceptron_start: where the ``"perceptron"`` chain starts: ``"zeros"`` (default: the
             first hiddens then depend on ``cond`` alone, as in prediction, e.g.
             :meth:`~seqboltz.models.StructuredOutputCRBM.predict`) or ``"data"`` (as CD does).
+        perceptron_margin: CD-PercLoss with a cost-augmented negative: the chain runs under
+            the model's ``cost_augmented_cond(cond, v, margin)`` (for
+            :class:`~seqboltz.models.StructuredOutputCRBM`: output biases ``+ m (1 - 2 y_data)``,
+            Hamming-loss margin rescaling), so the loss is zero only once the training output
+            wins by a margin; 0 (default): the plain perceptron loss.
         mean_field_negative: the older spelling of ``negative="mean_field"`` (kept for
             existing recipes and checkpoints).
         init_from_data: set biases (and σ) from training-data statistics before training.
@@ -220,6 +225,7 @@ class RBMSystem(L.LightningModule):
         sparsity_cost: float = 0.0,
         negative: Literal["sample", "mean_field", "perceptron"] | None = None,
         perceptron_start: Literal["zeros", "data"] = "zeros",
+        perceptron_margin: float = 0.0,
         mean_field_negative: bool = False,
         init_from_data: bool = True,
         divergence_threshold: float = 1e7,
@@ -256,6 +262,14 @@ class RBMSystem(L.LightningModule):
             raise ValueError(
                 f"perceptron_start must be 'zeros' or 'data', got {perceptron_start!r}"
             )
+        if perceptron_margin < 0 or (
+            perceptron_margin > 0
+            and (negative != "perceptron" or not hasattr(energy_model, "cost_augmented_cond"))
+        ):
+            raise ValueError(
+                f"perceptron_margin={perceptron_margin} needs negative='perceptron' and a model "
+                "with cost_augmented_cond (StructuredOutputCRBM), and must be >= 0"
+            )
         if negative == "perceptron" and persistent:
             raise ValueError(
                 "negative='perceptron' (CD-PercLoss) runs a deterministic chain from "
@@ -285,6 +299,7 @@ class RBMSystem(L.LightningModule):
         self.sparsity_cost = sparsity_cost
         self.negative = negative
         self.perceptron_start = perceptron_start
+        self.perceptron_margin = perceptron_margin
         self.init_from_data = init_from_data
         self.divergence_threshold = divergence_threshold
         self.eval_log_z = eval_log_z
@@ -617,6 +632,8 @@ class RBMSystem(L.LightningModule):
         """Negative particles ``(B', D)`` and, for CD-1, the one-step reconstruction ``(B, D)``
         (the autograd path's chain: ``k`` calls of the model's ``gibbs_step``)."""
         start, noise = self._chain_inputs(v, cond)
+        if self.perceptron_margin > 0 and cond is not None:  # cost-augmented negative
+            cond = self.energy_model.cost_augmented_cond(cond, v, self.perceptron_margin)  # type: ignore[operator]
         step = self._chain(v if start is None else start, cond, noise)
         if self.persistent:
             self.chains = step.v
@@ -651,6 +668,10 @@ class RBMSystem(L.LightningModule):
         self.log(f"{stage}/free_energy", f.mean())
         if model.visible_kind == "bernoulli":
             self.log(f"{stage}/pseudo_log_likelihood", self._pseudo_log_likelihood(v, cond))
+        prediction_errors = getattr(model, "prediction_errors", None)
+        if callable(prediction_errors) and cond is not None:  # structured outputs
+            for name, value in prediction_errors(v, cond).items():
+                self.log(f"{stage}/{name}", value, batch_size=v.shape[0])
 
     def _pseudo_log_likelihood(self, v: Tensor, cond: Conditioning | None) -> Tensor:
         """Stochastic pseudo-log-likelihood ``D · log σ(F(ṽ) - F(v))``, one random bit flipped.

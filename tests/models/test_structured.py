@@ -241,3 +241,59 @@ def test_init_from_data_sets_output_biases() -> None:
     model.init_from_data(data)
     expected = torch.logit(torch.tensor([0.75, 1e-3, 0.75]))
     torch.testing.assert_close(model.visible_bias.detach(), expected)
+
+
+# -- exact inference, defaults, errors, cost augmentation --------------------------------------
+def test_exact_inference_matches_enumeration(model: StructuredOutputCRBM, x) -> None:
+    p = params(model)
+    ys, hs = states(D), states(H)
+    marg = model.infer(x, "exact")
+    mode = model.infer(x, "exact_map")
+    for i, xi in enumerate(x):
+        e = ref_energy(p, ys, hs, xi.numpy())
+        joint = np.exp(-e - logsumexp(-e))  # p(y, h | x)
+        np.testing.assert_allclose(marg.y[i].numpy(), joint.sum(1) @ ys, atol=1e-12)
+        np.testing.assert_allclose(marg.h[i].numpy(), joint.sum(0) @ hs, atol=1e-12)
+        np.testing.assert_array_equal(mode.y[i].numpy(), ys[joint.sum(1).argmax()])
+    torch.testing.assert_close(mode.h, model.hidden_probs(mode.y, x))
+    with pytest.raises(ValueError, match="exact inference enumerates 2\\^21"):
+        StructuredOutputCRBM(21, 2, 2, inference="exact")
+
+
+def test_default_inference_and_prediction_errors(model: StructuredOutputCRBM, x) -> None:
+    crbm = StructuredOutputCRBM(D, H, C, inference="exact_map", damping=0.3).to(DTYPE)
+    crbm.load_state_dict(model.state_dict())
+    assert torch.equal(crbm.predict(x), model.predict(x, "exact_map"))
+    assert crbm.init_args()["inference"] == "exact_map" and crbm.init_args()["damping"] == 0.3
+    torch.testing.assert_close(
+        model.predict(x, "mean_field", 3, "input", damping=0.3),
+        crbm.predict(x, "mean_field", 3, "input"),
+    )
+    pred = (model.predict(x) > 0.5).to(DTYPE)
+    y = pred.clone()
+    y[0, 0] = 1 - y[0, 0]
+    y[2, :2] = 1 - y[2, :2]
+    errs = model.prediction_errors(y, x)
+    assert float(errs["output_error"]) == pytest.approx(3 / (3 * D))
+    assert float(errs["subset_error"]) == pytest.approx(2 / 3)
+    for bad, match in (
+        ({"inference": "gibbs"}, "inference method"),
+        ({"inference_start": "data"}, "y_init must be"),
+        ({"inference_steps": 0}, "n_steps"),
+        ({"damping": 1.0}, "damping"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            StructuredOutputCRBM(D, H, C, **bad)  # type: ignore[arg-type]
+
+
+def test_cost_augmented_cond_shifts_only_the_output_biases(model: StructuredOutputCRBM, x) -> None:
+    t = torch.bernoulli(torch.full((3, D), 0.5, dtype=DTYPE), generator=torch.Generator())
+    a_hat, b_hat = model.dynamic_biases(x)
+    cond = model.cost_augmented_cond(x, t, 0.8)
+    a_aug, b_aug = model.dynamic_biases(cond)
+    torch.testing.assert_close(a_aug, a_hat + 0.8 * (1 - 2 * t), rtol=0, atol=1e-15)
+    assert torch.equal(b_aug, b_hat)
+    with pytest.raises(ValueError, match="got keys"):
+        model.dynamic_biases({"x": x, "target": t})
+    with pytest.raises(ValueError, match="cost-augmentation target"):
+        model.dynamic_biases({"x": x, "target": t[:, :2], "margin": torch.tensor(1.0)})
