@@ -244,6 +244,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, default=5.0, help="seconds for streams at shutdown")
     p.add_argument("--max-streams", type=int, default=Limits.max_streams)
     p.add_argument("--max-frames", type=int, default=Limits.max_frames)
+    p.add_argument(
+        "--max-replay-frames",
+        type=int,
+        default=Limits.max_replay_frames,
+        help="most frames a resume by start_frame alone may recompute",
+    )
     p.add_argument("--max-batch", type=int, default=Limits.max_batch, help="1: no batching")
     p.add_argument("--max-wait-ms", type=float, default=Limits.max_wait * 1000)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
@@ -281,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         limits=Limits(
             max_streams=args.max_streams,
             max_frames=args.max_frames,
+            max_replay_frames=args.max_replay_frames,
             max_batch=args.max_batch,
             max_wait=args.max_wait_ms / 1000,
         ),
