@@ -4,7 +4,8 @@ They are defined once here and mapped to gRPC status codes in one place
 (:mod:`serving.errors`): a caller's mistake is :class:`BadRequest`, an unknown model
 :class:`ModelNotFound`, a request over a server limit :class:`LimitExceeded`, a sampler that
 produced NaN or infinity :class:`ModelDiverged`, a model not ready yet or a server shutting down
-:class:`Unavailable` (:class:`ModelLoading`). Any other exception is a bug.
+:class:`Unavailable` (:class:`ModelLoading`), a resume token this server cannot continue
+exactly :class:`ResumeMismatch`. Any other exception is a bug.
 
 >>> try:
 ...     raise ModelDiverged(2724, model="motion")
@@ -23,6 +24,7 @@ __all__ = [
     "ModelDiverged",
     "ModelLoading",
     "ModelNotFound",
+    "ResumeMismatch",
     "SeqboltzError",
     "Unavailable",
 ]
@@ -53,6 +55,11 @@ class Unavailable(SeqboltzError):
 
 class ModelLoading(Unavailable):
     """The model's file is there but is still being loaded."""
+
+
+class ResumeMismatch(SeqboltzError):
+    """A stream's saved state (a resume token) made for another model version (sha256) or
+    noise rule than this server's: continuing would not give the stream's frames."""
 
 
 class ModelDiverged(SeqboltzError, ArithmeticError):

@@ -13,22 +13,32 @@ A stream never emits a non-finite frame: :meth:`FrameStream.push` raises
 
 Because the noise of frame ``t`` can be reached directly (``sequence_rng(..., frame=t)``), a
 stream can be rebuilt at frame ``t`` from its last ``order`` frames, ``t`` and its change log
-(:meth:`FrameStream.rebuild`) in O(1), on any machine, and continue exactly as the original.
+(:meth:`FrameStream.rebuild`) in O(1), on any machine, and continue exactly as the original;
+:meth:`FrameStream.state` is that state as one value (the service's resume token) and
+:meth:`FrameStream.resume` the stream again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
 from seqboltz._conditioning import per_frame
-from seqboltz.errors import BadRequest, ModelDiverged
+from seqboltz.errors import BadRequest, ModelDiverged, ResumeMismatch
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 
-__all__ = ["Change", "FrameStream", "Generated", "StepFn", "StepInputs", "StreamSpec"]
+__all__ = [
+    "Change",
+    "FrameStream",
+    "Generated",
+    "StepFn",
+    "StepInputs",
+    "StreamSpec",
+    "StreamState",
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,29 @@ class Generated(NamedTuple):
     diverged: dict[int, ModelDiverged]
 
 
+class StreamState(NamedTuple):
+    """Everything a stream's next frames depend on besides the model (:meth:`FrameStream.state`;
+    :meth:`FrameStream.resume` continues from it in O(1), on any machine).
+
+    Attributes:
+        frame: index of the next frame.
+        recent: ``(B, order, D)`` the last ``order`` frames, oldest first (float64).
+        style: ``(B, S)`` the next frame's style (after steering), or ``None``.
+        controls: ``(B, C)`` the next frame's controls, or ``None``.
+        seed: the request's seed ``S``.
+        sequence_indices: each row's sequence index ``i`` (noise ``sequence_rng(S, i)``).
+        noise_rule: the version of the noise rule (:attr:`FrameStream.NOISE_RULE`).
+    """
+
+    frame: int
+    recent: np.ndarray
+    style: np.ndarray | None
+    controls: np.ndarray | None
+    seed: int
+    sequence_indices: tuple[int, ...]
+    noise_rule: int
+
+
 class FrameStream:
     """``B`` sequences being generated frame by frame (numpy; no model inside).
 
@@ -110,6 +143,11 @@ class FrameStream:
     >>> s.run(lambda h, u, z, c: h[:, 0] + u.mean(axis=(1, 2))[:, None], 4).frames.shape
     (2, 4, 2)
     """
+
+    #: version of the noise rule the loop follows (:mod:`seqboltz.noise`; ``proto/NOISE.md``):
+    #: frame ``t`` of sequence ``i`` uses draws ``t·k·W … (t+1)·k·W − 1`` of
+    #: ``PCG64(SeedSequence([S, i]))`` as ``(k, W)`` uniforms. A change to it is a new version.
+    NOISE_RULE: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -185,7 +223,48 @@ class FrameStream:
         stream.changes = [c for c in changes if c.frame <= frame]
         return stream
 
+    @classmethod
+    def resume(cls, spec: StreamSpec, state: StreamState) -> FrameStream:
+        """The stream that :meth:`state` described, at its frame (O(1) in the frame index).
+
+        Raises:
+            ResumeMismatch: ``state`` follows another noise rule than :attr:`NOISE_RULE`.
+            BadRequest: its history or conditioning do not fit ``spec``.
+        """
+        if state.noise_rule != cls.NOISE_RULE:
+            raise ResumeMismatch(
+                f"the stream follows noise rule version {state.noise_rule}; this runtime "
+                f"implements version {cls.NOISE_RULE}, so it cannot continue it exactly"
+            )
+        return cls.rebuild(
+            spec,
+            state.recent,
+            state.frame,
+            seed=state.seed,
+            style=state.style,
+            controls=state.controls,
+            sequence_indices=state.sequence_indices,
+        )
+
     # ---- state -------------------------------------------------------------------------------
+    def state(self) -> StreamState:
+        """The stream's state before its next frame: :meth:`resume` continues it exactly (the
+        rest of a ``(B, T, S)`` conditioning schedule is not part of it, only the next frame's
+        value; steer the resumed stream for later values)."""
+
+        def copy(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x.copy()
+
+        return StreamState(
+            frame=self.frame,
+            recent=np.ascontiguousarray(self.window[:, ::-1]),
+            style=copy(self.style),
+            controls=copy(self.controls),
+            seed=self.seed,
+            sequence_indices=tuple(self.indices),
+            noise_rule=self.NOISE_RULE,
+        )
+
     @property
     def batch(self) -> int:
         return len(self.indices)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqboltz.errors import ResumeMismatch
 from seqboltz.models import FactoredConditionalRBM, SequenceRBM
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 from seqboltz.runtime import (
@@ -167,6 +168,36 @@ def test_rebuilt_stream_continues_exactly(fcrbm_path) -> None:
     np.testing.assert_array_equal(
         jumped.inputs().noise[0], gibbs_uniforms(rng, 1, K, art.noise_width)[0]
     )
+
+
+def test_state_resumes_exactly(fcrbm_path) -> None:
+    """``state()`` after steering (a style change, observed frames) is all a stream needs:
+    ``resume`` continues it with the same frames, at any frame index in O(1), and refuses a
+    state of another noise rule."""
+    _, path = fcrbm_path
+    art = load_artifact(path)
+    a = art.frame_stream(seed=5, count=2, style=[0.5], sequence_indices=[0, 4])
+    a.run(art.step, 6)
+    a.change(style=[[-1.5], [1.0]])
+    a.run(art.step, 4)
+    a.observe(np.linspace(-1, 1, 2 * D).reshape(2, D))
+    state = a.state()
+    assert state.frame == 10 and state.sequence_indices == (0, 4)
+    assert state.noise_rule == FrameStream.NOISE_RULE == 1
+    np.testing.assert_array_equal(state.style, [[-1.5], [1.0]])
+    expected = a.run(art.step, 12).frames  # the state is a copy: running `a` leaves it as it was
+    np.testing.assert_array_equal(
+        FrameStream.resume(art.spec, state).run(art.step, 12).frames, expected
+    )
+    start = time.perf_counter()
+    far = FrameStream.resume(art.spec, state._replace(frame=10**15))
+    assert time.perf_counter() - start < 0.5
+    np.testing.assert_array_equal(
+        far.inputs().noise[1],
+        gibbs_uniforms(sequence_rng(5, 4, 10**15, K, art.noise_width), 1, K, art.noise_width)[0],
+    )
+    with pytest.raises(ResumeMismatch, match="noise rule version 2"):
+        FrameStream.resume(art.spec, state._replace(noise_rule=2))
 
 
 def first_non_finite(frames: np.ndarray) -> list[int | None]:
