@@ -48,6 +48,7 @@ from seqboltz.data._motion import (
     motion_fixture_folder,
     read_clip_manifest,
 )
+from seqboltz.data._multilabel import YEAST, YeastDataModule, fetch_yeast, load_yeast
 from seqboltz.data._patches import PatchData, extract_patches, image_patches, sample_images_gray
 from seqboltz.data._small import load_digits_probs
 from seqboltz.data._speech import (
@@ -73,6 +74,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MNIST5K",
     "MOTION_FIXTURES",
+    "YEAST",
     "ArrayDataModule",
     "CRBMHiddenDataModule",
     "DataError",
@@ -92,6 +94,7 @@ __all__ = [
     "SpeechDataModule",
     "TTSDataModule",
     "TTSPrompt",
+    "YeastDataModule",
     "binarize",
     "corrupt_digits",
     "default_cache_dir",
@@ -102,10 +105,12 @@ __all__ = [
     "fetch_mnist5k",
     "fetch_speech_prompts",
     "fetch_transcripts",
+    "fetch_yeast",
     "find_wavs",
     "image_patches",
     "load_digits_probs",
     "load_mnist5k",
+    "load_yeast",
     "mnist5k_split",
     "motion_fixture_folder",
     "read_clip_manifest",

@@ -44,6 +44,7 @@ from seqboltz.functional._structured import (
     bernoulli_map_inference,
     bernoulli_mean_field,
     cost_augmented_bias,
+    exact_output_log_partition,
     exact_output_log_probs,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "contrastive_divergence",
     "cost_augmented_bias",
     "crbm_cd_gradients",
+    "exact_output_log_partition",
     "exact_output_log_probs",
     "factored_dynamic_biases",
     "factored_hidden_input",

@@ -55,6 +55,7 @@ __all__ = [
     "bernoulli_map_inference",
     "bernoulli_mean_field",
     "cost_augmented_bias",
+    "exact_output_log_partition",
     "exact_output_log_probs",
 ]
 
@@ -118,6 +119,22 @@ def all_binary_states(
     return ((r[:, None] >> shifts) & 1).to(dtype)
 
 
+def _neg_free_energies(
+    weight: Tensor, visible_bias: Tensor, hidden_bias: Tensor, chunk_elements: int
+) -> list[Tensor]:
+    """``-F(y | x)`` for every output ``y`` of :func:`all_binary_states`, ``(b, 2^D)`` blocks."""
+    d, h = weight.shape
+    if visible_bias.dim() != 2 or hidden_bias.dim() != 2:
+        raise ValueError("visible_bias and hidden_bias must be per-example, (B, D) and (B, H)")
+    ys = all_binary_states(d, weight.dtype, weight.device)  # (S, D)
+    yw = ys @ weight  # (S, H)
+    per = max(1, chunk_elements // max(1, ys.shape[0] * h))
+    return [
+        a_hat @ ys.T + F.softplus(b_hat[:, None, :] + yw[None]).sum(-1)
+        for a_hat, b_hat in zip(visible_bias.split(per), hidden_bias.split(per), strict=True)
+    ]
+
+
 def exact_output_log_probs(
     weight: Tensor,
     visible_bias: Tensor,
@@ -139,17 +156,21 @@ def exact_output_log_probs(
     Returns:
         ``(B, 2^D)``: row ``i``, column ``r``: ``log p(y = all_binary_states(D)[r] | x_i)``.
     """
-    d, h = weight.shape
-    if visible_bias.dim() != 2 or hidden_bias.dim() != 2:
-        raise ValueError("visible_bias and hidden_bias must be per-example, (B, D) and (B, H)")
-    ys = all_binary_states(d, weight.dtype, weight.device)  # (S, D)
-    yw = ys @ weight  # (S, H)
-    per = max(1, chunk_elements // max(1, ys.shape[0] * h))
-    out = []
-    for a_hat, b_hat in zip(visible_bias.split(per), hidden_bias.split(per), strict=True):
-        neg_f = a_hat @ ys.T + F.softplus(b_hat[:, None, :] + yw[None]).sum(-1)  # (b, S)
-        out.append(neg_f - torch.logsumexp(neg_f, dim=1, keepdim=True))
-    return torch.cat(out)
+    blocks = _neg_free_energies(weight, visible_bias, hidden_bias, chunk_elements)
+    return torch.cat([nf - torch.logsumexp(nf, dim=1, keepdim=True) for nf in blocks])
+
+
+def exact_output_log_partition(
+    weight: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    chunk_elements: int = 1 << 24,
+) -> Tensor:
+    """``log Z(x) = log Σ_y exp(-F(y | x))`` per example, ``(B,)``, by enumeration (arguments
+    as :func:`exact_output_log_probs`); differentiable, so ``-F(y | x) - log Z(x)`` is the
+    exact conditional log-likelihood whose gradient is ``-∇F(y) + E_{p(y' | x)}[∇F(y')]``."""
+    blocks = _neg_free_energies(weight, visible_bias, hidden_bias, chunk_elements)
+    return torch.cat([torch.logsumexp(nf, dim=1) for nf in blocks])
 
 
 def cost_augmented_bias(visible_bias: Tensor, target: Tensor, margin: float) -> Tensor:

@@ -391,6 +391,20 @@ class StructuredOutputCRBM(EnergyModel):
         arguments take the model's defaults."""
         return self.infer(x, method, n_steps, start, damping).y
 
+    def conditional_log_prob(self, y: Tensor, cond: Conditioning) -> Tensor:
+        """Exact ``log p(y | x) = -F(y | x) - log Σ_y' exp(-F(y' | x))``, ``(B,)``, by
+        enumerating the ``2^D`` outputs (``D ≤ 20``); differentiable: ``RBMSystem`` with
+        ``negative="exact"`` maximises it (exact conditional maximum likelihood)."""
+        if self.n_visible > MAX_EXACT_OUTPUTS:
+            raise ValueError(
+                f"exact log p(y | x) enumerates 2^{self.n_visible} outputs; it is for "
+                f"n_visible <= {MAX_EXACT_OUTPUTS}"
+            )
+        self.check_shape(y, "y")
+        a_hat, b_hat = self.dynamic_biases(cond, y.shape[0])
+        free = Fn.bernoulli_rbm_free_energy(y, self.weight, a_hat, b_hat)
+        return -free - Fn.exact_output_log_partition(self.weight, a_hat, b_hat)
+
     @torch.no_grad()
     def prediction_errors(self, y: Tensor, x: Tensor) -> dict[str, Tensor]:
         """Errors of the default prediction (:meth:`predict`, thresholded at ½) against the

@@ -174,6 +174,10 @@ class RBMSystem(L.LightningModule):
               ``F(v_data | cond) - F(v* | cond)`` is the perceptron loss of that prediction:
               zero once the model's own deterministic inference returns the training output.
               The chain starts at ``perceptron_start``; never persistent.
+            * ``"exact"``: no chain: the loss is the exact ``-log p(v | cond)`` of a model
+              with ``conditional_log_prob`` (:class:`~seqboltz.models.StructuredOutputCRBM`
+              with at most 20 outputs, whose normaliser is a sum over every output), i.e.
+              the CD gradient with the negative phase replaced by its exact expectation.
 
             ``None`` (default): ``"mean_field"`` if ``mean_field_negative`` else ``"sample"``.
         perceptron_start: where the ``"perceptron"`` chain starts: ``"zeros"`` (default: the
@@ -223,7 +227,7 @@ class RBMSystem(L.LightningModule):
         sigma_lr_scale: float = 0.1,
         sparsity_target: float | None = None,
         sparsity_cost: float = 0.0,
-        negative: Literal["sample", "mean_field", "perceptron"] | None = None,
+        negative: Literal["sample", "mean_field", "perceptron", "exact"] | None = None,
         perceptron_start: Literal["zeros", "data"] = "zeros",
         perceptron_margin: float = 0.0,
         mean_field_negative: bool = False,
@@ -250,9 +254,10 @@ class RBMSystem(L.LightningModule):
             raise ValueError(f"n_chains must be >= 1, got {n_chains}")
         if negative is None:
             negative = "mean_field" if mean_field_negative else "sample"
-        elif negative not in ("sample", "mean_field", "perceptron"):
+        elif negative not in ("sample", "mean_field", "perceptron", "exact"):
             raise ValueError(
-                f"negative must be 'sample', 'mean_field' or 'perceptron', got {negative!r}"
+                "negative must be 'sample', 'mean_field', 'perceptron' or 'exact', "
+                f"got {negative!r}"
             )
         elif mean_field_negative and negative != "mean_field":
             raise ValueError(
@@ -269,6 +274,13 @@ class RBMSystem(L.LightningModule):
             raise ValueError(
                 f"perceptron_margin={perceptron_margin} needs negative='perceptron' and a model "
                 "with cost_augmented_cond (StructuredOutputCRBM), and must be >= 0"
+            )
+        if negative == "exact" and (
+            persistent or not hasattr(energy_model, "conditional_log_prob")
+        ):
+            raise ValueError(
+                "negative='exact' needs a model with an exact conditional_log_prob "
+                "(StructuredOutputCRBM) and persistent=False"
             )
         if negative == "perceptron" and persistent:
             raise ValueError(
@@ -543,6 +555,12 @@ class RBMSystem(L.LightningModule):
         self, v: Tensor, cond: Conditioning | None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(loss with its graph, mean F(v), reconstruction or None)`` through autograd."""
+        if self.negative == "exact":  # exact -log p(v | cond): no chain
+            nll = -self.energy_model.conditional_log_prob(v, cond).mean()  # type: ignore[operator]
+            self._check_divergence(nll, "exact negative log-likelihood of the training batch")
+            with torch.no_grad():
+                f_pos_mean = self.energy_model.free_energy(v, cond).mean()
+            return nll, f_pos_mean, None
         v_neg, recon = self._negative_particles(v, cond)
         if cond is None:  # one GEMM for both phases
             f = self.energy_model.free_energy(torch.cat([v, v_neg]))

@@ -89,3 +89,14 @@ def test_damped_mean_field_reaches_the_undamped_fixed_point() -> None:
     torch.testing.assert_close(one_damped, 0.6 * q0 + 0.4 * one_plain, rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="damping"):
         Fn.bernoulli_mean_field(q0, w, a, b, n_steps=1, damping=1.0)
+
+
+def test_exact_log_partition_matches_enumeration_and_normalises() -> None:
+    w, a, b = _model(3)
+    ys, hs = _states(D), _states(H)
+    for i in range(B):
+        e = -(ys @ w.numpy() @ hs.T) - (ys @ a[i].numpy())[:, None] - (hs @ b[i].numpy())[None]
+        got = float(Fn.exact_output_log_partition(w, a[i : i + 1], b[i : i + 1])[0])
+        assert got == pytest.approx(float(logsumexp(-e)), abs=1e-12)
+    log_p = Fn.exact_output_log_probs(w, a, b)
+    torch.testing.assert_close(log_p.exp().sum(1), torch.ones(B, dtype=DTYPE))

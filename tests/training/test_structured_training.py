@@ -82,3 +82,32 @@ def test_validation_logs_output_and_subset_error() -> None:
     metrics = trainer.callback_metrics
     for name in ("output_error", "subset_error"):
         assert float(metrics[f"val/{name}"]) == pytest.approx(float(expected[name]), abs=1e-6)
+
+
+def test_exact_negative_is_the_exact_conditional_likelihood_gradient() -> None:
+    """negative='exact': loss = -mean log p(y | x); its gradient = ∇F(y) - E_p(y'|x)[∇F(y')]
+    (the CD gradient with the exact negative expectation), checked on every parameter."""
+    torch.manual_seed(0)
+    model = StructuredOutputCRBM(3, 2, n_cond=2, init_std=1.0).double()
+    y = torch.tensor([[1.0, 0, 1], [0, 0, 1]], dtype=DTYPE)
+    x = torch.randn(2, 2, dtype=DTYPE)
+    system = RBMSystem(model, negative="exact", init_from_data=False)
+    loss = system.training_step((y, x), 0)
+    loss.backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}  # type: ignore[union-attr]
+    model.zero_grad()
+    ys = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)], dtype=DTYPE)
+    with torch.no_grad():
+        f_all = torch.stack([model.free_energy(ys, x[i].expand(8, 2)) for i in range(2)])
+        p = torch.softmax(-f_all, dim=1)  # exact p(y' | x), (2, 8)
+    expected_loss = (model.free_energy(y, x) + torch.logsumexp(-f_all, dim=1)).mean()
+    assert float(loss) == pytest.approx(float(expected_loss), abs=1e-12)
+    surrogate = (
+        model.free_energy(y, x).mean()
+        - sum((p[i] * model.free_energy(ys, x[i].expand(8, 2))).sum() for i in range(2)) / 2
+    )
+    surrogate.backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(got[name], param.grad, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="negative='exact'"):
+        RBMSystem(BernoulliRBM(3, 2), negative="exact")
