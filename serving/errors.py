@@ -11,6 +11,8 @@ error                  status                meaning
 ``ModelNotFound``      NOT_FOUND             no model of that name
 ``LimitExceeded``      RESOURCE_EXHAUSTED    over a server limit
 ``Unavailable``        UNAVAILABLE           shutting down, or the model still loading
+``ResumeMismatch``     FAILED_PRECONDITION   a resume token of another model version or
+                                             noise rule (this server cannot continue it)
 ``ModelDiverged``      INTERNAL              the model produced a NaN/inf frame at N
 anything else          INTERNAL              a bug: "internal error (see the server log)"
 =====================  ====================  ========================================
@@ -30,6 +32,7 @@ from seqboltz.errors import (
     LimitExceeded,
     ModelDiverged,
     ModelNotFound,
+    ResumeMismatch,
     SeqboltzError,
     Unavailable,
 )
@@ -45,6 +48,7 @@ STATUS: tuple[tuple[type[SeqboltzError], grpc.StatusCode], ...] = (
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (ResumeMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (ModelDiverged, grpc.StatusCode.INTERNAL),
 )
 

@@ -1,6 +1,12 @@
 """The Generation servicer: thin handlers that decode a request into a
 :class:`~seqboltz.runtime.FrameStream` (the runtime's one frame loop), step it through the
-model's batcher and encode the frames."""
+model's batcher and encode the frames.
+
+Every :class:`FrameChunk` carries a :class:`ResumeToken`, the stream's
+:class:`~seqboltz.runtime.StreamState` after the chunk plus the model's sha256: a request with
+it continues the stream on any replica holding the same artifact, in O(1) in the frame index
+(:meth:`FrameStream.resume`). Its size is ``order × frame_size`` values plus the conditioning,
+once per chunk; clients that want fewer bytes ask for more frames per message."""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from seqboltz.errors import BadRequest, LimitExceeded, ModelDiverged, Unavailable
+from seqboltz.errors import BadRequest, LimitExceeded, ModelDiverged, ResumeMismatch, Unavailable
 from seqboltz.runtime import FrameStream
+from seqboltz.runtime._stream import StreamState
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
 from serving.batcher import StepBatcher
@@ -66,13 +73,16 @@ class Stream:
 
     @classmethod
     def open(cls, model: Model, request: pb.GenerateRequest, batcher: StepBatcher) -> Stream:
-        """Decode a request into a :class:`FrameStream` (``BadRequest`` for what it can't use)."""
+        """Decode a request into a :class:`FrameStream` (``BadRequest`` for what it can't use,
+        ``ResumeMismatch`` for a token of another model version or noise rule)."""
         art = model.artifact
         if request.gibbs_steps not in (0, art.gibbs_steps):
             raise BadRequest(
                 f"model {model.name!r} samples with k = {art.gibbs_steps} Gibbs steps "
                 f"(fixed in the artifact); got gibbs_steps={request.gibbs_steps}"
             )
+        if request.HasField("resume"):
+            return cls(model, batcher, _resumed(model, request))
         seed_frames = None
         if len(request.seed_frames):
             seed_frames = _frames_of(request.seed_frames, art.frame_size, "seed_frames")
@@ -97,6 +107,19 @@ class Stream:
     def seed(self) -> int:
         return self.frames.seed
 
+    def token(self) -> pb.ResumeToken:
+        """The stream's resume token now (before its next frame)."""
+        state = self.frames.state()
+        return pb.ResumeToken(
+            noise_rule=state.noise_rule,
+            model_sha256=self.model.sha256,
+            seed=state.seed,
+            frame=state.frame,
+            history=state.recent[0].ravel().tolist(),
+            style=[] if state.style is None else state.style[0].tolist(),
+            controls=[] if state.controls is None else state.controls[0].tolist(),
+        )
+
     @property
     def index(self) -> int:
         """Index of the next frame."""
@@ -110,6 +133,43 @@ class Stream:
         """
         v = await self.batcher.step(self.frames.inputs())
         return self.frames.push(v)[0]
+
+
+def _resumed(model: Model, request: pb.GenerateRequest) -> FrameStream:
+    """The stream a request's resume token describes, at the token's frame (no replay)."""
+    token, art = request.resume, model.artifact
+    if token.model_sha256 != model.sha256:
+        raise ResumeMismatch(
+            f"the resume token is for another version of model {model.name!r} (sha256 "
+            f"{token.model_sha256[:12] or '(none)'}…; this server has {model.sha256[:12]}…, "
+            "e.g. after a reload): its frames cannot be continued here; start a new stream"
+        )
+    given = [f for f in ("seed_frames", "style", "controls") if len(getattr(request, f))]
+    if given:
+        raise BadRequest(
+            "a resumed stream takes its history and conditioning from the token; leave "
+            f"{', '.join(given)} empty (steer after resuming)"
+        )
+    for field, value in (("seed", token.seed), ("start_frame", token.frame)):
+        if getattr(request, field) not in (0, value):
+            raise BadRequest(
+                f"{field}={getattr(request, field)} contradicts the resume token's {value}"
+            )
+    state = StreamState(
+        frame=int(token.frame),
+        recent=_frames_of(token.history, art.frame_size, "resume.history")[None],
+        style=_vector(token.style),
+        controls=_vector(token.controls),
+        seed=int(token.seed),
+        sequence_indices=(0,),
+        noise_rule=int(token.noise_rule),
+    )
+    return FrameStream.resume(art.spec, state)
+
+
+def _replayed(request: pb.GenerateRequest) -> int:
+    """Frames to recompute before the first one sent: ``start_frame`` without a token."""
+    return 0 if request.HasField("resume") else int(request.start_frame)
 
 
 class GenerationServicer(pb_grpc.GenerationServicer):
@@ -190,11 +250,12 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             value = getattr(request, field)
             if value > limit:
                 raise LimitExceeded(f"{field} {value} exceeds the limit {limit}")
-        if request.start_frame > limits.max_replay_frames:
+        if _replayed(request) > limits.max_replay_frames:
             raise LimitExceeded(
                 f"start_frame {request.start_frame} exceeds the replay limit "
                 f"{limits.max_replay_frames} (a resume by start_frame recomputes every frame "
-                "before it)"
+                "before it); pass the stream's last resume token (FrameChunk.resume) instead: "
+                "it continues at any frame without replaying"
             )
         model = self.repository.get(request.model)
         if request.realtime and not model.artifact.frame_rate:
@@ -248,7 +309,8 @@ class GenerationServicer(pb_grpc.GenerationServicer):
         while budget[0] > 0:
             if self.draining.is_set():
                 raise Unavailable(
-                    f"the server is shutting down; resume with start_frame={state.index}"
+                    "the server is shutting down; resume on another server with the last "
+                    f"chunk's resume token (next frame {state.index})"
                 )
             frames = []
             diverged: ModelDiverged | None = None
@@ -265,7 +327,12 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             self.metrics.frames.inc(len(frames))
             if diverged is not None:
                 if frames:
-                    yield pb.FrameChunk(seed=state.seed, frames=frames, applied=list(pending or []))
+                    yield pb.FrameChunk(
+                        seed=state.seed,
+                        frames=frames,
+                        applied=list(pending or []),
+                        resume=state.token(),
+                    )
                 raise diverged
             if rate:
                 delay = t0 + (state.index - first) / rate - loop.time()
@@ -274,7 +341,9 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             applied = list(pending or [])
             if pending:
                 pending.clear()
-            yield pb.FrameChunk(seed=state.seed, frames=frames, applied=applied)
+            yield pb.FrameChunk(
+                seed=state.seed, frames=frames, applied=applied, resume=state.token()
+            )
 
     @grpc_stream_errors
     async def Generate(
@@ -282,7 +351,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
     ) -> AsyncIterator[pb.FrameChunk]:
         state = self._open(request)
         try:
-            await self._replay(state, int(request.start_frame))
+            await self._replay(state, _replayed(request))
             budget = [float(request.n_frames) if request.n_frames else math.inf]
             async for chunk in self._frames(state, request, budget):
                 yield chunk
@@ -327,7 +396,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
 
         reader = asyncio.get_running_loop().create_task(read())
         try:
-            await self._replay(state, int(request.start_frame))
+            await self._replay(state, _replayed(request))
             while True:
                 async for chunk in self._frames(state, request, budget, applied, apply):
                     yield chunk
@@ -343,7 +412,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 if budget[0] <= 0 and closed.is_set():
                     break
             if applied:
-                yield pb.FrameChunk(seed=state.seed, applied=list(applied))
+                yield pb.FrameChunk(seed=state.seed, applied=list(applied), resume=state.token())
         finally:
             reader.cancel()
             self._release(state)

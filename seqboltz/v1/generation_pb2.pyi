@@ -50,7 +50,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., frame_size: _Optional[int] = ..., order: _Optional[int] = ..., gibbs_steps: _Optional[int] = ..., frame_rate: _Optional[float] = ..., style_size: _Optional[int] = ..., controls_size: _Optional[int] = ..., domain: _Optional[str] = ..., sha256: _Optional[str] = ..., card_json: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "n_frames", "seed", "seed_frames", "style", "controls", "start_frame", "frames_per_message", "realtime", "data_units", "gibbs_steps")
+    __slots__ = ("model", "n_frames", "seed", "seed_frames", "style", "controls", "start_frame", "frames_per_message", "realtime", "data_units", "gibbs_steps", "resume")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     N_FRAMES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class GenerateRequest(_message.Message):
     REALTIME_FIELD_NUMBER: _ClassVar[int]
     DATA_UNITS_FIELD_NUMBER: _ClassVar[int]
     GIBBS_STEPS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     model: str
     n_frames: int
     seed: int
@@ -73,7 +74,26 @@ class GenerateRequest(_message.Message):
     realtime: bool
     data_units: bool
     gibbs_steps: int
-    def __init__(self, model: _Optional[str] = ..., n_frames: _Optional[int] = ..., seed: _Optional[int] = ..., seed_frames: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ..., start_frame: _Optional[int] = ..., frames_per_message: _Optional[int] = ..., realtime: _Optional[bool] = ..., data_units: _Optional[bool] = ..., gibbs_steps: _Optional[int] = ...) -> None: ...
+    resume: ResumeToken
+    def __init__(self, model: _Optional[str] = ..., n_frames: _Optional[int] = ..., seed: _Optional[int] = ..., seed_frames: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ..., start_frame: _Optional[int] = ..., frames_per_message: _Optional[int] = ..., realtime: _Optional[bool] = ..., data_units: _Optional[bool] = ..., gibbs_steps: _Optional[int] = ..., resume: _Optional[_Union[ResumeToken, _Mapping]] = ...) -> None: ...
+
+class ResumeToken(_message.Message):
+    __slots__ = ("noise_rule", "model_sha256", "seed", "frame", "history", "style", "controls")
+    NOISE_RULE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    noise_rule: int
+    model_sha256: str
+    seed: int
+    frame: int
+    history: _containers.RepeatedScalarFieldContainer[float]
+    style: _containers.RepeatedScalarFieldContainer[float]
+    controls: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, noise_rule: _Optional[int] = ..., model_sha256: _Optional[str] = ..., seed: _Optional[int] = ..., frame: _Optional[int] = ..., history: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SteerRequest(_message.Message):
     __slots__ = ("start", "change", "more_frames", "observe")
@@ -110,14 +130,16 @@ class Frame(_message.Message):
     def __init__(self, index: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FrameChunk(_message.Message):
-    __slots__ = ("seed", "frames", "applied")
+    __slots__ = ("seed", "frames", "applied", "resume")
     SEED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     seed: int
     frames: _containers.RepeatedCompositeFieldContainer[Frame]
     applied: _containers.RepeatedCompositeFieldContainer[Applied]
-    def __init__(self, seed: _Optional[int] = ..., frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[Applied, _Mapping]]] = ...) -> None: ...
+    resume: ResumeToken
+    def __init__(self, seed: _Optional[int] = ..., frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[Applied, _Mapping]]] = ..., resume: _Optional[_Union[ResumeToken, _Mapping]] = ...) -> None: ...
 
 class Applied(_message.Message):
     __slots__ = ("action", "frame")

@@ -15,6 +15,7 @@ from seqboltz.errors import (
     ModelDiverged,
     ModelLoading,
     ModelNotFound,
+    ResumeMismatch,
     Unavailable,
 )
 from seqboltz.runtime import ArtifactError
@@ -35,6 +36,7 @@ from serving.servicer import GenerationServicer, Limits
         (Unavailable("the server is shutting down"), grpc.StatusCode.UNAVAILABLE),
         (ModelLoading("model 'x' is loading"), grpc.StatusCode.UNAVAILABLE),
         (ModelDiverged(2724, "motion"), grpc.StatusCode.INTERNAL),
+        (ResumeMismatch("the token is for another version"), grpc.StatusCode.FAILED_PRECONDITION),
     ],
 )
 def test_typed_errors_keep_their_message(error: Exception, code: grpc.StatusCode) -> None:
@@ -65,6 +67,8 @@ def test_raise_sites_raise_typed_errors(model_dir: Path) -> None:
         (pb.GenerateRequest(model="crbm", style=[1.0]), BadRequest),
         (pb.GenerateRequest(model="fcrbm"), BadRequest),
         (pb.GenerateRequest(model="crbm", n_frames=10**9), LimitExceeded),
+        (pb.GenerateRequest(model="crbm", start_frame=10**6), LimitExceeded),
+        (pb.GenerateRequest(model="crbm", resume=pb.ResumeToken(noise_rule=1)), ResumeMismatch),
     ]
     for request, kind in cases:
         with pytest.raises(kind):

@@ -112,7 +112,7 @@ def test_sigterm_mid_stream(model_dir: Path) -> None:
     assert statuses[0] == serving and statuses[-1] == not_serving and not watched.is_alive()
     err = received[-1]
     assert isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
-    assert "resume with start_frame=" in err.details()
+    assert "resume token (next frame " in err.details()
 
 
 def test_token_auth(model_dir: Path) -> None:
