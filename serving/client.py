@@ -2,6 +2,11 @@
 
 Writes the frames as NPY (data units), plus a BVH for motion models (through the model card's
 preprocessing inverse) or a WAV for speech models, and optionally a PNG plot.
+
+``--save-token PATH`` also writes the stream's last resume token (``ResumeToken`` as protobuf
+JSON, :func:`save_token`); when the stream breaks, the frames received so far are written too,
+and ``--resume PATH`` continues the stream from there on any server holding the same model,
+without recomputing the frames before it (:func:`load_token`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
 
-__all__ = ["channel", "main"]
+__all__ = ["channel", "load_token", "main", "save_token"]
 
 
 def channel(
@@ -34,6 +40,29 @@ def channel(
         certificate_chain=Path(cert).read_bytes() if cert else None,
     )
     return grpc.secure_channel(address, creds)
+
+
+def save_token(path: Path, token: pb.ResumeToken) -> Path:
+    """Write a resume token as protobuf JSON (readable by any language's protobuf library;
+    doubles round-trip exactly)."""
+    from seqboltz._io import atomic_write
+
+    text = json_format.MessageToJson(token, preserving_proto_field_name=True)
+    return atomic_write(path, lambda f: f.write(text + "\n"), text=True)
+
+
+def load_token(path: Path) -> pb.ResumeToken:
+    """A resume token saved by :func:`save_token`.
+
+    Raises:
+        ValueError: the file is missing or not a token (one line saying which).
+    """
+    try:
+        return json_format.Parse(Path(path).read_text(), pb.ResumeToken())
+    except OSError as exc:
+        raise ValueError(f"resume token {path}: {exc.strerror or exc}") from None
+    except json_format.ParseError as exc:
+        raise ValueError(f"resume token {path}: not a ResumeToken ({exc})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="TOKEN",
+        help="continue the stream of a token saved with --save-token (its seed, history and "
+        "style; --frames more frames)",
+    )
+    p.add_argument(
+        "--save-token",
+        type=Path,
+        metavar="TOKEN",
+        help="write the stream's last resume token here (JSON), also when the stream breaks",
+    )
     args = p.parse_args(None if argv is None else list(argv))
     metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
     try:
@@ -59,6 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--style must be comma-separated numbers, got {args.style!r}")
     if args.frames < 1:
         p.error(f"--frames must be >= 1, got {args.frames}")
+    resume = None
+    if args.resume is not None:
+        try:
+            resume = load_token(args.resume)
+        except ValueError as exc:
+            p.error(str(exc))
+    frames: list[list[float]] = []
+    token: pb.ResumeToken | None = None
+    info: pb.ModelInfo | None = None
     with channel(args.server, args.tls_ca, args.tls_cert, args.tls_key) as ch:
         stub = pb_grpc.GenerationStub(ch)
         try:
@@ -70,17 +121,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                 style=style,
                 frames_per_message=10,
                 realtime=args.realtime,
+                resume=resume,
             )
             start = time.perf_counter()
-            frames = [
-                list(f.values)
-                for chunk in stub.Generate(request, metadata=metadata, timeout=args.timeout)
-                for f in chunk.frames
-            ]
+            for chunk in stub.Generate(request, metadata=metadata, timeout=args.timeout):
+                frames.extend(list(f.values) for f in chunk.frames)
+                if chunk.HasField("resume"):
+                    token = chunk.resume
             seconds = time.perf_counter() - start
         except grpc.RpcError as err:
             print(f"seqboltz generate: {err.code().name}: {err.details()}", file=sys.stderr)
+            if args.save_token and info is not None and token is not None and frames:
+                written = [*_write(args, info, frames), save_token(args.save_token, token)]
+                print(
+                    f"saved the {len(frames)} frames received and the resume token: "
+                    f"{', '.join(map(str, written))}; continue with --resume {args.save_token}",
+                    file=sys.stderr,
+                )
             return 1
+    written = _write(args, info, frames)
+    if args.save_token and token is not None:
+        written.append(save_token(args.save_token, token))
+    first = resume.frame if resume else 0
+    seed = resume.seed if resume else args.seed
+    print(
+        f"{len(frames)} frames of {info.name} (seed {seed}, frames {first}–"
+        f"{first + len(frames) - 1}) in {seconds:.2f} s "
+        f"({len(frames) / max(seconds, 1e-9):.0f} frames/s): " + ", ".join(str(w) for w in written)
+    )
+    return 0
+
+
+def _write(args: argparse.Namespace, info: pb.ModelInfo, frames: list[list[float]]) -> list[Path]:
+    """NPY in data units, plus BVH (motion) or WAV (speech) and the optional PNG."""
     card = json.loads(info.card_json)
     z = np.asarray(frames, dtype=np.float64)
     raw = z * np.asarray(card["features"]["std"]) + np.asarray(card["features"]["mean"])
@@ -104,11 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         png = args.out.with_suffix(".png")
         _plot(png, raw, card["features"].get("feature_names") or [], info.frame_rate or None)
         written.append(png)
-    print(
-        f"{len(frames)} frames of {info.name} (seed {args.seed}) in {seconds:.2f} s "
-        f"({len(frames) / max(seconds, 1e-9):.0f} frames/s): " + ", ".join(str(w) for w in written)
-    )
-    return 0
+    return written
 
 
 def _save_npy(path: Path, values: np.ndarray) -> Path:

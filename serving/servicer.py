@@ -38,13 +38,14 @@ class Limits:
     """What one server accepts.
 
     ``max_replay_frames`` bounds a resume by ``start_frame`` alone, which recomputes every
-    frame before it (the embedded motion model: ~1.6 ms a frame on a 2-core machine, so 300
-    frames ≈ 0.5 s); it keeps a request cheap to send from costing seconds of server time.
+    frame before it: the embedded motion model takes 1.5–3.6 ms a frame on a shared 2-core
+    machine (benchmarks/resume.py), so 100 frames stay well under a second; a resume token
+    continues at any frame without replaying.
     """
 
     max_streams: int = 1000
     max_frames: int = 1_000_000
-    max_replay_frames: int = 300
+    max_replay_frames: int = 100
     max_frames_per_message: int = 1000
     max_batch: int = 256
     max_wait: float = 0.002

@@ -205,3 +205,36 @@ def test_a_steered_stream_resumes_on_another_server_after_a_kill(
     idx_b, after = values(second.chunks)
     assert idx_a + idx_b == list(range(60))
     np.testing.assert_array_equal(np.concatenate([before, after]), ref)
+
+
+def test_generate_client_saves_and_resumes_a_token(server: Server, tmp_path: Path) -> None:
+    """`seqboltz generate --save-token` keeps the last token, also when the stream breaks (here
+    at its deadline, with the frames received so far); `--resume` continues from it, and the
+    parts put together are the uninterrupted stream."""
+    from serving.client import load_token, main
+
+    common = ["--server", server.address, "--model", "crbm"]
+    assert main([*common, "--frames", "90", "--seed", "3", "--out", str(tmp_path / "whole")]) == 0
+    broken = [*common, "--frames", "300", "--seed", "3", "--realtime", "--timeout", "1.5"]
+    assert (
+        main([*broken, "--out", str(tmp_path / "a"), "--save-token", str(tmp_path / "a.json")]) == 1
+    )
+    token = load_token(tmp_path / "a.json")
+    first = np.load(tmp_path / "a.npy")
+    assert 0 < token.frame == first.shape[0] <= 50 and token.seed == 3  # 30 fps for 1.5 s
+    rest = ["--frames", str(90 - token.frame), "--resume", str(tmp_path / "a.json")]
+    assert (
+        main(
+            [*common, *rest, "--out", str(tmp_path / "b"), "--save-token", str(tmp_path / "b.json")]
+        )
+        == 0
+    )
+    assert load_token(tmp_path / "b.json").frame == 90
+    whole = np.load(tmp_path / "whole.npy")
+    np.testing.assert_array_equal(np.concatenate([first, np.load(tmp_path / "b.npy")]), whole)
+    (tmp_path / "bad.json").write_text("not a token")
+    for bad in ("nope.json", "bad.json"):  # one line on stderr (argparse), exit 2, no output
+        with pytest.raises(SystemExit) as exit_:
+            main([*common, "--resume", str(tmp_path / bad), "--out", str(tmp_path / "c")])
+        assert exit_.value.code == 2
+    assert not list(tmp_path.glob("c*"))

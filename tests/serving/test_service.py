@@ -226,7 +226,7 @@ def test_bad_requests(server, request_kw, code) -> None:
 def test_fuzzed_requests_get_status_codes(server, **kw) -> None:
     """Whatever the fields, a clear status (or frames) comes back, and the server serves on.
 
-    A legal request costs at most ``max_replay_frames`` (300) replayed frames and one chunk of
+    A legal request costs at most ``max_replay_frames`` (100) replayed frames and one chunk of
     ``max_frames_per_message`` (1000) frames before its first message, a fraction of a second
     for the test models even on a loaded machine, so the deadline is a real check: a timeout
     means a request got the server to do unbounded work (start_frame=14429 once did)."""
@@ -247,19 +247,19 @@ def test_fuzzed_requests_get_status_codes(server, **kw) -> None:
 
 def test_resume_by_start_frame_is_bounded(server) -> None:
     """A resume by start_frame alone recomputes the frames before it: up to the replay limit
-    (300 by default) it is served, beyond it a clear RESOURCE_EXHAUSTED comes at once."""
+    (100 by default) it is served, beyond it a clear RESOURCE_EXHAUSTED comes at once."""
     stub = server.stub()
     start = time.perf_counter()
     with pytest.raises(grpc.RpcError) as err:
         list(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=1, start_frame=10**6)))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "replay limit 300" in err.value.details()
+    assert "replay limit 100" in err.value.details()
     assert time.perf_counter() - start < 5  # refused, not computed
-    at_limit = pb.GenerateRequest(model="crbm", n_frames=1, start_frame=300)
+    at_limit = pb.GenerateRequest(model="crbm", n_frames=1, start_frame=100)
     idx, got = frames_of(stub.Generate(at_limit))
     art = load_artifact(server.folder / "crbm.onnx")
-    assert idx == [300]
-    np.testing.assert_array_equal(got[0], art.generate(301, seed=0, count=1)[0, 300])
+    assert idx == [100]
+    np.testing.assert_array_equal(got[0], art.generate(101, seed=0, count=1)[0, 100])
 
 
 def test_cancel_and_deadline_free_streams(server) -> None:
