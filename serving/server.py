@@ -5,8 +5,9 @@ on. With ``--token`` (or ``$SEQBOLTZ_TOKEN``) every Generation call needs
 ``authorization: Bearer <token>`` (the scheme in any letter case); with
 ``--tls-cert/--tls-key`` the port speaks TLS, and ``--tls-client-ca`` also requires client
 certificates. SIGTERM/SIGINT: health turns NOT_SERVING, new streams are refused, running
-streams end within ``--grace`` seconds with UNAVAILABLE and the frame to resume from, and the
-process exits 0.
+streams end within ``--grace`` seconds with UNAVAILABLE (the client resumes on another
+replica with the last chunk's resume token), and the process exits 0. ``--max-replay-frames``
+caps a resume by ``start_frame`` without a token, which recomputes the frames before it.
 """
 
 from __future__ import annotations
