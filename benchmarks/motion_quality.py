@@ -41,7 +41,12 @@ from _common import dump_json, fit_recipe, format_machine_info, machine_info, se
 
 from seqboltz._io import atomic_write
 from seqboltz.eval._cli import datamodule_from_checkpoint
-from seqboltz.eval._sequence import RepeatLastFrame, fit_linear_ar, one_step_errors
+from seqboltz.eval._sequence import (
+    RepeatLastFrame,
+    fit_linear_ar,
+    one_step_errors,
+    stabilise_ar,
+)
 from seqboltz.eval._sequence_report import (
     AR_NAME,
     REPEAT_NAME,
@@ -97,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "motion_quality")
     parser.add_argument("--pictures", type=Path, help="folder for pictures of the body")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--ar-radius",
+        type=float,
+        help="also score AR with its spectrum shrunk to this radius (the stabilisation a "
+        "ResidualCRBM's max_radius applies), to show what the hidden units add beyond it",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 2:
         parser.error("--seeds must be >= 2 (diversity needs pairs; the table needs >= 5)")
@@ -149,10 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     n_frames = round(args.seconds * ref.fps)
     ar = fit_linear_ar(train_clips, order)
     repeat = RepeatLastFrame(order)
-    for name, gen, predict in (
-        (AR_NAME.format(order=order), ar.generate, ar.predict),
-        (REPEAT_NAME, repeat.generate, repeat.predict),
-    ):
+    peers = [(AR_NAME.format(order=order), ar.generate, ar.predict)]
+    if args.ar_radius is not None:
+        stable = stabilise_ar(ar, train_clips, args.ar_radius)
+        name = f"linear AR (order {order}, radius <= {args.ar_radius:g})"
+        peers.append((name, stable.generate, stable.predict))
+    peers.append((REPEAT_NAME, repeat.generate, repeat.predict))
+    for name, gen, predict in peers:
         gens = generate_seeds(gen, starts, n_frames, seeds)
         mse = one_step_errors(predict, test, order)["mse"]
         rows.append(score_generations(name, gens, ref, one_step_mse=mse, n_boot=args.boot))
@@ -170,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "data_path": args.data_path,
         "data": repr(dm),
+        "ar_radius": args.ar_radius,
     }
     if ref.body is not None:
         settings["length_unit"] = ref.body.length_unit
