@@ -11,11 +11,14 @@ exactly at the linear baseline:
 * ``x``: the last ``order`` frames flattened (most recent first), ``v`` the frame ``(D,)``;
 * whitening ``M = L⁻¹`` with ``L Lᵀ = Σ`` the AR residual covariance (buffers, set by
   :meth:`ResidualCRBM.init_from_sequences`); ``u = M v``;
-* ``â = a + x A`` (whitened prediction; starts at the least-squares AR fit), ``b̂ = b + x B``;
+* ``c`` the frame's optional controls ``(C,)`` (e.g. linguistic features for speech
+  synthesis; ``n_controls = 0`` for none);
+* ``â = a + x A + c P`` (whitened prediction; starts at the least-squares fit on
+  ``[x, c, 1]``), ``b̂ = b + x B + c Q`` (as in :class:`~seqboltz.models.ConditionalRBM`);
 * ``r = u - â`` and ``E(v, h | x) = ½‖r‖² - b̂ᵀh - rᵀWh``.
 
 So ``p(h | v, x) = sigm(b̂ + rW)`` and ``p(u | h, x) = N(â + W h, I)``: with ``W = 0`` this is
-exactly the linear AR model with its full residual covariance, the baseline; the hidden units
+exactly the linear AR(X) model with its full residual covariance, the baseline; the hidden units
 add what a linear Gaussian predictor cannot hold (several modes, phase). ``F(v | x) = ½‖r‖² -
 Σⱼ softplus(b̂ⱼ + (rW)ⱼ)``, in whitened coordinates (the Jacobian ``log|det M|`` is a constant).
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +46,7 @@ from seqboltz.models._base import Conditioning, GibbsStep, NoiseSpec
 from seqboltz.models._crbm import FrameParams, SequenceRBM, _param
 from seqboltz.models._registry import register_model
 
-__all__ = ["ResidualCRBM", "box_muller"]
+__all__ = ["LinearARX", "ResidualCRBM", "box_muller", "fit_linear_arx"]
 
 _TWO_PI = torch.tensor(2.0 * math.pi, dtype=torch.float64)
 
@@ -67,6 +71,110 @@ def box_muller(uniforms: Tensor, n: int) -> Tensor:
     return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)[..., :n]
 
 
+@dataclass(frozen=True)
+class LinearARX:
+    """Linear model ``v_t = c₀ + x_t M + c_t P + ε``, ``ε ~ N(0, Σ)`` (AR with exogenous controls).
+
+    Attributes:
+        coef: ``M`` ``(order·D, D)`` on the flattened history (most recent first).
+        control_coef: ``P`` ``(C, D)`` on the frame's controls (``C`` may be 0).
+        intercept: ``c₀`` ``(D,)``.
+        residual_cov: ``Σ`` ``(D, D)``, the covariance of the training residuals.
+    """
+
+    coef: np.ndarray
+    control_coef: np.ndarray
+    intercept: np.ndarray
+    residual_cov: np.ndarray
+
+    def predict(self, history: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
+        """Mean of the next frame: ``history (B, order, D)``, ``controls (B, C)`` → ``(B, D)``."""
+        order = self.coef.shape[0] // self.coef.shape[1]
+        x = np.asarray(history, dtype=np.float64)[:, :order].reshape(len(history), -1)
+        out = self.intercept + x @ self.coef
+        if self.control_coef.shape[0]:
+            out = out + np.asarray(controls, dtype=np.float64) @ self.control_coef
+        return np.asarray(out)
+
+
+def _design(clip: np.ndarray, ctl: np.ndarray | None, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[x_t, c_t, 1]`` rows ``(T - order, order·D + C + 1)`` and targets ``v_t``."""
+    t = clip.shape[0]
+    parts = [clip[order - k : t - k] for k in range(1, order + 1)]  # t-1 first
+    if ctl is not None:
+        parts.append(ctl[order:])
+    parts.append(np.ones((t - order, 1)))
+    return np.concatenate(parts, axis=1), clip[order:]
+
+
+def fit_linear_arx(
+    sequences: Sequence[np.ndarray],
+    controls: Sequence[np.ndarray] | None,
+    order: int,
+    ridge: float = 1e-6,
+    history_noise: float = 0.0,
+    max_radius: float | None = None,
+) -> LinearARX:
+    """Least squares ``v_t ≈ [x_t, c_t, 1] β`` over clips (never straddling two).
+
+    The normal equations are accumulated clip by clip (``O((nD + C)²)`` memory).
+
+    Args:
+        sequences: clips ``[(T_i, D)]``.
+        controls: per-frame controls ``[(T_i, C)]`` aligned with ``sequences``, or ``None``.
+        order: history length ``n``.
+        ridge: Tikhonov term added to every diagonal entry of the normal equations.
+        history_noise: σ of a Gaussian noise the fit expects on the history inputs: the
+            expected least squares adds ``N σ²`` to the history block's diagonal (``N``
+            windows). A free-running generation then leans less on its own past (the linear
+            counterpart of noisy-history training; Bengio et al. 2015 discuss the exposure
+            problem it eases).
+        max_radius: if set and the history part's companion spectral radius exceeds it, the
+            history blocks are shrunk as :func:`seqboltz.eval._sequence.stabilise_ar` does
+            and the controls and intercept refitted given them.
+    """
+    from seqboltz.eval._sequence import ar_spectral_radius  # numpy, defined once
+
+    d = sequences[0].shape[1]
+    n_past = order * d
+    gram: np.ndarray | None = None
+    xty: np.ndarray | None = None
+    n = 0
+    ctls = list(controls) if controls is not None else [None] * len(sequences)
+    for clip, ctl in zip(sequences, ctls, strict=True):
+        if clip.shape[0] <= order:
+            continue
+        x, y = _design(clip, ctl, order)
+        gram = x.T @ x if gram is None else gram + x.T @ x
+        xty = x.T @ y if xty is None else xty + x.T @ y
+        n += x.shape[0]
+    assert gram is not None and xty is not None
+    penalty = np.full(gram.shape[0], ridge)
+    penalty[:n_past] += n * history_noise**2
+    sol = np.linalg.solve(gram + np.diag(penalty), xty)
+    if max_radius is not None:
+        radius = ar_spectral_radius(sol[:n_past])
+        if radius > max_radius:
+            gamma = max_radius / radius
+            sol = sol.copy()
+            sol[:n_past] *= np.repeat(gamma ** np.arange(1, order + 1), d)[:, None]
+            rest = slice(n_past, None)
+            rhs = xty[rest] - gram[rest, :n_past] @ sol[:n_past]
+            sol[rest] = np.linalg.solve(gram[rest, rest] + np.diag(penalty[rest]), rhs)
+    total = np.zeros(d)
+    outer = np.zeros((d, d))
+    for clip, ctl in zip(sequences, ctls, strict=True):
+        if clip.shape[0] <= order:
+            continue
+        x, y = _design(clip, ctl, order)
+        resid = y - x @ sol
+        total += resid.sum(0)
+        outer += resid.T @ resid
+    mean = total / n
+    cov = (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
+    return LinearARX(sol[:n_past], sol[n_past:-1], sol[-1], cov)
+
+
 @register_model
 class ResidualCRBM(SequenceRBM):
     """Conditional RBM over the whitened residual of a linear AR predictor (see the module).
@@ -87,7 +195,14 @@ class ResidualCRBM(SequenceRBM):
             (stable) least-squares start fixed, so the hidden units can only add a bounded
             term ``W h`` to a stable linear system and a generation cannot grow without
             bound. CD left free moved the start's radius from 0.9992 to 1.0050 on the CMU
-            selection, and its 60-s generations drifted (``benchmarks/RESULTS.md``).
+            selection, and its 60-s generations drifted (``benchmarks/RESULTS.md``). With
+            controls, ``P`` is part of the linear part too.
+        n_controls: size ``C`` of the optional per-frame controls (0: none). They enter the
+            least-squares start beside the history (:func:`fit_linear_arx`) and the hidden
+            biases through ``Q``; :meth:`init_from_sequences` then needs their clips.
+        start_history_noise: σ of the history noise the least-squares start expects
+            (:func:`fit_linear_arx`'s ``history_noise``; 0: plain least squares). A start that
+            leans less on its own past runs steadier free, as in text-to-speech.
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -110,6 +225,8 @@ class ResidualCRBM(SequenceRBM):
         ridge: float = 1e-4,
         max_radius: float | None = None,
         train_linear: bool = True,
+        n_controls: int = 0,
+        start_history_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
@@ -119,10 +236,16 @@ class ResidualCRBM(SequenceRBM):
             )
         if max_radius is not None and not 0 < max_radius <= 1:
             raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
+        if n_controls < 0 or not start_history_noise >= 0:
+            raise ValueError(
+                "need n_controls >= 0 and start_history_noise >= 0; got "
+                f"{n_controls}, {start_history_noise}"
+            )
         self.n_visible, self.n_hidden, self.order = n_visible, n_hidden, order
-        self.n_controls, self.n_style = 0, 0
+        self.n_controls, self.n_style = n_controls, 0
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
+        self.start_history_noise = start_history_noise
         n_past = order * n_visible
         self.weight = _param(n_visible, n_hidden, std=init_std)
         self.visible_bias = _param(n_visible, std=0)
@@ -132,6 +255,10 @@ class ResidualCRBM(SequenceRBM):
         # v → u = v Mᵀ and back, u → v = u Lᵀ (the residual whitening; identity until fitted)
         self.register_buffer("whiten", torch.eye(n_visible))
         self.register_buffer("unwhiten", torch.eye(n_visible))
+        if n_controls:
+            self.control_to_visible = _param(n_controls, n_visible, std=0)
+            self.control_to_hidden = _param(n_controls, n_hidden, std=init_std / 10)
+            self.control_to_visible.requires_grad_(train_linear)
         self.autoregressive.requires_grad_(train_linear)
         self.visible_bias.requires_grad_(train_linear)
 
@@ -143,18 +270,23 @@ class ResidualCRBM(SequenceRBM):
 
     # -- the start: least-squares AR and its residual covariance -----------------------------
     @torch.no_grad()
-    def init_from_sequences(self, sequences: Sequence[np.ndarray]) -> None:
-        """Start at the least-squares AR model of the training clips (never straddling two):
-        ``â`` is its prediction, ``M``/``L`` whiten its residual, ``W`` stays small.
+    def init_from_sequences(
+        self, sequences: Sequence[np.ndarray], controls: Sequence[np.ndarray] | None = None
+    ) -> None:
+        """Start at the least-squares AR(X) model of the training clips (never straddling
+        two): ``â`` is its prediction, ``M``/``L`` whiten its residual, ``W`` stays small.
 
         Args:
             sequences: training clips ``[(T_i, D)]``, standardised.
+            controls: their per-frame controls ``[(T_i, C)]`` (only, and then required, for a
+                model with ``n_controls > 0``).
         """
         from seqboltz.eval._sequence import fit_linear_ar, stabilise_ar  # numpy, defined once
 
         clips = [np.asarray(s, dtype=np.float64) for s in sequences]
         if not clips or any(c.ndim != 2 or c.shape[1] != self.n_visible for c in clips):
             raise ValueError(f"sequences must be clips of shape (T, {self.n_visible})")
+        ctls = self._check_control_clips(clips, controls)
         if sum(max(0, c.shape[0] - self.order) for c in clips) <= self.order * self.n_visible:
             raise ValueError(
                 f"too few windows to fit the AR start of order {self.order} on "
@@ -162,19 +294,60 @@ class ResidualCRBM(SequenceRBM):
             )
         if not all(np.isfinite(c).all() for c in clips):
             raise ValueError("sequences contain NaN or infinite values")
-        ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
-        if self.max_radius is not None:
-            ar = stabilise_ar(ar, clips, self.max_radius)
+        if ctls is None and self.start_history_noise == 0:  # the motion path, unchanged
+            ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
+            if self.max_radius is not None:
+                ar = stabilise_ar(ar, clips, self.max_radius)
+            coef, intercept, resid_cov = ar.coef, ar.intercept, ar.residual_cov
+            control_coef = None
+        else:
+            arx = fit_linear_arx(
+                clips,
+                ctls,
+                self.order,
+                ridge=self.ridge,
+                history_noise=self.start_history_noise,
+                max_radius=self.max_radius,
+            )
+            coef, intercept, resid_cov = arx.coef, arx.intercept, arx.residual_cov
+            control_coef = arx.control_coef
         d = self.n_visible
-        cov = ar.residual_cov + 1e-8 * max(float(np.trace(ar.residual_cov)) / d, 1e-12) * np.eye(d)
+        cov = resid_cov + 1e-8 * max(float(np.trace(resid_cov)) / d, 1e-12) * np.eye(d)
         chol = np.linalg.cholesky(cov)
         inv = np.linalg.inv(chol)
         ref = self.reference_parameter()
         as_t = lambda a: torch.as_tensor(a, dtype=ref.dtype, device=ref.device)  # noqa: E731
         self.whiten.copy_(as_t(inv))
         self.unwhiten.copy_(as_t(chol))
-        self.autoregressive.copy_(as_t(ar.coef @ inv.T))
-        self.visible_bias.copy_(as_t(ar.intercept @ inv.T))
+        self.autoregressive.copy_(as_t(coef @ inv.T))
+        self.visible_bias.copy_(as_t(intercept @ inv.T))
+        if control_coef is not None and self.n_controls:
+            self.control_to_visible.copy_(as_t(control_coef @ inv.T))
+
+    def _check_control_clips(
+        self, clips: list[np.ndarray], controls: Sequence[np.ndarray] | None
+    ) -> list[np.ndarray] | None:
+        if not self.n_controls:
+            if controls is not None:
+                raise ValueError("controls given, but the model was built with n_controls=0")
+            return None
+        if controls is None:
+            raise ValueError(
+                f"the model has n_controls={self.n_controls}: init_from_sequences needs the "
+                "clips' controls too"
+            )
+        ctls = [np.asarray(c, dtype=np.float64) for c in controls]
+        if len(ctls) != len(clips):
+            raise ValueError(f"{len(ctls)} control clips for {len(clips)} clips")
+        for i, (c, v) in enumerate(zip(ctls, clips, strict=True)):
+            if c.shape != (v.shape[0], self.n_controls):
+                raise ValueError(
+                    f"control clip {i} has shape {c.shape}; expected ({v.shape[0]}, "
+                    f"{self.n_controls}) to match its clip"
+                )
+            if not np.isfinite(c).all():
+                raise ValueError(f"control clip {i} contains NaN or infinite values")
+        return ctls
 
     @torch.no_grad()
     def init_from_data(self, data: Tensor) -> None:
@@ -183,16 +356,16 @@ class ResidualCRBM(SequenceRBM):
 
     # -- conditionals -------------------------------------------------------------------------
     def frame_params(self, cond: Conditioning | None) -> FrameParams:
-        history, _, _ = self.parse_cond(cond)
+        history, controls, _ = self.parse_cond(cond)
         a_hat, b_hat = Fn.linear_dynamic_biases(
             history,
             self.visible_bias,
             self.hidden_bias,
             self.autoregressive,
             self.past_to_hidden,
-            None,
-            None,
-            None,
+            controls,
+            getattr(self, "control_to_visible", None),
+            getattr(self, "control_to_hidden", None),
         )
         return FrameParams(a_hat, b_hat, None)  # â is in whitened coordinates
 
@@ -250,7 +423,8 @@ class ResidualCRBM(SequenceRBM):
     # -- generation -----------------------------------------------------------------------------
     def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
         """One frame (see the module): ``cond["history"] (B, order, D)``, most recent first,
-        and uniforms ``noise (B, k, noise_width)`` → ``(B, D)``."""
+        ``cond["controls"] (B, C)`` for a model with controls, and uniforms
+        ``noise (B, k, noise_width)`` → ``(B, D)``."""
         params = self.frame_params(cond)
         h_dim, d = self.n_hidden, self.n_visible
         r = torch.zeros_like(params.visible_bias)
@@ -266,14 +440,17 @@ class ResidualCRBM(SequenceRBM):
         # The AR part is the least-squares start: weight decay would pull it towards "no
         # dynamics", so it trains like a bias (or not at all: ``train_linear=False``).
         linear = [self.visible_bias, self.autoregressive] if self.train_linear else []
-        return {
-            "weights": [self.weight, self.past_to_hidden],
-            "biases": [self.hidden_bias, *linear],
-        }
+        weights = [self.weight, self.past_to_hidden]
+        if self.n_controls:
+            weights.append(self.control_to_hidden)
+            if self.train_linear:
+                linear.append(self.control_to_visible)
+        return {"weights": weights, "biases": [self.hidden_bias, *linear]}
 
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
             f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
-            f"train_linear={self.train_linear}"
+            f"train_linear={self.train_linear}, n_controls={self.n_controls}, "
+            f"start_history_noise={self.start_history_noise}"
         )

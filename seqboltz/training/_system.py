@@ -443,7 +443,16 @@ class RBMSystem(L.LightningModule):
                     f"{type(self.energy_model).__name__} starts from whole training sequences; "
                     f"{type(datamodule).__name__} has no clips()"
                 )
-            init_sequences(clips("train"))
+            if getattr(self.energy_model, "n_controls", 0):  # their per-frame controls too
+                control_clips = getattr(datamodule, "control_clips", None)
+                if not callable(control_clips):
+                    raise ValueError(
+                        f"{type(self.energy_model).__name__} has controls and starts from "
+                        f"whole sequences; {type(datamodule).__name__} has no control_clips()"
+                    )
+                init_sequences(clips("train"), controls=control_clips("train"))
+            else:
+                init_sequences(clips("train"))
 
     def on_fit_start(self) -> None:
         # Each process draws its own Gibbs noise: under DDP all ranks share the global seed,

@@ -177,3 +177,131 @@ def test_a_frozen_linear_part_stays_at_the_stabilised_start() -> None:
     torch.testing.assert_close(m.autoregressive.detach(), start[0])
     torch.testing.assert_close(m.visible_bias.detach(), start[1])
     assert ResidualCRBM(3, 4, order=2, train_linear=False).init_args()["train_linear"] is False
+
+
+# -- frame-level controls (text-to-speech's linguistic features) -----------------------------
+def _controlled_clips(d: int = 3, c: int = 2) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """AR clips driven by controls (a random 0/1 and a ramp): the controls carry signal the
+    history cannot predict."""
+    clips, controls = [], []
+    drive = np.random.default_rng(9).normal(size=(c, d))
+    for i in range(3):
+        rng = np.random.default_rng(10 + i)
+        ctl = np.stack([rng.integers(0, 2, 200), np.linspace(0, 1, 200)], 1)[:, :c]
+        x = np.zeros((200, d))
+        for t in range(2, 200):
+            x[t] = 0.9 * x[t - 1] - 0.2 * x[t - 2] + ctl[t] @ drive + rng.normal(size=d) * 0.1
+        clips.append(x)
+        controls.append(ctl.astype(np.float64))
+    return clips, controls
+
+
+def _lstsq(clips, controls, order, ridge, noise=0.0):  # type: ignore[no-untyped-def]
+    xs, ys = [], []
+    for v, c in zip(clips, controls, strict=True):
+        hist, targ = history_windows([v], order)
+        xs.append(
+            np.concatenate([hist.reshape(len(hist), -1), c[order:], np.ones((len(hist), 1))], 1)
+        )
+        ys.append(targ)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    pen = np.full(x.shape[1], ridge)
+    pen[: order * clips[0].shape[1]] += len(x) * noise**2
+    sol = np.linalg.solve(x.T @ x + np.diag(pen), x.T @ y)
+    return x, y, sol
+
+
+def test_the_start_with_controls_is_the_least_squares_fit_on_history_and_controls() -> None:
+    clips, controls = _controlled_clips()
+    for noise in (0.0, 0.5):
+        m = ResidualCRBM(3, 4, order=2, n_controls=2, start_history_noise=noise).double()
+        m.init_from_sequences(clips, controls=controls)
+        x, y, sol = _lstsq(clips, controls, 2, m.ridge, noise)
+        with torch.no_grad():
+            cond = {
+                "history": torch.from_numpy(x[:, :6].reshape(-1, 2, 3)),
+                "controls": torch.from_numpy(x[:, 6:8]),
+            }
+            mean = m.visible_mean(torch.zeros(len(x), 4, dtype=DTYPE), m.frame_params(cond))
+        np.testing.assert_allclose(_np(mean), x @ sol, rtol=1e-7, atol=1e-9)
+        L = _np(m.unwhiten)
+        np.testing.assert_allclose(L @ L.T, np.cov((y - x @ sol).T), rtol=1e-6, atol=1e-10)
+    # the controls matter: without them the start fits worse
+    plain = fit_linear_ar(clips, 2, ridge=m.ridge)
+    assert np.trace(plain.residual_cov) > 2 * np.trace(
+        np.cov((y - x @ _lstsq(clips, controls, 2, m.ridge)[2]).T)
+    )
+    # a stabilised start: history shrunk to the radius, controls and intercept refitted
+    s = ResidualCRBM(3, 4, order=2, n_controls=2, max_radius=0.5, train_linear=False).double()
+    s.init_from_sequences(clips, controls=controls)
+    coef = _np(s.autoregressive) @ _np(s.unwhiten).T
+    assert ar_spectral_radius(coef) == pytest.approx(0.5, abs=1e-9)
+    trainable = {id(p) for params in s.parameter_roles().values() for p in params}
+    assert id(s.control_to_visible) not in trainable and id(s.control_to_hidden) in trainable
+    assert not s.control_to_visible.requires_grad
+
+
+def test_free_energy_with_controls_against_enumeration() -> None:
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.4).double()
+    m.init_from_sequences(clips, controls=controls)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in (m.weight, m.control_to_hidden, m.past_to_hidden, m.hidden_bias):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.5)
+    rng = np.random.default_rng(6)
+    history, ctl, v = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2)), rng.normal(size=(5, 3))
+    cond = {"history": torch.from_numpy(history), "controls": torch.from_numpy(ctl)}
+    x = history.reshape(5, -1)
+    a_hat = _np(m.visible_bias) + x @ _np(m.autoregressive) + ctl @ _np(m.control_to_visible)
+    b_hat = _np(m.hidden_bias) + x @ _np(m.past_to_hidden) + ctl @ _np(m.control_to_hidden)
+    r = v @ _np(m.whiten).T - a_hat
+    hs = binary_states(4)
+    energies = 0.5 * (r**2).sum(1)[:, None] - b_hat @ hs.T - (r @ _np(m.weight)) @ hs.T
+    vt = torch.from_numpy(v)
+    np.testing.assert_allclose(
+        _np(m.free_energy(vt, cond)), -logsumexp(-energies, axis=1), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        _np(m.energy(vt, torch.from_numpy(hs[[5] * 5]), cond)), energies[:, 5], rtol=1e-10
+    )
+    with pytest.raises(ValueError, match=r"needs controls of shape \(batch, 2\)"):
+        m.free_energy(vt, {"history": torch.from_numpy(history)})
+
+
+def test_bad_control_clips_are_refused() -> None:
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2)
+    with pytest.raises(ValueError, match="needs the clips' controls"):
+        m.init_from_sequences(clips)
+    with pytest.raises(ValueError, match=r"control clip 1 has shape \(199, 2\)"):
+        m.init_from_sequences(clips, controls=[controls[0], controls[1][1:], controls[2]])
+    with pytest.raises(ValueError, match="n_controls=0"):
+        ResidualCRBM(3, 4, order=2).init_from_sequences(clips, controls=controls)
+    with pytest.raises(ValueError, match="n_controls >= 0"):
+        ResidualCRBM(3, 4, order=2, n_controls=-1)
+
+
+@pytest.mark.slow  # an export takes seconds (torch.export + ONNX translation)
+def test_a_controlled_model_exports_and_the_runtime_generates_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from seqboltz.cli import main
+    from seqboltz.models import save_model
+    from seqboltz.runtime import load_artifact
+
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.3).double()
+    m.init_from_sequences(clips, controls=controls)
+    m = m.float().double()  # a checkpoint keeps float32: compare with what was exported
+    ckpt = save_model(m, tmp_path / "m.ckpt")
+    argv = ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--no-data"]
+    assert main([*argv, "--gibbs-steps", "3"]) == 0
+    art = load_artifact(tmp_path / "m.onnx")
+    seed_frames = np.stack([clips[0][:2], clips[1][:2]])
+    ctl = np.stack([controls[0][2:8], controls[1][2:8]])  # per frame (B, T, C)
+    got = art.generate(6, seed=4, seed_frames=seed_frames, controls=ctl)
+    with torch.no_grad():
+        expected = m.generate(
+            torch.from_numpy(seed_frames), 6, gibbs_steps=3, seed=4, controls=torch.from_numpy(ctl)
+        ).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
+    assert art.card["conditioning"]["controls"]["size"] == 2
