@@ -247,6 +247,10 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "init_std": 0.2,
         "visible_noise": 0.5,
         "ridge": 0.01,
+        "max_radius": 0.95,
+        "train_linear": False,
+        "n_controls": 2,
+        "start_history_noise": 0.5,
     },
     "TwoLayerCRBM": {
         "n_visible": 4,
