@@ -19,9 +19,10 @@ For each prompt with a transcript the DataModule
 
 Prompts without speech (``[beep]``), without a transcript or that fail to align are listed in
 :attr:`TTSDataModule.skipped` with the reason. Whole prompts are held out: a prompt goes to the
-held-out side (val = test) when a hash of its *normalised text* falls below
-``held_out_fraction``, so prompts with the same words are always on the same side and adding
-prompts never moves one across. Batches are ``{"v": (B, D) frame t, "cond": {"history":
+held-out (test) side when a hash of its *normalised text* falls below ``held_out_fraction``,
+to a separate validation side when it falls in the next ``val_fraction`` (0: val = test), so
+prompts with the same words are always on the same side and adding prompts never moves one
+across. Batches are ``{"v": (B, D) frame t, "cond": {"history":
 (B, order, D), "controls": (B, C) linguistic features of frame t}}``, float32; the acoustic
 frames are standardised with the training prompts' statistics, the controls are used as they
 are (one-hots and positions in [0, 1]).
@@ -123,10 +124,15 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     return out
 
 
-def _held_out_text(text: str, fraction: float) -> bool:
+def _text_hash(text: str) -> float:
+    """A uniform number in [0, 1) from the prompt's normalised words (its split)."""
     words = " ".join(w for w, _ in normalize_text(text)).lower()
     digest = hashlib.sha256(words.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _held_out_text(text: str, fraction: float) -> bool:
+    return _text_hash(text) < fraction
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,9 @@ class TTSDataModule(SequenceDataModule):
             an error, never resampled.
         frame_period: WORLD hop (ms).
         mcep_order: mel-cepstrum order.
-        held_out_fraction: share of prompt texts held out (val = test), by a hash of the text.
+        held_out_fraction: share of prompt texts held out for test, by a hash of the text.
+        val_fraction: share of prompt texts held out for validation (model selection), by the
+            same hash; ``0``: validation uses the test prompts (the earlier behaviour).
         include: globs of relative names (``"digits/*"``) to keep; ``None``: all.
         max_utterances: keep only the first ``n`` prompts (sorted by name), for quick runs.
         min_pause: shortest aligned silence between words kept as a pause (s).
@@ -185,6 +193,7 @@ class TTSDataModule(SequenceDataModule):
         frame_period: float = 5.0,
         mcep_order: int = 24,
         held_out_fraction: float = 0.1,
+        val_fraction: float = 0.0,
         include: tuple[str, ...] | None = None,
         max_utterances: int | None = None,
         min_pause: float = 0.05,
@@ -197,6 +206,10 @@ class TTSDataModule(SequenceDataModule):
         super().__init__(order, batch_size, shuffle_seed, num_workers, history_noise)
         if not 0.0 < held_out_fraction < 1.0:
             raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}")
+        if not 0.0 <= val_fraction < 1.0 - held_out_fraction:
+            raise ValueError(
+                f"val_fraction must be in [0, 1 - held_out_fraction), got {val_fraction}"
+            )
         if path is not None and transcripts is None:
             raise ValueError("a folder of WAVs (path) needs its transcripts file")
         if max_utterances is not None and max_utterances < 2:
@@ -207,6 +220,7 @@ class TTSDataModule(SequenceDataModule):
         self.frame_period = frame_period
         self.mcep_order = mcep_order
         self.held_out_fraction = held_out_fraction
+        self.val_fraction = val_fraction
         self.include = tuple(include) if include is not None else None
         self.max_utterances = max_utterances
         self.cache_dir = cache_dir
@@ -326,6 +340,8 @@ class TTSDataModule(SequenceDataModule):
             sample_rate=rate, frame_period=self.frame_period, mcep_order=self.mcep_order
         )
         parts: dict[str, list[TTSPrompt]] = {"train": [], "held_out": []}
+        if self.val_fraction > 0:
+            parts["val"] = []
         for name, wav in usable:
             digest = sha256_file(wav)
             frames = self._analyse(wav, digest, wf)
@@ -335,10 +351,14 @@ class TTSDataModule(SequenceDataModule):
             except AlignmentError as exc:
                 self.skipped[name] = f"alignment failed ({exc})"
                 continue
-            side = "held_out" if _held_out_text(texts[name], self.held_out_fraction) else "train"
+            h = _text_hash(texts[name])
+            side = "held_out" if h < self.held_out_fraction else "train"
+            if side == "train" and h < self.held_out_fraction + self.val_fraction:
+                side = "val"
             parts[side].append(TTSPrompt(name, texts[name], wav, alignment, durations, frames))
-        if not parts["held_out"] and len(parts["train"]) > 1:
-            parts["held_out"].append(parts["train"].pop())  # tiny sets: hold one out
+        for side in [s for s in parts if s != "train"]:
+            if not parts[side] and len(parts["train"]) > 1:
+                parts[side].append(parts["train"].pop())  # tiny sets: hold one out
         for side, items in parts.items():
             if not [p for p in items if p.frames.shape[0] > self.order]:
                 reasons = sorted(set(self.skipped.values()))[:2]
@@ -352,7 +372,8 @@ class TTSDataModule(SequenceDataModule):
         self.duration_model = DurationModel(frame_period=self.frame_period).fit(
             train_utts, [p.durations for p in parts["train"]]
         )
-        self._prompts = {"train": parts["train"], "val": parts["held_out"]}
+        val_side = "val" if "val" in parts else "held_out"
+        self._prompts = {"train": parts["train"], "val": parts[val_side]}
         self._prompts["test"] = parts["held_out"]
         splits = {}
         for side, items in parts.items():
@@ -362,7 +383,7 @@ class TTSDataModule(SequenceDataModule):
                 style=[p.controls() for p in items],
                 sources=[p.name for p in items],
             )
-        self._splits = {"train": splits["train"], "val": splits["held_out"]}
+        self._splits = {"train": splits["train"], "val": splits[val_side]}
         self._splits["test"] = splits["held_out"]
 
     # ------------------------------------------------------------------ access

@@ -126,6 +126,8 @@ def test_arguments() -> None:
         TTSDataModule(path="/somewhere")
     with pytest.raises(ValueError, match="held_out_fraction"):
         TTSDataModule(held_out_fraction=1.0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        TTSDataModule(held_out_fraction=0.5, val_fraction=0.5)
 
 
 @pytest.mark.realdata
@@ -133,14 +135,17 @@ def test_arguments() -> None:
 def test_asterisk_prompts() -> None:
     texts = read_transcripts(fetch_transcripts())
     assert len(texts) == 569 and texts["agent-loggedoff"] == "Agent Logged off."
-    dm = TTSDataModule(include=("agent-*", "auth-*", "beep", "digits/1*"), batch_size=32)
+    dm = TTSDataModule(
+        include=("agent-*", "auth-*", "beep", "digits/1*"), batch_size=32, val_fraction=0.3
+    )
     dm.setup()
     assert dm.skipped["beep"].startswith("no speech")
     assert dm.features is not None and dm.features.sample_rate == 8000
-    train, test = dm.prompts("train"), dm.prompts("test")
-    assert train and test
-    # whole prompts: no text on both sides
-    assert not {p.text.lower() for p in train} & {p.text.lower() for p in test}
+    train, val, test = dm.prompts("train"), dm.prompts("val"), dm.prompts("test")
+    assert train and val and test
+    # whole prompts: no text on two sides; validation is its own set (model selection)
+    texts = [{p.text.lower() for p in side} for side in (train, val, test)]
+    assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
     for p in train + test:
         assert p.durations.sum() == p.frames.shape[0] and p.durations.min() >= 1
     batch = next(iter(dm.val_dataloader()))
