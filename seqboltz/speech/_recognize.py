@@ -1,0 +1,138 @@
+"""Intelligibility by an offline recogniser: prompt identification and word error rate.
+
+The recogniser is PocketSphinx (``pocketsphinx`` wheel) with the US-English acoustic model,
+dictionary and language model that ship inside the wheel; nothing is downloaded. It is the
+tool that aligned the training corpus (:class:`~seqboltz.speech._align.ForcedAligner`), with
+the same rate bridge: audio at another rate is resampled (band-limited) to 16 kHz.
+
+* **Prompt identification** (:meth:`PromptRecognizer.identify`): a grammar whose sentences are
+  all the corpus's prompt texts (JSGF, one alternative per distinct word sequence), and a
+  dictionary of their words pronounced by the project's text front end
+  (:func:`~seqboltz.speech._text.make_word`, stress removed, as the aligner does). A recording
+  is identified when the best sentence has its own words.
+* **Word error rate** (:meth:`PromptRecognizer.transcribe`, :func:`word_error_rate`): the
+  recogniser's general trigram language model and dictionary, free decoding; the reference
+  is the front end's normalised words (digits spelled out).
+
+Reference: Huggins-Daines et al. (2006), "PocketSphinx: a free, real-time continuous speech
+recognition system for hand-held devices", ICASSP.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from seqboltz.speech._text import make_word, normalize_text
+
+__all__ = ["PromptRecognizer", "prompt_words", "word_error_rate"]
+
+_RATE = 16000
+
+
+def prompt_words(text: str) -> tuple[str, ...]:
+    """The words a recogniser should hear for ``text``: the front end's, lower-case."""
+    return tuple(w.lower() for w, _ in normalize_text(text))
+
+
+def word_error_rate(reference: Sequence[str], hypothesis: Sequence[str]) -> tuple[int, int]:
+    """Word-level Levenshtein distance (substitutions + deletions + insertions).
+
+    Args:
+        reference: the words said; hypothesis: the words recognised.
+
+    Returns:
+        ``(errors, len(reference))``; the WER of a set is ``Σ errors / Σ words``.
+
+    >>> word_error_rate(["press", "one", "now"], ["press", "won", "now", "please"])
+    (2, 3)
+    """
+    ref, hyp = list(reference), list(hypothesis)
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1], len(ref)
+
+
+def _pcm(wave: np.ndarray, sample_rate: int) -> bytes:
+    from seqboltz.speech._audio import resample
+
+    x = np.asarray(wave, dtype=np.float64)
+    if x.ndim != 1 or x.shape[0] < sample_rate // 10:
+        raise ValueError(f"need a mono recording of at least 0.1 s, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("the recording contains NaN or infinite samples")
+    x = resample(x, sample_rate, _RATE) if sample_rate != _RATE else x
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class PromptRecognizer:
+    """PocketSphinx over a closed set of prompt texts (identification) and free (WER).
+
+    Args:
+        texts: every prompt text of the corpus (the grammar's sentences).
+
+    >>> rec = PromptRecognizer(["Please hold.", "Goodbye."])  # doctest: +SKIP
+    >>> rec.identify(wave, 8000)  # doctest: +SKIP
+    ('please', 'hold')
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        sentences = sorted({prompt_words(t) for t in texts})
+        if not sentences:
+            raise ValueError("need at least one prompt text")
+        words = sorted({w for s in sentences for w in s})
+        self._ids = {w: f"w{i}" for i, w in enumerate(words)}
+        self._words = {v: k for k, v in self._ids.items()}
+        self._dict_lines = [
+            f"{self._ids[w]} {' '.join(p.rstrip('012') for p in make_word(w).phones)}"
+            for w in words
+        ]
+        alternatives = " | ".join("(" + " ".join(self._ids[w] for w in s) + ")" for s in sentences)
+        self._grammar = f"#JSGF V1.0;\ngrammar prompts;\npublic <prompt> = {alternatives};\n"
+        self._closed: Any = None
+        self._free: Any = None
+
+    def _decoders(self) -> tuple[Any, Any]:
+        if self._closed is None:
+            import pocketsphinx as ps
+
+            with tempfile.TemporaryDirectory(prefix="seqboltz-recognize-") as tmp:
+                dict_path = os.path.join(tmp, "prompts.dict")
+                with open(dict_path, "w", encoding="ascii") as f:
+                    f.write("\n".join(self._dict_lines) + "\n")
+                closed = ps.Decoder(dict=dict_path, lm=None, samprate=_RATE, loglevel="FATAL")
+            closed.add_jsgf_string("prompts", self._grammar)
+            closed.activate_search("prompts")
+            self._closed = closed
+            self._free = ps.Decoder(samprate=_RATE, loglevel="FATAL")
+        return self._closed, self._free
+
+    @staticmethod
+    def _decode(decoder: Any, pcm: bytes) -> list[str]:
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        return hyp.hypstr.split() if hyp is not None and hyp.hypstr else []
+
+    def identify(self, wave: np.ndarray, sample_rate: int) -> tuple[str, ...]:
+        """The grammar's best prompt for a recording, as its words (empty: none found)."""
+        closed, _ = self._decoders()
+        ids = self._decode(closed, _pcm(wave, sample_rate))
+        return tuple(self._words.get(i, i) for i in ids)
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int) -> list[str]:
+        """Free decoding with the recogniser's general language model (lower-case words,
+        fillers and alternative-pronunciation marks removed)."""
+        _, free = self._decoders()
+        words = self._decode(free, _pcm(wave, sample_rate))
+        out = [w.split("(")[0].lower() for w in words]
+        return [w for w in out if w and not w.startswith(("<", "[", "++"))]

@@ -1,0 +1,33 @@
+"""Intelligibility tools: word error rate against hand-worked cases, and PocketSphinx
+identifying CMU ARCTIC a0007 (ships in pysptk) among three prompt texts, at 8 kHz."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqboltz.speech._recognize import PromptRecognizer, prompt_words, word_error_rate
+
+ARCTIC_A0007 = "And you always want to see it in the superlative degree."
+
+
+def test_word_error_rate_by_hand() -> None:
+    assert word_error_rate(["a", "b", "c"], ["a", "b", "c"]) == (0, 3)
+    assert word_error_rate(["a", "b", "c"], []) == (3, 3)  # three deletions
+    assert word_error_rate([], ["x"]) == (1, 0)  # one insertion
+    assert word_error_rate(["a", "b", "c"], ["a", "x", "c", "d"]) == (2, 3)  # sub + ins
+    assert word_error_rate(["a", "b", "c", "d"], ["b", "c", "d"]) == (1, 4)  # one deletion
+    assert prompt_words("Press 1, or # to exit.") == ("press", "one", "or", "pound", "to", "exit")
+
+
+@pytest.mark.slow  # two PocketSphinx decodes of 4 s (about 2 s)
+def test_identifies_the_arctic_prompt_among_others(arctic_8k: np.ndarray) -> None:
+    texts = [ARCTIC_A0007, "Please hold while I try that extension.", "Goodbye."]
+    rec = PromptRecognizer(texts)
+    assert rec.identify(arctic_8k, 8000) == prompt_words(ARCTIC_A0007)
+    errors, n = word_error_rate(prompt_words(ARCTIC_A0007), rec.transcribe(arctic_8k, 8000))
+    assert n == 11 and errors <= 4  # the general model hears most of the words
+    silence = np.zeros(8000)
+    assert rec.identify(silence, 8000) in {(), *map(prompt_words, texts)}
+    with pytest.raises(ValueError, match=r"mono recording of at least 0\.1 s"):
+        rec.identify(np.zeros(10), 8000)
