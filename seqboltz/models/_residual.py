@@ -203,6 +203,13 @@ class ResidualCRBM(SequenceRBM):
         start_history_noise: σ of the history noise the least-squares start expects
             (:func:`fit_linear_arx`'s ``history_noise``; 0: plain least squares). A start that
             leans less on its own past runs steadier free, as in text-to-speech.
+        history_to_hidden: let the history reach the hidden units (``B``). ``False`` keeps
+            ``B = 0`` (frozen): the hidden units then see the residual and the controls only,
+            so when a generation feeds on its own output (text-to-speech run free over a
+            whole utterance) the non-linear part cannot amplify the history's drift. On the
+            Asterisk prompts the history-driven hidden units cut the one-step MCD by 0.7 dB
+            but made free-running speech worse than the linear start
+            (``benchmarks/RESULTS.md``).
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -227,6 +234,7 @@ class ResidualCRBM(SequenceRBM):
         train_linear: bool = True,
         n_controls: int = 0,
         start_history_noise: float = 0.0,
+        history_to_hidden: bool = True,
     ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
@@ -246,12 +254,15 @@ class ResidualCRBM(SequenceRBM):
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
         self.start_history_noise = start_history_noise
+        self.history_to_hidden = history_to_hidden
         n_past = order * n_visible
         self.weight = _param(n_visible, n_hidden, std=init_std)
         self.visible_bias = _param(n_visible, std=0)
         self.hidden_bias = _param(n_hidden, std=0)
         self.autoregressive = _param(n_past, n_visible, std=0)
-        self.past_to_hidden = _param(n_past, n_hidden, std=init_std / 10)
+        past_std = init_std / 10 if history_to_hidden else 0.0
+        self.past_to_hidden = _param(n_past, n_hidden, std=past_std)
+        self.past_to_hidden.requires_grad_(history_to_hidden)
         # v → u = v Mᵀ and back, u → v = u Lᵀ (the residual whitening; identity until fitted)
         self.register_buffer("whiten", torch.eye(n_visible))
         self.register_buffer("unwhiten", torch.eye(n_visible))
@@ -440,7 +451,7 @@ class ResidualCRBM(SequenceRBM):
         # The AR part is the least-squares start: weight decay would pull it towards "no
         # dynamics", so it trains like a bias (or not at all: ``train_linear=False``).
         linear = [self.visible_bias, self.autoregressive] if self.train_linear else []
-        weights = [self.weight, self.past_to_hidden]
+        weights = [self.weight, self.past_to_hidden] if self.history_to_hidden else [self.weight]
         if self.n_controls:
             weights.append(self.control_to_hidden)
             if self.train_linear:
@@ -452,5 +463,6 @@ class ResidualCRBM(SequenceRBM):
             f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
             f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
             f"train_linear={self.train_linear}, n_controls={self.n_controls}, "
-            f"start_history_noise={self.start_history_noise}"
+            f"start_history_noise={self.start_history_noise}, "
+            f"history_to_hidden={self.history_to_hidden}"
         )

@@ -251,6 +251,7 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "train_linear": False,
         "n_controls": 2,
         "start_history_noise": 0.5,
+        "history_to_hidden": False,
     },
     "TwoLayerCRBM": {
         "n_visible": 4,

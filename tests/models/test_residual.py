@@ -305,3 +305,22 @@ def test_a_controlled_model_exports_and_the_runtime_generates_the_same(tmp_path)
         ).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
     assert art.card["conditioning"]["controls"]["size"] == 2
+
+
+def test_hidden_units_blind_to_the_history_stay_blind() -> None:
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.3, history_to_hidden=False)
+    m = m.double()
+    m.init_from_sequences(clips, controls=controls)
+    trainable = {id(p) for params in m.parameter_roles().values() for p in params}
+    assert id(m.past_to_hidden) not in trainable and not m.past_to_hidden.requires_grad
+    hist, targ = history_windows(clips, 2)
+    ctl = torch.from_numpy(np.concatenate([c[2:] for c in controls]))
+    cond = {"history": torch.as_tensor(hist), "controls": ctl}
+    m.free_energy(torch.as_tensor(targ), cond).mean().backward()
+    assert m.past_to_hidden.grad is None and m.control_to_hidden.grad is not None
+    assert float(m.past_to_hidden.abs().max()) == 0.0
+    with torch.no_grad():  # b̂ depends on the controls only
+        b1 = m.frame_params(cond).hidden_bias
+        b2 = m.frame_params({"history": torch.as_tensor(hist) * 3, "controls": ctl}).hidden_bias
+    torch.testing.assert_close(b1, b2)
