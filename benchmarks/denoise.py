@@ -9,14 +9,24 @@ conditional RBM ``p(y, h | x)``. This script compares, on the 1000 MNIST-5k test
 * a per-pixel logistic regression: each output pixel a logistic regression on all of ``x``
   (one linear layer + sigmoid, BCE, L2 on the weights chosen on the validation split from a
   small grid, fitted to convergence by full-batch L-BFGS);
-* ``recipes/mnist_denoise_crbm.yaml`` (CD-1) and ``recipes/mnist_denoise_crbm_percloss.yaml``
-  (CD-PercLoss), each predicted by mean field and by deterministic "MAP" inference.
+* an MLP with one hidden layer of the CRBM's size (sigmoid units) trained by backprop (Adam,
+  weight decay chosen on validation, early stopping on validation pixel error);
+* ``recipes/mnist_denoise_crbm.yaml`` (CD) and ``recipes/mnist_denoise_crbm_percloss.yaml``
+  (CD-PercLoss), each predicted by mean field and by deterministic "MAP" inference, from the
+  checkpoint each recipe kept on ``val/output_error``.
+
+The paired bootstrap (10,000 resamples of the test digits) gives the 95 % interval of the
+difference in pixel error, CRBM (the recipe and inference best on validation) − logistic
+regression.
 
 Error: pixels wrong after thresholding at ½, against the clean binarised digit. Writes a PNG of
 corrupted / CD / PercLoss / baseline / clean rows (one test digit per class). Run from the
 repository root; without checkpoints it trains both recipes first (a few minutes on 2 cores)::
 
     python benchmarks/denoise.py [--cd CKPT] [--percloss CKPT] [--out runs/denoise] [--json PATH]
+
+(``--cd`` / ``--percloss`` take any checkpoint of a structured CRBM on this data, whatever
+its training.)
 """
 
 from __future__ import annotations
@@ -40,6 +50,14 @@ from _common import (
     markdown_table,
     seed_all,
 )
+from _structured_common import (
+    best_checkpoint,
+    crbm_from_logistic,
+    fit_logistic,
+    fit_mlp,
+    paired_bootstrap,
+    train_structured,
+)
 
 from seqboltz.data import MNISTDenoisingDataModule
 from seqboltz.models import StructuredOutputCRBM, load_model
@@ -51,20 +69,27 @@ RECIPES = {
     "percloss": REPO / "recipes" / "mnist_denoise_crbm_percloss.yaml",
 }
 L2_GRID = (1e-3, 1e-2, 1e-1)
+MLP_DECAY_GRID = (1e-4, 1e-3)
 
 
 def train_recipe(name: str, out: Path) -> Path:
-    """``seqboltz fit`` the recipe into ``out/name``; returns its ``last.ckpt``."""
-    return fit_recipe(RECIPES[name], out / name)
+    """``seqboltz fit`` the recipe into ``out/name``; returns the checkpoint it kept on
+    ``val/output_error`` (``best.ckpt``; ``last.ckpt`` for a recipe without one)."""
+    return best_checkpoint(fit_recipe(RECIPES[name], out / name, threads=1))
 
 
 def training_label(checkpoint: Path) -> str:
-    """``"CRBM, CD-k"`` or ``"CRBM, CD-PercLoss (k steps)"`` from the checkpoint's settings."""
+    """``"CRBM, CD-k"`` (``", mean-field negative"``) or ``"CRBM, CD-PercLoss (k steps[,
+    margin m])"`` from the checkpoint's settings."""
     hp = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
     k = hp.get("k", 1)
     if hp.get("negative") == "perceptron":
-        return f"CRBM, CD-PercLoss ({k} steps)"
-    return f"CRBM, PCD-{k}" if hp.get("persistent") else f"CRBM, CD-{k}"
+        margin = hp.get("perceptron_margin", 0.0)
+        return f"CRBM, CD-PercLoss ({k} steps" + (f", margin {margin:g})" if margin else ")")
+    if hp.get("negative") == "exact":
+        return "CRBM, exact conditional likelihood"
+    label = f"CRBM, PCD-{k}" if hp.get("persistent") else f"CRBM, CD-{k}"
+    return label + (", mean-field negative" if hp.get("negative") == "mean_field" else "")
 
 
 def data_args(checkpoint: Path) -> dict[str, Any]:
@@ -76,49 +101,9 @@ def data_args(checkpoint: Path) -> dict[str, Any]:
     return dict(entry["init_args"])
 
 
-def fit_logistic(
-    x: torch.Tensor, y: torch.Tensor, l2: float, max_iter: int = 300
-) -> tuple[torch.nn.Linear, dict[str, float]]:
-    """Per-pixel logistic regressions ``y ≈ sigm(x Wᵀ + c)``: mean BCE + ``l2/2 ‖W‖²`` by L-BFGS.
-
-    Full batch, strong-Wolfe line search, until the largest gradient entry is below 1e-5 or
-    ``max_iter`` iterations (the returned ``grad_max`` says how converged it is).
-    """
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(x.shape[1], y.shape[1])
-    torch.nn.init.zeros_(layer.weight)
-    with torch.no_grad():
-        p = y.mean(0).clamp(1e-3, 1 - 1e-3)
-        layer.bias.copy_(torch.log(p) - torch.log1p(-p))
-    opt = torch.optim.LBFGS(
-        layer.parameters(),
-        lr=1.0,
-        max_iter=max_iter,
-        history_size=20,
-        tolerance_grad=1e-5,
-        tolerance_change=1e-9,
-        line_search_fn="strong_wolfe",
-    )
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = bce(layer(x), y, reduction="sum") / x.shape[0]
-        loss = loss + 0.5 * l2 * (layer.weight**2).sum()
-        loss.backward()
-        return loss
-
-    start = time.perf_counter()
-    opt.step(closure)
-    loss = float(closure().detach())  # at the solution; also refreshes the gradients
-    grad = torch.cat([p.grad.flatten() for p in layer.parameters() if p.grad is not None])
-    state = opt.state[layer.weight]
-    return layer, {
-        "loss": loss,
-        "grad_max": float(grad.abs().max()),
-        "iterations": int(state.get("n_iter", 0)),
-        "seconds": time.perf_counter() - start,
-    }
+def pixel_error(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of wrong pixels after thresholding at ½ (the MLP's early-stopping metric)."""
+    return float(((pred > 0.5).float() != y).float().mean())
 
 
 def errors(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -138,9 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/denoise"))
     p.add_argument("--figure", type=Path, default=REPO / "benchmarks/figures/denoise_examples.png")
     p.add_argument("--n-steps", type=int, default=30, help="inference steps (mean field, MAP)")
+    p.add_argument("--bootstrap", type=int, default=10_000)
+    p.add_argument("--skip-mlp", action="store_true", help="leave the MLP baseline out")
+    p.add_argument(
+        "--from-logistic",
+        choices=("sample", "mean_field", "perceptron"),
+        help="also train a CRBM started at the fitted logistic regression, with this negative",
+    )
+    p.add_argument("--fl-hidden", type=int, default=200, help="its hidden units")
+    p.add_argument("--fl-k", type=int, default=10, help="its Gibbs / PercLoss steps")
+    p.add_argument("--fl-lr", type=float, default=0.01, help="its SGD learning rate")
+    p.add_argument("--fl-margin", type=float, default=0.0, help="its PercLoss margin")
+    p.add_argument("--fl-epochs", type=int, default=20, help="its maximum epochs")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     seed_all(0)
+    torch.set_num_threads(1)
     ckpts = {
         "cd": args.cd or train_recipe("cd", args.out),
         "percloss": args.percloss or train_recipe("percloss", args.out),
@@ -158,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[Any]] = []
     results: dict[str, Any] = {"data": {k: settings["cd"][k] for k in keys}, "rows": {}}
     preds: dict[str, torch.Tensor] = {}
+    per_image: dict[str, np.ndarray] = {}  # test pixel error per image, for the bootstrap
 
     def add(label: str, test_pred: torch.Tensor, val_pred: torch.Tensor, **extra: Any) -> None:
         e, ev = errors(test_pred, y_te), errors(val_pred, y_val)
+        per_image[label] = ((test_pred > 0.5).float() != y_te).double().mean(1).numpy()
         results["rows"][label] = {**e, "val_pixel_error_pct": ev["pixel_error_pct"], **extra}
         rows.append(
             [
@@ -183,20 +183,71 @@ def main(argv: list[str] | None = None) -> int:
         print(f"logistic l2={l2:g}: val {val_err:.3f}% {info}", file=sys.stderr)
         fits.append((val_err, l2, layer, info))
     _, l2, layer, info = min(fits, key=lambda f: f[0])
+    lr_label = f"per-pixel logistic regression (L2 {l2:g})"
     with torch.no_grad():
         preds["baseline"] = torch.sigmoid(layer(x_te))
-        add(
-            f"per-pixel logistic regression (L2 {l2:g})",
-            preds["baseline"],
-            torch.sigmoid(layer(x_val)),
-            fit=info,
-        )
+        add(lr_label, preds["baseline"], torch.sigmoid(layer(x_val)), fit=info)
 
-    for name in ("cd", "percloss"):
-        label = training_label(ckpts[name])
-        model = load_model(ckpts[name])
+    models = {name: load_model(ckpts[name]) for name in ("cd", "percloss")}
+    if args.from_logistic:
+        start = crbm_from_logistic(layer, args.fl_hidden)
+        assert isinstance(start, StructuredOutputCRBM)
+        start_err = float(start.prediction_errors(y_val, x_val)["output_error"])
+        dm_fl = MNISTDenoisingDataModule(**{k: settings["cd"][k] for k in (*keys, "val_size")})
+        ckpt, curve = train_structured(
+            start,
+            dm_fl,
+            args.out / "from_logistic",
+            args.fl_epochs,
+            patience=5,
+            k=args.fl_k,
+            negative=args.from_logistic,
+            perceptron_margin=args.fl_margin,
+            lr=args.fl_lr,
+            weight_decay=l2,  # the baseline's L2: its optimum stays a fixed point at W = 0
+        )
+        print(
+            f"from logistic: val error at the start {start_err:.5f}, curve {curve}", file=sys.stderr
+        )
+        results["from_logistic"] = {"start_val_error": start_err, "val_curve": curve}
+        ckpts["from_logistic"] = ckpt
+        models["from_logistic"] = load_model(ckpt)
+    for name, model in models.items():
         if not isinstance(model, StructuredOutputCRBM):
             raise SystemExit(f"{ckpts[name]} holds a {type(model).__name__}")
+    if not args.skip_mlp:
+        n_hidden = models["cd"].n_hidden
+        mlps = []
+        for decay in MLP_DECAY_GRID:
+            net, mlp_info = fit_mlp(
+                x_tr,
+                y_tr,
+                x_val,
+                y_val,
+                n_hidden,
+                decay,
+                pixel_error,
+                max_epochs=200,
+                patience=10,
+                batch_size=100,
+            )
+            print(f"MLP wd={decay:g}: {mlp_info}", file=sys.stderr)
+            mlps.append((mlp_info["val_error"], decay, net, mlp_info))
+        _, decay, net, mlp_info = min(mlps, key=lambda f: f[0])
+        with torch.no_grad():
+            add(
+                f"MLP, {n_hidden} sigmoid hidden units, backprop (wd {decay:g})",
+                torch.sigmoid(net(x_te)),
+                torch.sigmoid(net(x_val)),
+                fit=mlp_info,
+            )
+    chosen: tuple[float, str] | None = None
+
+    for name, model in models.items():
+        assert isinstance(model, StructuredOutputCRBM)
+        label = training_label(ckpts[name])
+        if name == "from_logistic":
+            label += ", started at the logistic regression"
         best: tuple[float, torch.Tensor] | None = None
         for method in ("mean_field", "map"):
             for y_start in ("zeros", "input"):
@@ -209,8 +260,15 @@ def main(argv: list[str] | None = None) -> int:
                 val_err = errors(val_pred, y_val)["pixel_error_pct"]
                 if best is None or val_err < best[0]:
                     best = (val_err, test_pred)
+                if chosen is None or val_err < chosen[0]:
+                    chosen = (val_err, what)
         assert best is not None
         preds[name] = best[1]  # the inference chosen on validation
+
+    assert chosen is not None
+    boot = paired_bootstrap(per_image[chosen[1]], per_image[lr_label], args.bootstrap)
+    results["chosen_on_validation"] = chosen[1]
+    results["bootstrap_crbm_minus_logistic"] = boot
 
     # one test digit per class, the first of each
     test_labels = dm.labels("test")
@@ -236,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             rows,
             digits=[0, 2, 1, 0, 2],
         )
+    )
+    print(f"\nCRBM chosen on validation: {chosen[1]}")
+    print(
+        f"paired bootstrap ({args.bootstrap} resamples of the test digits), CRBM − logistic "
+        f"regression, pixel error: {100 * boot['difference']:+.3f} points, 95 % interval "
+        f"[{100 * boot['ci_low']:+.3f}, {100 * boot['ci_high']:+.3f}]"
     )
     print(f"\nfigure (rows: corrupted, CD, PercLoss, logistic regression, clean): {png}")
     results["checkpoints"] = {k: str(v) for k, v in ckpts.items()}
