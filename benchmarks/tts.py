@@ -11,15 +11,26 @@ whole prompts held out by a hash of their text):
    the mean per phone (edge silences left out).
 3. **Acoustics with natural (aligned) durations**, every model started from the prompt's first
    ``order`` real frames and run free over the rest with the prompt's linguistic controls:
-   the conditional RBM (Taylor's sampler, ``k`` Gibbs steps, and its conditional mean by
-   mean-field), a linear least-squares model with the same inputs (history + controls), and
-   WORLD's own analysis–synthesis (the ceiling). MCD (dB, c₀ excluded), F0 RMSE (Hz, frames
-   voiced in both), voicing error, global-variance ratio of the mel-cepstrum, voiced share and
-   frame-energy spread against the real prompts', clipped samples.
+   the residual CRBM (:class:`~seqboltz.models.ResidualCRBM` over [history, controls], started
+   at the least-squares fit, linear part frozen; its conditional mean by mean-field and
+   Taylor's sampler with and without the visible noise), optionally the plain conditional RBM
+   (``--systems crbm``), a linear least-squares model with the same inputs (history +
+   controls), and WORLD's own analysis–synthesis (the ceiling). MCD (dB, c₀ excluded), F0
+   RMSE (Hz, frames voiced in both), voicing error, global-variance ratio of the
+   mel-cepstrum, voiced share and frame-energy spread against the real prompts', clipped
+   samples. Every variant (linear history noise, residual CRBM configuration and generation
+   mode) is scored on the **validation** prompts; each family's best by MCD (with every
+   generation mode of the chosen residual CRBM) is scored once on the **test** prompts.
+4. **Intelligibility** (:mod:`seqboltz.speech._recognize`): the test prompts synthesised from
+   their text with *predicted* durations (ridge duration model), started from the training
+   prompts' mean first frames (silence), and the real recordings, decoded by PocketSphinx:
+   prompt identification with a grammar of every prompt text, and WER with its general
+   language model. PocketSphinx also aligned the training corpus.
 
 Run from the repository root::
 
-    python benchmarks/tts.py [--max-utterances N] [--epochs 10] [--ckpt CKPT] [--json PATH]
+    python benchmarks/tts.py [--max-utterances N] [--rcrbm hidden=128,epochs=4 ...]
+        [--systems rcrbm crbm] [--ckpt CKPT] [--json PATH]
 
 WAVs and spectrogram pictures of two held-out prompts go to ``--out``.
 """
@@ -32,6 +43,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +56,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run a
 from _common import dump_json, markdown_table, quiet_trainer, seed_all, set_threads
 
 from seqboltz.data import TTSDataModule, TTSPrompt
-from seqboltz.models import ConditionalRBM
-from seqboltz.speech import WorldFeatures, log_mel_spectrogram, mel_cepstral_distortion, write_wav
+from seqboltz.models import ConditionalRBM, ResidualCRBM
+from seqboltz.speech import (
+    WorldFeatures,
+    log_mel_spectrogram,
+    mel_cepstral_distortion,
+    read_audio,
+    write_wav,
+)
 from seqboltz.speech._align import PhoneAlignment, alignment_sanity
 from seqboltz.speech._duration import DurationModel, MeanDurationModel, duration_rmse
 from seqboltz.training import RBMSystem
 
 _DB = 20.0 / math.log(10.0)
+Gen = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
+"""A generation: (seed frames per prompt, controls per prompt) → standardised frames."""
 
 
 # -- 1. alignment ---------------------------------------------------------------------------
@@ -224,28 +244,191 @@ def clipped_share(wave: np.ndarray) -> float:
     return float(np.mean(np.abs(wave) >= 0.999))
 
 
+# -- residual CRBM and scoring --------------------------------------------------------------
+def train_rcrbm(dm: TTSDataModule, cfg: dict[str, Any], seed: int) -> ResidualCRBM:
+    """A :class:`ResidualCRBM` over [history, controls], started at the least-squares fit
+    (history noise ``cfg["start_noise"]`` in the normal equations), linear part frozen; the
+    history reaches the hidden units unless ``cfg["hist_hidden"]`` is 0; ``data_noise``: the
+    history noise of the training windows; ``dad``: the share of training windows whose
+    history is the linear start's own free-running output (data as demonstrator)."""
+    seed_all(seed)
+    model = ResidualCRBM(
+        dm.n_features,
+        cfg["hidden"],
+        order=dm.order,
+        n_controls=dm.n_controls,
+        ridge=1e-3,
+        start_history_noise=cfg["start_noise"],
+        train_linear=False,
+        history_to_hidden=bool(cfg.get("hist_hidden", 1)),
+        init_std=0.01,
+    )
+    system = RBMSystem(
+        model,
+        k=cfg["k"],
+        lr=cfg["lr"],
+        momentum=0.9,
+        initial_momentum=0.5,
+        momentum_warmup_epochs=1,
+        weight_decay=2e-4,
+        mean_field_negative=True,
+        eval_log_z="none",
+    )
+    dm.history_noise = cfg.get("data_noise", 0.0)
+    if cfg.get("dad", 0.0) > 0:  # histories from the start's own free-running output
+        clips, controls = dm.clips("train"), dm.control_clips("train")
+        w = fit_linear(clips, controls, dm.order, ridge=1e-3, history_noise=cfg["start_noise"])
+        own = [generate_linear(w, z[: dm.order], c) for z, c in zip(clips, controls, strict=True)]
+        dm.set_train_history(own, cfg["dad"])
+    quiet_trainer(cfg["epochs"], [_EpochLog()]).fit(system, dm)
+    dm.history_noise = 0.0
+    dm.set_train_history(None)
+    return system.energy_model  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def generate_rcrbm_mean(
+    model: ResidualCRBM, seeds: list[np.ndarray], controls: list[np.ndarray], steps: int
+) -> list[np.ndarray]:
+    """Conditional mean of the residual CRBM by mean-field, per frame from the linear
+    prediction (``r = 0``): ``steps`` passes ``r ← W σ(b̂ + rW)``, frame ``L(â + r)``."""
+    m = model.to(torch.float64)
+    order = seeds[0].shape[0]
+    c = torch.from_numpy(_padded(controls))
+    window = torch.from_numpy(np.stack([s[::-1] for s in seeds]).copy())
+    out = [window[:, order - 1 - k] for k in range(order)]
+    zeros = torch.zeros(len(seeds), m.n_hidden, dtype=torch.float64)
+    for t in range(order, c.shape[1]):
+        params = m.frame_params({"history": window, "controls": c[:, t]})
+        v = m.visible_mean(zeros, params)
+        for _ in range(steps):
+            v = m.visible_mean(torch.sigmoid(m.hidden_input(v, params)), params)
+        out.append(v)
+        window = torch.cat([v[:, None], window[:, :-1]], dim=1)
+    frames = torch.stack(out, dim=1).numpy()
+    return [frames[b, : ctl.shape[0]] for b, ctl in enumerate(controls)]
+
+
+def rcrbm_generators(model: ResidualCRBM, gibbs: int) -> dict[str, Any]:
+    """The residual CRBM's ways to generate: conditional mean, and Taylor's sampler with the
+    model's visible noise (1) and without it (0)."""
+
+    def sampler(noise: float) -> Any:
+        def run(seeds: list[np.ndarray], controls: list[np.ndarray]) -> list[np.ndarray]:
+            model.visible_noise = noise
+            try:
+                return generate_crbm(model, seeds, controls, gibbs)  # type: ignore[arg-type]
+            finally:
+                model.visible_noise = 1.0
+
+        return run
+
+    return {
+        "mean": lambda s, c: generate_rcrbm_mean(model, s, c, gibbs),
+        "sampler": sampler(1.0),
+        "sampler, visible noise 0": sampler(0.0),
+    }
+
+
+def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {m: float(np.nanmean([r[m] for r in rows])) for m in rows[0]}
+
+
+def score_frames(
+    real: list[np.ndarray], gens: list[np.ndarray], wf: WorldFeatures
+) -> dict[str, float]:
+    """Mean :func:`acoustic_metrics` of standardised generations against raw real frames."""
+    rows = []
+    for r, g in zip(real, gens, strict=True):
+        raw = wf.inverse_transform(g)
+        if not np.isfinite(raw).all():
+            return {"mcd_db": math.inf}
+        rows.append(acoustic_metrics(r, raw, wf))
+    return mean_metrics(rows)
+
+
+def predicted_controls(
+    prompts: list[TTSPrompt], durations: DurationModel
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per prompt: phone durations from the duration model and their frame-level controls."""
+    from seqboltz.speech._text import frame_features
+
+    durs = [durations.predict(p.alignment.utterance) for p in prompts]
+    return durs, [
+        frame_features(p.alignment.utterance, d) for p, d in zip(prompts, durs, strict=True)
+    ]
+
+
+def intelligibility(
+    waves: dict[str, list[np.ndarray]],
+    texts: list[str],
+    all_texts: list[str],
+    rate: int,
+    wer_prompts: int,
+) -> dict[str, dict[str, float]]:
+    """Prompt identification (grammar of every prompt text) on every prompt, and WER
+    (general LM) on the first ``wer_prompts`` (free decoding is slower than real time)."""
+    from seqboltz.speech._recognize import PromptRecognizer, prompt_words, word_error_rate
+
+    rec = PromptRecognizer(all_texts)
+    out: dict[str, dict[str, float]] = {}
+    for name, ws in waves.items():
+        hits, errors, words = 0, 0, 0
+        for i, (w, text) in enumerate(zip(ws, texts, strict=True)):
+            hits += rec.identify(w, rate) == prompt_words(text)
+            if i < wer_prompts:
+                e, n = word_error_rate(prompt_words(text), rec.transcribe(w, rate))
+                errors, words = errors + e, words + n
+        out[name] = {
+            "identified": hits / len(ws),
+            "wer": errors / max(words, 1),
+            "prompts": len(ws),
+            "wer_prompts": min(wer_prompts, len(ws)),
+        }
+        print(f"recognised {name}: {out[name]}", file=sys.stderr, flush=True)
+    return out
+
+
 # -- main -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-utterances", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--val-fraction", type=float, default=0.05, help="validation prompts")
+    parser.add_argument("--systems", nargs="*", default=["rcrbm"], choices=["crbm", "rcrbm"])
+    parser.add_argument("--epochs", type=int, default=10, help="CRBM epochs")
+    parser.add_argument("--hidden", type=int, default=256, help="CRBM hidden units")
+    parser.add_argument("--lr", type=float, default=0.005, help="CRBM learning rate")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument(
         "--history-noise",
         type=float,
         nargs="+",
-        default=[0.0],
-        help="training noise on the history (one CRBM and one linear model per value)",
+        default=[0.0, 0.5, 1.0, 2.0],
+        help="history noise of the linear model (selected on validation); CRBM: its training",
     )
-    parser.add_argument("--gibbs", type=int, default=30, help="Gibbs steps per frame")
+    parser.add_argument(
+        "--rcrbm",
+        nargs="+",
+        default=["hidden=128,epochs=4,lr=0.001,k=1,start_noise=1.0"],
+        help="residual CRBM configurations (key=value,...), selected on validation",
+    )
+    parser.add_argument("--gibbs", type=int, default=10, help="Gibbs steps per frame")
     parser.add_argument("--max-test", type=int, default=None, help="held-out prompts to score")
-    parser.add_argument("--ckpt", default=None, help="a tts_crbm.yaml checkpoint to score")
+    parser.add_argument("--max-val", type=int, default=None, help="validation prompts to score")
+    parser.add_argument(
+        "--ckpt", nargs="*", default=[], help="residual CRBM checkpoints to score too"
+    )
+    parser.add_argument("--save-models", default=None, help="save each trained residual CRBM")
+    parser.add_argument("--no-test", action="store_true", help="stop after validation")
+    parser.add_argument("--no-intelligibility", action="store_true")
+    parser.add_argument(
+        "--wer-prompts", type=int, default=20, help="test prompts decoded freely for WER"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tts_bench")
     parser.add_argument("--figures", default="benchmarks/figures")
+    parser.add_argument("--figure-tag", default="tts", help="figure names: TAG_<prompt>.png")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -256,22 +439,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dm = TTSDataModule(
         order=args.order,
         max_utterances=args.max_utterances,
+        val_fraction=args.val_fraction,
         batch_size=256,
     )
     dm.prepare_data()
     dm.setup()
     wf = dm.features
     assert wf is not None
-    train, test = dm.prompts("train"), dm.prompts("test")
-    if args.max_test is not None:
-        test = test[: args.max_test]
+    train, val, test = dm.prompts("train"), dm.prompts("val"), dm.prompts("test")
+    val, test = val[: args.max_val], test[: args.max_test]
+    minutes = lambda ps: sum(p.frames.shape[0] for p in ps) * wf.frame_period / 60000  # noqa: E731
     results: dict[str, Any] = {
         "corpus": {
             "train_prompts": len(train),
+            "val_prompts": len(val),
             "test_prompts": len(test),
             "skipped": len(dm.skipped),
-            "train_minutes": sum(p.frames.shape[0] for p in train) * wf.frame_period / 60000,
-            "test_minutes": sum(p.frames.shape[0] for p in test) * wf.frame_period / 60000,
+            "train_minutes": minutes(train),
+            "val_minutes": minutes(val),
+            "test_minutes": minutes(test),
             "sample_rate": wf.sample_rate,
         }
     }
@@ -291,55 +477,112 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "mean_per_phone": duration_rmse(mean, t_utts, t_durs, wf.frame_period),
     }
 
-    # 3. acoustics
+    # 3. acoustics: every system's variants scored on the validation prompts, one per family
+    # selected there by MCD, and only those scored once on the test prompts.
     order = dm.order
     clips, controls = dm.clips("train"), dm.control_clips("train")
-    noises = [0.0] if args.ckpt else args.history_noise
-    linear = {
-        f"linear (history noise {s})": fit_linear(clips, controls, order, history_noise=s)
-        for s in noises
-    }
-    crbms: dict[str, ConditionalRBM] = {}
-    if args.ckpt:
+    v_clips, v_ctl = dm.clips("val")[: len(val)], dm.control_clips("val")[: len(val)]
+    v_seeds, v_real = [z[:order] for z in v_clips], [p.frames for p in val]
+    candidates: dict[str, dict[str, Gen]] = {"linear": {}, "CRBM": {}, "residual CRBM": {}}
+    for s in args.history_noise:
+        w = fit_linear(clips, controls, order, history_noise=s)
+        candidates["linear"][f"history noise {s}"] = lambda sd, c, w=w: [
+            generate_linear(w, z, ct) for z, ct in zip(sd, c, strict=True)
+        ]
+    results["train_seconds"] = {}
+    if "crbm" in args.systems:
+        for s in args.history_noise:
+            tick = time.perf_counter()
+            dm.history_noise = s
+            crbm = train_crbm(dm, args.hidden, args.epochs, args.lr, args.seed)
+            dm.history_noise = 0.0
+            crbm = crbm.to(torch.float64).eval()
+            results["train_seconds"][f"CRBM history noise {s}"] = time.perf_counter() - tick
+            candidates["CRBM"][f"history noise {s}, sampler"] = lambda sd, c, m=crbm: generate_crbm(
+                m, sd, c, args.gibbs
+            )
+            candidates["CRBM"][f"history noise {s}, mean"] = lambda sd, c, m=crbm: (
+                generate_crbm_mean(m, sd, c, args.gibbs)
+            )
+    configs: dict[str, dict[str, Gen]] = {}  # residual CRBM: configuration → generation modes
+    if "rcrbm" in args.systems:
+        for spec in args.rcrbm:
+            cfg: dict[str, Any] = {"hidden": 128, "epochs": 4, "lr": 1e-3, "k": 1}
+            cfg |= {"start_noise": 1.0, "data_noise": 0.0, "hist_hidden": 1, "dad": 0.0}
+            for item in spec.split(","):
+                key, _, value = item.partition("=")
+                if key not in cfg:
+                    raise SystemExit(f"--rcrbm: unknown key {key!r} in {spec!r}")
+                cfg[key] = type(cfg[key])(float(value))
+            tick = time.perf_counter()
+            model = train_rcrbm(dm, cfg, args.seed).to(torch.float64).eval()
+            results["train_seconds"][f"residual CRBM {spec}"] = time.perf_counter() - tick
+            if args.save_models:
+                from seqboltz.models import save_model
+
+                tag = "".join(ch if ch.isalnum() else "_" for ch in spec)
+                path = save_model(model, Path(args.save_models) / f"rcrbm_{tag}.ckpt")
+                results.setdefault("saved", {})[spec] = str(path)
+            configs[spec] = rcrbm_generators(model, args.gibbs)
+    for ckpt in args.ckpt:
         from seqboltz.models import load_model
 
-        crbms["CRBM (checkpoint)"] = load_model(args.ckpt)  # type: ignore[assignment]
-    else:
-        results["crbm_train_seconds"] = {}
-        for s in noises:
-            with_time = time.perf_counter()
-            dm.history_noise = s
-            crbms[f"CRBM (history noise {s})"] = train_crbm(
-                dm, args.hidden, args.epochs, args.lr, args.seed
+        loaded = load_model(ckpt)
+        if not isinstance(loaded, ResidualCRBM) or loaded.n_controls != dm.n_controls:
+            raise SystemExit(f"{ckpt}: need a ResidualCRBM with {dm.n_controls} controls")
+        configs[Path(ckpt).stem] = rcrbm_generators(loaded.to(torch.float64).eval(), args.gibbs)
+    for spec, modes in configs.items():
+        for mode, gen in modes.items():
+            candidates["residual CRBM"][f"{spec}, {mode}"] = gen
+    results["validation"] = {}
+    chosen: dict[str, tuple[str, Gen]] = {}
+    for family, variants in candidates.items():
+        for label, gen in variants.items():
+            tick = time.perf_counter()
+            scores = score_frames(v_real, gen(v_seeds, v_ctl), wf)
+            results["validation"][f"{family}: {label}"] = scores
+            print(
+                f"val {family}: {label}: MCD {scores['mcd_db']:.3f} "
+                f"({time.perf_counter() - tick:.0f} s)",
+                file=sys.stderr,
+                flush=True,
             )
-            results["crbm_train_seconds"][str(s)] = time.perf_counter() - with_time
-    for label, model in crbms.items():
-        if not isinstance(model, ConditionalRBM) or model.n_controls != dm.n_controls:
-            raise ValueError(f"need a ConditionalRBM with {dm.n_controls} controls: {label}")
-        crbms[label] = model.to(torch.float64).eval()
-    t_clips, t_controls = dm.clips("test"), dm.control_clips("test")
-    names = [p.name for p in dm.prompts("test")]
+            best = chosen.get(family)
+            if (
+                best is None
+                or scores["mcd_db"] < results["validation"][f"{family}: {best[0]}"]["mcd_db"]
+            ):
+                chosen[family] = (label, gen)
+    selected: dict[str, Gen] = {f"{f}: {label}": g for f, (label, g) in chosen.items()}
+    # every generation mode of the chosen residual CRBM configuration goes to the test table
+    for spec, modes in configs.items():
+        if "residual CRBM" in chosen and chosen["residual CRBM"][0].startswith(f"{spec}, "):
+            selected |= {f"residual CRBM: {spec}, {mode}": g for mode, g in modes.items()}
+    results["selected"] = list(selected)
+    if args.no_test:
+        results["seconds"] = time.perf_counter() - started
+        results["settings"] = vars(args)
+        if args.json:
+            dump_json(results, args.json)
+        print_tables(results)
+        return results
+
+    t_clips, t_controls = dm.clips("test")[: len(test)], dm.control_clips("test")[: len(test)]
+    names = [p.name for p in test]
+    seeds = [z[:order] for z in t_clips]
+    generated = {label: gen(seeds, t_controls) for label, gen in selected.items()}
     systems: dict[str, list[dict[str, float]]] = {"WORLD analysis-synthesis": []}
     clipped: dict[str, list[float]] = {"WORLD analysis-synthesis": []}
     out_dir = Path(args.out)
-    seeds = [z[:order] for z in t_clips[: len(test)]]
-    batch_c = t_controls[: len(test)]
-    generated: dict[str, list[np.ndarray]] = {}
-    for label, model in crbms.items():
-        generated[f"{label} sampler"] = generate_crbm(model, seeds, batch_c, args.gibbs)
-        generated[f"{label} mean"] = generate_crbm_mean(model, seeds, batch_c, args.gibbs)
+    figure_labels = [k for k in generated if "sampler, visible noise 0" not in k]
     for i, prompt in enumerate(test):
-        z, c = t_clips[i], t_controls[i]
         real = prompt.frames
-        gens = {k: v[i] for k, v in generated.items()}
-        for label, w in linear.items():
-            gens[label] = generate_linear(w, z[:order], c)
         waves: dict[str, np.ndarray] = {"real (WORLD)": wf.synthesize(real)}
         reanalysed = wf.analyze(waves["real (WORLD)"])
         systems["WORLD analysis-synthesis"].append(acoustic_metrics(real, reanalysed, wf))
         clipped["WORLD analysis-synthesis"].append(clipped_share(waves["real (WORLD)"]))
-        for name, g in gens.items():
-            raw = wf.inverse_transform(g)
+        for name, gens in generated.items():
+            raw = wf.inverse_transform(gens[i])
             if not np.isfinite(raw).all():
                 raise FloatingPointError(f"{name} generated non-finite frames for {names[i]}")
             systems.setdefault(name, []).append(acoustic_metrics(real, raw, wf))
@@ -351,24 +594,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stem = names[i].replace("/", "_")
             for k, (label, wave) in enumerate(waves.items()):
                 tag = "".join(ch if ch.isalnum() else "_" for ch in label.lower()).strip("_")
-                write_wav(out_dir / f"{stem}_{k}_{tag}.wav", wave, wf.sample_rate)
+                write_wav(out_dir / f"{stem}_{k}_{tag[:60]}.wav", wave, wf.sample_rate)
             panels = {
-                k: log_mel_spectrogram(v, wf.sample_rate, n_mels=40)
+                k.split(": ")[0] + (": " + k.rsplit(", ", 1)[-1] if ": " in k else ""): (
+                    log_mel_spectrogram(v, wf.sample_rate, n_mels=40)
+                )
                 for k, v in waves.items()
-                if not k.endswith(" mean")
+                if k == "real (WORLD)" or k in figure_labels
             }
             plot_spectrograms(
-                Path(args.figures) / f"tts_{stem}.png",
+                Path(args.figures) / f"{args.figure_tag}_{stem}.png",
                 panels,
                 wf.frame_period / 1000,
                 title=f"{names[i]}: {prompt.text[:60]}",
             )
         print(f"scored {i + 1}/{len(test)}: {names[i]}", file=sys.stderr, flush=True)
     results["acoustics"] = {
-        k: {m: float(np.nanmean([r[m] for r in v])) for m in v[0]}
-        | {"clipped": float(np.mean(clipped[k]))}
-        for k, v in systems.items()
+        k: mean_metrics(v) | {"clipped": float(np.mean(clipped[k]))} for k, v in systems.items()
     }
+    results["peak_level"] = {}
+
+    # 4. intelligibility: held-out prompts synthesised from text with predicted durations
+    if not args.no_intelligibility:
+        assert dm.duration_model is not None
+        _, p_ctl = predicted_controls(test, dm.duration_model)
+        silence = np.mean([z[:order] for z in clips], axis=0)  # the training prompts' start
+        p_seeds = [silence] * len(test)
+        waves_by: dict[str, list[np.ndarray]] = {
+            "real recordings": [read_audio(p.wav) for p in test]
+        }
+        for label, gen in selected.items():
+            if "sampler, visible noise 0" in label:
+                continue
+            waves_by[label] = [wf.synthesize(wf.inverse_transform(g)) for g in gen(p_seeds, p_ctl)]
+        results["peak_level"] = {
+            k: float(max(np.abs(w).max() for w in ws)) for k, ws in waves_by.items()
+        }
+        all_texts = [p.text for p in dm.prompts("train") + dm.prompts("val") + test]
+        results["intelligibility"] = intelligibility(
+            waves_by, [p.text for p in test], all_texts, wf.sample_rate, args.wer_prompts
+        )
     results["seconds"] = time.perf_counter() - started
     results["settings"] = vars(args)
     print_tables(results)
@@ -381,7 +646,8 @@ def print_tables(r: dict[str, Any]) -> None:
     c = r["corpus"]
     print(
         f"corpus: {c['train_prompts']} train prompts ({c['train_minutes']:.1f} min), "
-        f"{c['test_prompts']} held-out ({c['test_minutes']:.1f} min), {c['skipped']} skipped, "
+        f"{c.get('val_prompts', 0)} validation ({c.get('val_minutes', 0):.1f} min), "
+        f"{c['test_prompts']} test ({c['test_minutes']:.1f} min), {c['skipped']} skipped, "
         f"{c['sample_rate']} Hz"
     )
     a = r["alignment"]
@@ -404,17 +670,32 @@ def print_tables(r: dict[str, Any]) -> None:
             [0, 1, 1, 3, 0],
         )
     )
-    s = r["acoustics"]
     cols = ["mcd_db", "f0_rmse_hz", "vuv_error", "gv_ratio", "voiced", "voiced_real",
-            "energy_spread_db", "energy_spread_real_db", "clipped"]  # fmt: skip
-    print("\nheld-out prompts, natural durations")
+            "energy_spread_db", "energy_spread_real_db"]  # fmt: skip
+    if r.get("validation"):
+        print("\nvalidation prompts, natural durations (selection by MCD)")
+        rows = [[k, *[v.get(m, math.nan) for m in cols]] for k, v in r["validation"].items()]
+        print(markdown_table(["system", *cols], rows, [0, *[3] * len(cols)]))
+    if "acoustics" not in r:
+        return
+    s = r["acoustics"]
+    print("\ntest prompts, natural durations (each family's validation choice)")
     print(
         markdown_table(
-            ["system", *cols],
-            [[k, *[v[m] for m in cols]] for k, v in s.items()],
-            [0, *[3] * len(cols)],
+            ["system", *cols, "clipped"],
+            [[k, *[v[m] for m in [*cols, "clipped"]]] for k, v in s.items()],
+            [0, *[3] * (len(cols) + 1)],
         )
     )
+    if r.get("intelligibility"):
+        print(
+            "\nintelligibility on test prompts (PocketSphinx), synthesised with predicted durations"
+        )
+        rows = [
+            [k, v["identified"], v["wer"], r["peak_level"].get(k, math.nan)]
+            for k, v in r["intelligibility"].items()
+        ]
+        print(markdown_table(["system", "identified", "WER", "peak |x|"], rows, [0, 3, 3, 3]))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,16 @@ def test_folder_datamodule(folder: Path, tmp_path: Path) -> None:
     assert batch["v"].shape == (16, dm.n_features) and batch["v"].dtype == torch.float32
     assert batch["cond"]["history"].shape == (16, 2, dm.n_features)
     assert batch["cond"]["controls"].shape == (16, dm.n_controls)
+    # histories a model generated itself replace the real ones (targets stay real)
+    own = [np.full_like(c, 7.0) for c in dm.clips("train")]
+    dm.set_train_history(own, prob=1.0)
+    batch_own = next(iter(dm.train_dataloader()))
+    assert bool((batch_own["cond"]["history"] == 7.0).all())
+    assert not bool((batch_own["v"] == 7.0).any())
+    with pytest.raises(ValueError, match="training clips' shapes"):
+        dm.set_train_history(own[:0])
+    dm.set_train_history(None)
+    assert not bool((next(iter(dm.train_dataloader()))["cond"]["history"] == 7.0).any())
     stats = dm.stats()
     assert stats["front_end"]["version"] and stats["aligner"]["aligner"] == "pocketsphinx"
     assert stats["sample_rate"] == 16000 and stats["n_controls"] == dm.n_controls
