@@ -76,6 +76,22 @@ def fit_logistic(
     }
 
 
+class _MLP(torch.nn.Module):
+    """One sigmoid hidden layer, logits out, optionally a direct linear input→output path."""
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, direct: bool) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(n_in, n_hidden)
+        self.out = torch.nn.Linear(n_hidden, n_out)
+        self.direct = torch.nn.Linear(n_in, n_out, bias=False) if direct else None
+        if self.direct is not None:
+            torch.nn.init.zeros_(self.direct.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = self.out(torch.sigmoid(self.hidden(x)))
+        return logits if self.direct is None else logits + self.direct(x)
+
+
 def fit_mlp(
     x: Tensor,
     y: Tensor,
@@ -89,23 +105,21 @@ def fit_mlp(
     batch_size: int = 50,
     lr: float = 1e-3,
     seed: int = 0,
+    direct: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, float]]:
-    """``y ≈ sigm(W₂ sigm(W₁ x + c₁) + c₂)`` with ``n_hidden`` sigmoid units (the CRBM's hidden
-    layer size), mean BCE + ``weight_decay/2 ‖W‖²`` (weights only) by Adam on minibatches;
-    keeps the epoch with the lowest ``val_error(probs (N, D), y_val)`` and stops after
-    ``patience`` epochs without improvement."""
+    """``y ≈ sigm(W₂ sigm(W₁ x + c₁) + c₂ [+ V x])`` with ``n_hidden`` sigmoid units (the
+    CRBM's hidden layer size) and, with ``direct``, a linear input→output path ``V`` (the
+    CRBM's ``A``; started at 0), mean BCE + ``weight_decay/2 ‖W‖²`` (weights only) by Adam on
+    minibatches; keeps the epoch with the lowest ``val_error(probs (N, D), y_val)`` and stops
+    after ``patience`` epochs without improvement."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], n_hidden),
-        torch.nn.Sigmoid(),
-        torch.nn.Linear(n_hidden, y.shape[1]),
-    )
+    net = _MLP(x.shape[1], n_hidden, y.shape[1], direct)
     with torch.no_grad():
         p = y.mean(0).clamp(1e-3, 1 - 1e-3)
-        net[2].bias.copy_(torch.log(p) - torch.log1p(-p))
-    weights = [net[0].weight, net[2].weight]
-    biases = [net[0].bias, net[2].bias]
+        net.out.bias.copy_(torch.log(p) - torch.log1p(-p))
+    weights = [net.hidden.weight, net.out.weight, *([net.direct.weight] if net.direct else [])]
+    biases = [net.hidden.bias, net.out.bias]
     opt = torch.optim.Adam(
         [{"params": weights, "weight_decay": weight_decay}, {"params": biases}], lr=lr
     )

@@ -10,7 +10,9 @@ conditional RBM ``p(y, h | x)``. This script compares, on the 1000 MNIST-5k test
   (one linear layer + sigmoid, BCE, L2 on the weights chosen on the validation split from a
   small grid, fitted to convergence by full-batch L-BFGS);
 * an MLP with one hidden layer of the CRBM's size (sigmoid units) trained by backprop (Adam,
-  weight decay chosen on validation, early stopping on validation pixel error);
+  weight decay chosen on validation, early stopping on validation pixel error), and with
+  ``--mlp-direct`` the same MLP plus a direct linear input→output layer (the CRBM's
+  connectivity: ``x`` reaches ``y`` through ``A`` and through the hidden units);
 * ``recipes/mnist_denoise_crbm.yaml`` (CD) and ``recipes/mnist_denoise_crbm_percloss.yaml``
   (CD-PercLoss), each predicted by mean field and by deterministic "MAP" inference, from the
   checkpoint each recipe kept on ``val/output_error``.
@@ -126,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=10_000)
     p.add_argument("--skip-mlp", action="store_true", help="leave the MLP baseline out")
     p.add_argument(
+        "--mlp-direct", action="store_true", help="also an MLP with a direct input→output path"
+    )
+    p.add_argument("--l2", type=float, help="the logistic regression's L2 (default: chosen on val)")
+    p.add_argument(
         "--from-logistic",
         choices=("sample", "mean_field", "perceptron"),
         help="also train a CRBM started at the fitted logistic regression, with this negative",
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # baseline: L2 chosen on validation pixel error
     fits = []
-    for l2 in L2_GRID:
+    for l2 in L2_GRID if args.l2 is None else (args.l2,):
         layer, info = fit_logistic(x_tr, y_tr, l2)
         with torch.no_grad():
             val_err = errors(torch.sigmoid(layer(x_val)), y_val)["pixel_error_pct"]
@@ -215,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in models.items():
         if not isinstance(model, StructuredOutputCRBM):
             raise SystemExit(f"{ckpts[name]} holds a {type(model).__name__}")
-    if not args.skip_mlp:
+    for direct in (False, True) if args.mlp_direct else (False,):
+        if args.skip_mlp:
+            break
         n_hidden = models["cd"].n_hidden
         mlps = []
         for decay in MLP_DECAY_GRID:
@@ -230,13 +238,15 @@ def main(argv: list[str] | None = None) -> int:
                 max_epochs=200,
                 patience=10,
                 batch_size=100,
+                direct=direct,
             )
-            print(f"MLP wd={decay:g}: {mlp_info}", file=sys.stderr)
+            print(f"MLP wd={decay:g} direct={direct}: {mlp_info}", file=sys.stderr)
             mlps.append((mlp_info["val_error"], decay, net, mlp_info))
         _, decay, net, mlp_info = min(mlps, key=lambda f: f[0])
+        path = " + direct input→output layer" if direct else ""
         with torch.no_grad():
             add(
-                f"MLP, {n_hidden} sigmoid hidden units, backprop (wd {decay:g})",
+                f"MLP, {n_hidden} sigmoid hidden units{path}, backprop (wd {decay:g})",
                 torch.sigmoid(net(x_te)),
                 torch.sigmoid(net(x_val)),
                 fit=mlp_info,
