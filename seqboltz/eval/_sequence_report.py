@@ -588,7 +588,9 @@ def evaluate_sequence_model(
         settings["feet"] = [ref.body.sources[0].skeleton.names[i] for i in ref.body.feet]
     report = SequenceEvaluation(rows=rows, settings=settings, reference=real_row(ref))
     if has_style and hasattr(datamodule, "features"):
-        report.speed_control = speed_control(model, datamodule, gibbs_steps, seed)
+        # the speed test spans the evaluation's length (20-s segments from 60 s on)
+        segment = min(20.0, seconds / 3)
+        report.speed_control = speed_control(model, datamodule, gibbs_steps, seed, segment)
     gen_model, gen_ar = gens["model"][0], gens["ar"][0]
     if out_dir is not None and ref.body is not None and np.isfinite(gen_model).all():
         report.files = motion_pictures(
@@ -598,19 +600,24 @@ def evaluate_sequence_model(
 
 
 def speed_control(
-    model: SequenceRBM, datamodule: Any, gibbs_steps: int, seed: int
+    model: SequenceRBM,
+    datamodule: Any,
+    gibbs_steps: int,
+    seed: int,
+    segment_seconds: float = 20.0,
 ) -> list[dict[str, Any]]:
     """Request a low then a high root speed mid-sequence (the 10 % and 90 % quantiles of the
     training speeds; other style columns at each clip's held-out mean) and measure the ground
     speed of what is generated (features back to a clip, ``features.root_speed``), in the
-    style's standardised units, over the second half of each 20-s segment."""
+    style's standardised units, over the second half of each segment (low, high, low; 20 s
+    each by default)."""
     stats = datamodule.stats().get("style", {})
     if "mean" not in stats or "std" not in stats:
         return []
     fps = float(datamodule.target_fps)
     train_style = np.concatenate(datamodule.style_clips("train"))[:, 0]
     low, high = np.quantile(train_style, [0.1, 0.9])
-    seg = round(20 * fps)
+    seg = max(2, round(segment_seconds * fps))
     test = datamodule.clips("test")
     base = np.stack([st.mean(0) for st in datamodule.style_clips("test")])  # (B, S)
     schedule = np.concatenate([np.full(seg, low), np.full(seg, high), np.full(seg, low)])
@@ -634,7 +641,9 @@ def speed_control(
         speeds.append((speed - stats["mean"]) / stats["std"])
     speed_std = np.stack(speeds)  # (B, 3 * seg)
     out: list[dict[str, Any]] = []
-    for i, (label, requested) in enumerate([("0–20 s", low), ("20–40 s", high), ("40–60 s", low)]):
+    edges = [f"{i * segment_seconds:g}" for i in range(4)]
+    labels = [f"{edges[i]}–{edges[i + 1]} s" for i in range(3)]
+    for i, (label, requested) in enumerate(zip(labels, [low, high, low], strict=True)):
         tail = speed_std[:, i * seg + seg // 2 : (i + 1) * seg]  # after the change settles
         out.append(
             {"segment": label, "requested": float(requested), "measured": float(tail.mean())}

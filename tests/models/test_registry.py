@@ -232,7 +232,16 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "hmc_step_size": 0.05,
         "init_std": 0.2,
     },
-    "StructuredOutputCRBM": {"n_visible": 5, "n_hidden": 4, "n_cond": 3, "init_std": 0.2},
+    "StructuredOutputCRBM": {
+        "n_visible": 5,
+        "n_hidden": 4,
+        "n_cond": 3,
+        "init_std": 0.2,
+        "inference": "map",
+        "inference_start": "input",
+        "inference_steps": 7,
+        "damping": 0.3,
+    },
     "BinaryConditionalRBM": {
         "n_visible": 6,
         "n_hidden": 4,

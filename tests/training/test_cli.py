@@ -48,13 +48,17 @@ STACKED = {"mnist_conv_dbn_layer2.yaml"}
 @pytest.mark.parametrize(
     "recipe", [r for r in RECIPES if r.name not in STACKED], ids=lambda p: p.stem
 )
-def test_recipe_fast_dev_run(recipe: Path, tmp_path: Path) -> None:
+def test_recipe_fast_dev_run(
+    recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every recipe fits one batch through the real CLI, in this process (a subprocess per
+    recipe would re-import torch and Lightning each time; the subprocess path is covered by
+    the round trip below)."""
     extra = FAST_DEV_ARGS.get(recipe.name, [])
-    out = _run(
-        ["fit", "--config", str(recipe), "--trainer.fast_dev_run=true", *extra], cwd=tmp_path
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "`Trainer.fit` stopped" in out.stderr + out.stdout
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("INFO", logger="lightning.pytorch"):
+        assert main(["fit", "--config", str(recipe), "--trainer.fast_dev_run=true", *extra]) == 0
+    assert "`Trainer.fit` stopped" in caplog.text
 
 
 @pytest.mark.realdata
@@ -157,9 +161,13 @@ def test_structured_output_recipe_fits_and_evaluates(tmp_path: Path) -> None:
 
 
 @pytest.mark.realdata
-def test_fit_validate_test_evaluate_round_trip(tmp_path: Path) -> None:
+def test_fit_validate_test_evaluate_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``fit`` through the console command in a subprocess (the real entry point), then
+    ``validate``, ``test`` and ``evaluate`` on its checkpoint in this process."""
     recipe = str(REPO / "recipes" / "mnist_rbm.yaml")
-    # 20 hidden units: `test` computes log Z exactly instead of the recipe's AIS
+    # 12 hidden units: `test` computes log Z exactly (2^12 states) instead of the recipe's AIS
     common = [
         "--config",
         recipe,
@@ -167,46 +175,47 @@ def test_fit_validate_test_evaluate_round_trip(tmp_path: Path) -> None:
         "--model.eval_log_z=auto",
     ]
     fit = _run(
-        ["fit", *common, "--trainer.max_epochs=1", "--model.energy_model.init_args.n_hidden=20"],
+        ["fit", *common, "--trainer.max_epochs=1", "--model.energy_model.init_args.n_hidden=12"],
         cwd=tmp_path,
     )
     assert fit.returncode == 0, fit.stderr[-3000:]
     ckpt = _last_ckpt(tmp_path)
     # the full config of the run is saved beside its logs
     assert list(tmp_path.rglob("config.yaml"))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
     for command in ("validate", "test"):
-        out = _run(
-            [command, *common, "--model.energy_model.init_args.n_hidden=20", f"--ckpt_path={ckpt}"],
-            cwd=tmp_path,
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
-    assert "test/log_likelihood" in out.stdout
+        hidden = "--model.energy_model.init_args.n_hidden=12"
+        assert main([command, *common, hidden, f"--ckpt_path={ckpt}"]) == 0
+    assert "test/log_likelihood" in capsys.readouterr().out
     report = tmp_path / "report.json"
-    ev = _run(["evaluate", str(ckpt), "--json", str(report)], cwd=tmp_path)
-    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert main(["evaluate", str(ckpt), "--json", str(report)]) == 0
     result = json.loads(report.read_text())
-    assert result["method"] == "exact"  # 20 hidden units: enumerated exactly
+    assert result["method"] == "exact"  # 12 hidden units: enumerated exactly
     assert result["n_test"] == 1000
     assert -250 < result["test_log_likelihood"] < -80
-    assert "test log-likelihood" in ev.stdout
+    assert "test log-likelihood" in capsys.readouterr().out
 
 
-def test_unknown_config_key_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("  k: 1\n", "  k: 1\n  learning_rat: 0.1\n", "learning_rat"),
+        ("seqboltz.models.BernoulliRBM", "seqboltz.models.NoSuchRBM", "NoSuchRBM"),
+    ],
+    ids=["unknown-key", "unknown-class"],
+)
+def test_bad_config_is_named(
+    old: str, new: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yaml"
     text = (REPO / "recipes" / "mnist_rbm.yaml").read_text()
-    bad.write_text(text.replace("  k: 1\n", "  k: 1\n  learning_rat: 0.1\n"))
-    out = _run(["fit", "--config", str(bad)], cwd=tmp_path)
-    assert out.returncode != 0
-    assert "learning_rat" in out.stderr
-
-
-def test_unknown_model_class_is_named(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    text = (REPO / "recipes" / "mnist_rbm.yaml").read_text()
-    bad.write_text(text.replace("seqboltz.models.BernoulliRBM", "seqboltz.models.NoSuchRBM"))
-    out = _run(["fit", "--config", str(bad)], cwd=tmp_path)
-    assert out.returncode != 0
-    assert "NoSuchRBM" in out.stderr
+    assert old in text
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(bad), f"--trainer.default_root_dir={tmp_path}"])
+    assert exc.value.code != 0
+    assert named in capsys.readouterr().err
 
 
 def test_evaluate_missing_and_corrupt_checkpoint(
@@ -280,13 +289,23 @@ def test_ddp_on_cpu_with_pcd(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_gaussian_recipe_full_length_is_stable_and_improves_ais_likelihood(tmp_path: Path) -> None:
-    """patches_grbm.yaml for its full length: no NaN, σ within bounds, AIS log-lik improves."""
+    """patches_grbm.yaml for its full schedule (all epochs, on a quarter of each epoch's
+    batches to keep the suite short): no NaN, σ within bounds, AIS log-lik improves."""
     from seqboltz.data import ImagePatchesDataModule
     from seqboltz.eval import ais_log_partition, log_likelihood
     from seqboltz.models import GaussianBernoulliRBM
 
     recipe = REPO / "recipes" / "patches_grbm.yaml"
-    out = _run(["fit", "--config", str(recipe), f"--trainer.default_root_dir={tmp_path}"], tmp_path)
+    out = _run(
+        [
+            "fit",
+            "--config",
+            str(recipe),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.limit_train_batches=0.25",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     trained = load_model(_last_ckpt(tmp_path))
     assert isinstance(trained, GaussianBernoulliRBM)
@@ -329,7 +348,9 @@ def test_sequence_recipe_fit_and_evaluate(recipe: str, tmp_path: Path) -> None:
             "--config",
             str(REPO / "recipes" / f"{recipe}.yaml"),
             f"--trainer.default_root_dir={tmp_path}",
-            "--trainer.max_epochs=2",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=40",
+            "--trainer.limit_val_batches=5",
         ],
         cwd=tmp_path,
     )
