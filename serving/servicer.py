@@ -21,8 +21,7 @@ import grpc
 import numpy as np
 
 from seqboltz.errors import BadRequest, LimitExceeded, ModelDiverged, ResumeMismatch, Unavailable
-from seqboltz.runtime import FrameStream
-from seqboltz.runtime._stream import StreamState
+from seqboltz.runtime import FrameStream, StreamState
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
 from serving.batcher import StepBatcher

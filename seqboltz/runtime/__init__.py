@@ -29,6 +29,7 @@ from seqboltz.runtime._stream import (
     StepFn,
     StepInputs,
     StreamSpec,
+    StreamState,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "StepFn",
     "StepInputs",
     "StreamSpec",
+    "StreamState",
     "Unavailable",
     "load_artifact",
 ]

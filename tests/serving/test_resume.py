@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from serving_helpers import Server, start_server
 
-from seqboltz.runtime import FrameStream, load_artifact
-from seqboltz.runtime._stream import StreamState
+from seqboltz.runtime import FrameStream, StreamState, load_artifact
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
 
