@@ -422,6 +422,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-test", action="store_true", help="stop after validation")
     parser.add_argument("--no-intelligibility", action="store_true")
     parser.add_argument(
+        "--intel-samplers",
+        action="store_true",
+        help="decode the samplers' speech too (noisy speech decodes several times slower)",
+    )
+    parser.add_argument(
         "--wer-prompts", type=int, default=20, help="test prompts decoded freely for WER"
     )
     parser.add_argument("--threads", type=int, default=1)
@@ -613,6 +618,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         k: mean_metrics(v) | {"clipped": float(np.mean(clipped[k]))} for k, v in systems.items()
     }
     results["peak_level"] = {}
+    if args.json:  # the acoustics are kept even if the (slow) recognition is cut short
+        dump_json(results | {"settings": vars(args)}, args.json)
 
     # 4. intelligibility: held-out prompts synthesised from text with predicted durations
     if not args.no_intelligibility:
@@ -624,7 +631,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "real recordings": [read_audio(p.wav) for p in test]
         }
         for label, gen in selected.items():
-            if "sampler, visible noise 0" in label:
+            if "sampler, visible noise 0" in label or (
+                "sampler" in label and not args.intel_samplers
+            ):
                 continue
             waves_by[label] = [wf.synthesize(wf.inverse_transform(g)) for g in gen(p_seeds, p_ctl)]
         results["peak_level"] = {
