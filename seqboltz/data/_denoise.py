@@ -130,7 +130,61 @@ def _collate_pairs(batch: object) -> tuple[Tensor, Tensor]:
     return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
 
-class MNISTDenoisingDataModule(L.LightningDataModule):
+class PairsDataModule(L.LightningDataModule):
+    """What every ``(y, x)`` DataModule of a structured-output task shares: the splits as
+    tensors and their sharded loaders. A subclass's ``setup`` fills ``self._splits`` with
+    ``{"train" | "val" | "test": (y (N, D), x (N, C))}`` and sets ``batch_size``,
+    ``shuffle_seed`` and ``num_workers``."""
+
+    _splits: dict[str, tuple[Tensor, Tensor]] | None
+    batch_size: int
+    shuffle_seed: int
+    num_workers: int
+
+    def pairs(self, split: str) -> tuple[Tensor, Tensor]:
+        """``(y (N, D), x (N, C))`` of ``"train"``, ``"val"`` or ``"test"``, float32."""
+        if self._splits is None:
+            raise RuntimeError(f"{type(self).__name__}: the splits exist after setup()")
+        if split not in self._splits:
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        return self._splits[split]
+
+    @property
+    def train_tensor(self) -> Tensor:
+        """Training outputs ``y`` ``(N_train, D)`` (the system sets output biases from them)."""
+        return self.pairs("train")[0]
+
+    @property
+    def val_tensor(self) -> Tensor:
+        return self.pairs("val")[0]
+
+    @property
+    def test_tensor(self) -> Tensor:
+        return self.pairs("test")[0]
+
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[Tensor, Tensor]]:
+        y, x = self.pairs(split)
+        return sharded_loader(
+            _PairsDataset(y, x),
+            self.trainer,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.shuffle_seed,
+            collate_fn=_collate_pairs,
+            num_workers=self.num_workers,
+        )
+
+
+class MNISTDenoisingDataModule(PairsDataModule):
     """MNIST-5k denoising: batches ``(y, x)`` of clean binary digits and corrupted inputs.
 
     Splits: the project's fixed stratified 4000/1000 split (:func:`~seqboltz.data.mnist5k_split`
@@ -273,50 +327,9 @@ class MNISTDenoisingDataModule(L.LightningDataModule):
             for name, (y, x) in parts.items()
         }
 
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("test", shuffle=False)
-
     # -- data access ------------------------------------------------------------------------
-    def pairs(self, split: str) -> tuple[Tensor, Tensor]:
-        """``(y, x)`` of a split (``"train"``, ``"val"``, ``"test"``), float32 ``(N, 784)``."""
-        if self._splits is None:
-            raise RuntimeError(f"{type(self).__name__}: the splits exist after setup()")
-        if split not in self._splits:
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        return self._splits[split]
 
     def labels(self, split: str) -> np.ndarray:
         """Digit classes ``(N,)`` of a split's rows (for picking examples; not used to train)."""
         self.pairs(split)
         return self._labels[split]
-
-    @property
-    def train_tensor(self) -> Tensor:
-        """Clean training outputs ``y`` ``(N_train, 784)`` (the system sets biases from them)."""
-        return self.pairs("train")[0]
-
-    @property
-    def val_tensor(self) -> Tensor:
-        return self.pairs("val")[0]
-
-    @property
-    def test_tensor(self) -> Tensor:
-        return self.pairs("test")[0]
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[Tensor, Tensor]]:
-        y, x = self.pairs(split)
-        return sharded_loader(
-            _PairsDataset(y, x),
-            self.trainer,
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.shuffle_seed,
-            collate_fn=_collate_pairs,
-            num_workers=self.num_workers,
-        )

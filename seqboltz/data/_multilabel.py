@@ -20,14 +20,12 @@ import csv
 import gzip
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from seqboltz.data._datamodule import sharded_loader, validate_array
-from seqboltz.data._denoise import _collate_pairs, _PairsDataset
+from seqboltz.data._datamodule import validate_array
+from seqboltz.data._denoise import PairsDataModule
 from seqboltz.data._fetch import PinnedFile, fetch
 
 __all__ = ["YEAST", "YeastDataModule", "fetch_yeast", "load_yeast"]
@@ -75,7 +73,7 @@ def load_yeast(cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndar
     return x.astype(np.float32), y.astype(np.float32)
 
 
-class YeastDataModule(L.LightningDataModule):
+class YeastDataModule(PairsDataModule):
     """Yeast multi-label classification: batches ``(y, x)``, 14 binary labels given 103 features.
 
     Train a :class:`~seqboltz.models.StructuredOutputCRBM` with ``n_visible = n_features`` (14)
@@ -163,45 +161,3 @@ class YeastDataModule(L.LightningDataModule):
     def stats(self) -> dict[str, list[float]]:
         """The feature standardisation (training mean and std per feature), after setup."""
         return dict(self._stats)
-
-    def pairs(self, split: str) -> tuple[Tensor, Tensor]:
-        """``(y (N, 14), x (N, 103))`` of ``"train"``, ``"val"`` or ``"test"``, float32."""
-        if self._splits is None:
-            raise RuntimeError(f"{type(self).__name__}: the splits exist after setup()")
-        if split not in self._splits:
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        return self._splits[split]
-
-    @property
-    def train_tensor(self) -> Tensor:
-        """Training labels ``y`` ``(N_train, 14)`` (the system sets output biases from them)."""
-        return self.pairs("train")[0]
-
-    @property
-    def val_tensor(self) -> Tensor:
-        return self.pairs("val")[0]
-
-    @property
-    def test_tensor(self) -> Tensor:
-        return self.pairs("test")[0]
-
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[Tensor, Tensor]]:
-        y, x = self.pairs(split)
-        return sharded_loader(
-            _PairsDataset(y, x),
-            self.trainer,
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.shuffle_seed,
-            collate_fn=_collate_pairs,
-            num_workers=self.num_workers,
-        )
