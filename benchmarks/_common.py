@@ -11,6 +11,8 @@ import math
 import os
 import platform
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -345,3 +347,22 @@ def fit_recipe(recipe: str | Path, root: Path, threads: int | None = None) -> Pa
         raise SystemExit(f"training {recipe} failed:\n{done.stderr[-3000:]}")
     print(f"  trained in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return max(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """``seqboltz serve --port 0 ARGS`` in a subprocess: ``(process, "host:port")`` once it
+    prints its listening line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqboltz.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if line.startswith("{"):
+            return proc, json.loads(line)["listening"]["address"]
+        if proc.poll() is not None:
+            raise RuntimeError("server did not start")

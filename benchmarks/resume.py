@@ -21,8 +21,6 @@ repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import statistics
 import subprocess
@@ -35,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
-from _common import dump_json, format_machine_info, machine_info, markdown_table
+from _common import dump_json, format_machine_info, machine_info, markdown_table, start_serve
 
 from seqboltz.runtime import FrameStream, load_artifact
 from seqboltz.v1 import generation_pb2 as pb
@@ -46,22 +44,7 @@ FRAMES = (100, 300, 1000, 2000, 10_000, 100_000, 1_000_000)
 
 
 def start_server(max_replay: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "seqboltz.cli", "serve", "--port", "0"]
-    cmd += ["--max-replay-frames", str(max_replay)]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        if line.startswith("{"):
-            return proc, json.loads(line)["listening"]["address"]
-        if proc.poll() is not None:
-            raise RuntimeError("server did not start")
+    return start_serve("--max-replay-frames", str(max_replay))
 
 
 def first_frame_seconds(stub: pb_grpc.GenerationStub, request: pb.GenerateRequest) -> float:

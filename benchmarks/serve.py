@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
-from _common import dump_json, format_machine_info, machine_info, markdown_table
+from _common import dump_json, format_machine_info, machine_info, markdown_table, start_serve
 
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 from seqboltz.runtime import load_artifact
@@ -45,32 +43,7 @@ from serving.repository import DEFAULT_MODEL
 
 
 def start_server(max_batch: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "seqboltz.cli",
-        "serve",
-        "--port",
-        "0",
-        "--max-batch",
-        str(max_batch),
-        "--max-streams",
-        "5000",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        if line.startswith("{"):
-            return proc, json.loads(line)["listening"]["address"]
-        if proc.poll() is not None:
-            raise RuntimeError("server did not start")
+    return start_serve("--max-batch", str(max_batch), "--max-streams", "5000")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
