@@ -78,7 +78,9 @@ def _convert(action: argparse.Action, value: Any, where: str) -> Any:
     convert = action.type if callable(action.type) else str
     try:
         result = convert(str(value))
-    except (TypeError, ValueError, argparse.ArgumentTypeError):
+    except argparse.ArgumentTypeError as exc:  # the type's own message says what it expects
+        raise _SettingError(f"{where}: {exc}") from None
+    except (TypeError, ValueError):
         name = getattr(convert, "__name__", "value")
         raise _SettingError(f"{where}: invalid {name} value {value!r}") from None
     if action.choices is not None and result not in action.choices:

@@ -231,6 +231,30 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (stream, frame, batch and thread limits)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (``--max-replay-frames 0`` allows no replay)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqboltz serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", help="folder of .onnx artifacts (default: the embedded model)")
@@ -242,18 +266,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
-    p.add_argument("--grace", type=float, default=5.0, help="seconds for streams at shutdown")
-    p.add_argument("--max-streams", type=int, default=Limits.max_streams)
-    p.add_argument("--max-frames", type=int, default=Limits.max_frames)
+    p.add_argument(
+        "--grace", type=nonnegative_float, default=5.0, help="seconds for streams at shutdown"
+    )
+    p.add_argument("--max-streams", type=positive_int, default=Limits.max_streams)
+    p.add_argument("--max-frames", type=positive_int, default=Limits.max_frames)
     p.add_argument(
         "--max-replay-frames",
-        type=int,
+        type=nonnegative_int,
         default=Limits.max_replay_frames,
         help="most frames a resume by start_frame alone may recompute",
     )
-    p.add_argument("--max-batch", type=int, default=Limits.max_batch, help="1: no batching")
-    p.add_argument("--max-wait-ms", type=float, default=Limits.max_wait * 1000)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    p.add_argument(
+        "--max-batch", type=positive_int, default=Limits.max_batch, help="1: no batching"
+    )
+    p.add_argument("--max-wait-ms", type=nonnegative_float, default=Limits.max_wait * 1000)
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads per model")
     p.add_argument(
         "--grpc-log",
         action="store_true",

@@ -66,6 +66,12 @@ def test_every_option_has_a_variable_and_a_key(tmp_path: Path) -> None:
         ('port = "x"\n', {}, "port: invalid int value 'x'"),
         ("port = [1, 2]\n", {}, "port: expected one value"),
         ("port = \n", {}, "serve.toml: "),
+        (
+            "",
+            {"SEQBOLTZ_MAX_REPLAY_FRAMES": "-3"},
+            "environment SEQBOLTZ_MAX_REPLAY_FRAMES: expected an integer >= 0, got -3",
+        ),
+        ("max_batch = 0\n", {}, "max_batch: expected an integer >= 1, got 0"),
     ],
 )
 def test_bad_settings_are_one_line(
