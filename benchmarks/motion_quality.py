@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "ResidualCRBM's max_radius applies), to show what the hidden units add beyond it",
     )
     args = parser.parse_args(argv)
+    if args.ar_radius is not None and not 0 < args.ar_radius <= 1:
+        parser.error(f"--ar-radius must be in (0, 1]; got {args.ar_radius}")
     if args.seeds < 2:
         parser.error("--seeds must be >= 2 (diversity needs pairs; the table needs >= 5)")
     set_threads(args.threads)
