@@ -54,9 +54,9 @@ from seqboltz.speech._text import (
     TextFrontEndError,
     frame_feature_names,
     frame_features,
-    front_end_card,
     normalize_text,
 )
+from seqboltz.speech._voice import voice_stats
 
 __all__ = [
     "ASTERISK_TRANSCRIPTS",
@@ -449,20 +449,21 @@ class TTSDataModule(SequenceDataModule):
 
     def stats(self) -> dict[str, Any]:
         """The fitted features' ``to_dict()`` plus ``order``, the front end's card, the
-        aligner's card, the controls' size and the duration model fitted on the training
-        prompts (:class:`~seqboltz.speech._duration.DurationModel`): what a checkpoint, and so
-        an exported model card, needs to speak a text."""
+        aligner's card, the controls' size, the duration model fitted on the training
+        prompts (:class:`~seqboltz.speech._duration.DurationModel`) and the training prompts'
+        mean first ``order`` frames (standardised; their leading silence, where synthesis
+        starts): what a checkpoint, and so an exported model card, needs to speak a text
+        (:func:`~seqboltz.speech._voice.voice_stats`; one artifact carries both models)."""
         self._split("train")
         assert self.features is not None and self.duration_model is not None
-        d = self.features.to_dict()
-        d.update(
-            order=self.order,
-            front_end=front_end_card(),
+        train = [self.features.transform(p.frames[: self.order]) for p in self._prompts["train"]]
+        return voice_stats(
+            self.features,
+            self.order,
+            self.duration_model,
+            silence_frames=np.mean([t for t in train if t.shape[0] == self.order], axis=0),
             aligner=self.aligner.card(),
-            n_controls=self.n_controls,
-            duration_model=self.duration_model.to_dict(),
         )
-        return d
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
         s = self._split(split)

@@ -10,6 +10,7 @@ cursor, steering); :class:`Artifact` supplies its step.
 ...     pass
 >>> s = art.frame_stream(seed=7)  # doctest: +SKIP
 >>> s.advance(art.step); s.change(style=[1.5]); s.advance(art.step)  # doctest: +SKIP
+>>> load_voice("tts.onnx").speak("Please hold.").write("out")  # text-to-speech  # doctest: +SKIP
 """
 
 from seqboltz.errors import (
@@ -31,6 +32,7 @@ from seqboltz.runtime._stream import (
     StreamSpec,
     StreamState,
 )
+from seqboltz.runtime._tts import Speech, TextToSpeech, load_voice
 
 __all__ = [
     "Artifact",
@@ -44,10 +46,13 @@ __all__ = [
     "ModelLoading",
     "ModelNotFound",
     "SeqboltzError",
+    "Speech",
     "StepFn",
     "StepInputs",
     "StreamSpec",
     "StreamState",
+    "TextToSpeech",
     "Unavailable",
     "load_artifact",
+    "load_voice",
 ]

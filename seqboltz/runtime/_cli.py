@@ -1,4 +1,5 @@
-"""``seqboltz synthesize``: offline batch synthesis from an ONNX artifact (no torch)."""
+"""``seqboltz synthesize``: offline batch synthesis from an ONNX artifact (no torch), or one
+utterance from a text-to-speech model (``--text``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ def synthesize_main(argv: Sequence[str]) -> int:
     """Entry point of ``seqboltz synthesize``; prints the manifest's summary.
 
     Exit status 0; 2 for bad input (one line); 1 when the model diverged on some sequences
-    (one line each; the other sequences are written and the manifest lists both).
+    (one line each; the other sequences are written and the manifest lists both). With
+    ``--text`` (:func:`seqboltz.runtime._tts.synthesize_text`): one utterance's WAV,
+    spectrogram PNG, alignment (HTK ``.lab`` and TextGrid) and JSON record; ``--count``,
+    ``--frames`` and the other batch options do not apply.
     """
     from seqboltz.errors import BadRequest
     from seqboltz.runtime._synthesize import (
@@ -31,9 +35,22 @@ def synthesize_main(argv: Sequence[str]) -> int:
         "one machine would; a rerun skips finished files.",
     )
     parser.add_argument("--model", required=True, help="the .onnx written by seqboltz export")
-    parser.add_argument("--count", type=int, required=True, help="number of sequences")
-    parser.add_argument("--frames", type=int, required=True, help="frames per sequence")
+    parser.add_argument("--count", type=int, help="number of sequences (not with --text)")
+    parser.add_argument("--frames", type=int, help="frames per sequence (not with --text)")
+    parser.add_argument(
+        "--text",
+        help="say this text with a text-to-speech model: writes speech.wav, a spectrogram "
+        "speech.png, the alignment (speech.lab, speech.TextGrid) and speech.json to --out; "
+        "the length comes from the model's predicted durations",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gibbs-steps",
+        type=int,
+        metavar="K",
+        help="Gibbs steps per frame, 1 to the card's max_gibbs_steps (default: the card's "
+        "gibbs_steps)",
+    )
     parser.add_argument(
         "--style",
         help="style value(s), comma-separated, for styled models; or a schedule "
@@ -55,6 +72,10 @@ def synthesize_main(argv: Sequence[str]) -> int:
         "at ADDRESS ('auto', HOST:6379, ray://HOST:10001), else $RAY_ADDRESS or a local one",
     )
     args = parser.parse_args(list(argv))
+    if args.text is not None:
+        return _speak(parser, args)
+    if args.count is None or args.frames is None:
+        parser.error("--count and --frames are required (or --text, with a text-to-speech model)")
     try:
         style = None if args.style is None else parse_style(args.style)
         job = SynthesisJob(
@@ -68,6 +89,7 @@ def synthesize_main(argv: Sequence[str]) -> int:
             shard=parse_shard(args.shard),
             chunk=args.chunk,
             plot=args.plot,
+            gibbs_steps=args.gibbs_steps,
         )
         if args.ray is not None:
             from seqboltz.runtime._ray import run_synthesis_ray
@@ -87,3 +109,43 @@ def synthesize_main(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
     return 1 if manifest["diverged"] else 0
+
+
+def _speak(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--text``: one utterance from a text-to-speech model; 0, 2 (bad input), 1 (diverged)."""
+    from seqboltz.errors import BadRequest, ModelDiverged
+    from seqboltz.runtime._tts import synthesize_text
+
+    batch_only = {
+        "--count": args.count is not None,
+        "--frames": args.frames is not None,
+        "--style": args.style is not None,
+        "--shard": args.shard != "0/1",
+        "--ray": args.ray is not None,
+        "--format": args.format != "npy",
+        "--plot": args.plot,
+    }
+    given = [flag for flag, used in batch_only.items() if used]
+    if given:
+        parser.error(
+            f"--text speaks one utterance, whose length the model's durations set; "
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for batches of sequences"
+        )
+    try:
+        speech, paths = synthesize_text(args.model, args.text, args.out, seed=args.seed)
+    except ModelDiverged as exc:
+        print(f"seqboltz synthesize: {exc}; nothing written", file=sys.stderr)
+        return 1
+    except BadRequest as exc:  # ArtifactError, VoiceError (empty text, not a TTS model)
+        print(f"seqboltz synthesize: error: {exc}", file=sys.stderr)
+        return 2
+    unknown = [w.text for w in speech.plan.utterance.words if w.source != "lexicon"]
+    print(
+        f"{paths['.wav']}: {speech.duration:.2f} s at {speech.sample_rate} Hz, "
+        f"{len(speech.plan.utterance.words)} words, {len(speech.plan.utterance.phones)} phones"
+        + (f" (by g2p or spelled: {', '.join(unknown)})" if unknown else "")
+        + (f", scaled by {speech.gain:.2f}" if speech.gain < 1 else "")
+        + f"; also {', '.join(p.name for s, p in paths.items() if s != '.wav')} "
+        f"({speech.seconds:.1f} s)"
+    )
+    return 0

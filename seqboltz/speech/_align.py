@@ -103,6 +103,50 @@ class PhoneAlignment:
         ]
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def from_durations(
+        cls, utterance: Utterance, durations: Sequence[int] | np.ndarray, frame_period: float
+    ) -> PhoneAlignment:
+        """The alignment that frames per phone imply (e.g. a duration model's prediction):
+        phone ``i`` spans frames ``[b_i, b_{i+1})``, i.e. ``[b_i, b_{i+1}) · frame_period``
+        ms; the utterance lasts ``Σ durations · frame_period`` ms (as long as WORLD's
+        waveform of those frames)."""
+        durs = np.asarray(durations, dtype=np.int64)
+        if durs.shape != (len(utterance.phones),) or (durs.size and durs.min() < 1):
+            raise ValueError(
+                f"need {len(utterance.phones)} durations of at least one frame, got "
+                f"shape {durs.shape}"
+            )
+        bounds = np.concatenate([[0], np.cumsum(durs)]) * frame_period / 1000.0
+        return cls(utterance, bounds[:-1], bounds[1:], float(bounds[-1]))
+
+    def textgrid(self) -> str:
+        """Praat TextGrid text (long format) with two interval tiers, ``words`` (pauses and
+        gaps empty) and ``phones`` (``pau`` for pauses), tiling ``[0, duration]``."""
+        phones = [
+            (float(s), float(e), p.symbol)
+            for s, e, p in zip(self.starts, self.ends, self.utterance.phones, strict=True)
+        ]
+        spans: dict[int, list[float]] = {}
+        for (s, e, _), p in zip(phones, self.utterance.phones, strict=True):
+            if p.word >= 0:
+                span = spans.setdefault(p.word, [s, e])
+                span[0], span[1] = min(span[0], s), max(span[1], e)
+        words = [(a, b, self.utterance.words[w].text) for w, (a, b) in sorted(spans.items())]
+        end = max(float(self.duration), max((e for _, e, _ in phones), default=0.0))
+        tiers = [("words", _tile(words, end)), ("phones", _tile(phones, end))]
+        lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0"]
+        lines += [f"xmax = {end:.6f}", "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+        for k, (name, intervals) in enumerate(tiers, 1):
+            lines += [f"    item [{k}]:", '        class = "IntervalTier"']
+            lines += [f'        name = "{name}"', "        xmin = 0", f"        xmax = {end:.6f}"]
+            lines.append(f"        intervals: size = {len(intervals)}")
+            for i, (a, b, text) in enumerate(intervals, 1):
+                quoted = text.replace('"', '""')
+                lines += [f"        intervals [{i}]:", f"            xmin = {a:.6f}"]
+                lines += [f"            xmax = {b:.6f}", f'            text = "{quoted}"']
+        return "\n".join(lines) + "\n"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types for a JSON cache: the text, the pauses found, the times."""
         pauses = [0] * len(self.utterance.words)
@@ -137,6 +181,26 @@ class PhoneAlignment:
                 f"front end gives {len(utt.phones)}"
             )
         return cls(utt, starts, ends, float(d["duration"]))
+
+
+def _tile(
+    intervals: Sequence[tuple[float, float, str]], end: float
+) -> list[tuple[float, float, str]]:
+    """Sorted ``(start, end, text)`` intervals tiling ``[0, end]``: overlaps cut at the later
+    start, gaps filled with empty intervals."""
+    out: list[tuple[float, float, str]] = []
+    t = 0.0
+    for a, b, text in sorted(intervals):
+        a, b = max(a, t), min(b, end)
+        if b <= a:
+            continue
+        if a > t:
+            out.append((t, a, ""))
+        out.append((a, b, text))
+        t = b
+    if t < end:
+        out.append((t, end, ""))
+    return out
 
 
 def _pocketsphinx() -> Any:

@@ -232,11 +232,13 @@ class WorldFeatures(SpeechFeatures):
         return np.asarray(10.0 ** (out / 20.0))
 
     # ------------------------------------------------------------------ synthesis
-    def synthesize(self, frames: np.ndarray) -> np.ndarray:
-        """Waveform ``(N,)`` float64 of raw frames ``(T, dim)`` through WORLD.
+    def synthesize(self, frames: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Waveform ``(N,)`` float64 of raw frames ``(T, dim)`` through WORLD,
+        ``N = T · frame_period · sample_rate / 1000`` samples.
 
         A frame is voiced where its ``voiced`` value is above 0.5; its F0 is then
-        ``exp(log F0)`` clipped to ``[f0_floor, f0_ceil]``.
+        ``exp(log F0)`` clipped to ``[f0_floor, f0_ceil]``. ``clip``: limit the samples to
+        [-1, 1] (``False``: as WORLD made them, e.g. to scale a loud utterance down instead).
         """
         frames = self.check_frames(frames)
         pyworld, pysptk = _vocoder()
@@ -254,7 +256,7 @@ class WorldFeatures(SpeechFeatures):
             self.sample_rate,
             self.frame_period,
         )
-        return np.asarray(np.clip(wave, -1.0, 1.0))
+        return np.asarray(np.clip(wave, -1.0, 1.0) if clip else wave)
 
 
 def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray, floor: float) -> np.ndarray:

@@ -1,0 +1,228 @@
+"""The text side of a text-to-speech model: what travels on the acoustic model's card, and the
+stages from text to the per-frame controls the acoustic model is sampled with (torch-free).
+
+**One artifact, not two.** A text-to-speech model is one ``.onnx`` file: the graph is the
+acoustic model's sampling step (a conditional RBM over WORLD frames given the frame's
+linguistic controls and its acoustic history); the duration model, the front end's card and
+the vocoder settings ride on its model card, in ``card["features"]`` (:func:`voice_stats`,
+written by :meth:`seqboltz.data.TTSDataModule.stats` into every checkpoint, copied by
+``seqboltz export``). Why not two artifacts tied by the card:
+
+* the duration model is small (ridge regression: one weight per phone feature, a few hundred
+  floats, :class:`~seqboltz.speech._duration.DurationModel`) and numpy-only, so it needs no
+  graph of its own;
+* both halves are fitted on the same training prompts and read the same front end (its
+  version and feature names are checked here), so a second file could only add a way to pair
+  a duration model with an acoustic model it was not made for;
+* the service's model repository, hot reload, resume tokens (the model's sha256) and
+  ``synthesize`` all deal in one file per model.
+
+A duration model worth its own graph (a network) would change that; the card would then name
+the second file's sha256.
+
+Stages (:meth:`VoiceCard.plan`): text → :func:`~seqboltz.speech._text.text_to_utterance`
+(normalisation, CMU dictionary, g2p for unknown words, syllables, pauses) → frames per phone
+(the duration model) → :func:`~seqboltz.speech._text.frame_features` ``(T, C)`` and the
+alignment those durations imply (:meth:`~seqboltz.speech._align.PhoneAlignment.from_durations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from seqboltz.errors import BadRequest
+from seqboltz.speech._align import PhoneAlignment
+from seqboltz.speech._base import SpeechFeatureError
+from seqboltz.speech._duration import DurationModel
+from seqboltz.speech._text import (
+    FRONTEND_VERSION,
+    TextFrontEndError,
+    Utterance,
+    frame_feature_names,
+    frame_features,
+    front_end_card,
+    text_to_utterance,
+)
+from seqboltz.speech._world import WorldFeatures
+
+__all__ = ["TextPlan", "VoiceCard", "VoiceError", "voice_stats"]
+
+
+class VoiceError(BadRequest):
+    """A text that cannot be spoken, or a model card that is no usable voice (one line)."""
+
+
+def voice_stats(
+    features: WorldFeatures,
+    order: int,
+    duration_model: DurationModel,
+    silence_frames: np.ndarray | None = None,
+    aligner: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The data statistics of a text-to-speech model, as its card's ``features`` carry them.
+
+    Args:
+        features: fitted WORLD features (settings, ``mean``/``std``).
+        order: frames of acoustic history.
+        duration_model: the fitted duration model (:meth:`DurationModel.to_dict`).
+        silence_frames: ``(order, D)`` standardised frames that start an utterance (the
+            training prompts' mean first frames: leading silence); ``None``: the card's
+            default seed frames are used.
+        aligner: the card of what aligned the training data.
+
+    Returns:
+        ``features.to_dict()`` plus ``order``, ``front_end`` (:func:`front_end_card`),
+        ``aligner``, ``n_controls``, ``duration_model`` and ``silence_frames``.
+    """
+    silence = None if silence_frames is None else np.asarray(silence_frames, dtype=np.float64)
+    if silence is not None and silence.shape != (order, features.dim):
+        raise ValueError(f"silence frames must be ({order}, {features.dim}), got {silence.shape}")
+    d = features.to_dict()
+    d.update(
+        order=order,
+        front_end=front_end_card(),
+        aligner=dict(aligner or {}),
+        n_controls=len(frame_feature_names()),
+        duration_model=duration_model.to_dict(),
+    )
+    if silence is not None:
+        d["silence_frames"] = silence.tolist()
+    return d
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    """What the acoustic model is asked to say.
+
+    Attributes:
+        utterance: the front end's phones, words and pauses.
+        durations: ``(P,)`` frames per phone (predicted).
+        controls: ``(T, C)`` per-frame linguistic features, ``T = Σ durations``.
+        alignment: the phone times the durations imply.
+    """
+
+    utterance: Utterance
+    durations: np.ndarray
+    controls: np.ndarray
+    alignment: PhoneAlignment
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.controls.shape[0])
+
+
+@dataclass(frozen=True)
+class VoiceCard:
+    """The voice a text-to-speech model card describes (:meth:`from_card`).
+
+    Attributes:
+        name: the model's name (for messages).
+        features: WORLD settings and the statistics that undo standardisation.
+        order: frames of acoustic history.
+        durations: the duration model.
+        silence_frames: ``(order, D)`` standardised frames that start an utterance, or ``None``.
+    """
+
+    name: str
+    features: WorldFeatures
+    order: int
+    durations: DurationModel
+    silence_frames: np.ndarray | None
+
+    @staticmethod
+    def is_voice(card: dict[str, Any]) -> bool:
+        """Whether a model card carries a voice (a front end and a duration model)."""
+        features = card.get("features") or {}
+        return isinstance(features, dict) and {"front_end", "duration_model"} <= set(features)
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> VoiceCard:
+        """Read and check the voice on an exported model's card.
+
+        Raises:
+            VoiceError: no voice on the card (not a text-to-speech model), another front end
+                (version or feature names), controls of another size, or unreadable fields.
+        """
+        name = str(card.get("name", "?"))
+        if not cls.is_voice(card):
+            raise VoiceError(
+                f"model {name!r} is not a text-to-speech model (its card has no front end and "
+                "duration model); export one from a checkpoint trained on "
+                "seqboltz.data.TTSDataModule (recipes/tts_rcrbm.yaml)"
+            )
+        feats = card["features"]
+        front = feats["front_end"]
+        if front.get("version") != FRONTEND_VERSION or front.get("frame_features") != (
+            frame_feature_names()
+        ):
+            raise VoiceError(
+                f"model {name!r} was trained with text front end {front.get('version')!r}; this "
+                f"seqboltz has {FRONTEND_VERSION!r} with other linguistic features: retrain it, "
+                "or use the seqboltz version it was trained with"
+            )
+        size = int((card.get("conditioning") or {}).get("controls", {}).get("size", 0))
+        if size != len(frame_feature_names()):
+            raise VoiceError(
+                f"model {name!r} takes {size} controls per frame; the text front end makes "
+                f"{len(frame_feature_names())}"
+            )
+        try:
+            world = WorldFeatures.from_dict(feats)
+            durations = DurationModel.from_dict(feats["duration_model"])
+            order = int(card.get("order", feats.get("order")))
+        except (SpeechFeatureError, ValueError, KeyError, TypeError) as exc:
+            raise VoiceError(f"model {name!r}: unreadable voice on its card ({exc})") from exc
+        if world.mean is None or world.std is None:
+            raise VoiceError(f"model {name!r}: its card has no feature statistics")
+        silence = feats.get("silence_frames")
+        seed = None if silence is None else np.asarray(silence, dtype=np.float64)
+        if seed is not None and seed.shape != (order, world.dim):
+            raise VoiceError(
+                f"model {name!r}: silence frames of shape {seed.shape}, expected "
+                f"({order}, {world.dim})"
+            )
+        return cls(name, world, order, durations, seed)
+
+    @property
+    def frame_period(self) -> float:
+        return float(self.features.frame_period)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.features.sample_rate)
+
+    def plan(self, text: str, durations: Sequence[int] | np.ndarray | None = None) -> TextPlan:
+        """Text → phones → frames per phone → per-frame controls (see the module).
+
+        Args:
+            text: what to say (unknown words go through the g2p).
+            durations: frames per phone to use instead of the duration model's (e.g. a
+                recording's aligned durations).
+
+        Raises:
+            VoiceError: empty text, text without a speakable word, or wrong durations.
+        """
+        try:
+            utt = text_to_utterance(text)
+        except TextFrontEndError as exc:
+            raise VoiceError(str(exc)) from None
+        durs = (
+            self.durations.predict(utt)
+            if durations is None
+            else np.asarray(durations, dtype=np.int64)
+        )
+        if durs.shape != (len(utt.phones),) or durs.min() < 1:
+            raise VoiceError(
+                f"need {len(utt.phones)} durations of at least one frame, got shape {durs.shape}"
+            )
+        short = self.order + 1 - int(durs.sum())
+        if short > 0:  # a generation needs frames past the seed: lengthen the final pause
+            durs = durs.copy()
+            durs[-1] += short
+        controls = frame_features(utt, durs)
+        alignment = PhoneAlignment.from_durations(utt, durs, self.frame_period)
+        return TextPlan(utt, durs, controls, alignment)

@@ -1,0 +1,157 @@
+"""``seqboltz synthesize --text``: a tiny text-to-speech model (a residual CRBM started at the
+least-squares fit on one ARCTIC utterance with even phone durations), exported by ``seqboltz
+export`` from a checkpoint whose data statistics carry the voice, speaks a text with a word
+outside the dictionary; the WAV has the predicted durations' length, is finite, not clipped and
+not silent; the alignment files agree with it; bad input is one line; no torch is imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from seqboltz.cli import main
+from seqboltz.runtime import load_voice
+from seqboltz.runtime._tts import PEAK
+from seqboltz.speech import WorldFeatures, read_audio
+from seqboltz.speech._duration import DurationModel
+from seqboltz.speech._text import frame_features, text_to_utterance
+from seqboltz.speech._voice import VoiceCard, voice_stats
+
+ARCTIC_A0007 = "And you always want to see it in the superlative degree."
+TEXT = "Press one, then Zorblax."  # "Zorblax" is not in the dictionary: g2p
+ORDER = 2
+
+
+@pytest.fixture(scope="module")
+def tts_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train nothing: fit the start on one utterance, write a checkpoint with the voice in
+    its data statistics (as RBMSystem does for TTSDataModule), export it with the CLI."""
+    from seqboltz.models import ResidualCRBM, save_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pysptk
+
+    wave = read_audio(pysptk.util.example_audio_file(), 8000)
+    wf = WorldFeatures(sample_rate=8000)
+    raw = wf.analyze(wave)
+    utt = text_to_utterance(ARCTIC_A0007)
+    n = len(utt.phones)
+    durations = np.diff(np.linspace(0, raw.shape[0], n + 1).round()).astype(np.int64)
+    wf.fit([raw])
+    z = wf.transform(raw)
+    controls = frame_features(utt, durations)
+    torch.manual_seed(0)
+    model = ResidualCRBM(
+        wf.dim, 8, ORDER, n_controls=controls.shape[1], ridge=1e-3, start_history_noise=1.0,
+        train_linear=False, visible_noise=0.0,
+    ).double()  # fmt: skip
+    model.init_from_sequences([z], [controls])
+    folder = tmp_path_factory.mktemp("tts")
+    ckpt = save_model(model, folder / "tts.ckpt")
+    entry = torch.load(ckpt, weights_only=True)
+    stats = voice_stats(wf, ORDER, DurationModel().fit([utt], [durations]), z[:ORDER])
+    entry["seqboltz"]["data"] = {"class_path": "seqboltz.data.TTSDataModule", "stats": stats}
+    torch.save(entry, ckpt)
+    out = folder / "tts.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--gibbs-steps", "2", "--no-data"]) == 0
+    return out
+
+
+# Runs in a fresh interpreter, where torch, torchaudio and lightning cannot be imported.
+BLOCKED = """
+import sys
+for name in ("torch", "torchaudio", "lightning"):
+    sys.modules[name] = None
+from seqboltz.cli import main
+status = main(["synthesize", "--model", sys.argv[1], "--text", sys.argv[2], "--out", sys.argv[3]])
+loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "torch"]
+assert not loaded, loaded
+sys.exit(status)
+"""
+
+
+@pytest.mark.slow  # an export (seconds) and a fresh interpreter
+def test_speak_text_without_torch(tts_model: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED, str(tts_model), TEXT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "zorblax" in done.stdout.lower() and "speech.wav" in done.stdout
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {f"speech{s}" for s in (".wav", ".png", ".lab", ".TextGrid", ".json")}
+    record = json.loads((tmp_path / "speech.json").read_text())
+    assert [w["source"] for w in record["words"]] == ["lexicon", "lexicon", "lexicon", "g2p"]
+    # the length is the duration model's: Σ frames · 5 ms, predicted here independently
+    voice = VoiceCard.from_card(load_voice(tts_model).artifact.card)
+    predicted = voice.durations.predict(text_to_utterance(TEXT))
+    assert [p["frames"] for p in record["phones"]] == predicted.tolist()
+    wave, rate = sf.read(tmp_path / "speech.wav")
+    assert rate == 8000 and wave.shape == (int(predicted.sum()) * 40,)
+    assert np.isfinite(wave).all()
+    assert np.abs(wave).max() <= PEAK + 1e-4  # never at ±1: louder speech is scaled down
+    speech = wave[int(predicted[0]) * 40 : -int(predicted[-1]) * 40]  # between the edge pauses
+    assert np.sqrt(np.mean(speech**2)) > 0.01, "silent"
+    # the alignment: one label per phone, ending with the audio; the TextGrid has the words
+    lab = (tmp_path / "speech.lab").read_text().splitlines()
+    assert [line.split()[2] for line in lab] == [p["phone"] for p in record["phones"]]
+    assert int(lab[-1].split()[1]) == round(len(wave) / rate * 1e7)
+    grid = (tmp_path / "speech.TextGrid").read_text()
+    assert '"zorblax"' in grid and 'name = "phones"' in grid
+    assert (tmp_path / "speech.png").read_bytes()[:4] == b"\x89PNG"
+    # the same seed, the same speech, in this process (the noise rule of every artifact)
+    again = load_voice(tts_model).speak(TEXT, seed=0)
+    assert np.allclose(again.wave, wave, atol=1 / 32768)
+
+
+def _without_voice(model: Path, out: Path) -> Path:
+    """The same graph with a card that has no front end and duration model (a plain speech
+    CRBM's)."""
+    import onnx
+
+    from seqboltz.export import CARD_KEY
+
+    proto = onnx.load(str(model))
+    for prop in proto.metadata_props:
+        if prop.key == CARD_KEY:
+            card = json.loads(prop.value)
+            del card["features"]["front_end"], card["features"]["duration_model"]
+            prop.value = json.dumps(card | {"name": "plain"})
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_bad_input_is_one_line(
+    tts_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["synthesize", "--model", str(tts_model), "--out", str(tmp_path / "x")]
+    assert main([*base, "--text", "  "]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "seqboltz synthesize: error: text is empty: give at least one word to speak"
+    assert not (tmp_path / "x").exists()  # nothing written
+    assert main([*base, "--text", "[beep]"]) == 2
+    assert "no speakable words" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--text", "hello", "--count", "2", "--frames", "9"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--count, --frames are for batches" in err
+    plain = _without_voice(tts_model, tmp_path / "plain.onnx")
+    assert main([*base[:2], str(plain), *base[3:], "--text", "hello"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model 'plain' is not a text-to-speech model" in err and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["synthesize", "--model", str(tts_model), "--out", str(tmp_path)])
+    assert "--count and --frames are required" in capsys.readouterr().err
