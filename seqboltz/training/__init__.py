@@ -2,6 +2,7 @@
 
 from seqboltz.training._generation import GenerationMetric
 from seqboltz.training._pictures import SavePictures
+from seqboltz.training._recentre import RecentreIntercept
 from seqboltz.training._system import RBMSystem
 
-__all__ = ["GenerationMetric", "RBMSystem", "SavePictures"]
+__all__ = ["GenerationMetric", "RBMSystem", "RecentreIntercept", "SavePictures"]

@@ -1,0 +1,58 @@
+"""Moment matching of the residual CRBM's intercept to its own sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqboltz.models import ConditionalRBM, ResidualCRBM
+from seqboltz.training import RecentreIntercept
+from seqboltz.training._recentre import recentre_intercept, sampler_mean_error
+
+
+def _clips(n: int = 3, frames: int = 300, dims: int = 4) -> list[np.ndarray]:
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        x = np.zeros((frames, dims))
+        for t in range(1, frames):  # a stable AR(1) with noise
+            x[t] = 0.9 * x[t - 1] + 0.3 * rng.normal(size=dims)
+        out.append(x)
+    return out
+
+
+def _model_with_biased_hiddens(clips: list[np.ndarray]) -> ResidualCRBM:
+    torch.manual_seed(0)
+    model = ResidualCRBM(4, 6, order=2, train_linear=False).double()
+    model.init_from_sequences(clips)
+    with torch.no_grad():  # hidden units that are mostly on and push one way: a mean offset
+        model.weight.copy_(torch.full((4, 6), 0.4, dtype=torch.float64))
+        model.hidden_bias.fill_(2.0)
+    return model
+
+
+def test_recentring_zeroes_the_samplers_mean_error_and_nothing_else() -> None:
+    clips = _clips()
+    model = _model_with_biased_hiddens(clips)
+    before = sampler_mean_error(model, clips, gibbs_steps=3, seed=5)
+    # the hidden units add ~0.4 * 6 * sigmoid(2) whitened units to every dimension
+    assert before.abs().min() > 0.1
+    weight = model.weight.detach().clone()
+    applied = recentre_intercept(model, clips, gibbs_steps=3, seed=5)
+    torch.testing.assert_close(applied, before)
+    # the sampler never reads the intercept, so the same noise gives exactly shifted frames
+    after = sampler_mean_error(model, clips, gibbs_steps=3, seed=5)
+    assert after.abs().max() < 1e-10
+    # another noise draw: zero to Monte-Carlo error, far below the offset removed
+    assert sampler_mean_error(model, clips, gibbs_steps=3, seed=6).abs().max() < 0.05
+    torch.testing.assert_close(model.weight.detach(), weight)
+
+
+def test_recentring_refuses_models_whose_sampler_reads_the_intercept() -> None:
+    with pytest.raises(TypeError, match="needs a ResidualCRBM"):
+        recentre_intercept(ConditionalRBM(4, 6, order=2), _clips(), gibbs_steps=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="gibbs_steps must be >= 1"):
+        RecentreIntercept(gibbs_steps=0)
+    with pytest.raises(ValueError, match="longer than the model's order"):
+        sampler_mean_error(ResidualCRBM(4, 6, order=2), [np.zeros((2, 4))], gibbs_steps=1)
