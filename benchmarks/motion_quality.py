@@ -56,6 +56,7 @@ from seqboltz.eval._sequence_report import (
     model_one_step_mse,
     motion_pictures,
     motion_reference,
+    paired_difference,
     real_row,
     score_generations,
     speed_control,
@@ -79,6 +80,41 @@ def train(recipe: str, root: Path, epochs: int | None, data_path: str | None, th
     path = root / f"{recipe}.yaml"
     atomic_write(path, lambda fh: yaml.safe_dump(config, fh, sort_keys=False), text=True)
     return fit_recipe(path, root / recipe, threads=threads)
+
+
+#: issue 13's four realism measures (lower is better for each)
+REALISM = {
+    "npss": "NPSS",
+    "pskl": "PSKL (mean of both)",
+    "frechet": "Fréchet",
+    "foot_skating": "foot skating",
+}
+
+
+def target_report(rows: list[dict[str, Any]], baseline_name: str, n_boot: int) -> str:
+    """Each row against the baseline on the four realism measures: the paired difference
+    (same clips and seeds) with its 95 % interval, and the issue's stricter test, marginal
+    intervals that do not overlap."""
+    base = next((r for r in rows if r["model"] == baseline_name), None)
+    if base is None:
+        return ""
+    head = f"against {baseline_name}: paired difference [95 % interval]"
+    lines = ["", head + "; 'wins' = the two marginal intervals do not overlap"]
+    for row in rows:
+        if row is base or "cells" not in row:
+            continue
+        wins = ties = 0
+        cells = []
+        for key, title in REALISM.items():
+            mean, low, high = paired_difference(row, base, key, n_boot)
+            (lo_a, hi_a), (lo_b, hi_b) = row[f"{key}_ci"], base[f"{key}_ci"]
+            win, loss = hi_a < lo_b, lo_a > hi_b
+            wins, ties = wins + win, ties + (not win and not loss)
+            verdict = "wins" if win else "loses" if loss else "overlaps"
+            cells.append(f"{title} {mean:+.3g} [{low:+.3g}, {high:+.3g}] ({verdict})")
+        lines.append(f"  {row['model']}: " + "; ".join(cells))
+        lines.append(f"    wins {wins}/4, overlaps {ties}/4 (target: >= 3 wins, no loss)")
+    return "\n".join(lines)
 
 
 def _setup(checkpoint: Path) -> Any:
@@ -193,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     report = SequenceEvaluation(rows=rows, settings=settings, reference=real_row(ref))
     print(format_machine_info(machine_info()))
     print(report.table())
+    print(target_report(rows, AR_NAME.format(order=order), args.boot))
     for name, s in speed.items():
         gains = ", ".join(f"{g:.2f}" for g in s["gain"])
         n_ok = sum(g >= 0.7 for g in s["gain"])

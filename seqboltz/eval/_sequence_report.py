@@ -76,6 +76,7 @@ __all__ = [
     "motion_clips_for_pictures",
     "motion_pictures",
     "motion_reference",
+    "paired_difference",
     "real_row",
     "score_generations",
     "speed_control",
@@ -95,6 +96,7 @@ _COLUMNS: dict[str, tuple[str, int]] = {
     "npss": ("NPSS ↓", 3),
     "pskl_real_gen": ("PSKL(real‖gen) ↓", 3),
     "pskl_gen_real": ("PSKL(gen‖real) ↓", 3),
+    "pskl": ("PSKL, mean of both ↓", 3),
     "ps_entropy": ("PS entropy", 3),
     "frechet": ("Fréchet pose+vel ↓", 1),
     "foot_skating": ("foot skating ↓", 2),
@@ -321,6 +323,9 @@ def score_generations(
                 tables["npss"][c, s] = np.mean([npss(real_windows[0], w) for w in gw])
                 tables["pskl_real_gen"][c, s] = ps_kl(real_windows, gw)
                 tables["pskl_gen_real"][c, s] = ps_kl(gw, real_windows)
+                tables["pskl"][c, s] = 0.5 * (
+                    tables["pskl_real_gen"][c, s] + tables["pskl_gen_real"][c, s]
+                )
                 tables["ps_entropy"][c, s] = ps_entropy(gw)
             if body is None:
                 continue
@@ -352,6 +357,9 @@ def score_generations(
                 tables["diversity"][c, 0] = mean_pairwise_distance(stack)
         tables["diversity"] = tables["diversity"][:, :1]
     row: dict[str, Any] = {"model": name, "one_step_mse": one_step_mse}
+    # the (clips, seeds) tables themselves, so two rows can be compared clip by clip
+    # (:func:`paired_difference`)
+    row["cells"] = {key: table.tolist() for key, table in tables.items()}
     for key, table in tables.items():
         if np.isnan(table).all():
             row[key], row[f"{key}_ci"] = float("nan"), [float("nan"), float("nan")]
@@ -391,6 +399,32 @@ def score_generations(
         # than held-out windows do: the upper end of their interval below the held-out mean
         row["copy_check_passed"] = bool(row["copy_distance_ci"][1] >= real_copy)
     return row
+
+
+def paired_difference(
+    row: Mapping[str, Any], baseline: Mapping[str, Any], key: str, n_boot: int = 2000
+) -> tuple[float, float, float]:
+    """Mean difference ``row − baseline`` of metric ``key`` over the same held-out clips and
+    seeds, with its two-way bootstrap 95 % interval (:func:`bootstrap_ci` on the per-cell
+    differences).
+
+    Two models scored on the same clips differ far less than the clips differ from each
+    other, so the paired interval is the test of "better"; two marginal intervals that do
+    not overlap is a stricter one.
+
+    Args:
+        row, baseline: rows of :func:`score_generations` on the same clips and seed count.
+        key: a metric, e.g. ``"frechet"``.
+        n_boot: bootstrap resamples.
+
+    Returns:
+        ``(mean, low, high)``; NaN when either row lacks the metric.
+    """
+    a = np.asarray(row.get("cells", {}).get(key, np.nan), dtype=np.float64)
+    b = np.asarray(baseline.get("cells", {}).get(key, np.nan), dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or not np.isfinite(a - b).any():
+        return float("nan"), float("nan"), float("nan")
+    return bootstrap_ci(a - b, n_boot=n_boot)
 
 
 def real_row(ref: MotionReference) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from seqboltz.eval._sequence_report import (
     MotionReference,
     evaluate_sequence_model,
     motion_reference,
+    paired_difference,
     score_generations,
 )
 from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
@@ -61,6 +62,23 @@ def test_scores_tell_real_motion_from_frozen_and_exploded_generations() -> None:
     row_b = score_generations("blown", blown, ref, n_boot=200)
     assert row_b["exploded"] and row_b["n_exploded"] == 1 and row_b["n_generations"] == 6
     assert row_b["std_within"] == pytest.approx(5 / 6)  # the exploded cell counts as 0
+
+
+def test_paired_difference_sees_a_small_consistent_gap_the_marginal_intervals_miss() -> None:
+    test = _sequences(n=6, seed=3)
+    ref = _feature_reference(test)
+    rng = np.random.default_rng(4)
+    real = np.stack([np.stack(test)] * 3)  # (S=3, C=6, T, D)
+    base = real + rng.normal(0, 0.5, real.shape)
+    row_a = score_generations("a", base, ref, n_boot=300)
+    row_b = score_generations("b", base + rng.normal(0, 0.3, real.shape), ref, n_boot=300)
+    assert row_a["pskl"] == pytest.approx(0.5 * (row_a["pskl_real_gen"] + row_a["pskl_gen_real"]))
+    mean, low, high = paired_difference(row_b, row_a, "npss", n_boot=300)
+    assert mean == pytest.approx(row_b["npss"] - row_a["npss"])
+    assert 0 < low <= mean <= high  # more noise is worse on every clip
+    # the paired interval is narrower than either row's own (clip-to-clip spread cancels)
+    assert high - low < row_a["npss_ci"][1] - row_a["npss_ci"][0]
+    assert np.isnan(paired_difference(row_a, {"model": "x"}, "npss")[0])
 
 
 def _walker_clip(n: int, speed: float, phase: float, name: str) -> MotionClip:
