@@ -8,9 +8,11 @@ difference (Efron & Tibshirani 1993, ch. 16); locating the checkpoint a recipe k
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ from torch import Tensor
 
 __all__ = [
     "best_checkpoint",
+    "best_logistic",
+    "best_mlp",
     "crbm_from_logistic",
     "fit_logistic",
     "fit_mlp",
@@ -185,6 +189,48 @@ def crbm_from_logistic(
         model.cond_to_visible.copy_(layer.weight.detach().T)
         model.visible_bias.copy_(layer.bias.detach())
     return model
+
+
+def best_logistic(
+    x: Tensor,
+    y: Tensor,
+    x_val: Tensor,
+    y_val: Tensor,
+    grid: Sequence[float],
+    val_error: Callable[[Tensor, Tensor], float],
+) -> tuple[float, torch.nn.Linear, dict[str, float]]:
+    """:func:`fit_logistic` at every L2 of ``grid``; the one with the lowest
+    ``val_error(probs, y_val)`` as ``(l2, layer, info)`` (each fit logged to stderr)."""
+    fits = []
+    for l2 in grid:
+        layer, info = fit_logistic(x, y, l2)
+        with torch.no_grad():
+            err = val_error(torch.sigmoid(layer(x_val)), y_val)
+        print(f"logistic l2={l2:g}: val error {err:.5f} {info}", file=sys.stderr)
+        fits.append((err, l2, layer, info))
+    _, l2, layer, info = min(fits, key=lambda f: f[0])
+    return l2, layer, info
+
+
+def best_mlp(
+    x: Tensor,
+    y: Tensor,
+    x_val: Tensor,
+    y_val: Tensor,
+    n_hidden: int,
+    grid: Sequence[float],
+    val_error: Callable[[Tensor, Tensor], float],
+    **kwargs: Any,
+) -> tuple[float, torch.nn.Module, dict[str, float]]:
+    """:func:`fit_mlp` at every weight decay of ``grid`` (``kwargs`` passed on); the one with
+    the lowest validation error as ``(decay, net, info)`` (each fit logged to stderr)."""
+    fits = []
+    for decay in grid:
+        net, info = fit_mlp(x, y, x_val, y_val, n_hidden, decay, val_error, **kwargs)
+        print(f"MLP wd={decay:g} {kwargs}: {info}", file=sys.stderr)
+        fits.append((info["val_error"], decay, net, info))
+    _, decay, net, info = min(fits, key=lambda f: f[0])
+    return decay, net, info
 
 
 def train_structured(

@@ -54,9 +54,9 @@ from _common import (
 )
 from _structured_common import (
     best_checkpoint,
+    best_logistic,
+    best_mlp,
     crbm_from_logistic,
-    fit_logistic,
-    fit_mlp,
     paired_bootstrap,
     train_structured,
 )
@@ -181,14 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     add("corrupted input x (reference)", x_te, x_val)
 
     # baseline: L2 chosen on validation pixel error
-    fits = []
-    for l2 in L2_GRID if args.l2 is None else (args.l2,):
-        layer, info = fit_logistic(x_tr, y_tr, l2)
-        with torch.no_grad():
-            val_err = errors(torch.sigmoid(layer(x_val)), y_val)["pixel_error_pct"]
-        print(f"logistic l2={l2:g}: val {val_err:.3f}% {info}", file=sys.stderr)
-        fits.append((val_err, l2, layer, info))
-    _, l2, layer, info = min(fits, key=lambda f: f[0])
+    l2_grid = L2_GRID if args.l2 is None else (args.l2,)
+    l2, layer, info = best_logistic(x_tr, y_tr, x_val, y_val, l2_grid, pixel_error)
     lr_label = f"per-pixel logistic regression (L2 {l2:g})"
     with torch.no_grad():
         preds["baseline"] = torch.sigmoid(layer(x_te))
@@ -225,24 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_mlp:
             break
         n_hidden = models["cd"].n_hidden
-        mlps = []
-        for decay in MLP_DECAY_GRID:
-            net, mlp_info = fit_mlp(
-                x_tr,
-                y_tr,
-                x_val,
-                y_val,
-                n_hidden,
-                decay,
-                pixel_error,
-                max_epochs=200,
-                patience=10,
-                batch_size=100,
-                direct=direct,
-            )
-            print(f"MLP wd={decay:g} direct={direct}: {mlp_info}", file=sys.stderr)
-            mlps.append((mlp_info["val_error"], decay, net, mlp_info))
-        _, decay, net, mlp_info = min(mlps, key=lambda f: f[0])
+        decay, net, mlp_info = best_mlp(
+            x_tr,
+            y_tr,
+            x_val,
+            y_val,
+            n_hidden,
+            MLP_DECAY_GRID,
+            pixel_error,
+            max_epochs=200,
+            patience=10,
+            batch_size=100,
+            direct=direct,
+        )
         path = " + direct input→output layer" if direct else ""
         with torch.no_grad():
             add(

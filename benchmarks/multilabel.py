@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
 from _common import dump_json, fit_recipe, format_machine_info, machine_info, markdown_table
-from _structured_common import best_checkpoint, fit_logistic, fit_mlp, paired_bootstrap
+from _structured_common import best_checkpoint, best_logistic, best_mlp, paired_bootstrap
 
 from seqboltz.data import YeastDataModule
 from seqboltz.models import StructuredOutputCRBM, load_model
@@ -125,14 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     prior = (y_tr.mean(0) > 0.5).float().expand_as(y_te)
     add("most frequent label set per label (reference)", prior, prior[: len(y_val)])
 
-    fits = []
-    for l2 in L2_GRID:
-        layer, info = fit_logistic(x_tr, y_tr, l2)
-        with torch.no_grad():
-            err = subset_error(torch.sigmoid(layer(x_val)), y_val)
-        print(f"logistic l2={l2:g}: val subset error {err:.4f} {info}", file=sys.stderr)
-        fits.append((err, l2, layer, info))
-    _, l2, layer, info = min(fits, key=lambda f: f[0])
+    l2, layer, info = best_logistic(x_tr, y_tr, x_val, y_val, L2_GRID, subset_error)
     lr_label = f"independent logistic regressions (L2 {l2:g})"
     with torch.no_grad():
         add(lr_label, torch.sigmoid(layer(x_te)), torch.sigmoid(layer(x_val)), fit=info)
@@ -144,12 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{c} holds a {type(model).__name__}")
         crbms[name] = model.double()
     n_hidden = next(iter(crbms.values())).n_hidden
-    mlps = []
-    for decay in MLP_DECAY_GRID:
-        net, info = fit_mlp(x_tr, y_tr, x_val, y_val, n_hidden, decay, subset_error)
-        print(f"MLP wd={decay:g}: {info}", file=sys.stderr)
-        mlps.append((info["val_error"], decay, net, info))
-    _, decay, net, info = min(mlps, key=lambda f: f[0])
+    decay, net, info = best_mlp(x_tr, y_tr, x_val, y_val, n_hidden, MLP_DECAY_GRID, subset_error)
     with torch.no_grad():
         add(
             f"MLP, {n_hidden} sigmoid hidden units, backprop (wd {decay:g})",
