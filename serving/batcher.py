@@ -3,7 +3,10 @@ runtime call (bounded batch size and wait).
 
 Each stream brings its :class:`~seqboltz.runtime.StepInputs` (its history window and its own
 noise, drawn from its own seed, from its :class:`~seqboltz.runtime.FrameStream`), and the step is
-computed in float64, so a stream's frames are the same whatever else shares its batch.
+computed in float64, so a stream's frames are the same whatever else shares its batch. Streams
+may run at different ``k`` (Gibbs steps per frame, the noise's second dimension): the steps of
+one ``k`` run as one call, each ``k`` its own call, so no stream's frame is computed with
+another's number of steps.
 """
 
 from __future__ import annotations
@@ -92,7 +95,18 @@ class StepBatcher:
         return [(r, f) for r, f in batch if not f.done()]  # cancelled streams drop out
 
     def _compute(self, requests: list[StepInputs]) -> list[np.ndarray]:
-        """One runtime call for every pending step; each request's rows of the result."""
+        """One runtime call per ``k`` among the pending steps; each request's rows."""
+        by_k: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_k.setdefault(r.noise.shape[1], []).append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(requests)
+        for group in by_k.values():
+            for i, frames in zip(group, self._call([requests[i] for i in group]), strict=True):
+                out[i] = frames
+        return out
+
+    def _call(self, requests: list[StepInputs]) -> list[np.ndarray]:
+        """One runtime call for steps of one ``k``; each request's rows of the result."""
         art = self.artifact
 
         def joined(parts: list[np.ndarray | None]) -> np.ndarray | None:

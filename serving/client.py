@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="", help="model name (default: the server's default)")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--gibbs-steps",
+        type=int,
+        default=0,
+        metavar="K",
+        help="Gibbs steps per frame, 1 to the model's max_gibbs_steps (default: the model's; "
+        "a resumed stream: its token's)",
+    )
     p.add_argument("--style", help="comma-separated style values")
     p.add_argument("--out", type=Path, default=Path("generated"), help="output path stem")
     p.add_argument("--plot", action="store_true", help="also write a PNG of the first values")
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--style must be comma-separated numbers, got {args.style!r}")
     if args.frames < 1:
         p.error(f"--frames must be >= 1, got {args.frames}")
+    if args.gibbs_steps < 0:
+        p.error(f"--gibbs-steps must be >= 1, got {args.gibbs_steps}")
     resume = None
     if args.resume is not None:
         try:
@@ -122,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 frames_per_message=10,
                 realtime=args.realtime,
                 resume=resume,
+                gibbs_steps=args.gibbs_steps,
             )
             start = time.perf_counter()
             for chunk in stub.Generate(request, metadata=metadata, timeout=args.timeout):

@@ -74,13 +74,9 @@ class Stream:
     @classmethod
     def open(cls, model: Model, request: pb.GenerateRequest, batcher: StepBatcher) -> Stream:
         """Decode a request into a :class:`FrameStream` (``BadRequest`` for what it can't use,
-        ``ResumeMismatch`` for a token of another model version or noise rule)."""
+        e.g. a ``gibbs_steps`` outside ``1..max_gibbs_steps``; ``ResumeMismatch`` for a token
+        of another model version or noise rule). ``gibbs_steps = 0``: the card's ``k``."""
         art = model.artifact
-        if request.gibbs_steps not in (0, art.gibbs_steps):
-            raise BadRequest(
-                f"model {model.name!r} samples with k = {art.gibbs_steps} Gibbs steps "
-                f"(fixed in the artifact); got gibbs_steps={request.gibbs_steps}"
-            )
         if request.HasField("resume"):
             return cls(model, batcher, _resumed(model, request))
         seed_frames = None
@@ -91,6 +87,7 @@ class Stream:
             seed_frames=seed_frames,
             style=_vector(request.style),
             controls=_vector(request.controls),
+            gibbs_steps=int(request.gibbs_steps) or None,
         )
         return cls(model, batcher, frames)
 
@@ -118,6 +115,7 @@ class Stream:
             history=state.recent[0].ravel().tolist(),
             style=[] if state.style is None else state.style[0].tolist(),
             controls=[] if state.controls is None else state.controls[0].tolist(),
+            gibbs_steps=state.gibbs_steps,
         )
 
     @property
@@ -136,7 +134,8 @@ class Stream:
 
 
 def _resumed(model: Model, request: pb.GenerateRequest) -> FrameStream:
-    """The stream a request's resume token describes, at the token's frame (no replay)."""
+    """The stream a request's resume token describes, at the token's frame (no replay), at
+    the token's ``k`` (a request that names another is refused)."""
     token, art = request.resume, model.artifact
     if token.model_sha256 != model.sha256:
         raise ResumeMismatch(
@@ -150,10 +149,20 @@ def _resumed(model: Model, request: pb.GenerateRequest) -> FrameStream:
             "a resumed stream takes its history and conditioning from the token; leave "
             f"{', '.join(given)} empty (steer after resuming)"
         )
-    for field, value in (("seed", token.seed), ("start_frame", token.frame)):
+    gibbs_steps = int(token.gibbs_steps) or art.gibbs_steps  # 0: from before k could vary
+    for field, value in (
+        ("seed", token.seed),
+        ("start_frame", token.frame),
+        ("gibbs_steps", gibbs_steps),
+    ):
         if getattr(request, field) not in (0, value):
             raise BadRequest(
                 f"{field}={getattr(request, field)} contradicts the resume token's {value}"
+                + (
+                    " (a stream continues at the k, Gibbs steps per frame, it ran at)"
+                    if field == "gibbs_steps"
+                    else ""
+                )
             )
     state = StreamState(
         frame=int(token.frame),
@@ -163,8 +172,9 @@ def _resumed(model: Model, request: pb.GenerateRequest) -> FrameStream:
         seed=int(token.seed),
         sequence_indices=(0,),
         noise_rule=int(token.noise_rule),
+        gibbs_steps=gibbs_steps,
     )
-    return FrameStream.resume(art.spec, state)
+    return FrameStream.resume(art.stream_spec(gibbs_steps), state)
 
 
 def _replayed(request: pb.GenerateRequest) -> int:
@@ -192,6 +202,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             frame_size=art.frame_size,
             order=art.order,
             gibbs_steps=art.gibbs_steps,
+            max_gibbs_steps=art.max_gibbs_steps,
             frame_rate=art.frame_rate or 0.0,
             style_size=art.style_size,
             controls_size=art.controls_size,

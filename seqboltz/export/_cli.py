@@ -25,7 +25,21 @@ def export_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("checkpoint", help="a .ckpt written by `seqboltz fit`")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    parser.add_argument("--gibbs-steps", type=int, default=30, help="k, unrolled in the graph")
+    parser.add_argument(
+        "--gibbs-steps",
+        type=int,
+        default=30,
+        metavar="K",
+        help="k, Gibbs steps per frame that samplers use unless a request names another "
+        "(the card's gibbs_steps; default 30)",
+    )
+    parser.add_argument(
+        "--max-gibbs-steps",
+        type=int,
+        metavar="K",
+        help="the most Gibbs steps per frame a request may name (the card's max_gibbs_steps; "
+        "default max(--gibbs-steps, 30))",
+    )
     parser.add_argument("--name", help="model name in the card (default: the file's stem)")
     parser.add_argument(
         "--no-data",
@@ -40,6 +54,7 @@ def export_main(argv: Sequence[str]) -> int:
             args.checkpoint,
             args.out,
             gibbs_steps=args.gibbs_steps,
+            max_gibbs_steps=args.max_gibbs_steps,
             name=args.name or args.out.stem,
             seed_from_data=not args.no_data,
         )

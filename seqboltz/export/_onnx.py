@@ -6,8 +6,11 @@ traced by :func:`torch.onnx.export` (so the math exists once, in torch), in floa
 dynamic batch:
 
 * ``"sequence"``: one frame of Taylor's sampler,
-  :meth:`~seqboltz.models.SequenceRBM.next_frame`, ``k`` Gibbs steps unrolled:
-  ``history (B, order, D) [, style (B, S)] [, controls (B, C)], noise (B, k, H) → frame (B, D)``;
+  :meth:`~seqboltz.models.SequenceRBM.next_frame`, for any number of Gibbs steps ``k``:
+  ``history (B, order, D) [, style (B, S)] [, controls (B, C)], noise (B, k, W) → frame (B, D)``
+  with ``k = noise.shape[1]`` (an ONNX ``Loop`` over one traced Gibbs step,
+  :mod:`seqboltz.export._loop`); the card says which ``k`` a sampler uses unless asked for
+  another (``gibbs_steps``) and the most it may be asked for (``max_gibbs_steps``);
 * ``"gibbs"``: one block Gibbs step of an unconditional model,
   ``v (B, D), *noise (sorted by name) → v_next (B, D), v_mean (B, D)``.
 
@@ -23,6 +26,7 @@ import hashlib
 import json
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,12 +35,14 @@ import torch
 from torch import Tensor, nn
 
 from seqboltz._io import atomic_path
+from seqboltz.export._loop import EMIT_INPUTS, PART_OUTPUTS, STEP_INPUTS, loop_frame_graph
 from seqboltz.models import EnergyModel, SequenceRBM, load_model
 from seqboltz.models._base import ExportPath
 
 __all__ = [
     "CARD_KEY",
     "CARD_SCHEMA_VERSION",
+    "DEFAULT_MAX_GIBBS_STEPS",
     "OPSET",
     "ExportError",
     "build_card",
@@ -50,11 +56,15 @@ _M = TypeVar("_M", bound=nn.Module)
 CARD_KEY = "seqboltz.card"
 CARD_SCHEMA_VERSION = 1
 OPSET = 18
+#: the default most Gibbs steps a sequence artifact may be asked for (``max_gibbs_steps``)
+DEFAULT_MAX_GIBBS_STEPS = 30
 NOISE_RULE = (
     "sequence i of a request with seed S draws numpy Generator(PCG64(SeedSequence([S, i])))"
-    ".random((k, W)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms), W the "
-    "card's noise_width; hidden unit j at Gibbs step s is on iff noise[s, j] < "
-    "p(h_j = 1 | v, history); columns past the hidden units feed visible normals (Box-Muller)"
+    ".random((k, W)) per frame, frame after frame (seqboltz.noise.gibbs_uniforms), k the "
+    "stream's Gibbs steps (the card's gibbs_steps unless a request names another, 1 <= k <= "
+    "max_gibbs_steps), W the card's noise_width; hidden unit j at Gibbs step s is on iff "
+    "noise[s, j] < p(h_j = 1 | v, history); columns past the hidden units feed visible "
+    "normals (Box-Muller)"
 )
 
 
@@ -62,8 +72,10 @@ class ExportError(ValueError):
     """A model or checkpoint that cannot be exported, with the reason (one line)."""
 
 
-class _Step(nn.Module):
-    """``next_frame`` with positional inputs, for tracing."""
+class _SamplerParts(nn.Module):
+    """The three parts of ``next_frame`` side by side, for tracing:
+    ``(history, state_in, u_step, state_emit, u_emit[, style][, controls]) →
+    (state0, state_next, frame)`` (:mod:`seqboltz.export._loop` rewires them into a Loop)."""
 
     def __init__(self, model: SequenceRBM) -> None:
         super().__init__()
@@ -71,20 +83,31 @@ class _Step(nn.Module):
         self.has_style = model.n_style > 0
         self.has_controls = getattr(model, "n_controls", 0) > 0
 
-    def forward(
-        self,
-        history: Tensor,
-        noise: Tensor,
-        extra1: Tensor | None = None,
-        extra2: Tensor | None = None,
-    ) -> Tensor:
+    def cond(
+        self, history: Tensor, extra1: Tensor | None = None, extra2: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """``next_frame``'s conditioning from the positional inputs."""
         cond = {"history": history}
         rest = [x for x in (extra1, extra2) if x is not None]
         if self.has_style:
             cond["style"] = rest.pop(0)
         if self.has_controls:
             cond["controls"] = rest.pop(0)
-        return self.model.next_frame(cond, noise)
+        return cond
+
+    def forward(
+        self,
+        history: Tensor,
+        state_in: Tensor,
+        u_step: Tensor,
+        state_emit: Tensor,
+        u_emit: Tensor,
+        extra1: Tensor | None = None,
+        extra2: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        state0, context = self.model.sampler_start(self.cond(history, extra1, extra2))
+        state_next = self.model.sampler_step(state_in, context, u_step)
+        return state0, state_next, self.model.sampler_emit(state_emit, context, u_emit)
 
 
 class _GibbsStepModule(nn.Module):
@@ -111,19 +134,27 @@ def input_names(model: SequenceRBM) -> list[str]:
     return names
 
 
-def _example_inputs(model: SequenceRBM, gibbs_steps: int, batch: int = 2) -> tuple[Tensor, ...]:
-    g = torch.Generator().manual_seed(0)
-    d, h = model.n_visible, model.noise_width
-    inputs = [
-        torch.randn(batch, model.order, d, generator=g, dtype=torch.float64),
-        torch.rand(batch, gibbs_steps, h, generator=g, dtype=torch.float64),
-    ]
+def _conditioning_examples(model: SequenceRBM, g: torch.Generator, batch: int) -> list[Tensor]:
+    out = []
     if model.n_style:
-        inputs.append(torch.randn(batch, model.n_style, generator=g, dtype=torch.float64))
+        out.append(torch.randn(batch, model.n_style, generator=g, dtype=torch.float64))
     if getattr(model, "n_controls", 0):
         n_controls = int(model.n_controls)
-        inputs.append(torch.randn(batch, n_controls, generator=g, dtype=torch.float64))
-    return tuple(inputs)
+        out.append(torch.randn(batch, n_controls, generator=g, dtype=torch.float64))
+    return out
+
+
+def _example_inputs(model: SequenceRBM, batch: int = 2) -> tuple[Tensor, ...]:
+    """Inputs of :class:`_SamplerParts` (``model`` in float64)."""
+    g = torch.Generator().manual_seed(0)
+    d, w = model.n_visible, model.noise_width
+    history = torch.randn(batch, model.order, d, generator=g, dtype=torch.float64)
+    extras = _conditioning_examples(model, g, batch)
+    with torch.no_grad():
+        state0, _ = model.sampler_start(_SamplerParts(model).cond(history, *extras))
+    state = torch.randn(state0.shape, generator=g, dtype=torch.float64)
+    u_step, u_emit = (torch.rand(batch, w, generator=g, dtype=torch.float64) for _ in "se")
+    return (history, state, u_step, state.clone(), u_emit, *extras)
 
 
 def declared_path(model: EnergyModel) -> ExportPath:
@@ -149,8 +180,38 @@ def _sequence_graph(
     assert isinstance(model, SequenceRBM)
     if gibbs_steps < 1:
         raise ValueError(f"gibbs_steps must be >= 1, got {gibbs_steps}")
-    example = _example_inputs(model, gibbs_steps)
-    return _Step(_float64_copy(model)).eval(), input_names(model), ["frame"], example
+    parts = _SamplerParts(_float64_copy(model)).eval()
+    names = ["history", *STEP_INPUTS, *EMIT_INPUTS, *input_names(model)[2:]]
+    return parts, names, list(PART_OUTPUTS), _example_inputs(parts.model)
+
+
+def _check_frame_graph(model: SequenceRBM, proto: Any, ks: Sequence[int]) -> None:
+    """Run the finished frame graph in onnxruntime at each ``k`` of ``ks`` against torch's
+    ``next_frame`` (float64, small random inputs).
+
+    Raises:
+        ExportError: they disagree beyond the design's tolerance of one step, torch against
+            ONNX, 1e-5 (float64 ``cos``/``log1p`` differ by ~1e-8 between the two).
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    twin = _float64_copy(model).eval()
+    g = torch.Generator().manual_seed(1)
+    history = torch.randn(3, model.order, model.n_visible, generator=g, dtype=torch.float64)
+    extras = _conditioning_examples(model, g, 3)
+    names = input_names(model)
+    for k in ks:
+        noise = torch.rand(3, k, model.noise_width, generator=g, dtype=torch.float64)
+        with torch.no_grad():
+            want = twin.next_frame(_SamplerParts(twin).cond(history, *extras), noise)
+        feeds = dict(zip(names, (x.numpy() for x in (history, noise, *extras)), strict=True))
+        got = session.run(["frame"], feeds)[0]
+        if not np.allclose(got, want.numpy(), rtol=1e-5, atol=1e-5):
+            raise ExportError(
+                f"{type(model).__name__}: the exported frame graph disagrees with torch at "
+                f"k = {k} (max difference {np.abs(got - want.numpy()).max():.3g})"
+            )
 
 
 def _gibbs_graph(
@@ -197,26 +258,40 @@ def export_onnx(
     """Write ``model``'s sampling step with ``card`` to ``path`` (atomically) and check it.
 
     The graph is the one the model declares (:func:`declared_path`): one frame of a sequence
-    model's sampler (``gibbs_steps`` unrolled), or one block Gibbs step
-    ``(v, *noise) → (v_next, v_mean)`` whose noise inputs are ``model.noise_spec()``'s,
-    sorted by name.
+    model's sampler for any ``k`` (the noise's ``k`` dimension; a ``Loop`` over one traced
+    Gibbs step, checked against torch at ``k = 1`` and ``k = gibbs_steps``), or one block
+    Gibbs step ``(v, *noise) → (v_next, v_mean)`` whose noise inputs are
+    ``model.noise_spec()``'s, sorted by name.
 
     Args:
         model: a model whose :meth:`~seqboltz.models.EnergyModel.export_support` names a
             path (any dtype; exported in float64).
         path: the ``.onnx`` file to write.
-        card: the model card (:func:`build_card` or :func:`build_rbm_card`).
-        gibbs_steps: ``k`` of a sequence model, unrolled into the graph.
+        card: the model card (:func:`build_card` or :func:`build_rbm_card`); a sequence
+            card's ``gibbs_steps`` and ``max_gibbs_steps`` say which ``k`` samplers use.
+        gibbs_steps: ``k`` of a sequence model the graph is checked at (the card's, when it
+            has one).
 
     Returns:
         ``path``.
 
     Raises:
-        ExportError: the model declares no export path (nothing is written).
+        ExportError: the model declares no export path, or the frame graph disagrees with
+            torch (nothing is written).
+        ValueError: ``gibbs_steps < 1``, or a card whose ``gibbs_steps`` is not in
+            ``1..max_gibbs_steps``.
     """
     import onnx
 
-    module, names, outputs, example = _GRAPHS[declared_path(model)](model, gibbs_steps)
+    graph = declared_path(model)
+    if graph == "sequence" and "gibbs_steps" in card:
+        gibbs_steps = int(card["gibbs_steps"])
+        top = int(card.get("max_gibbs_steps", gibbs_steps))
+        if not 1 <= gibbs_steps <= top:
+            raise ValueError(
+                f"the card's gibbs_steps must be in 1..max_gibbs_steps ({top}); got {gibbs_steps}"
+            )
+    module, names, outputs, example = _GRAPHS[graph](model, gibbs_steps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".seqboltz-export-", dir=path.parent) as tmp:
@@ -235,6 +310,10 @@ def export_onnx(
                 verbose=False,
             )
         proto = onnx.load(str(raw), load_external_data=True)
+        if graph == "sequence":
+            assert isinstance(model, SequenceRBM)
+            loop_frame_graph(proto, model.noise_width)
+            _check_frame_graph(model, proto, sorted({1, gibbs_steps}))
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
         entry.key, entry.value = CARD_KEY, json.dumps(card, sort_keys=True)
@@ -307,6 +386,7 @@ def build_card(
     *,
     name: str,
     gibbs_steps: int,
+    max_gibbs_steps: int | None = None,
     data: dict[str, Any] | None = None,
     default_seed_frames: np.ndarray | None = None,
     training: dict[str, Any] | None = None,
@@ -315,7 +395,10 @@ def build_card(
     """The model card of an exported sequence model (``frame_rate`` overrides the data's).
 
     Fields: ``schema_version``, ``name``, ``kind`` (model class), ``model`` (its constructor
-    arguments), ``frame_size``, ``order``, ``n_hidden``, ``gibbs_steps``, ``dtype``,
+    arguments), ``frame_size``, ``order``, ``n_hidden``, ``gibbs_steps`` (``k``, Gibbs steps
+    per frame that samplers use unless a request names another), ``max_gibbs_steps`` (the
+    most a request may name; default ``gibbs_steps``; a card without it is a graph with ``k``
+    fixed, as exported before it existed), ``noise_width``, ``dtype``,
     ``opset``, ``inputs`` (name → shape and meaning), ``conditioning`` (style/controls: size
     and meaning), ``domain`` (``motion``/``speech``/``generic``), ``frame_rate`` (frames per
     second or ``None``), ``features`` (the data's feature description and the ``mean``/``std``
@@ -324,6 +407,11 @@ def build_card(
     tensor, the logged metrics, checkpoint hash, steps, hyper-parameters).
     """
     d = model.n_visible
+    top = gibbs_steps if max_gibbs_steps is None else max_gibbs_steps
+    if not 1 <= gibbs_steps <= top:
+        raise ValueError(
+            f"need 1 <= gibbs_steps <= max_gibbs_steps; got {gibbs_steps} and {max_gibbs_steps}"
+        )
     features = dict((data or {}).get("stats") or {})
     domain = "generic"
     data_rate: float | None = None
@@ -362,7 +450,10 @@ def build_card(
         raise ValueError(f"default seed frames must be ({model.order}, {d}), got {seed.shape}")
     inputs = {
         "history": f"(B, {model.order}, {d}) standardised frames, most recent first",
-        "noise": f"(B, {gibbs_steps}, {model.noise_width}) uniforms in [0, 1)",
+        "noise": (
+            f"(B, k, {model.noise_width}) uniforms in [0, 1): k Gibbs steps, 1 <= k <= {top} "
+            f"(default {gibbs_steps})"
+        ),
     }
     for key, spec in conditioning.items():
         inputs[key] = f"(B, {spec['size']}) {spec['meaning']}"
@@ -370,6 +461,7 @@ def build_card(
         **_card_header(model, name, "sequence"),
         "order": model.order,
         "gibbs_steps": gibbs_steps,
+        "max_gibbs_steps": top,
         "noise_width": model.noise_width,
         "dtype": "float64",
         "opset": OPSET,
@@ -390,10 +482,15 @@ def export_checkpoint(
     out: str | Path,
     *,
     gibbs_steps: int = 30,
+    max_gibbs_steps: int | None = None,
     name: str | None = None,
     seed_from_data: bool = True,
 ) -> Path:
     """Export a ``seqboltz fit`` checkpoint: the model, its data statistics and a default seed.
+
+    A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
+    names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
+    :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
 
     The default seed frames are the first ``order`` frames of the first held-out sequence of
     the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
@@ -429,6 +526,11 @@ def export_checkpoint(
         model,
         name=name or checkpoint.stem,
         gibbs_steps=gibbs_steps,
+        max_gibbs_steps=(
+            max(gibbs_steps, DEFAULT_MAX_GIBBS_STEPS)
+            if max_gibbs_steps is None
+            else max_gibbs_steps
+        ),
         data=data,
         default_seed_frames=seed_frames,
         training=training,

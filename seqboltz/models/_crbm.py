@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -47,7 +47,8 @@ class FrameParams(NamedTuple):
     Attributes:
         visible_bias: ``â`` ``(B, D)``.
         hidden_bias: ``b̂`` ``(B, H)``.
-        gate: ``z Wᶻ`` ``(B, F)`` for the factored model, else ``None``.
+        gate: ``z Wᶻ`` ``(B, F)`` for the factored model; the residual scale ``σ(z)``
+            ``(B, 1)`` for a :class:`~seqboltz.models.ResidualCRBM` with a style; else ``None``.
     """
 
     visible_bias: Tensor
@@ -217,27 +218,52 @@ class SequenceRBM(EnergyModel):
         )
 
     # -- generation -------------------------------------------------------------------------
+    # One frame of the sampler in three parts, so that the exported graph can run any number
+    # of Gibbs steps (an ONNX Loop over ``sampler_step``): ``next_frame`` is their composition.
+    def sampler_start(self, cond: dict[str, Tensor]) -> tuple[Tensor, Any]:
+        """A frame's chain start and what stays fixed over its Gibbs steps.
+
+        Args:
+            cond: ``{"history": (B, order, D) most recent first, "style"/"controls": (B, ·)}``.
+
+        Returns:
+            ``(state, context)``: the chain's state ``(B, D)`` (Taylor et al. 2007: the most
+            recent frame) and the frame's :class:`FrameParams`.
+        """
+        return cond["history"][:, 0], self.frame_params(cond)
+
+    def sampler_step(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
+        """One alternating Gibbs step: ``h`` drawn as ``u < p(h | v, x)`` from ``noise``
+        ``(B, noise_width)`` (one row of the frame's noise), ``v`` set to its mean."""
+        probs = torch.sigmoid(self.hidden_input(state, context))
+        return self.visible_mean(Fn.bernoulli_from_uniform(probs, noise), context)
+
+    def sampler_emit(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
+        """The frame emitted after the Gibbs steps: the visible mean under the final
+        mean-field hidden step, ``(B, D)``; ``noise`` is the frame's last row (unused here)."""
+        return self.visible_mean(torch.sigmoid(self.hidden_input(state, context)), context)
+
     def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
         """One frame of Taylor et al. (2007)'s sampler: the step :meth:`generate` repeats and
         the exported ONNX graph holds.
 
         Starting from the most recent frame, ``k`` alternating Gibbs steps with the hidden
         states drawn as ``u < p(h | v, x)`` from the given uniforms and the visibles set to
-        their mean, then a final mean-field step.
+        their mean, then a final mean-field step: :meth:`sampler_start`, ``k`` ×
+        :meth:`sampler_step` (step ``s`` reads row ``s`` of ``noise``), :meth:`sampler_emit`
+        (with the last row).
 
         Args:
             cond: ``{"history": (B, order, D) most recent first, "style"/"controls": (B, ·)}``.
-            noise: uniforms ``(B, k, H)`` (``H`` = :attr:`noise_width`).
+            noise: uniforms ``(B, k, H)`` (``H`` = :attr:`noise_width`), ``k ≥ 1``.
 
         Returns:
             ``(B, D)`` the next frame.
         """
-        params = self.frame_params(cond)
-        v = cond["history"][:, 0]
+        state, context = self.sampler_start(cond)
         for s in range(noise.shape[1]):
-            probs = torch.sigmoid(self.hidden_input(v, params))
-            v = self.visible_mean(Fn.bernoulli_from_uniform(probs, noise[:, s]), params)
-        return self.visible_mean(torch.sigmoid(self.hidden_input(v, params)), params)
+            state = self.sampler_step(state, context, noise[:, s])
+        return self.sampler_emit(state, context, noise[:, -1])
 
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()

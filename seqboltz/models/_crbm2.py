@@ -192,21 +192,23 @@ class TwoLayerCRBM(SequenceRBM):
             dim=1,
         )
 
-    def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
-        """One frame: the top layer's sampler over ``h¹``, then layer 1's directed down pass.
-
-        Args:
-            cond: ``{"history": (B, order1 + order2, D)}``, most recent first.
-            noise: uniforms ``(B, k, H²)``.
-
-        Returns:
-            ``(B, D)``: ``â¹ + W¹ h¹``, with ``h¹`` the top layer's final mean-field value.
-        """
+    def sampler_start(self, cond: dict[str, Tensor]) -> tuple[Tensor, Any]:
+        """The top layer's chain start over ``h¹`` (its most recent re-inferred value) and the
+        context of both layers: ``cond = {"history": (B, order1 + order2, D)}``, most recent
+        first."""
         history, _, _ = self.parse_cond(cond)
         history = history.reshape(history.shape[0], self.order, self.n_visible)
-        h1 = self.layer2.next_frame({"history": self.lower_hidden_history(history)}, noise)
-        params = self.layer1.frame_params({"history": history[:, : self.order1]})
-        return self.layer1.visible_mean(h1, params)
+        state, top = self.layer2.sampler_start({"history": self.lower_hidden_history(history)})
+        return state, (top, self.layer1.frame_params({"history": history[:, : self.order1]}))
+
+    def sampler_step(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
+        """One Gibbs step of the top layer: ``noise (B, H²)``."""
+        return self.layer2.sampler_step(state, context[0], noise)
+
+    def sampler_emit(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
+        """``â¹ + W¹ h¹``, with ``h¹`` the top layer's final mean-field value: ``(B, D)``."""
+        h1 = self.layer2.sampler_emit(state, context[0], noise)
+        return self.layer1.visible_mean(h1, context[1])
 
     # -- the energy-model interface: the stack has no tractable joint free energy -----------
     def _layerwise(self, what: str) -> NotImplementedError:

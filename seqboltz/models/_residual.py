@@ -22,9 +22,10 @@ exactly the linear AR(X) model with its full residual covariance, the baseline; 
 add what a linear Gaussian predictor cannot hold (several modes, phase). ``F(v | x) = ½‖r‖² -
 Σⱼ softplus(b̂ⱼ + (rW)ⱼ)``, in whitened coordinates (the Jacobian ``log|det M|`` is a constant).
 
-Generation (:meth:`ResidualCRBM.next_frame`): Taylor's sampler over the residual, its chain
-started at ``r = 0`` (the AR prediction), ``k`` alternating steps (``h`` sampled, ``r`` set to
-its mean), a final mean-field step, then the visible noise the model defines, ``ε ~ N(0, I)``
+Generation (:meth:`~seqboltz.models.SequenceRBM.next_frame` over this model's
+``sampler_start``/``sampler_step``/``sampler_emit``): Taylor's sampler over the residual, its
+chain started at ``r = 0`` (the AR prediction), ``k`` alternating steps (``h`` sampled, ``r``
+set to its mean), a final mean-field step, then the visible noise the model defines, ``ε ~ N(0, I)``
 scaled by ``visible_noise``, and ``v = L(â + r + ε)``. The normals come from the frame's
 uniforms by Box–Muller, so the noise is still one ``(k, noise_width)`` block of uniforms per
 frame (:attr:`ResidualCRBM.noise_width` ``= H + 2⌈D/2⌉``) and the step exports and streams like
@@ -431,21 +432,26 @@ class ResidualCRBM(SequenceRBM):
         mean_u = p.visible_bias + h @ self.weight.T
         return GibbsStep((mean_u + noise["visible"]) @ self.unwhiten.T, mean_u @ self.unwhiten.T, h)
 
-    # -- generation -----------------------------------------------------------------------------
-    def next_frame(self, cond: dict[str, Tensor], noise: Tensor) -> Tensor:
-        """One frame (see the module): ``cond["history"] (B, order, D)``, most recent first,
-        ``cond["controls"] (B, C)`` for a model with controls, and uniforms
-        ``noise (B, k, noise_width)`` → ``(B, D)``."""
+    # -- generation: SequenceRBM.next_frame composes these (see the module) ----------------------
+    def sampler_start(self, cond: dict[str, Tensor]) -> tuple[Tensor, FrameParams]:
+        """The chain over the residual starts at ``r = 0`` (the AR prediction): ``(r (B, D),
+        the frame's parameters)``; ``cond`` as :meth:`SequenceRBM.next_frame`'s."""
         params = self.frame_params(cond)
+        return torch.zeros_like(params.visible_bias), params
+
+    def sampler_step(self, state: Tensor, context: FrameParams, noise: Tensor) -> Tensor:
+        """``h`` drawn from the first ``H`` uniforms of ``noise (B, noise_width)``, ``r = W h``."""
+        probs = torch.sigmoid(Fn.hidden_input(state, self.weight, context.hidden_bias))
+        return Fn.bernoulli_from_uniform(probs, noise[:, : self.n_hidden]) @ self.weight.T
+
+    def sampler_emit(self, state: Tensor, context: FrameParams, noise: Tensor) -> Tensor:
+        """The mean-field last step, the visible noise by Box–Muller from the columns past the
+        hidden units of ``noise`` (the frame's last row), and ``v = L(â + r + ε)``: ``(B, D)``."""
         h_dim, d = self.n_hidden, self.n_visible
-        r = torch.zeros_like(params.visible_bias)
-        for s in range(noise.shape[1]):
-            probs = torch.sigmoid(Fn.hidden_input(r, self.weight, params.hidden_bias))
-            r = Fn.bernoulli_from_uniform(probs, noise[:, s, :h_dim]) @ self.weight.T
-        r = torch.sigmoid(Fn.hidden_input(r, self.weight, params.hidden_bias)) @ self.weight.T
+        r = torch.sigmoid(Fn.hidden_input(state, self.weight, context.hidden_bias)) @ self.weight.T
         if self.visible_noise > 0:
-            r = r + self.visible_noise * box_muller(noise[:, -1, h_dim:], d)
-        return (params.visible_bias + r) @ self.unwhiten.T
+            r = r + self.visible_noise * box_muller(noise[:, h_dim:], d)
+        return (context.visible_bias + r) @ self.unwhiten.T
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         # The AR part is the least-squares start: weight decay would pull it towards "no

@@ -111,6 +111,8 @@ class StreamState(NamedTuple):
         seed: the request's seed ``S``.
         sequence_indices: each row's sequence index ``i`` (noise ``sequence_rng(S, i)``).
         noise_rule: the version of the noise rule (:attr:`FrameStream.NOISE_RULE`).
+        gibbs_steps: ``k``, the stream's Gibbs steps per frame (its noise stride); ``0``:
+            not recorded (whatever ``k`` the resuming spec has, as before ``k`` could vary).
     """
 
     frame: int
@@ -120,6 +122,7 @@ class StreamState(NamedTuple):
     seed: int
     sequence_indices: tuple[int, ...]
     noise_rule: int
+    gibbs_steps: int = 0
 
 
 class FrameStream:
@@ -146,7 +149,8 @@ class FrameStream:
 
     #: version of the noise rule the loop follows (:mod:`seqboltz.noise`; ``proto/NOISE.md``):
     #: frame ``t`` of sequence ``i`` uses draws ``t·k·W … (t+1)·k·W − 1`` of
-    #: ``PCG64(SeedSequence([S, i]))`` as ``(k, W)`` uniforms. A change to it is a new version.
+    #: ``PCG64(SeedSequence([S, i]))`` as ``(k, W)`` uniforms, ``k`` the stream's Gibbs steps
+    #: (``spec.gibbs_steps``). A change to it is a new version.
     NOISE_RULE: ClassVar[int] = 1
 
     def __init__(
@@ -229,12 +233,19 @@ class FrameStream:
 
         Raises:
             ResumeMismatch: ``state`` follows another noise rule than :attr:`NOISE_RULE`.
-            BadRequest: its history or conditioning do not fit ``spec``.
+            BadRequest: its history or conditioning do not fit ``spec``, or it ran at another
+                ``k`` (Gibbs steps per frame) than ``spec``'s.
         """
         if state.noise_rule != cls.NOISE_RULE:
             raise ResumeMismatch(
                 f"the stream follows noise rule version {state.noise_rule}; this runtime "
                 f"implements version {cls.NOISE_RULE}, so it cannot continue it exactly"
+            )
+        if state.gibbs_steps not in (0, spec.gibbs_steps):
+            raise BadRequest(
+                f"the stream ran at k = {state.gibbs_steps} Gibbs steps per frame; it cannot "
+                f"continue at k = {spec.gibbs_steps} (its frames would not be the same): "
+                f"resume it at k = {state.gibbs_steps}"
             )
         return cls.rebuild(
             spec,
@@ -263,6 +274,7 @@ class FrameStream:
             seed=self.seed,
             sequence_indices=tuple(self.indices),
             noise_rule=self.NOISE_RULE,
+            gibbs_steps=self.spec.gibbs_steps,
         )
 
     @property

@@ -107,6 +107,8 @@ class SynthesisJob:
     shard: tuple[int, int] = (0, 1)
     chunk: int = 16
     plot: bool = False
+    #: ``k``, Gibbs steps per frame (``None``: the card's ``gibbs_steps``)
+    gibbs_steps: int | None = None
 
     def style_schedule(self) -> StyleSchedule | None:
         """:attr:`style` as a schedule (a constant is one segment from frame 0)."""
@@ -139,11 +141,15 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         raise ArtifactError(f"seed must be >= 0, got {job.seed}")
     if job.fmt not in FORMATS:
         raise ArtifactError(f"format must be one of {FORMATS}, got {job.fmt!r}")
-    if art.family == "rbm" and (job.fmt != "npy" or job.style is not None):
+    if art.family == "rbm" and (
+        job.fmt != "npy" or job.style is not None or job.gibbs_steps is not None
+    ):
         raise ArtifactError(
             f"model {art.name!r} is an RBM: it writes NPY samples (after --frames Gibbs steps) "
-            "and takes no style"
+            "and takes no style and no --gibbs-steps"
         )
+    if art.family == "sequence":
+        art.check_gibbs_steps(job.gibbs_steps)
     domain = art.card.get("domain")
     if job.fmt == "bvh" and domain != "motion":
         raise ArtifactError(f"BVH needs a motion model; {art.name!r} is {domain!r}")
@@ -249,6 +255,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         count=len(indices),
         style=_style_array(job, len(indices)),
         sequence_indices=indices,
+        gibbs_steps=job.gibbs_steps,
     )
     frames, diverged = stream.run(art.step, job.frames, stop_diverged=True)
     write = _writer(art, job.fmt)
@@ -334,6 +341,7 @@ def run_synthesis(
         "style": _manifest_style(job.style_schedule()),
         "shard": list(job.shard),
         "chunk": job.chunk,
+        "gibbs_steps": art.check_gibbs_steps(job.gibbs_steps) if art.family == "sequence" else None,
         "noise_rule": art.card["noise_rule"],
         "seconds": round(time.perf_counter() - start, 3),
         "files": [

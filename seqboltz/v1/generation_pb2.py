@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cseqboltz/v1/generation.proto\x12\x0bseqboltz.v1\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.seqboltz.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nframe_size\x18\x03 \x01(\r\x12\r\n\x05order\x18\x04 \x01(\r\x12\x13\n\x0bgibbs_steps\x18\x05 \x01(\r\x12\x12\n\nframe_rate\x18\x06 \x01(\x01\x12\x12\n\nstyle_size\x18\x07 \x01(\r\x12\x15\n\rcontrols_size\x18\x08 \x01(\r\x12\x0e\n\x06\x64omain\x18\t \x01(\t\x12\x0e\n\x06sha256\x18\n \x01(\t\x12\x11\n\tcard_json\x18\x0b \x01(\t\"\x8c\x02\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_frames\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x13\n\x0bseed_frames\x18\x04 \x03(\x01\x12\r\n\x05style\x18\x05 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x06 \x03(\x01\x12\x13\n\x0bstart_frame\x18\x07 \x01(\x04\x12\x1a\n\x12\x66rames_per_message\x18\x08 \x01(\r\x12\x10\n\x08realtime\x18\t \x01(\x08\x12\x12\n\ndata_units\x18\n \x01(\x08\x12\x13\n\x0bgibbs_steps\x18\x0b \x01(\r\x12(\n\x06resume\x18\x0c \x01(\x0b\x32\x18.seqboltz.v1.ResumeToken\"\x86\x01\n\x0bResumeToken\x12\x12\n\nnoise_rule\x18\x01 \x01(\r\x12\x14\n\x0cmodel_sha256\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\r\n\x05\x66rame\x18\x04 \x01(\x04\x12\x0f\n\x07history\x18\x05 \x03(\x01\x12\r\n\x05style\x18\x06 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x07 \x03(\x01\"\xbb\x01\n\x0cSteerRequest\x12-\n\x05start\x18\x01 \x01(\x0b\x32\x1c.seqboltz.v1.GenerateRequestH\x00\x12+\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.seqboltz.v1.ConditioningH\x00\x12\x15\n\x0bmore_frames\x18\x03 \x01(\rH\x00\x12.\n\x07observe\x18\x04 \x01(\x0b\x32\x1b.seqboltz.v1.ObservedFramesH\x00\x42\x08\n\x06\x61\x63tion\"/\n\x0c\x43onditioning\x12\r\n\x05style\x18\x01 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x02 \x03(\x01\" \n\x0eObservedFrames\x12\x0e\n\x06values\x18\x01 \x03(\x01\"&\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06values\x18\x02 \x03(\x01\"\x8f\x01\n\nFrameChunk\x12\x0c\n\x04seed\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.seqboltz.v1.Frame\x12%\n\x07\x61pplied\x18\x03 \x03(\x0b\x32\x14.seqboltz.v1.Applied\x12(\n\x06resume\x18\x04 \x01(\x0b\x32\x18.seqboltz.v1.ResumeToken\"(\n\x07\x41pplied\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05\x66rame\x18\x02 \x01(\x04\x32\xa3\x02\n\nGeneration\x12M\n\nListModels\x12\x1e.seqboltz.v1.ListModelsRequest\x1a\x1f.seqboltz.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.seqboltz.v1.GetModelRequest\x1a\x16.seqboltz.v1.ModelInfo\x12\x43\n\x08Generate\x12\x1c.seqboltz.v1.GenerateRequest\x1a\x17.seqboltz.v1.FrameChunk0\x01\x12?\n\x05Steer\x12\x19.seqboltz.v1.SteerRequest\x1a\x17.seqboltz.v1.FrameChunk(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cseqboltz/v1/generation.proto\x12\x0bseqboltz.v1\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.seqboltz.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xea\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nframe_size\x18\x03 \x01(\r\x12\r\n\x05order\x18\x04 \x01(\r\x12\x13\n\x0bgibbs_steps\x18\x05 \x01(\r\x12\x12\n\nframe_rate\x18\x06 \x01(\x01\x12\x12\n\nstyle_size\x18\x07 \x01(\r\x12\x15\n\rcontrols_size\x18\x08 \x01(\r\x12\x0e\n\x06\x64omain\x18\t \x01(\t\x12\x0e\n\x06sha256\x18\n \x01(\t\x12\x11\n\tcard_json\x18\x0b \x01(\t\x12\x17\n\x0fmax_gibbs_steps\x18\x0c \x01(\r\"\x8c\x02\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_frames\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x13\n\x0bseed_frames\x18\x04 \x03(\x01\x12\r\n\x05style\x18\x05 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x06 \x03(\x01\x12\x13\n\x0bstart_frame\x18\x07 \x01(\x04\x12\x1a\n\x12\x66rames_per_message\x18\x08 \x01(\r\x12\x10\n\x08realtime\x18\t \x01(\x08\x12\x12\n\ndata_units\x18\n \x01(\x08\x12\x13\n\x0bgibbs_steps\x18\x0b \x01(\r\x12(\n\x06resume\x18\x0c \x01(\x0b\x32\x18.seqboltz.v1.ResumeToken\"\x9b\x01\n\x0bResumeToken\x12\x12\n\nnoise_rule\x18\x01 \x01(\r\x12\x14\n\x0cmodel_sha256\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\r\n\x05\x66rame\x18\x04 \x01(\x04\x12\x0f\n\x07history\x18\x05 \x03(\x01\x12\r\n\x05style\x18\x06 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x07 \x03(\x01\x12\x13\n\x0bgibbs_steps\x18\x08 \x01(\r\"\xbb\x01\n\x0cSteerRequest\x12-\n\x05start\x18\x01 \x01(\x0b\x32\x1c.seqboltz.v1.GenerateRequestH\x00\x12+\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.seqboltz.v1.ConditioningH\x00\x12\x15\n\x0bmore_frames\x18\x03 \x01(\rH\x00\x12.\n\x07observe\x18\x04 \x01(\x0b\x32\x1b.seqboltz.v1.ObservedFramesH\x00\x42\x08\n\x06\x61\x63tion\"/\n\x0c\x43onditioning\x12\r\n\x05style\x18\x01 \x03(\x01\x12\x10\n\x08\x63ontrols\x18\x02 \x03(\x01\" \n\x0eObservedFrames\x12\x0e\n\x06values\x18\x01 \x03(\x01\"&\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06values\x18\x02 \x03(\x01\"\x8f\x01\n\nFrameChunk\x12\x0c\n\x04seed\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.seqboltz.v1.Frame\x12%\n\x07\x61pplied\x18\x03 \x03(\x0b\x32\x14.seqboltz.v1.Applied\x12(\n\x06resume\x18\x04 \x01(\x0b\x32\x18.seqboltz.v1.ResumeToken\"(\n\x07\x41pplied\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05\x66rame\x18\x02 \x01(\x04\x32\xa3\x02\n\nGeneration\x12M\n\nListModels\x12\x1e.seqboltz.v1.ListModelsRequest\x1a\x1f.seqboltz.v1.ListModelsResponse\x12@\n\x08GetModel\x12\x1c.seqboltz.v1.GetModelRequest\x1a\x16.seqboltz.v1.ModelInfo\x12\x43\n\x08Generate\x12\x1c.seqboltz.v1.GenerateRequest\x1a\x17.seqboltz.v1.FrameChunk0\x01\x12?\n\x05Steer\x12\x19.seqboltz.v1.SteerRequest\x1a\x17.seqboltz.v1.FrameChunk(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,23 +39,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELREQUEST']._serialized_start=128
   _globals['_GETMODELREQUEST']._serialized_end=159
   _globals['_MODELINFO']._serialized_start=162
-  _globals['_MODELINFO']._serialized_end=371
-  _globals['_GENERATEREQUEST']._serialized_start=374
-  _globals['_GENERATEREQUEST']._serialized_end=642
-  _globals['_RESUMETOKEN']._serialized_start=645
-  _globals['_RESUMETOKEN']._serialized_end=779
-  _globals['_STEERREQUEST']._serialized_start=782
-  _globals['_STEERREQUEST']._serialized_end=969
-  _globals['_CONDITIONING']._serialized_start=971
-  _globals['_CONDITIONING']._serialized_end=1018
-  _globals['_OBSERVEDFRAMES']._serialized_start=1020
-  _globals['_OBSERVEDFRAMES']._serialized_end=1052
-  _globals['_FRAME']._serialized_start=1054
-  _globals['_FRAME']._serialized_end=1092
-  _globals['_FRAMECHUNK']._serialized_start=1095
-  _globals['_FRAMECHUNK']._serialized_end=1238
-  _globals['_APPLIED']._serialized_start=1240
-  _globals['_APPLIED']._serialized_end=1280
-  _globals['_GENERATION']._serialized_start=1283
-  _globals['_GENERATION']._serialized_end=1574
+  _globals['_MODELINFO']._serialized_end=396
+  _globals['_GENERATEREQUEST']._serialized_start=399
+  _globals['_GENERATEREQUEST']._serialized_end=667
+  _globals['_RESUMETOKEN']._serialized_start=670
+  _globals['_RESUMETOKEN']._serialized_end=825
+  _globals['_STEERREQUEST']._serialized_start=828
+  _globals['_STEERREQUEST']._serialized_end=1015
+  _globals['_CONDITIONING']._serialized_start=1017
+  _globals['_CONDITIONING']._serialized_end=1064
+  _globals['_OBSERVEDFRAMES']._serialized_start=1066
+  _globals['_OBSERVEDFRAMES']._serialized_end=1098
+  _globals['_FRAME']._serialized_start=1100
+  _globals['_FRAME']._serialized_end=1138
+  _globals['_FRAMECHUNK']._serialized_start=1141
+  _globals['_FRAMECHUNK']._serialized_end=1284
+  _globals['_APPLIED']._serialized_start=1286
+  _globals['_APPLIED']._serialized_end=1326
+  _globals['_GENERATION']._serialized_start=1329
+  _globals['_GENERATION']._serialized_end=1620
 # @@protoc_insertion_point(module_scope)

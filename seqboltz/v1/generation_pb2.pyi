@@ -24,7 +24,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "kind", "frame_size", "order", "gibbs_steps", "frame_rate", "style_size", "controls_size", "domain", "sha256", "card_json")
+    __slots__ = ("name", "kind", "frame_size", "order", "gibbs_steps", "frame_rate", "style_size", "controls_size", "domain", "sha256", "card_json", "max_gibbs_steps")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     FRAME_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class ModelInfo(_message.Message):
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    MAX_GIBBS_STEPS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     frame_size: int
@@ -47,7 +48,8 @@ class ModelInfo(_message.Message):
     domain: str
     sha256: str
     card_json: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., frame_size: _Optional[int] = ..., order: _Optional[int] = ..., gibbs_steps: _Optional[int] = ..., frame_rate: _Optional[float] = ..., style_size: _Optional[int] = ..., controls_size: _Optional[int] = ..., domain: _Optional[str] = ..., sha256: _Optional[str] = ..., card_json: _Optional[str] = ...) -> None: ...
+    max_gibbs_steps: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., frame_size: _Optional[int] = ..., order: _Optional[int] = ..., gibbs_steps: _Optional[int] = ..., frame_rate: _Optional[float] = ..., style_size: _Optional[int] = ..., controls_size: _Optional[int] = ..., domain: _Optional[str] = ..., sha256: _Optional[str] = ..., card_json: _Optional[str] = ..., max_gibbs_steps: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("model", "n_frames", "seed", "seed_frames", "style", "controls", "start_frame", "frames_per_message", "realtime", "data_units", "gibbs_steps", "resume")
@@ -78,7 +80,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., n_frames: _Optional[int] = ..., seed: _Optional[int] = ..., seed_frames: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ..., start_frame: _Optional[int] = ..., frames_per_message: _Optional[int] = ..., realtime: _Optional[bool] = ..., data_units: _Optional[bool] = ..., gibbs_steps: _Optional[int] = ..., resume: _Optional[_Union[ResumeToken, _Mapping]] = ...) -> None: ...
 
 class ResumeToken(_message.Message):
-    __slots__ = ("noise_rule", "model_sha256", "seed", "frame", "history", "style", "controls")
+    __slots__ = ("noise_rule", "model_sha256", "seed", "frame", "history", "style", "controls", "gibbs_steps")
     NOISE_RULE_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +88,7 @@ class ResumeToken(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     STYLE_FIELD_NUMBER: _ClassVar[int]
     CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    GIBBS_STEPS_FIELD_NUMBER: _ClassVar[int]
     noise_rule: int
     model_sha256: str
     seed: int
@@ -93,7 +96,8 @@ class ResumeToken(_message.Message):
     history: _containers.RepeatedScalarFieldContainer[float]
     style: _containers.RepeatedScalarFieldContainer[float]
     controls: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, noise_rule: _Optional[int] = ..., model_sha256: _Optional[str] = ..., seed: _Optional[int] = ..., frame: _Optional[int] = ..., history: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ...) -> None: ...
+    gibbs_steps: int
+    def __init__(self, noise_rule: _Optional[int] = ..., model_sha256: _Optional[str] = ..., seed: _Optional[int] = ..., frame: _Optional[int] = ..., history: _Optional[_Iterable[float]] = ..., style: _Optional[_Iterable[float]] = ..., controls: _Optional[_Iterable[float]] = ..., gibbs_steps: _Optional[int] = ...) -> None: ...
 
 class SteerRequest(_message.Message):
     __slots__ = ("start", "change", "more_frames", "observe")

@@ -239,3 +239,98 @@ def test_rbm_gibbs_step_export_and_chains(kind: str, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "npy" / "seq_000002.npy"), mean_rt[2])
     with pytest.raises(Exception, match="writes NPY samples"):
         run_synthesis(SynthesisJob(**{**job.__dict__, "fmt": "bvh"}), progress=False)
+
+
+def test_the_frame_graph_loops_over_any_k(exported) -> None:
+    """One traced Gibbs step in an ONNX Loop: the graph runs any k (the card's
+    max_gibbs_steps is the runtime's bound, not the graph's), each equal to torch's."""
+    model, path = exported
+    proto = onnx.load(str(path))
+    assert [n.op_type for n in proto.graph.node].count("Loop") == 1
+    noise = proto.graph.input[1]
+    assert noise.name == "noise"
+    assert [d.dim_param or d.dim_value for d in noise.type.tensor_type.shape.dim][1:] == [
+        "gibbs_steps",
+        H,
+    ]
+    card = json.loads({p.key: p.value for p in proto.metadata_props}[CARD_KEY])
+    assert (card["gibbs_steps"], card["max_gibbs_steps"]) == (K, K)
+    assert "1 <= k <= 4" in card["inputs"]["noise"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(2)
+    history = torch.randn(3, ORDER, D, generator=g, dtype=torch.float64)
+    cond = {"history": history}
+    if model.n_style:
+        cond["style"] = torch.randn(3, model.n_style, generator=g, dtype=torch.float64)
+    for k in (1, 2, 7):
+        noise_k = torch.rand(3, k, H, generator=g, dtype=torch.float64)
+        feeds = {"noise": noise_k.numpy(), **{n: x.numpy() for n, x in cond.items()}}
+        got = session.run(None, feeds)[0]
+        with torch.no_grad():
+            expected = model.double().next_frame(cond, noise_k).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_the_cards_k_and_its_maximum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make("crbm")
+    card = build_card(model, name="x", gibbs_steps=3, max_gibbs_steps=12)
+    assert (card["gibbs_steps"], card["max_gibbs_steps"]) == (3, 12)
+    assert build_card(model, name="x", gibbs_steps=3)["max_gibbs_steps"] == 3
+    for k, top in ((0, None), (5, 4), (0, 4)):
+        with pytest.raises(ValueError, match="1 <= gibbs_steps <= max_gibbs_steps"):
+            build_card(model, name="x", gibbs_steps=k, max_gibbs_steps=top)
+    bad = {**card, "gibbs_steps": 13}
+    with pytest.raises(ValueError, match=r"in 1..max_gibbs_steps \(12\); got 13"):
+        export_onnx(model, tmp_path / "x.onnx", bad)
+    assert not (tmp_path / "x.onnx").exists()
+    # export_checkpoint (and `seqboltz export`): max_gibbs_steps defaults to max(k, 30)
+    from seqboltz.export import _onnx
+    from seqboltz.models import save_model
+
+    cards: list[dict] = []
+    monkeypatch.setattr(_onnx, "export_onnx", lambda m, out, c, **kw: cards.append(c) or out)
+    ckpt = save_model(model, tmp_path / "m.ckpt")
+    for k, top, want in ((3, None, 30), (40, None, 40), (3, 8, 8)):
+        export_checkpoint(ckpt, tmp_path / "m.onnx", gibbs_steps=k, max_gibbs_steps=top)
+        assert (cards[-1]["gibbs_steps"], cards[-1]["max_gibbs_steps"]) == (k, want)
+
+
+def test_export_cli_refuses_a_k_above_its_maximum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seqboltz.cli import main
+    from seqboltz.models import save_model
+
+    ckpt = save_model(make("crbm"), tmp_path / "m.ckpt")
+    argv = ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--no-data"]
+    assert main([*argv, "--gibbs-steps", "8", "--max-gibbs-steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "seqboltz export: error: need 1 <= gibbs_steps <= max_gibbs_steps; got 8 and 5\n"
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_sampler_parts_that_do_not_separate_are_refused() -> None:
+    """A node that reads both a Gibbs step's and the emit's inputs cannot be looped."""
+    from onnx import TensorProto, helper
+
+    from seqboltz.export._loop import LoopGraphError, loop_frame_graph
+
+    def value(name: str) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["batch", 2])
+
+    names = ["history", "state_in", "u_step", "state_emit", "u_emit"]
+    nodes = [
+        helper.make_node("Identity", ["history"], ["state0"]),
+        helper.make_node("Add", ["state_in", "state_emit"], ["state_next"]),
+        helper.make_node("Add", ["state_emit", "u_emit"], ["frame"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "parts",
+        [value(n) for n in names],
+        [value(n) for n in ("state0", "state_next", "frame")],
+    )
+    with pytest.raises(LoopGraphError, match="reads both a Gibbs step's and the emit's inputs"):
+        loop_frame_graph(helper.make_model(graph), 2)

@@ -123,6 +123,39 @@ def test_a_request_that_contradicts_its_token_is_refused(server: Server, fields,
     assert words in err.value.details(), err.value.details()
 
 
+def test_a_token_records_its_k_and_the_stream_resumes_at_it(server: Server) -> None:
+    """A stream at k = 2 (the model's k is 5): its frames are the runtime's at k = 2, its
+    tokens say k = 2, a resume continues at k = 2 (named or not), another k is refused, and a
+    token without a k (from before k could vary) resumes at the model's k."""
+    stub = server.stub()
+    request = pb.GenerateRequest(
+        model="crbm", n_frames=20, seed=8, gibbs_steps=2, frames_per_message=10
+    )
+    chunks = list(stub.Generate(request))
+    _, got = values(chunks)
+    art = load_artifact(server.folder / "crbm.onnx")
+    assert np.abs(got - art.generate(20, seed=8, count=1, gibbs_steps=2)[0]).max() <= 1e-4
+    assert np.abs(got - art.generate(20, seed=8, count=1)[0]).max() > 1e-3
+    token = chunks[0].resume
+    assert token.gibbs_steps == 2 and token.frame == 10
+    for k in (0, 2):
+        again = pb.GenerateRequest(model="crbm", n_frames=10, resume=token, gibbs_steps=k)
+        idx, tail = values(list(stub.Generate(again)))
+        assert idx == list(range(10, 20))
+        np.testing.assert_array_equal(tail, got[10:])
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Generate(pb.GenerateRequest(model="crbm", resume=token, gibbs_steps=5)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "gibbs_steps=5 contradicts the resume token's 2" in err.value.details()
+    at_k5 = list(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=12, seed=8)))
+    old = pb.ResumeToken()
+    old.CopyFrom(at_k5[0].resume)
+    assert old.gibbs_steps == 5
+    old.gibbs_steps = 0
+    _, tail = values(list(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=2, resume=old))))
+    np.testing.assert_array_equal(tail, values(at_k5)[1][old.frame : old.frame + 2])
+
+
 class Steering:
     """A Steer call whose requests the test sends one by one."""
 

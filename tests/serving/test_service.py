@@ -68,6 +68,20 @@ def test_list_and_get_models(server) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in err.value.details()
 
 
+def test_a_k_outside_1_to_max_is_invalid_argument(server) -> None:
+    stub = server.stub()
+    info = stub.GetModel(pb.GetModelRequest(name="crbm"))
+    assert (info.gibbs_steps, info.max_gibbs_steps) == (5, 5)
+    for k in (6, 1000):
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=2, gibbs_steps=k)))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == (
+            f"model 'crbm' samples with 1 to 5 Gibbs steps per frame (default 5); "
+            f"got gibbs_steps={k}"
+        )
+
+
 def test_stream_equals_offline_runtime_and_resumes(server) -> None:
     stub = server.stub()
     request = pb.GenerateRequest(model="crbm", n_frames=120, seed=42, frames_per_message=7)
