@@ -44,6 +44,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,13 @@ def fit_linear(
     penalty[: order * clips[0].shape[1]] += x.shape[0] * history_noise**2
     gram = x.T @ x + np.diag(penalty)
     return np.asarray(np.linalg.solve(gram, x.T @ y))
+
+
+def generate_linear_batch(
+    w: np.ndarray, seeds: list[np.ndarray], controls: list[np.ndarray]
+) -> list[np.ndarray]:
+    """:func:`generate_linear` of each prompt."""
+    return [generate_linear(w, z, c) for z, c in zip(seeds, controls, strict=True)]
 
 
 def generate_linear(w: np.ndarray, seed: np.ndarray, controls: np.ndarray) -> np.ndarray:
@@ -309,7 +317,43 @@ def generate_rcrbm_mean(
     return [frames[b, : ctl.shape[0]] for b, ctl in enumerate(controls)]
 
 
-def rcrbm_generators(model: ResidualCRBM, gibbs: int) -> dict[str, Any]:
+@torch.no_grad()
+def generate_rcrbm_mc_mean(
+    model: ResidualCRBM,
+    seeds: list[np.ndarray],
+    controls: list[np.ndarray],
+    steps: int,
+    chains: int,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Conditional mean of the residual CRBM by Monte Carlo, per frame: ``chains`` block Gibbs
+    chains over ``(r, h)`` (``h ~ p(h | r)``, ``r ~ N(W h, I)``, from ``r = 0``, ``steps``
+    steps), the frame ``L(â + mean over chains of W h)`` (Rao–Blackwellised: ``E[r | h] = Wh``)
+    fed back as history: the model's own ``E[v | x, c]`` without the mean-field fixed point."""
+    m = model.to(torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    order, b = seeds[0].shape[0], len(seeds)
+    c = torch.from_numpy(_padded(controls))
+    window = torch.from_numpy(np.stack([z[::-1] for z in seeds]).copy())
+    out = [window[:, order - 1 - k] for k in range(order)]
+    for t in range(order, c.shape[1]):
+        params = m.frame_params({"history": window, "controls": c[:, t]})
+        a_hat = params.visible_bias.repeat_interleave(chains, 0)
+        b_hat = params.hidden_bias.repeat_interleave(chains, 0)
+        r = torch.zeros_like(a_hat)
+        for _ in range(steps):
+            p_h = torch.sigmoid(b_hat + r @ m.weight)
+            wh = (torch.rand(p_h.shape, generator=g, dtype=p_h.dtype) < p_h).to(r) @ m.weight.T
+            r = wh + torch.randn(wh.shape, generator=g, dtype=wh.dtype)
+        mean_r = wh.reshape(b, chains, -1).mean(1)
+        v = (params.visible_bias + mean_r) @ m.unwhiten.T
+        out.append(v)
+        window = torch.cat([v[:, None], window[:, :-1]], dim=1)
+    frames = torch.stack(out, dim=1).numpy()
+    return [frames[i, : ctl.shape[0]] for i, ctl in enumerate(controls)]
+
+
+def rcrbm_generators(model: ResidualCRBM, gibbs: int, mc_chains: int = 0) -> dict[str, Any]:
     """The residual CRBM's ways to generate: conditional mean, and Taylor's sampler with the
     model's visible noise (1) and without it (0)."""
 
@@ -323,28 +367,86 @@ def rcrbm_generators(model: ResidualCRBM, gibbs: int) -> dict[str, Any]:
 
         return run
 
-    return {
+    modes = {
         "mean": lambda s, c: generate_rcrbm_mean(model, s, c, gibbs),
         "sampler": sampler(1.0),
         "sampler, visible noise 0": sampler(0.0),
     }
+    if mc_chains:
+        modes[f"Monte Carlo mean ({mc_chains} chains)"] = lambda s, c: generate_rcrbm_mc_mean(
+            model, s, c, gibbs, mc_chains
+        )
+    return modes
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {m: float(np.nanmean([r[m] for r in rows])) for m in rows[0]}
 
 
+def score_rows(
+    real: list[np.ndarray], gens: list[np.ndarray], wf: WorldFeatures
+) -> list[dict[str, float]] | None:
+    """:func:`acoustic_metrics` per prompt of standardised generations (their static
+    columns) against raw real frames; ``None`` if a generation is not finite."""
+    rows = []
+    for r, g in zip(real, gens, strict=True):
+        raw = wf.inverse_transform(g[:, : wf.dim])
+        if not np.isfinite(raw).all():
+            return None
+        rows.append(acoustic_metrics(r, raw, wf))
+    return rows
+
+
 def score_frames(
     real: list[np.ndarray], gens: list[np.ndarray], wf: WorldFeatures
 ) -> dict[str, float]:
     """Mean :func:`acoustic_metrics` of standardised generations against raw real frames."""
-    rows = []
-    for r, g in zip(real, gens, strict=True):
-        raw = wf.inverse_transform(g)
-        if not np.isfinite(raw).all():
-            return {"mcd_db": math.inf}
-        rows.append(acoustic_metrics(r, raw, wf))
-    return mean_metrics(rows)
+    rows = score_rows(real, gens, wf)
+    return {"mcd_db": math.inf} if rows is None else mean_metrics(rows)
+
+
+def bootstrap_means(
+    rows: list[dict[str, float]], n_resamples: int = 2000, seed: int = 0
+) -> dict[str, list[float]]:
+    """95 % interval of each metric's mean over prompts (bootstrap over prompts)."""
+    idx = np.random.default_rng(seed).integers(0, len(rows), size=(n_resamples, len(rows)))
+    out = {}
+    for m in rows[0]:
+        values = np.array([r[m] for r in rows])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # F0 RMSE is NaN on prompts with no voiced overlap
+            means = np.nanmean(values[idx], axis=1)
+        out[m] = [float(x) for x in np.nanpercentile(means, [2.5, 97.5])]
+    return out
+
+
+# -- dynamic features and MLPG --------------------------------------------------------------
+def free_running_variances(
+    gen: Gen, clips: list[np.ndarray], controls: list[np.ndarray], order: int
+) -> np.ndarray:
+    """Per-column variances ``(D + 2K,)`` for MLPG: the variance of a model's errors when it
+    runs free (from each prompt's first ``order`` frames) over training prompts, per static,
+    Δ and Δ² column. A free-running model's static error grows with the distance from the
+    seed, so its one-step residual variance would understate how little its statics can be
+    trusted against its deltas (on validation: MCD 6.52 with these against 6.55 with the
+    one-step variances of the least-squares fit, history noise 2)."""
+    gens = gen([z[:order] for z in clips], controls)
+    errors = np.concatenate([g[order:] - z[order:] for g, z in zip(gens, clips, strict=True)])
+    return np.asarray(errors.var(axis=0))
+
+
+def apply_mlpg(frames: np.ndarray, variances: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Statics of a generated ``(T, D + 2K)`` sequence replaced by MLPG's trajectory from its
+    static, Δ and Δ² predictions (``variances``: the per-column ones, ``(D + 2K,)``)."""
+    from seqboltz.speech._mlpg import mlpg
+
+    k = len(columns)
+    d = frames.shape[1] - 2 * k
+    means = np.stack([frames[:, columns], frames[:, d : d + k], frames[:, d + k :]], axis=1)
+    var = np.stack([variances[columns], variances[d : d + k], variances[d + k :]])
+    out = frames.copy()
+    out[:, columns] = mlpg(means, var)
+    return out
 
 
 def predicted_controls(
@@ -395,6 +497,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-utterances", type=int, default=None)
     parser.add_argument("--val-fraction", type=float, default=0.05, help="validation prompts")
     parser.add_argument("--systems", nargs="*", default=["rcrbm"], choices=["crbm", "rcrbm"])
+    parser.add_argument(
+        "--deltas",
+        action="store_true",
+        help="frames with Δ and Δ² (TTSDataModule(deltas=True)); adds MLPG generation modes and "
+        "a statics-only linear model",
+    )
+    parser.add_argument(
+        "--mlpg-prompts", type=int, default=40, help="training prompts for MLPG's variances"
+    )
     parser.add_argument("--epochs", type=int, default=10, help="CRBM epochs")
     parser.add_argument("--hidden", type=int, default=256, help="CRBM hidden units")
     parser.add_argument("--lr", type=float, default=0.005, help="CRBM learning rate")
@@ -413,6 +524,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="residual CRBM configurations (key=value,...), selected on validation",
     )
     parser.add_argument("--gibbs", type=int, default=10, help="Gibbs steps per frame")
+    parser.add_argument(
+        "--mc-chains", type=int, default=0, help="chains of the Monte Carlo mean (0: not scored)"
+    )
+    parser.add_argument(
+        "--no-samplers", action="store_true", help="score the residual CRBM's means only"
+    )
     parser.add_argument("--max-test", type=int, default=None, help="held-out prompts to score")
     parser.add_argument("--max-val", type=int, default=None, help="validation prompts to score")
     parser.add_argument(
@@ -446,6 +563,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_utterances=args.max_utterances,
         val_fraction=args.val_fraction,
         batch_size=256,
+        deltas=args.deltas,
     )
     dm.prepare_data()
     dm.setup()
@@ -482,18 +600,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "mean_per_phone": duration_rmse(mean, t_utts, t_durs, wf.frame_period),
     }
 
-    # 3. acoustics: every system's variants scored on the validation prompts, one per family
-    # selected there by MCD, and only those scored once on the test prompts.
+    # 3. acoustics: every configuration and generation mode scored on the validation prompts;
+    # per family the configuration of the best mode by MCD is chosen there, and all of its
+    # modes are scored once on the test prompts.
     order = dm.order
+    n_static = wf.dim
     clips, controls = dm.clips("train"), dm.control_clips("train")
     v_clips, v_ctl = dm.clips("val")[: len(val)], dm.control_clips("val")[: len(val)]
     v_seeds, v_real = [z[:order] for z in v_clips], [p.frames for p in val]
-    candidates: dict[str, dict[str, Gen]] = {"linear": {}, "CRBM": {}, "residual CRBM": {}}
+    columns = dm.delta_columns if args.deltas else []
+    n_var = min(len(clips), args.mlpg_prompts)
+
+    def with_mlpg(gen: Gen) -> Gen:
+        """MLPG over ``gen``'s output, with ``gen``'s own free-running error variances on
+        the first ``--mlpg-prompts`` training prompts (computed on first use)."""
+        cache: list[np.ndarray] = []
+
+        def run(sd: list[np.ndarray], c: list[np.ndarray]) -> list[np.ndarray]:
+            if not cache:
+                cache.append(free_running_variances(gen, clips[:n_var], controls[:n_var], order))
+            return [apply_mlpg(g, cache[0], columns) for g in gen(sd, c)]
+
+        return run
+
+    def statics_only(gen: Gen, n: int) -> Gen:  # a statics-only model fed the statics
+        return lambda sd, c: gen([z[:, :n] for z in sd], c)
+
+    families: dict[str, dict[str, dict[str, Gen]]] = {"linear": {}, "CRBM": {}, "residual CRBM": {}}
     for s in args.history_noise:
         w = fit_linear(clips, controls, order, history_noise=s)
-        candidates["linear"][f"history noise {s}"] = lambda sd, c, w=w: [
-            generate_linear(w, z, ct) for z, ct in zip(sd, c, strict=True)
-        ]
+        plain = partial(generate_linear_batch, w)
+        modes: dict[str, Gen] = {"plain": plain}
+        if args.deltas:
+            modes["MLPG"] = with_mlpg(plain)
+            w0 = fit_linear([z[:, :n_static] for z in clips], controls, order, history_noise=s)
+            families["linear"][f"statics only, history noise {s}"] = {
+                "plain": statics_only(partial(generate_linear_batch, w0), n_static)
+            }
+        families["linear"][f"{'with deltas, ' if args.deltas else ''}history noise {s}"] = modes
     results["train_seconds"] = {}
     if "crbm" in args.systems:
         for s in args.history_noise:
@@ -503,13 +647,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             dm.history_noise = 0.0
             crbm = crbm.to(torch.float64).eval()
             results["train_seconds"][f"CRBM history noise {s}"] = time.perf_counter() - tick
-            candidates["CRBM"][f"history noise {s}, sampler"] = lambda sd, c, m=crbm: generate_crbm(
-                m, sd, c, args.gibbs
-            )
-            candidates["CRBM"][f"history noise {s}, mean"] = lambda sd, c, m=crbm: (
-                generate_crbm_mean(m, sd, c, args.gibbs)
-            )
-    configs: dict[str, dict[str, Gen]] = {}  # residual CRBM: configuration → generation modes
+            families["CRBM"][f"history noise {s}"] = {
+                "sampler": partial(generate_crbm, crbm, gibbs=args.gibbs),
+                "mean": partial(generate_crbm_mean, crbm, steps=args.gibbs),
+            }
     if "rcrbm" in args.systems:
         for spec in args.rcrbm:
             cfg: dict[str, Any] = {"hidden": 128, "epochs": 4, "lr": 1e-3, "k": 1}
@@ -526,43 +667,52 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 from seqboltz.models import save_model
 
                 tag = "".join(ch if ch.isalnum() else "_" for ch in spec)
+                tag += "_deltas" if args.deltas else ""
                 path = save_model(model, Path(args.save_models) / f"rcrbm_{tag}.ckpt")
                 results.setdefault("saved", {})[spec] = str(path)
-            configs[spec] = rcrbm_generators(model, args.gibbs)
+            modes = rcrbm_generators(model, args.gibbs, args.mc_chains)
+            if args.no_samplers:
+                modes = {k: g for k, g in modes.items() if "sampler" not in k}
+            if args.deltas:
+                modes["mean, MLPG"] = with_mlpg(modes["mean"])
+            families["residual CRBM"][("with deltas, " if args.deltas else "") + spec] = modes
     for ckpt in args.ckpt:
         from seqboltz.models import load_model
 
         loaded = load_model(ckpt)
         if not isinstance(loaded, ResidualCRBM) or loaded.n_controls != dm.n_controls:
             raise SystemExit(f"{ckpt}: need a ResidualCRBM with {dm.n_controls} controls")
-        configs[Path(ckpt).stem] = rcrbm_generators(loaded.to(torch.float64).eval(), args.gibbs)
-    for spec, modes in configs.items():
-        for mode, gen in modes.items():
-            candidates["residual CRBM"][f"{spec}, {mode}"] = gen
+        modes = rcrbm_generators(loaded.to(torch.float64).eval(), args.gibbs, args.mc_chains)
+        if args.no_samplers:
+            modes = {k: g for k, g in modes.items() if "sampler" not in k}
+        if loaded.n_visible == n_static < dm.n_features:
+            modes = {k: statics_only(g, n_static) for k, g in modes.items()}
+        elif loaded.n_visible != dm.n_features:
+            raise SystemExit(f"{ckpt}: frames of {loaded.n_visible}, the data's {dm.n_features}")
+        elif args.deltas:
+            modes["mean, MLPG"] = with_mlpg(modes["mean"])
+        families["residual CRBM"][Path(ckpt).stem] = modes
     results["validation"] = {}
-    chosen: dict[str, tuple[str, Gen]] = {}
-    for family, variants in candidates.items():
-        for label, gen in variants.items():
-            tick = time.perf_counter()
-            scores = score_frames(v_real, gen(v_seeds, v_ctl), wf)
-            results["validation"][f"{family}: {label}"] = scores
-            print(
-                f"val {family}: {label}: MCD {scores['mcd_db']:.3f} "
-                f"({time.perf_counter() - tick:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-            best = chosen.get(family)
-            if (
-                best is None
-                or scores["mcd_db"] < results["validation"][f"{family}: {best[0]}"]["mcd_db"]
-            ):
-                chosen[family] = (label, gen)
-    selected: dict[str, Gen] = {f"{f}: {label}": g for f, (label, g) in chosen.items()}
-    # every generation mode of the chosen residual CRBM configuration goes to the test table
-    for spec, modes in configs.items():
-        if "residual CRBM" in chosen and chosen["residual CRBM"][0].startswith(f"{spec}, "):
-            selected |= {f"residual CRBM: {spec}, {mode}": g for mode, g in modes.items()}
+    chosen: dict[str, tuple[str, float]] = {}  # family → (configuration, best MCD)
+    for family, configs in families.items():
+        for config, modes in configs.items():
+            for mode, gen in modes.items():
+                tick = time.perf_counter()
+                scores = score_frames(v_real, gen(v_seeds, v_ctl), wf)
+                results["validation"][f"{family}: {config}, {mode}"] = scores
+                print(
+                    f"val {family}: {config}, {mode}: MCD {scores['mcd_db']:.3f} "
+                    f"({time.perf_counter() - tick:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if family not in chosen or scores["mcd_db"] < chosen[family][1]:
+                    chosen[family] = (config, scores["mcd_db"])
+    selected: dict[str, Gen] = {
+        f"{family}: {config}, {mode}": gen
+        for family, (config, _) in chosen.items()
+        for mode, gen in families[family][config].items()
+    }
     results["selected"] = list(selected)
     if args.no_test:
         results["seconds"] = time.perf_counter() - started
@@ -587,7 +737,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         systems["WORLD analysis-synthesis"].append(acoustic_metrics(real, reanalysed, wf))
         clipped["WORLD analysis-synthesis"].append(clipped_share(waves["real (WORLD)"]))
         for name, gens in generated.items():
-            raw = wf.inverse_transform(gens[i])
+            raw = wf.inverse_transform(gens[i][:, : wf.dim])
             if not np.isfinite(raw).all():
                 raise FloatingPointError(f"{name} generated non-finite frames for {names[i]}")
             systems.setdefault(name, []).append(acoustic_metrics(real, raw, wf))
@@ -617,6 +767,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["acoustics"] = {
         k: mean_metrics(v) | {"clipped": float(np.mean(clipped[k]))} for k, v in systems.items()
     }
+    results["intervals"] = {k: bootstrap_means(v) for k, v in systems.items()}
+    results["per_prompt_mcd"] = {k: [r["mcd_db"] for r in v] for k, v in systems.items()}
+    linear = [k for k in systems if k.startswith("linear: ")]
+    if linear:
+        from _structured_common import paired_bootstrap
+
+        ref = min(linear, key=lambda k: results["acoustics"][k]["mcd_db"])
+        results["mcd_minus_best_linear"] = {
+            "reference": ref,
+            **{
+                k: paired_bootstrap(
+                    np.array(results["per_prompt_mcd"][k]), np.array(results["per_prompt_mcd"][ref])
+                )
+                for k in systems
+                if k != ref and k != "WORLD analysis-synthesis"
+            },
+        }
     results["peak_level"] = {}
     if args.json:  # the acoustics are kept even if the (slow) recognition is cut short
         dump_json(results | {"settings": vars(args)}, args.json)
@@ -635,7 +802,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "sampler" in label and not args.intel_samplers
             ):
                 continue
-            waves_by[label] = [wf.synthesize(wf.inverse_transform(g)) for g in gen(p_seeds, p_ctl)]
+            waves_by[label] = [
+                wf.synthesize(wf.inverse_transform(g[:, : wf.dim])) for g in gen(p_seeds, p_ctl)
+            ]
         results["peak_level"] = {
             k: float(max(np.abs(w).max() for w in ws)) for k, ws in waves_by.items()
         }
@@ -696,6 +865,20 @@ def print_tables(r: dict[str, Any]) -> None:
             [0, *[3] * (len(cols) + 1)],
         )
     )
+    if r.get("intervals"):
+        print("\n95 % intervals of the test means (bootstrap over prompts) and MCD paired with")
+        print(f"the best linear row ({r.get('mcd_minus_best_linear', {}).get('reference')})")
+        diff = r.get("mcd_minus_best_linear", {})
+        metrics = ["mcd_db", "f0_rmse_hz", "vuv_error", "gv_ratio"]
+        rows = []
+        for k, iv in r["intervals"].items():
+            d = diff.get(k)
+            cells = [f"[{iv[m][0]:.3f}, {iv[m][1]:.3f}]" for m in metrics]
+            paired = (
+                f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else ""
+            )
+            rows.append([k, *cells, paired])
+        print(markdown_table(["system", *metrics, "MCD - linear"], rows, [0] * 6))
     if r.get("intelligibility"):
         print(
             "\nintelligibility on test prompts (PocketSphinx), synthesised with predicted durations"

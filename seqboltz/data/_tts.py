@@ -50,6 +50,7 @@ from seqboltz.data._windows import SequenceDataModule, WindowDataset, WindowSpli
 from seqboltz.speech import WorldFeatures, read_audio
 from seqboltz.speech._align import AlignmentError, ForcedAligner, PhoneAlignment
 from seqboltz.speech._duration import DurationModel
+from seqboltz.speech._mlpg import append_deltas
 from seqboltz.speech._text import (
     TextFrontEndError,
     frame_feature_names,
@@ -199,6 +200,9 @@ class TTSDataModule(SequenceDataModule):
         include: globs of relative names (``"digits/*"``) to keep; ``None``: all.
         max_utterances: keep only the first ``n`` prompts (sorted by name), for quick runs.
         min_pause: shortest aligned silence between words kept as a pause (s).
+        deltas: append Δ and Δ² of every standardised feature but the voicing flag to each
+            frame (:func:`~seqboltz.speech._mlpg.append_deltas`), for parameter generation by
+            MLPG; the frame then holds ``D + 2(D − 1)`` values, statics first.
         batch_size, shuffle_seed, num_workers, history_noise: as in
             :class:`~seqboltz.data.SpeechDataModule`.
         cache_dir: cache of the fetched corpus, the features and the alignments.
@@ -217,6 +221,7 @@ class TTSDataModule(SequenceDataModule):
         include: tuple[str, ...] | None = None,
         max_utterances: int | None = None,
         min_pause: float = 0.05,
+        deltas: bool = False,
         batch_size: int = 256,
         shuffle_seed: int = 0,
         num_workers: int = 0,
@@ -244,6 +249,7 @@ class TTSDataModule(SequenceDataModule):
         self.include = tuple(include) if include is not None else None
         self.max_utterances = max_utterances
         self.cache_dir = cache_dir
+        self.deltas = deltas
         self.aligner = ForcedAligner(min_pause=min_pause)
         self.features: WorldFeatures | None = None
         self.duration_model: DurationModel | None = None
@@ -400,13 +406,23 @@ class TTSDataModule(SequenceDataModule):
         splits = {}
         for side, items in parts.items():
             splits[side] = WindowSplit(
-                [wf.transform(p.frames) for p in items],
+                [self._standardise(wf, p.frames) for p in items],
                 self.order,
                 style=[p.controls() for p in items],
                 sources=[p.name for p in items],
             )
         self._splits = {"train": splits["train"], "val": splits[val_side]}
         self._splits["test"] = splits["held_out"]
+
+    def _standardise(self, wf: WorldFeatures, frames: np.ndarray) -> np.ndarray:
+        z = wf.transform(frames)
+        return append_deltas(z, self.delta_columns) if self.deltas else z
+
+    @property
+    def delta_columns(self) -> list[int]:
+        """The static columns whose Δ and Δ² follow the statics (all but the voicing flag)."""
+        assert self.features is not None, "the data exists after setup()"
+        return [i for i in range(self.features.dim) if i != self.features.vuv_index]
 
     # ------------------------------------------------------------------ access
     def prompts(self, split: str = "test") -> list[TTSPrompt]:
@@ -456,13 +472,14 @@ class TTSDataModule(SequenceDataModule):
         (:func:`~seqboltz.speech._voice.voice_stats`; one artifact carries both models)."""
         self._split("train")
         assert self.features is not None and self.duration_model is not None
-        train = [self.features.transform(p.frames[: self.order]) for p in self._prompts["train"]]
+        starts = [c[: self.order] for c in self.clips("train") if c.shape[0] >= self.order]
         return voice_stats(
             self.features,
             self.order,
             self.duration_model,
-            silence_frames=np.mean([t for t in train if t.shape[0] == self.order], axis=0),
+            silence_frames=np.mean(starts, axis=0),
             aligner=self.aligner.card(),
+            delta_columns=self.delta_columns if self.deltas else None,
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,9 +38,10 @@ import numpy as np
 
 from seqboltz._io import atomic_write
 from seqboltz.runtime._artifact import Artifact, ArtifactError, load_artifact
+from seqboltz.runtime._stream import FrameStream
 from seqboltz.speech._voice import TextPlan, VoiceCard, VoiceError
 
-__all__ = ["PEAK", "Speech", "TextToSpeech", "load_voice"]
+__all__ = ["PEAK", "AudioChunker", "Speech", "TextToSpeech", "load_voice", "soft_limit"]
 
 PEAK = 0.95
 """Largest sample magnitude written: a louder utterance is scaled down to it as a whole."""
@@ -164,6 +166,135 @@ def _picture(path: Path, speech: Speech) -> None:
     _save_figure(fig, path)
 
 
+def soft_limit(wave: np.ndarray, knee: float = 0.8, peak: float = PEAK) -> np.ndarray:
+    """Samples above ``knee`` in magnitude bent smoothly towards ``peak`` (never reached):
+    ``knee + (peak − knee)·tanh((|x| − knee)/(peak − knee))``, sign kept; below the knee the
+    samples are unchanged. Memoryless, so a stream can limit each chunk as it goes."""
+    x = np.asarray(wave, dtype=np.float64)
+    mag = np.abs(x)
+    over = mag > knee
+    if not over.any():
+        return x
+    span = peak - knee
+    out = x.copy()
+    out[over] = np.sign(x[over]) * (knee + span * np.tanh((mag[over] - knee) / span))
+    return out
+
+
+class AudioChunker:
+    """Audio of an utterance in chunks while its frames are still being generated.
+
+    Frames go in as the acoustic model makes them (:meth:`push`); a chunk of audio comes out
+    once its frames and a few after them (``lookahead``) are there. A chunk ends at an
+    unvoiced frame (a pause or a voiceless consonant, where WORLD's excitation is noise and a
+    splice cannot break the pulse train) once it has ``min_frames`` (``first_frames`` for
+    the first chunk, so that audio starts early); with no unvoiced frame within
+    ``max_frames``, at the quietest frame (lowest ``c₀``) in that span. Each
+    chunk is vocoded from its frames with ``context`` frames on each side and joined to the
+    previous chunk by a linear cross-fade over ``crossfade`` samples centred on the boundary.
+    The chunks together hold exactly ``n_frames · hop`` samples, like :meth:`TextToSpeech.
+    speak`'s waveform, which they match except near the joins; each is limited by
+    :func:`soft_limit` (a stream cannot scale the whole utterance down).
+
+    Args:
+        voice: the voice (features, statistics).
+        n_frames: frames of the utterance (the plan's).
+    """
+
+    def __init__(
+        self,
+        voice: VoiceCard,
+        n_frames: int,
+        *,
+        first_frames: int = 12,
+        min_frames: int = 40,
+        max_frames: int = 120,
+        context: int = 4,
+        lookahead: int = 4,
+        crossfade: int | None = None,
+    ) -> None:
+        if not 1 <= first_frames <= max_frames or not 1 <= min_frames <= max_frames:
+            raise ValueError("need 1 <= first_frames, min_frames <= max_frames")
+        self.voice = voice
+        self.n_frames = n_frames
+        self.first_frames, self.min_frames, self.max_frames = first_frames, min_frames, max_frames
+        self.context, self.lookahead = context, lookahead
+        self.hop = round(voice.frame_period * voice.sample_rate / 1000)
+        half = (self.hop // 2) if crossfade is None else crossfade // 2
+        self.half = max(0, min(half, context * self.hop, lookahead * self.hop))
+        self.frames = np.empty((0, voice.features.dim))
+        self.start = 0  # first frame of the next chunk
+        self.held = np.empty(0)  # the previous chunk's last 2·half samples, not yet sent
+        self.samples_out = 0
+        #: how many joins fell on an unvoiced frame, and how many on the quietest voiced one
+        self.joins = {"unvoiced": 0, "voiced": 0}
+
+    def _raw(self, t: int, column: int) -> float:
+        f = self.voice.features
+        assert f.mean is not None and f.std is not None
+        return float(self.frames[t, column] * f.std[column] + f.mean[column])
+
+    def _cut(self, final: bool) -> int | None:
+        """End (exclusive) of the next chunk, or ``None`` if it cannot be cut yet."""
+        if final:
+            return self.n_frames if self.start < self.n_frames else None
+        least = self.first_frames if self.start == 0 else self.min_frames
+        ready = min(self.frames.shape[0] - self.lookahead, self.n_frames - 1)
+        candidates = range(self.start + least, min(self.start + self.max_frames, ready) + 1)
+        vuv = self.voice.features.vuv_index
+        for b in candidates:
+            if self._raw(b, vuv) < 0.5:
+                self.joins["unvoiced"] += 1
+                return b
+        if self.start + self.max_frames > ready or not candidates:
+            return None  # wait for more frames (the last chunk waits for finish())
+        self.joins["voiced"] += 1  # no unvoiced frame: the quietest one
+        return min(candidates, key=lambda b: self._raw(b, 0))
+
+    def _chunk(self, end: int) -> np.ndarray:
+        a, h = self.start, self.half
+        s = max(0, a - self.context)
+        e = min(self.frames.shape[0], end + self.lookahead)
+        raw = self.voice.features.inverse_transform(self.frames[s:e])
+        wave = self.voice.features.synthesize(raw, clip=False)
+        final = end >= self.n_frames
+        lo = (a - s) * self.hop - (h if a > 0 else 0)
+        hi = (end - s) * self.hop + (0 if final else h)
+        seg = wave[lo:hi]
+        out = []
+        if a > 0:  # cross-fade with the previous chunk's tail
+            ramp = (np.arange(2 * h) + 0.5) / (2 * h)
+            out.append(self.held * (1 - ramp) + seg[: 2 * h] * ramp)
+            seg = seg[2 * h :]
+        if final:
+            out.append(seg)
+            self.held = np.empty(0)
+        else:
+            out.append(seg[: len(seg) - 2 * h])
+            self.held = seg[len(seg) - 2 * h :]
+        self.start = end
+        chunk = soft_limit(np.concatenate(out))
+        self.samples_out += chunk.shape[0]
+        return chunk
+
+    def push(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Standardised frames ``(n, D)`` (the next ones) → the audio chunks now ready."""
+        self.frames = np.concatenate([self.frames, np.atleast_2d(frames)])
+        if self.frames.shape[0] > self.n_frames:
+            raise ValueError(f"more than the utterance's {self.n_frames} frames pushed")
+        ready = []
+        while (end := self._cut(final=False)) is not None:
+            ready.append(self._chunk(end))
+        return ready
+
+    def finish(self) -> list[np.ndarray]:
+        """The remaining audio, once all ``n_frames`` frames are in."""
+        if self.frames.shape[0] != self.n_frames:
+            raise ValueError(f"{self.frames.shape[0]} of {self.n_frames} frames pushed")
+        end = self._cut(final=True)
+        return [] if end is None else [self._chunk(end)]
+
+
 class TextToSpeech:
     """Speak with a text-to-speech artifact (see the module).
 
@@ -212,11 +343,8 @@ class TextToSpeech:
         Raises:
             ModelDiverged: the model produced a non-finite frame.
         """
-        order = self.voice.order
-        controls = plan.controls[None, order:]
-        generated = self.artifact.generate(
-            plan.n_frames - order, seed=seed, seed_frames=self.seed_frames[None], controls=controls
-        )
+        stream = self.frame_stream(plan, seed)
+        generated = stream.run(self.artifact.step, plan.n_frames - self.voice.order).frames
         return np.concatenate([self.seed_frames, generated[0]])
 
     def vocode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -249,6 +377,30 @@ class TextToSpeech:
             seed=seed,
             model=self.name,
             seconds=time.perf_counter() - tick,
+        )
+
+    def stream(self, text: str, seed: int = 0, **chunking: Any) -> Iterator[np.ndarray]:
+        """The waveform of ``text`` in chunks as it is generated (:class:`AudioChunker`,
+        arguments ``chunking``); the frames are :meth:`speak`'s.
+
+        Raises:
+            VoiceError: empty text, or text without a speakable word.
+            ModelDiverged: the acoustic model produced a non-finite frame.
+        """
+        plan = self.plan(text)
+        chunker = AudioChunker(self.voice, plan.n_frames, **chunking)
+        yield from chunker.push(self.seed_frames)
+        stream = self.frame_stream(plan, seed)
+        for _ in range(plan.n_frames - self.voice.order):
+            yield from chunker.push(stream.advance(self.artifact.step))
+        yield from chunker.finish()
+
+    def frame_stream(self, plan: TextPlan, seed: int = 0) -> FrameStream:
+        """The :class:`FrameStream` that generates a plan's frames after the seed frames
+        (drive it with the artifact's step, or the service's batcher)."""
+        order = self.voice.order
+        return self.artifact.frame_stream(
+            seed=seed, seed_frames=self.seed_frames, controls=plan.controls[None, order:]
         )
 
 

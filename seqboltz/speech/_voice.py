@@ -38,6 +38,7 @@ from seqboltz.errors import BadRequest
 from seqboltz.speech._align import PhoneAlignment
 from seqboltz.speech._base import SpeechFeatureError
 from seqboltz.speech._duration import DurationModel
+from seqboltz.speech._mlpg import DELTA_WINDOWS
 from seqboltz.speech._text import (
     FRONTEND_VERSION,
     TextFrontEndError,
@@ -62,6 +63,7 @@ def voice_stats(
     duration_model: DurationModel,
     silence_frames: np.ndarray | None = None,
     aligner: dict[str, Any] | None = None,
+    delta_columns: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The data statistics of a text-to-speech model, as its card's ``features`` carry them.
 
@@ -73,14 +75,18 @@ def voice_stats(
             training prompts' mean first frames: leading silence); ``None``: the card's
             default seed frames are used.
         aligner: the card of what aligned the training data.
+        delta_columns: the static columns whose Δ and Δ² follow the statics in each frame
+            (:func:`~seqboltz.speech._mlpg.append_deltas`); ``None``: statics only.
 
     Returns:
         ``features.to_dict()`` plus ``order``, ``front_end`` (:func:`front_end_card`),
-        ``aligner``, ``n_controls``, ``duration_model`` and ``silence_frames``.
+        ``aligner``, ``n_controls``, ``duration_model``, ``silence_frames`` and, with deltas,
+        ``deltas`` (``{"columns", "windows"}``).
     """
+    size = features.dim + 2 * len(delta_columns or ())
     silence = None if silence_frames is None else np.asarray(silence_frames, dtype=np.float64)
-    if silence is not None and silence.shape != (order, features.dim):
-        raise ValueError(f"silence frames must be ({order}, {features.dim}), got {silence.shape}")
+    if silence is not None and silence.shape != (order, size):
+        raise ValueError(f"silence frames must be ({order}, {size}), got {silence.shape}")
     d = features.to_dict()
     d.update(
         order=order,
@@ -91,6 +97,8 @@ def voice_stats(
     )
     if silence is not None:
         d["silence_frames"] = silence.tolist()
+    if delta_columns is not None:
+        d["deltas"] = {"columns": [int(c) for c in delta_columns], "windows": DELTA_WINDOWS}
     return d
 
 
@@ -155,6 +163,12 @@ class VoiceCard:
                 "seqboltz.data.TTSDataModule (recipes/tts_rcrbm.yaml)"
             )
         feats = card["features"]
+        if feats.get("deltas"):
+            raise VoiceError(
+                f"model {name!r} was trained on frames with deltas (TTSDataModule(deltas=True)), "
+                "whose parameter generation (MLPG) the runtime does not do; speak with a model "
+                "trained on static frames (recipes/tts_rcrbm.yaml)"
+            )
         front = feats["front_end"]
         if front.get("version") != FRONTEND_VERSION or front.get("frame_features") != (
             frame_feature_names()

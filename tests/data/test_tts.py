@@ -113,6 +113,18 @@ def test_folder_datamodule(folder: Path, tmp_path: Path) -> None:
     )
     again.setup()
     torch.testing.assert_close(again.train_tensor, dm.train_tensor)
+    # frames with dynamic features for MLPG: the statics first, then Δ and Δ² of all but vuv
+    dyn = TTSDataModule(
+        path=str(folder), transcripts=str(folder / "text.txt"), order=2, deltas=True,
+        cache_dir=str(tmp_path),
+    )  # fmt: skip
+    dyn.setup()
+    d = dm.n_features
+    assert dyn.n_features == d + 2 * (d - 1) and len(dyn.delta_columns) == d - 1
+    for z, z0 in zip(dyn.clips("train"), dm.clips("train"), strict=True):
+        np.testing.assert_allclose(z[:, :d], z0)
+        np.testing.assert_allclose(z[1:-1, d], 0.5 * (z0[2:, 0] - z0[:-2, 0]))
+    assert dyn.stats()["deltas"]["columns"] == dyn.delta_columns
 
 
 def test_mixed_rates_are_an_error(folder: Path, tmp_path: Path, arctic: np.ndarray) -> None:

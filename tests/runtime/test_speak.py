@@ -155,3 +155,36 @@ def test_bad_input_is_one_line(
     with pytest.raises(SystemExit):
         main(["synthesize", "--model", str(tts_model), "--out", str(tmp_path)])
     assert "--count and --frames are required" in capsys.readouterr().err
+
+
+def test_stream_in_chunks(tts_model: Path) -> None:
+    """The streamed chunks hold the same number of samples as speak()'s waveform, start after
+    a few frames, and sound like it (log-mel distance well under the spectrogram's spread)."""
+    from seqboltz.runtime._tts import AudioChunker, soft_limit
+    from seqboltz.speech import log_mel_spectrogram
+
+    tts = load_voice(tts_model)
+    whole = tts.speak(TEXT, seed=3)
+    plan = tts.plan(TEXT)
+    chunker = AudioChunker(tts.voice, plan.n_frames, first_frames=6, min_frames=20)
+    frames = tts.frames(plan, seed=3)
+    first = chunker.push(frames[: 6 + chunker.lookahead])
+    assert len(first) == 1 and first[0].shape[0] == 6 * 40 - chunker.half  # audio early
+    rest = chunker.push(frames[6 + chunker.lookahead :]) + chunker.finish()
+    chunks = tts.stream(TEXT, seed=3, first_frames=6, min_frames=20)
+    streamed = np.concatenate(list(chunks))
+    assert np.array_equal(np.concatenate(first + rest), streamed)  # stream() = the chunker
+    assert streamed.shape == whole.wave.shape and np.isfinite(streamed).all()
+    assert sum(chunker.joins.values()) == len(first + rest) - 1
+    assert np.abs(streamed).max() < PEAK
+    # the same sound, up to the joins and WORLD's random noise excitation: 16 mel bands
+    # averaged over 40 ms (the noise's fine structure differs from call to call)
+    a, b = (log_mel_spectrogram(x, 8000, n_mels=16) for x in (streamed, whole.wave / whole.gain))
+    n = a.shape[1] // 8 * 8
+    a, b = (x[:, :n].reshape(16, -1, 8).mean(axis=2) for x in (a, b))
+    assert np.abs(a - b).mean() < 0.3 * np.abs(b - b.mean()).mean()
+    # the limiter: unchanged below the knee, never reaching the peak, monotone
+    x = np.linspace(-3, 3, 601)
+    y = soft_limit(x)
+    assert np.array_equal(y[np.abs(x) <= 0.8], x[np.abs(x) <= 0.8])
+    assert np.abs(y).max() < PEAK and np.all(np.diff(y) > 0)

@@ -64,6 +64,9 @@ def test_not_a_voice(card: dict) -> None:
         VoiceCard.from_card(other)
     with pytest.raises(VoiceError, match="takes 3 controls per frame"):
         VoiceCard.from_card({**card, "conditioning": {"controls": {"size": 3}}})
+    deltas = {**card, "features": {**card["features"], "deltas": {"columns": [0]}}}
+    with pytest.raises(VoiceError, match="trained on frames with deltas"):
+        VoiceCard.from_card(deltas)
     with pytest.raises(ValueError, match="silence frames must be"):
         voice_stats(WorldFeatures(sample_rate=8000), ORDER, DurationModel(), np.zeros((1, 2)))
 
