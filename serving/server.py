@@ -104,7 +104,7 @@ class _TokenAuth(grpc.aio.ServerInterceptor):
             return await continuation(details)
         if details.method.endswith("/Steer"):
             return self._deny_bidi
-        if details.method.endswith("/Generate"):
+        if details.method.endswith(("/Generate", "/Speak")):
             return self._deny_stream
         return self._deny_unary
 

@@ -21,7 +21,9 @@ import grpc
 import numpy as np
 
 from seqboltz.errors import BadRequest, LimitExceeded, ModelDiverged, ResumeMismatch, Unavailable
-from seqboltz.runtime import FrameStream, StreamState
+from seqboltz.runtime import FrameStream, StreamState, TextToSpeech
+from seqboltz.runtime._tts import AudioChunker
+from seqboltz.speech._voice import TextPlan
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
 from serving.batcher import StepBatcher
@@ -175,6 +177,19 @@ def _resumed(model: Model, request: pb.GenerateRequest) -> FrameStream:
         gibbs_steps=gibbs_steps,
     )
     return FrameStream.resume(art.stream_spec(gibbs_steps), state)
+
+
+def _speech_plan(model: Model, text: str) -> tuple[TextToSpeech, TextPlan]:
+    """The model's voice and what it will say (``BadRequest``: not a text-to-speech model,
+    empty text)."""
+    tts = TextToSpeech(model.artifact)
+    return tts, tts.plan(text)
+
+
+def _audio(chunker: AudioChunker, frames: list[np.ndarray], last: bool) -> list[np.ndarray]:
+    """Push frames into the chunker (and finish it after the last): the chunks now ready."""
+    out = [c for f in frames for c in chunker.push(f)]
+    return out + chunker.finish() if last else out
 
 
 def _replayed(request: pb.GenerateRequest) -> int:
@@ -368,6 +383,66 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 yield chunk
         finally:
             self._release(state)
+
+    @grpc_stream_errors
+    async def Speak(
+        self, request: pb.SpeakRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AudioChunk]:
+        """Text → phones, durations, controls (:class:`~seqboltz.runtime.TextToSpeech`); the
+        frames through the model's batcher like any stream's; audio chunks as they are ready
+        (:class:`~seqboltz.runtime._tts.AudioChunker`, run off the event loop)."""
+        model = self.repository.get(request.model)
+        loop = asyncio.get_running_loop()
+        tts, plan = await loop.run_in_executor(None, _speech_plan, model, request.text)
+        if plan.n_frames > self.limits.max_frames:
+            raise LimitExceeded(
+                f"the text takes {plan.n_frames} frames, over the limit {self.limits.max_frames}"
+            )
+        chunker = AudioChunker(tts.voice, plan.n_frames)
+        frames = tts.frame_stream(plan, int(request.seed))
+        state = self._admit(Stream(model, self._batcher(model), frames))
+        rate, total, sent = tts.sample_rate, plan.n_frames * chunker.hop, 0
+        phones = [
+            pb.PhoneTime(
+                phone=p.symbol,
+                start=float(a),
+                end=float(b),
+                word=plan.utterance.words[p.word].text if p.word >= 0 else "",
+            )
+            for p, a, b in zip(
+                plan.utterance.phones, plan.alignment.starts, plan.alignment.ends, strict=True
+            )
+        ]
+        try:
+            pending = [tts.seed_frames]
+            for last in [False] * (plan.n_frames - tts.voice.order) + [True]:
+                chunks = await loop.run_in_executor(None, _audio, chunker, pending, last)
+                for chunk in chunks:
+                    pcm = np.round(chunk * 32767).astype("<i2").tobytes()
+                    yield pb.AudioChunk(
+                        sample_rate=rate,
+                        pcm=pcm,
+                        first_sample=sent,
+                        total_samples=total,
+                        phones=phones if sent == 0 else [],
+                    )
+                    sent += chunk.shape[0]
+                if not last:
+                    pending = [(await self._next(state))[None]]
+                    self.metrics.frames.inc()
+        finally:
+            self._release(state)
+
+    def _admit(self, state: Stream) -> Stream:
+        """Count a stream that is not opened from a GenerateRequest (Speak)."""
+        if self.draining.is_set():
+            raise Unavailable("the server is shutting down")
+        if self.active >= self.limits.max_streams:
+            raise LimitExceeded(f"too many concurrent streams (limit {self.limits.max_streams})")
+        state.batcher.open()
+        self.active += 1
+        self.metrics.active.inc()
+        return state
 
     @grpc_stream_errors
     async def Steer(

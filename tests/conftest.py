@@ -8,6 +8,9 @@ would fight over the same cores; each worker is given ``cores // workers`` threa
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 
 def _threads_per_worker() -> int | None:
@@ -24,3 +27,58 @@ if _THREADS is not None:
     import torch
 
     torch.set_num_threads(_THREADS)
+
+
+def _tiny_tts_artifact(folder: Path) -> Path:
+    """A text-to-speech artifact in seconds (tests/runtime/test_speak.py, tests/serving): a
+    residual CRBM (H 8, order 2, no visible noise) started at the least-squares fit on one
+    ARCTIC utterance (pysptk's example, 8 kHz) with its phones spread evenly, no training; the
+    voice (duration model, front end, WORLD statistics) in the checkpoint's data statistics, as
+    RBMSystem writes them for TTSDataModule; exported by ``seqboltz export``."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from seqboltz.cli import main
+    from seqboltz.models import ResidualCRBM, save_model
+    from seqboltz.speech import WorldFeatures, read_audio
+    from seqboltz.speech._duration import DurationModel
+    from seqboltz.speech._text import frame_features, text_to_utterance
+    from seqboltz.speech._voice import voice_stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pysptk
+
+    order = 2
+    wf = WorldFeatures(sample_rate=8000)
+    raw = wf.analyze(read_audio(pysptk.util.example_audio_file(), 8000))
+    utt = text_to_utterance("And you always want to see it in the superlative degree.")
+    n = len(utt.phones)
+    durations = np.diff(np.linspace(0, raw.shape[0], n + 1).round()).astype(np.int64)
+    wf.fit([raw])
+    z = wf.transform(raw)
+    controls = frame_features(utt, durations)
+    torch.manual_seed(0)
+    model = ResidualCRBM(
+        wf.dim, 8, order, n_controls=controls.shape[1], ridge=1e-3, start_history_noise=1.0,
+        train_linear=False, visible_noise=0.0,
+    ).double()  # fmt: skip
+    model.init_from_sequences([z], [controls])
+    ckpt = save_model(model, folder / "tts.ckpt")
+    entry = torch.load(ckpt, weights_only=True)
+    stats = voice_stats(wf, order, DurationModel().fit([utt], [durations]), z[:order])
+    entry["seqboltz"]["data"] = {"class_path": "seqboltz.data.TTSDataModule", "stats": stats}
+    torch.save(entry, ckpt)
+    out = folder / "tts.onnx"
+    argv = ["export", str(ckpt), "--out", str(out), "--gibbs-steps", "2", "--no-data"]
+    assert main(argv) == 0
+    ckpt.unlink()
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`_tiny_tts_artifact` once per test process."""
+    return _tiny_tts_artifact(tmp_path_factory.mktemp("tts"))

@@ -152,3 +152,39 @@ class Applied(_message.Message):
     action: str
     frame: int
     def __init__(self, action: _Optional[str] = ..., frame: _Optional[int] = ...) -> None: ...
+
+class SpeakRequest(_message.Message):
+    __slots__ = ("model", "text", "seed")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    text: str
+    seed: int
+    def __init__(self, model: _Optional[str] = ..., text: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class AudioChunk(_message.Message):
+    __slots__ = ("sample_rate", "pcm", "first_sample", "total_samples", "phones")
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    PCM_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PHONES_FIELD_NUMBER: _ClassVar[int]
+    sample_rate: int
+    pcm: bytes
+    first_sample: int
+    total_samples: int
+    phones: _containers.RepeatedCompositeFieldContainer[PhoneTime]
+    def __init__(self, sample_rate: _Optional[int] = ..., pcm: _Optional[bytes] = ..., first_sample: _Optional[int] = ..., total_samples: _Optional[int] = ..., phones: _Optional[_Iterable[_Union[PhoneTime, _Mapping]]] = ...) -> None: ...
+
+class PhoneTime(_message.Message):
+    __slots__ = ("phone", "start", "end", "word")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    start: float
+    end: float
+    word: str
+    def __init__(self, phone: _Optional[str] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., word: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class GenerationStub:
                 request_serializer=seqboltz_dot_v1_dot_generation__pb2.SteerRequest.SerializeToString,
                 response_deserializer=seqboltz_dot_v1_dot_generation__pb2.FrameChunk.FromString,
                 _registered_method=True)
+        self.Speak = channel.unary_stream(
+                '/seqboltz.v1.Generation/Speak',
+                request_serializer=seqboltz_dot_v1_dot_generation__pb2.SpeakRequest.SerializeToString,
+                response_deserializer=seqboltz_dot_v1_dot_generation__pb2.AudioChunk.FromString,
+                _registered_method=True)
 
 
 class GenerationServicer:
@@ -90,6 +95,16 @@ class GenerationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Speak(self, request, context):
+        """Say a text with a text-to-speech model (a card with a voice: ModelInfo.card_json's
+        features hold a front_end and a duration_model): its audio, chunk by chunk, while the
+        frames are being generated. The samples are those of `seqboltz synthesize --text` with
+        the same seed, but for the joins between chunks (cross-faded at unvoiced frames).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +127,11 @@ def add_GenerationServicer_to_server(servicer, server):
                     servicer.Steer,
                     request_deserializer=seqboltz_dot_v1_dot_generation__pb2.SteerRequest.FromString,
                     response_serializer=seqboltz_dot_v1_dot_generation__pb2.FrameChunk.SerializeToString,
+            ),
+            'Speak': grpc.unary_stream_rpc_method_handler(
+                    servicer.Speak,
+                    request_deserializer=seqboltz_dot_v1_dot_generation__pb2.SpeakRequest.FromString,
+                    response_serializer=seqboltz_dot_v1_dot_generation__pb2.AudioChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +242,33 @@ class Generation:
             '/seqboltz.v1.Generation/Steer',
             seqboltz_dot_v1_dot_generation__pb2.SteerRequest.SerializeToString,
             seqboltz_dot_v1_dot_generation__pb2.FrameChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Speak(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/seqboltz.v1.Generation/Speak',
+            seqboltz_dot_v1_dot_generation__pb2.SpeakRequest.SerializeToString,
+            seqboltz_dot_v1_dot_generation__pb2.AudioChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,61 +9,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from seqboltz.cli import main
 from seqboltz.runtime import load_voice
 from seqboltz.runtime._tts import PEAK
-from seqboltz.speech import WorldFeatures, read_audio
-from seqboltz.speech._duration import DurationModel
-from seqboltz.speech._text import frame_features, text_to_utterance
-from seqboltz.speech._voice import VoiceCard, voice_stats
+from seqboltz.speech._text import text_to_utterance
+from seqboltz.speech._voice import VoiceCard
 
-ARCTIC_A0007 = "And you always want to see it in the superlative degree."
 TEXT = "Press one, then Zorblax."  # "Zorblax" is not in the dictionary: g2p
-ORDER = 2
 
 
 @pytest.fixture(scope="module")
-def tts_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train nothing: fit the start on one utterance, write a checkpoint with the voice in
-    its data statistics (as RBMSystem does for TTSDataModule), export it with the CLI."""
-    from seqboltz.models import ResidualCRBM, save_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pysptk
-
-    wave = read_audio(pysptk.util.example_audio_file(), 8000)
-    wf = WorldFeatures(sample_rate=8000)
-    raw = wf.analyze(wave)
-    utt = text_to_utterance(ARCTIC_A0007)
-    n = len(utt.phones)
-    durations = np.diff(np.linspace(0, raw.shape[0], n + 1).round()).astype(np.int64)
-    wf.fit([raw])
-    z = wf.transform(raw)
-    controls = frame_features(utt, durations)
-    torch.manual_seed(0)
-    model = ResidualCRBM(
-        wf.dim, 8, ORDER, n_controls=controls.shape[1], ridge=1e-3, start_history_noise=1.0,
-        train_linear=False, visible_noise=0.0,
-    ).double()  # fmt: skip
-    model.init_from_sequences([z], [controls])
-    folder = tmp_path_factory.mktemp("tts")
-    ckpt = save_model(model, folder / "tts.ckpt")
-    entry = torch.load(ckpt, weights_only=True)
-    stats = voice_stats(wf, ORDER, DurationModel().fit([utt], [durations]), z[:ORDER])
-    entry["seqboltz"]["data"] = {"class_path": "seqboltz.data.TTSDataModule", "stats": stats}
-    torch.save(entry, ckpt)
-    out = folder / "tts.onnx"
-    assert main(["export", str(ckpt), "--out", str(out), "--gibbs-steps", "2", "--no-data"]) == 0
-    return out
+def tts_model(tiny_tts_artifact: Path) -> Path:
+    return tiny_tts_artifact
 
 
 # Runs in a fresh interpreter, where torch, torchaudio and lightning cannot be imported.
