@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from seqboltz._conditioning import per_frame
 from seqboltz.errors import BadRequest
 from seqboltz.noise import sequence_rng
 from seqboltz.runtime._stream import FrameStream, StreamSpec
+from seqboltz.runtime._unroll import find_gibbs_loop, unroll_gibbs_loop
 
 __all__ = ["Artifact", "ArtifactError", "load_artifact"]
 
@@ -102,6 +104,15 @@ class Artifact:
     card: dict[str, Any]
     session: Any
     input_names: list[str]
+    #: the graph with its Gibbs-step Loop (serialized), run for a ``k`` other than the card's,
+    #: whose own session (:attr:`session`) has the loop written out; ``None``: :attr:`session`
+    #: runs every ``k`` the artifact allows
+    loop_graph: bytes | None = field(default=None, repr=False)
+    session_options: Any = field(default=None, repr=False)
+    _loop_session: Any = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     # ---- the card --------------------------------------------------------------------------
     @property
@@ -239,8 +250,24 @@ class Artifact:
                 if value is None:
                     raise ArtifactError(f"model {self.name!r} needs {name} for every step")
                 feeds[name] = np.ascontiguousarray(value, dtype=np.float64)
-        out: np.ndarray = self.session.run(["frame"], feeds)[0]
+        session = self.session
+        if self.loop_graph is not None and noise.shape[1] != self.gibbs_steps:
+            session = self._loop()
+        out: np.ndarray = session.run(["frame"], feeds)[0]
         return out
+
+    def _loop(self) -> Any:
+        """The session of :attr:`loop_graph` (created on first use, once)."""
+        with self._lock:
+            if self._loop_session is None:
+                import onnxruntime as ort
+
+                self._loop_session = ort.InferenceSession(
+                    self.loop_graph,
+                    sess_options=self.session_options,
+                    providers=["CPUExecutionProvider"],
+                )
+            return self._loop_session
 
     # ---- sequences -------------------------------------------------------------------------
     @property
@@ -438,9 +465,17 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    graph, loop_graph = proto, None
+    if card.get("family", "sequence") == "sequence":
+        _check_card_gibbs_steps(path, card)
+        if "max_gibbs_steps" in card and find_gibbs_loop(proto) is not None:
+            # the card's k through the loop written out (the speed of an unrolled export);
+            # other k through the loop itself (seqboltz.runtime._unroll)
+            loop_graph = proto.SerializeToString()
+            graph = unroll_gibbs_loop(proto, int(card["gibbs_steps"]))
     try:
         session = ort.InferenceSession(
-            proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:
         raise ArtifactError(f"{path}: onnxruntime cannot load the model ({exc})") from exc
@@ -456,14 +491,19 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
     if names != expected:
         raise ArtifactError(f"{path}: graph inputs {names} do not match the card ({expected})")
     if card.get("family", "sequence") == "sequence":
-        _check_gibbs_steps(path, card, session.get_inputs()[1].shape)
-    return Artifact(path=path, card=card, session=session, input_names=names)
+        _check_graph_gibbs_steps(path, card, session.get_inputs()[1].shape)
+    return Artifact(
+        path=path,
+        card=card,
+        session=session,
+        input_names=names,
+        loop_graph=loop_graph,
+        session_options=options,
+    )
 
 
-def _check_gibbs_steps(path: Path, card: dict[str, Any], noise_shape: Sequence[Any]) -> None:
-    """The card's ``gibbs_steps``/``max_gibbs_steps`` against each other and the graph's
-    noise input ``(B, k, W)``: ``k`` symbolic (any ``k``) or, for a card without
-    ``max_gibbs_steps``, the card's ``k``."""
+def _check_card_gibbs_steps(path: Path, card: dict[str, Any]) -> None:
+    """The card's ``gibbs_steps`` and ``max_gibbs_steps``: integers, ``1 ≤ k ≤ max``."""
     k, top = card["gibbs_steps"], card.get("max_gibbs_steps", card["gibbs_steps"])
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in (k, top)) or not (
         1 <= k <= top
@@ -472,6 +512,12 @@ def _check_gibbs_steps(path: Path, card: dict[str, Any], noise_shape: Sequence[A
             f"{path}: the card's gibbs_steps ({k!r}) and max_gibbs_steps ({top!r}) must be "
             "integers with 1 <= gibbs_steps <= max_gibbs_steps"
         )
+
+
+def _check_graph_gibbs_steps(path: Path, card: dict[str, Any], noise_shape: Sequence[Any]) -> None:
+    """The graph's noise input ``(B, k, W)``: ``k`` symbolic (any ``k``) or, for a card
+    without ``max_gibbs_steps``, the card's ``k``."""
+    k, top = card["gibbs_steps"], card.get("max_gibbs_steps", card["gibbs_steps"])
     graph_k = noise_shape[1] if len(noise_shape) == 3 else None
     if isinstance(graph_k, int) and ("max_gibbs_steps" in card or graph_k != k):
         raise ArtifactError(

@@ -158,3 +158,25 @@ def test_synthesize_gibbs_steps(exported, tmp_path: Path, capsys) -> None:
         assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
         assert f"1 to 9 Gibbs steps per frame (default 5); got gibbs_steps={bad}" in err
         assert not (tmp_path / bad).exists()
+
+
+def test_the_cards_k_runs_the_loop_written_out(exported) -> None:
+    """The card's k runs through the loop written out k times (for speed), any other k
+    through the loop; at the card's k both give the same frame bit for bit."""
+    import onnx
+
+    from seqboltz.runtime._unroll import find_gibbs_loop, unroll_gibbs_loop
+
+    _, art = exported["crbm"]
+    assert art.loop_graph is not None
+    rng = np.random.default_rng(5)
+    feeds = {"history": rng.normal(size=(4, 3, 6)), "noise": rng.random((4, K, 10))}
+    unrolled = art.session.run(["frame"], feeds)[0]
+    np.testing.assert_array_equal(unrolled, art._loop().run(["frame"], feeds)[0])
+    proto = onnx.load(str(art.path))
+    written_out = unroll_gibbs_loop(proto, 3)
+    assert find_gibbs_loop(written_out) is None and find_gibbs_loop(proto) is not None
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        unroll_gibbs_loop(proto, 0)
+    with pytest.raises(ValueError, match="no Gibbs-step Loop"):
+        unroll_gibbs_loop(written_out, 3)
