@@ -59,7 +59,18 @@ def synthesize_main(argv: Sequence[str]) -> int:
     parser.add_argument("--shard", default="0/1", help="i/n: this machine's share of the job")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--format", choices=FORMATS, default="npy")
-    parser.add_argument("--plot", action="store_true", help="also a PNG per sequence")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also a PNG of the values per sequence and, for a motion model, the body "
+        "(stick-figure filmstrip PNG and GIF, SEQ_body_filmstrip.png / SEQ_body.gif)",
+    )
+    parser.add_argument(
+        "--start",
+        metavar="BVH",
+        help="continue every sequence from the last frames of this BVH clip (a motion model's "
+        "rig, any frame rate), where it stands and faces",
+    )
     parser.add_argument("--workers", type=int, help="processes (default: every core)")
     parser.add_argument("--chunk", type=int, default=16, help="sequences computed together")
     parser.add_argument("--no-progress", action="store_true")
@@ -90,6 +101,7 @@ def synthesize_main(argv: Sequence[str]) -> int:
             chunk=args.chunk,
             plot=args.plot,
             gibbs_steps=args.gibbs_steps,
+            start=args.start,
         )
         if args.ray is not None:
             from seqboltz.runtime._ray import run_synthesis_ray

@@ -109,6 +109,9 @@ class SynthesisJob:
     plot: bool = False
     #: ``k``, Gibbs steps per frame (``None``: the card's ``gibbs_steps``)
     gibbs_steps: int | None = None
+    #: a BVH file (the model's rig, any frame rate) every sequence continues from its last
+    #: ``order`` frames, in the clip's own place and heading (``None``: the card's seed frames)
+    start: str | None = None
 
     def style_schedule(self) -> StyleSchedule | None:
         """:attr:`style` as a schedule (a constant is one segment from frame 0)."""
@@ -155,6 +158,8 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         raise ArtifactError(f"BVH needs a motion model; {art.name!r} is {domain!r}")
     if job.fmt == "wav" and domain != "speech":
         raise ArtifactError(f"WAV needs a speech model; {art.name!r} is {domain!r}")
+    if job.start is not None:
+        _start_frames(job, art)  # one clear line for a wrong file, before any work
     schedule = job.style_schedule()
     if art.style_size and schedule is None:
         raise ArtifactError(f"model {art.name!r} needs --style with {art.style_size} value(s)")
@@ -180,8 +185,40 @@ def _style_array(job: SynthesisJob, count: int) -> np.ndarray | None:
     return np.broadcast_to(per_frame[None], (count, *per_frame.shape))
 
 
-def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
-    """A function writing one sequence's standardised frames ``(T, D)`` to a path."""
+def _start_frames(job: SynthesisJob, art: Artifact) -> tuple[np.ndarray, Any]:
+    """``(seed frames (order, D) standardised, oldest first; the root state at the clip's
+    last frame)`` of ``job.start`` (:meth:`seqboltz.motion.MotionFeatures.seed_frames`)."""
+    from seqboltz.motion import MotionFeatures, MotionFileError, read_bvh
+
+    assert job.start is not None
+    if art.card.get("domain") != "motion" or art.family != "sequence":
+        raise ArtifactError(f"--start needs a motion model; {art.name!r} is not one")
+    try:
+        clip = read_bvh(job.start)
+        frames, state = MotionFeatures.from_dict(art.card["features"]).seed_frames(clip, art.order)
+    except (OSError, MotionFileError, ValueError) as exc:
+        raise ArtifactError(f"--start {job.start}: {exc}") from None
+    return np.asarray(frames, dtype=np.float64), state
+
+
+def _motion_clip(art: Artifact, frames: np.ndarray, state: Any, name: str) -> Any:
+    """The :class:`~seqboltz.motion.MotionClip` of standardised frames ``(T, D)``."""
+    from seqboltz.motion import MotionFeatures
+
+    return MotionFeatures.from_dict(art.card["features"]).inverse_transform(frames, state, name)
+
+
+def _plot_body(path: Path, art: Artifact, clip: Any) -> None:
+    """Stick-figure filmstrip PNG and GIF of one generated clip (:mod:`seqboltz.viz_motion`)."""
+    from seqboltz.viz_motion import render_clips
+
+    up = str(art.card["features"].get("up_axis", "y"))
+    render_clips(path, {"generated": clip}, up_axis=up, title=f"{art.name}: {path.stem}")
+
+
+def _writer(art: Artifact, fmt: str, state: Any = None) -> Callable[[Path, np.ndarray], None]:
+    """A function writing one sequence's standardised frames ``(T, D)`` to a path (a motion
+    clip continues from root ``state``: the start clip's, or the features' default)."""
     card = art.card
     if fmt == "npy":
 
@@ -190,14 +227,10 @@ def _writer(art: Artifact, fmt: str) -> Callable[[Path, np.ndarray], None]:
 
         return write_npy
     if fmt == "bvh":
-        from seqboltz.motion import MotionFeatures, write_bvh
-
-        features = MotionFeatures.from_dict(card["features"])
-        seed_state = None
+        from seqboltz.motion import write_bvh
 
         def write_motion(path: Path, frames: np.ndarray) -> None:
-            clip = features.inverse_transform(frames, seed_state, name=path.stem)
-            write_bvh(path, clip)
+            write_bvh(path, _motion_clip(art, frames, state, path.stem))
 
         return write_motion
     from seqboltz.speech import speech_features_from_dict, write_wav
@@ -250,16 +283,19 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
                 done["written"].append(path.name)
         return done
     # the whole chunk, always: a resumed chunk is computed exactly as the first time
+    start, state = _start_frames(job, art) if job.start is not None else (None, None)
     stream = art.frame_stream(
         seed=job.seed,
+        seed_frames=None if start is None else np.repeat(start[None], len(indices), axis=0),
         count=len(indices),
         style=_style_array(job, len(indices)),
         sequence_indices=indices,
         gibbs_steps=job.gibbs_steps,
     )
     frames, diverged = stream.run(art.step, job.frames, stop_diverged=True)
-    write = _writer(art, job.fmt)
+    write = _writer(art, job.fmt, state)
     names = art.card["features"].get("feature_names") or []
+    body = job.plot and "skeleton" in art.card["features"]  # a motion model with its rig
     for row, index in enumerate(indices):
         if row in diverged:
             error = diverged[row]
@@ -271,6 +307,9 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         write(path, frames[row])
         if job.plot:
             _plot(path.with_suffix(".png"), art.to_data_units(frames[row]), names, art.frame_rate)
+        if body:
+            clip = _motion_clip(art, frames[row], state, path.stem)
+            _plot_body(path.with_name(path.stem + "_body"), art, clip)
         done["written"].append(path.name)
     return done
 
@@ -329,7 +368,7 @@ def run_synthesis(
                 diverged += result["diverged"]
     bar(0, done=True)
     stopped = {d["index"] for d in diverged}
-    model_sha = hashlib.sha256(Path(job.model).read_bytes()).hexdigest()
+    model_sha = _file_sha256(job.model)
     manifest = {
         "model": str(job.model),
         "model_sha256": model_sha,
@@ -342,6 +381,9 @@ def run_synthesis(
         "shard": list(job.shard),
         "chunk": job.chunk,
         "gibbs_steps": art.check_gibbs_steps(job.gibbs_steps) if art.family == "sequence" else None,
+        "start": None
+        if job.start is None
+        else {"file": str(job.start), "sha256": _file_sha256(job.start)},
         "noise_rule": art.card["noise_rule"],
         "seconds": round(time.perf_counter() - start, 3),
         "files": [
@@ -353,6 +395,10 @@ def run_synthesis(
     target = out / f"manifest.shard-{i}-of-{n}.json"
     atomic_write(target, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
     return manifest
+
+
+def _file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Callable[..., None]:

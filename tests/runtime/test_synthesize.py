@@ -136,6 +136,8 @@ def test_bad_jobs(crbm_path, fcrbm_path, tmp_path: Path) -> None:
         run_synthesis(SynthesisJob(**{**base, "count": 0}), progress=False)
     with pytest.raises(ArtifactError, match="--style has 1 value"):
         run_synthesis(SynthesisJob(**base, style=(1.0,)), progress=False)
+    with pytest.raises(ArtifactError, match="--start needs a motion model"):
+        run_synthesis(SynthesisJob(**base, start=str(tmp_path / "x.bvh")), progress=False)
     styled = {**base, "model": str(fcrbm_path[1])}
     with pytest.raises(ArtifactError, match="needs --style with 1 value"):
         run_synthesis(SynthesisJob(**styled), progress=False)
@@ -208,3 +210,36 @@ def test_diverged_sequences_stop_and_the_others_are_written(
     assert sorted(p.name for p in out.glob("seq_*")) == [f"seq_{i:06d}.npy" for i in written]
     for i in written:
         np.testing.assert_array_equal(np.load(out / f"seq_{i:06d}.npy"), run.frames[i])
+
+
+EMBEDDED = Path(__file__).resolve().parents[2] / "serving" / "models" / "motion_crbm.onnx"
+
+
+def test_motion_continues_a_users_bvh_and_draws_the_body(tmp_path: Path) -> None:
+    import dataclasses
+
+    from seqboltz.motion import read_bvh, write_bvh
+
+    first = SynthesisJob(
+        model=str(EMBEDDED), out=str(tmp_path / "a"), count=1, frames=40, fmt="bvh", plot=True
+    )
+    run_synthesis(first, progress=False)
+    for name in ("seq_000000_body_filmstrip.png", "seq_000000_body.gif"):
+        assert (tmp_path / "a" / name).stat().st_size > 1000
+    # the same clip moved 1000 units along the ground: a continuation starts where it stands
+    clip = read_bvh(tmp_path / "a" / "seq_000000.bvh")
+    root = clip.skeleton.joints[0]
+    x = root.channels.index("Xposition")
+    frames = clip.frames.copy()
+    frames[:, x] += 1000.0
+    write_bvh(tmp_path / "moved.bvh", dataclasses.replace(clip, frames=frames))
+    job = dataclasses.replace(first, out=str(tmp_path / "b"), start=str(tmp_path / "moved.bvh"))
+    manifest = run_synthesis(job, progress=False)
+    assert manifest["start"]["file"] == str(tmp_path / "moved.bvh")
+    cont = read_bvh(tmp_path / "b" / "seq_000000.bvh").local_translations()[:, 0]
+    last = clip.local_translations()[-1, 0] + np.eye(3)[0] * 1000.0
+    step = np.linalg.norm(np.diff(clip.local_translations()[:, 0], axis=0), axis=1).mean()
+    assert np.linalg.norm(cont[0] - last) < 5 * step + 1e-6
+    with pytest.raises(ArtifactError, match=r"--start .*manifest.*expected HIERARCHY"):
+        bad = dataclasses.replace(job, start=str(tmp_path / "a" / "manifest.shard-0-of-1.json"))
+        run_synthesis(bad, progress=False)
