@@ -6,7 +6,10 @@ configuration, ``--frames`` frames are generated frame by frame with the seed→
 (per-sequence ``sequence_rng``), timing every frame:
 
 * torch eager: ``SequenceRBM.next_frame`` in float64 (what ``generate`` runs), batch 1 and 64;
-* the runtime: ``Artifact.stream`` (onnxruntime, float64), batch 1, 64 and 256;
+* the runtime: ``Artifact.stream`` (onnxruntime, float64), batch 1, 64 and 256, at each
+  ``--gibbs-steps`` k: an artifact with that k on its card (the card's k runs with the Gibbs-step
+  Loop written out), and the k = 30 artifact run at that k (through its Loop); with a seqboltz
+  from before ``max_gibbs_steps`` (for before/after), one artifact per k, k unrolled at export;
 * the pure-compute ceiling: the same step's math and noise generation in a tight numpy loop
   (no session, no I/O), batch 1, 64, 256, in float64 and float32 — float64 is what keeps a
   sequence's frames independent of its batch, so float64 / float32 is the cost of that rule.
@@ -15,11 +18,13 @@ Frames/s counts every sequence's frames (batch × frames / seconds); latency is 
 frame of every sequence in the batch). Run from the repository root::
 
     python benchmarks/generate.py [--frames 200] [--threads 1] [--json PATH]
+    python benchmarks/generate.py --gibbs-steps 30,10,3,1 --batches 1,256 --no-ceiling
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -69,11 +74,15 @@ def time_torch(model: ConditionalRBM, batch: int, frames: int) -> dict[str, floa
     return _summary(times[5:], batch)
 
 
-def time_runtime(path: Path, batch: int, frames: int, threads: int) -> dict[str, float]:
+def time_runtime(
+    path: Path, batch: int, frames: int, threads: int, k: int | None = None
+) -> dict[str, float]:
+    """The runtime's frames/s; ``k``: Gibbs steps per frame (``None``: the card's)."""
     art = load_artifact(path, threads=threads)
     times = []
+    kwargs = {} if k is None else {"gibbs_steps": k}
     t0 = time.perf_counter()
-    for _ in art.stream(frames, seed=0, count=batch):
+    for _ in art.stream(frames, seed=0, count=batch, **kwargs):
         t1 = time.perf_counter()
         times.append(t1 - t0)
         t0 = t1
@@ -118,29 +127,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="torch, BLAS and ORT threads")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--gibbs-steps", default=str(K), help="k of the runtime rows, comma-separated (e.g. 30,3)"
+    )
+    parser.add_argument("--batches", default="1,64,256", help="batches of the runtime rows")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the numpy ceiling rows")
     args = parser.parse_args(argv)
+    ks = [int(x) for x in args.gibbs_steps.split(",")]
+    batches = [int(x) for x in args.batches.split(",")]
+    if min(ks) < 1 or min(batches) < 1:
+        parser.error("--gibbs-steps and --batches take integers >= 1")
     set_threads(args.threads)
     torch.manual_seed(0)
     model = ConditionalRBM(D, H, ORDER)
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(
-            model, Path(tmp) / "crbm.onnx", build_card(model, name="bench", gibbs_steps=K), K
-        )
+        # one artifact per k with that k on its card (a seqboltz from before max_gibbs_steps:
+        # k unrolled in the graph; after: run with the Loop written out), and after, the k = 30
+        # artifact also run at each other k (through its Loop)
+        variable_k = "max_gibbs_steps" in inspect.signature(build_card).parameters
+        paths: dict[int, Path] = {}
+        for k in sorted({*ks, K}) if variable_k else ks:
+            extra = {"max_gibbs_steps": max(*ks, K)} if variable_k else {}
+            card = build_card(model, name="bench", gibbs_steps=k, **extra)
+            paths[k] = export_onnx(model, Path(tmp) / f"crbm{k}.onnx", card, k)
         configs: list[tuple[str, int, Callable[[], dict[str, float]]]] = []
         for b in (1, 64):
             configs.append(
                 ("torch eager (float64)", b, lambda b=b: time_torch(model, b, args.frames))
             )
-        for b in (1, 64, 256):
-            configs.append(
-                (
-                    "runtime (onnxruntime, float64)",
-                    b,
-                    lambda b=b: time_runtime(path, b, args.frames, args.threads),
+        runs = [(k, k, "" if k == K else f", k = {k}") for k in ks]
+        if variable_k:
+            runs += [(K, k, f", k = {k} through the Loop (card k = {K})") for k in ks if k != K]
+        for card_k, k, label in runs:
+            for b in batches:
+                configs.append(
+                    (
+                        "runtime (onnxruntime, float64)" + label,
+                        b,
+                        lambda b=b, k=k, path=paths[card_k]: time_runtime(
+                            path, b, args.frames, args.threads, k if variable_k else None
+                        ),
+                    )
                 )
-            )
-        for b in (1, 64, 256):
+        for b in () if args.no_ceiling else (1, 64, 256):
             for dt, name in ((np.float64, "float64"), (np.float32, "float32")):
                 configs.append(
                     (
@@ -158,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         row.append(row[2] / torch_b1)
     print(format_machine_info(machine_info()))
     print(
-        f"\nCRBM {D}→{H}, order {ORDER}, k = {K}, {args.frames} frames, {args.threads} thread(s)\n"
+        f"\nCRBM {D}→{H}, order {ORDER}, k = {K} (runtime rows: k as named), {args.frames} frames,"
+        f" {args.threads} thread(s); "
+        + ("k chosen at run time" if variable_k else "k unrolled at export, one artifact per k")
+        + "\n"
     )
     print(
         markdown_table(
@@ -167,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             digits=[0, 0, 0, 3, 3, 2],
         )
     )
+    if args.json:
+        dump_json({"machine": machine_info(), "results": results}, args.json)
+    if args.no_ceiling or K not in ks or not {1, 256} <= set(batches):
+        return 0
     rt1 = results["runtime (onnxruntime, float64) b1"]["frames_per_s"]
     rt256 = results["runtime (onnxruntime, float64) b256"]["frames_per_s"]
     c256 = results["ceiling: numpy step + noise (float64) b256"]["frames_per_s"]
@@ -177,8 +214,6 @@ def main(argv: list[str] | None = None) -> int:
         f"cost of float64 (the batch-invariance rule) at the ceiling, batch 256: "
         f"{c256_32 / c256:.2f}× slower than float32"
     )
-    if args.json:
-        dump_json({"machine": machine_info(), "results": results}, args.json)
     return 0
 
 
