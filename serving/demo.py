@@ -4,6 +4,8 @@ streaming a generated sequence from it.
 Starts ``seqboltz serve`` (the embedded motion CRBM, a free loopback port) in a subprocess,
 waits until it is healthy, streams ``--frames`` frames with ``seqboltz generate`` (saved as
 NPY, BVH and a PNG plot), then stops the server with SIGTERM and checks it exits cleanly.
+Last it draws the generated body beside a real held-out clip of the committed CMU selection
+(:func:`draw_body`: ``body_filmstrip.png`` and ``body.gif``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,33 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-__all__ = ["main"]
+__all__ = ["draw_body", "main"]
+
+#: the real clip drawn beside the generation: a test clip of the default data (never trained on)
+REAL_CLIP = ("cmu_mixed", "131", "131_06")
+
+
+def draw_body(
+    generated_bvh: Path, out: Path, label: str = "generated", seconds: float = 10.0
+) -> dict[str, Path]:
+    """Stick-figure filmstrip and GIF of a generated BVH beside the real held-out clip
+    :data:`REAL_CLIP` (read from the committed fixture, resampled to the generation's rate).
+
+    Returns:
+        ``{"filmstrip": png, "animation": gif}`` under ``out`` (``body_filmstrip.png``,
+        ``body.gif``).
+    """
+    from seqboltz.data import motion_fixture_folder
+    from seqboltz.motion import read_amc, read_asf, read_bvh, resample_clip
+    from seqboltz.viz_motion import render_clips
+
+    generated = read_bvh(generated_bvh)
+    fixture, subject, take = REAL_CLIP
+    folder = motion_fixture_folder(fixture)
+    real = read_amc(folder / f"{take}.amc", read_asf(folder / f"{subject}.asf"))
+    real = resample_clip(real, generated.fps)
+    clips = {f"real (held out, CMU {take})": real, label: generated}
+    return render_clips(out / "body", clips, seconds=seconds, title="seqboltz demo")
 
 
 def _wait_listening(proc: subprocess.Popen[str], timeout: float = 60.0) -> dict[str, object]:
@@ -82,4 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=60)
     print(f"seqboltz serve: stopped with SIGTERM, exit code {exit_code}")
+    bvh = args.out / "generated.bvh"
+    if code == 0 and bvh.exists():
+        models = info["models"]
+        model = models[0] if isinstance(models, list) and models else "embedded model"
+        label = f"generated ({model}, seed {args.seed})"
+        pictures = draw_body(bvh, args.out, label)
+        print("the body, real beside generated: " + ", ".join(str(p) for p in pictures.values()))
     return code or exit_code

@@ -331,6 +331,10 @@ def test_main_job_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "health SERVING" in out and "exit code 0" in out
     assert read_bvh(tmp_path / "generated.bvh").frames.shape[0] == 60
     assert (tmp_path / "generated.png").stat().st_size > 1000
+    # the body, real held-out motion beside the generated
+    assert "the body, real beside generated" in out
+    for name in ("body_filmstrip.png", "body.gif"):
+        assert (tmp_path / name).stat().st_size > 10_000
 
 
 def test_running_stream_keeps_its_model_version(model_dir: Path, tmp_path: Path) -> None:
