@@ -427,9 +427,9 @@ def free_running_variances(
     """Per-column variances ``(D + 2K,)`` for MLPG: the variance of a model's errors when it
     runs free (from each prompt's first ``order`` frames) over training prompts, per static,
     Δ and Δ² column. A free-running model's static error grows with the distance from the
-    seed, so its one-step residual variance would understate how little its statics can be
-    trusted against its deltas (on validation: MCD 6.52 with these against 6.55 with the
-    one-step variances of the least-squares fit, history noise 2)."""
+    seed, so its one-step residual variance understates how little its statics can be trusted
+    against its deltas (on validation the two gave 6.519 and 6.520 dB for the linear model,
+    history noise 2: benchmarks/RESULTS.md, session 6)."""
     gens = gen([z[:order] for z in clips], controls)
     errors = np.concatenate([g[order:] - z[order:] for g, z in zip(gens, clips, strict=True)])
     return np.asarray(errors.var(axis=0))
@@ -674,7 +674,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.no_samplers:
                 modes = {k: g for k, g in modes.items() if "sampler" not in k}
             if args.deltas:
-                modes["mean, MLPG"] = with_mlpg(modes["mean"])
+                for mode in [m for m in modes if "mean" in m]:
+                    modes[f"{mode}, MLPG"] = with_mlpg(modes[mode])
             families["residual CRBM"][("with deltas, " if args.deltas else "") + spec] = modes
     for ckpt in args.ckpt:
         from seqboltz.models import load_model
@@ -690,7 +691,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         elif loaded.n_visible != dm.n_features:
             raise SystemExit(f"{ckpt}: frames of {loaded.n_visible}, the data's {dm.n_features}")
         elif args.deltas:
-            modes["mean, MLPG"] = with_mlpg(modes["mean"])
+            for mode in [m for m in modes if "mean" in m]:
+                modes[f"{mode}, MLPG"] = with_mlpg(modes[mode])
         families["residual CRBM"][Path(ckpt).stem] = modes
     results["validation"] = {}
     chosen: dict[str, tuple[str, float]] = {}  # family → (configuration, best MCD)
