@@ -1,7 +1,7 @@
 """Benchmark: the gRPC service under concurrent streams, batching on against batching off.
 
-A real server process per configuration (``seqboltz serve`` on the embedded motion CRBM: 63
-values per frame, 150 hidden, order 3, k = 30), and an asyncio client in this process:
+A real server process per configuration (``seqboltz serve`` on the embedded default model,
+``serving/models/README.md``, at its card's k), and an asyncio client in this process:
 
 1. 1, 16, 64 and 256 concurrent unpaced streams: aggregate frames/s and the p50/p99 time
    between frames of a stream, with batching on (``--max-batch 256``) and off
@@ -89,7 +89,7 @@ def ceiling(batch: int, frames: int) -> float:
     steps = max(20, frames // 4)
     start = time.perf_counter()
     for _ in range(steps):
-        noise = np.stack([gibbs_uniforms(r, 1, art.gibbs_steps, art.n_hidden)[0] for r in rngs])
+        noise = np.stack([gibbs_uniforms(r, 1, art.gibbs_steps, art.noise_width)[0] for r in rngs])
         v = art.step(window, noise)
         window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
     return batch * steps / (time.perf_counter() - start)
@@ -148,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(proc)
     print(format_machine_info(machine_info()))
-    print(f"\nembedded motion CRBM (63→150, order 3, k = 30), {args.frames} frames per stream\n")
+    art = load_artifact(DEFAULT_MODEL)
+    model = (
+        f"embedded {art.card['kind']} ({art.card['frame_size']}→"
+        f"{art.card['n_hidden']}, order {art.order}, k = {art.gibbs_steps})"
+    )
+    print(f"\n{model}, {args.frames} frames per stream\n")
     print(
         markdown_table(
             [
