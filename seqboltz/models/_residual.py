@@ -12,7 +12,8 @@ exactly at the linear baseline:
 * whitening ``M = L⁻¹`` with ``L Lᵀ = Σ`` the AR residual covariance (buffers, set by
   :meth:`ResidualCRBM.init_from_sequences`); ``u = M v``;
 * ``c`` the frame's optional controls ``(C,)`` (e.g. linguistic features for speech
-  synthesis; ``n_controls = 0`` for none);
+  synthesis; ``n_controls = 0`` for none) and style ``(S,)`` (e.g. the root speed a client
+  steers; ``n_style = 0`` for none), which enter alike, side by side in ``c``;
 * ``â = a + x A + c P`` (whitened prediction; starts at the least-squares fit on
   ``[x, c, 1]``), ``b̂ = b + x B + c Q`` (as in :class:`~seqboltz.models.ConditionalRBM`);
 * ``r = u - â`` and ``E(v, h | x) = ½‖r‖² - b̂ᵀh - rᵀWh``.
@@ -21,6 +22,15 @@ So ``p(h | v, x) = sigm(b̂ + rW)`` and ``p(u | h, x) = N(â + W h, I)``: with `
 exactly the linear AR(X) model with its full residual covariance, the baseline; the hidden units
 add what a linear Gaussian predictor cannot hold (several modes, phase). ``F(v | x) = ½‖r‖² -
 Σⱼ softplus(b̂ⱼ + (rW)ⱼ)``, in whitened coordinates (the Jacobian ``log|det M|`` is a constant).
+
+With a style ``z`` (``n_style > 0``) the residual also has a per-frame scale ``σ(z) =
+exp(κ₀ + z κ)`` (log-linear, bounded): ``r = (u - â) / σ(z)``, so ``p(u | h, x, z) = N(â +
+σ W h, σ² I)``. Motion's speed is mostly *how much* the body moves, not a shift of its mean
+(on the CMU selection the whitened one-step residual's mean square grows tenfold from the
+slowest tenth of frames to the fastest), which a mean shift ``z P`` cannot express and a scale
+does. ``κ`` starts at the maximum-likelihood fit on the start's residuals
+(:func:`fit_log_scale`). The Jacobian ``D log σ(z)`` is constant given the conditioning, so
+``F`` stays in these scaled coordinates.
 
 Generation (:meth:`~seqboltz.models.SequenceRBM.next_frame` over this model's
 ``sampler_start``/``sampler_step``/``sampler_emit``): Taylor's sampler over the residual, its
@@ -47,9 +57,11 @@ from seqboltz.models._base import Conditioning, GibbsStep, NoiseSpec
 from seqboltz.models._crbm import FrameParams, SequenceRBM, _param
 from seqboltz.models._registry import register_model
 
-__all__ = ["LinearARX", "ResidualCRBM", "box_muller", "fit_linear_arx"]
+__all__ = ["LinearARX", "ResidualCRBM", "box_muller", "fit_linear_arx", "fit_log_scale"]
 
 _TWO_PI = torch.tensor(2.0 * math.pi, dtype=torch.float64)
+#: bound on the residual's log scale ``log σ(z)`` (σ in [e⁻³, e³]), as a GBRBM bounds log σ
+LOG_SCALE_BOUND = 3.0
 
 
 def box_muller(uniforms: Tensor, n: int) -> Tensor:
@@ -176,6 +188,38 @@ def fit_linear_arx(
     return LinearARX(sol[:n_past], sol[n_past:-1], sol[-1], cov)
 
 
+def fit_log_scale(
+    sq_norms: np.ndarray, features: np.ndarray, dim: int, iterations: int = 50
+) -> np.ndarray:
+    """Maximum-likelihood ``κ`` of a residual ``r_t ~ N(0, σ_t² I_dim)``, ``log σ_t = [1, z_t] κ``.
+
+    Minimises the negative log-likelihood ``Σ_t dim · s_t + ‖r_t‖² e^{-2 s_t} / 2`` (convex in
+    ``κ``) by Newton's method from the constant fit.
+
+    Args:
+        sq_norms: ``‖r_t‖²`` ``(N,)`` of whitened residuals.
+        features: ``z_t`` ``(N, S)``.
+        dim: the residual's size ``D``.
+        iterations: Newton steps at most (it stops when a step moves ``κ`` by < 1e-10).
+
+    Returns:
+        ``κ`` ``(1 + S,)``: the intercept ``κ₀``, then one slope per feature.
+    """
+    q = np.asarray(sq_norms, dtype=np.float64)
+    z = np.concatenate([np.ones((q.shape[0], 1)), np.asarray(features, np.float64)], axis=1)
+    kappa = np.zeros(z.shape[1])
+    kappa[0] = 0.5 * math.log(max(float(q.mean()) / dim, 1e-300))
+    for _ in range(iterations):
+        w = q * np.exp(-2.0 * (z @ kappa))
+        grad = z.T @ (dim - w)
+        hess = 2.0 * (z.T * w) @ z + 1e-12 * np.eye(z.shape[1])
+        step = np.linalg.solve(hess, grad)
+        kappa -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return kappa
+
+
 @register_model
 class ResidualCRBM(SequenceRBM):
     """Conditional RBM over the whitened residual of a linear AR predictor (see the module).
@@ -211,6 +255,16 @@ class ResidualCRBM(SequenceRBM):
             Asterisk prompts the history-driven hidden units cut the one-step MCD by 0.7 dB
             but made free-running speech worse than the linear start
             (``benchmarks/RESULTS.md``).
+        n_style: size ``S`` of an optional per-frame style ``cond["style"]`` (0: none), such
+            as :class:`~seqboltz.data.MotionDataModule`'s standardised root speed. It enters
+            exactly like the controls (the least-squares start's regressors, ``P``, and the
+            hidden biases, ``Q``; :meth:`init_from_sequences` then needs its clips) but under
+            the name a style travels by: the data's ``cond["style"]``, the exported graph's
+            ``style`` input with the data's style statistics on the card, the service's and
+            viewer's steering. It also sets the residual's scale ``σ(z)`` (see the module).
+            Unlike :class:`~seqboltz.models.FactoredConditionalRBM`'s style it gates no
+            dynamics, so with ``train_linear=False`` any requested style drives a stable
+            linear system with a bounded input and bounded noise.
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -236,6 +290,7 @@ class ResidualCRBM(SequenceRBM):
         n_controls: int = 0,
         start_history_noise: float = 0.0,
         history_to_hidden: bool = True,
+        n_style: int = 0,
     ) -> None:
         super().__init__()
         if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
@@ -245,13 +300,13 @@ class ResidualCRBM(SequenceRBM):
             )
         if max_radius is not None and not 0 < max_radius <= 1:
             raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
-        if n_controls < 0 or not start_history_noise >= 0:
+        if n_controls < 0 or n_style < 0 or not start_history_noise >= 0:
             raise ValueError(
-                "need n_controls >= 0 and start_history_noise >= 0; got "
-                f"{n_controls}, {start_history_noise}"
+                "need n_controls >= 0, n_style >= 0 and start_history_noise >= 0; got "
+                f"{n_controls}, {n_style}, {start_history_noise}"
             )
         self.n_visible, self.n_hidden, self.order = n_visible, n_hidden, order
-        self.n_controls, self.n_style = n_controls, 0
+        self.n_controls, self.n_style = n_controls, n_style
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
         self.start_history_noise = start_history_noise
@@ -271,6 +326,13 @@ class ResidualCRBM(SequenceRBM):
             self.control_to_visible = _param(n_controls, n_visible, std=0)
             self.control_to_hidden = _param(n_controls, n_hidden, std=init_std / 10)
             self.control_to_visible.requires_grad_(train_linear)
+        if n_style:  # the style's P and Q, as the controls', and its residual scale κ
+            self.style_to_visible = _param(n_style, n_visible, std=0)
+            self.style_to_hidden = _param(n_style, n_hidden, std=init_std / 10)
+            self.log_scale_bias = _param(1, std=0)
+            self.style_to_log_scale = _param(n_style, std=0)
+            for param in (self.style_to_visible, self.log_scale_bias, self.style_to_log_scale):
+                param.requires_grad_(train_linear)
         self.autoregressive.requires_grad_(train_linear)
         self.visible_bias.requires_grad_(train_linear)
 
@@ -283,7 +345,10 @@ class ResidualCRBM(SequenceRBM):
     # -- the start: least-squares AR and its residual covariance -----------------------------
     @torch.no_grad()
     def init_from_sequences(
-        self, sequences: Sequence[np.ndarray], controls: Sequence[np.ndarray] | None = None
+        self,
+        sequences: Sequence[np.ndarray],
+        controls: Sequence[np.ndarray] | None = None,
+        styles: Sequence[np.ndarray] | None = None,
     ) -> None:
         """Start at the least-squares AR(X) model of the training clips (never straddling
         two): ``â`` is its prediction, ``M``/``L`` whiten its residual, ``W`` stays small.
@@ -292,13 +357,20 @@ class ResidualCRBM(SequenceRBM):
             sequences: training clips ``[(T_i, D)]``, standardised.
             controls: their per-frame controls ``[(T_i, C)]`` (only, and then required, for a
                 model with ``n_controls > 0``).
+            styles: their per-frame style ``[(T_i, S)]`` (only, and then required, for a
+                model with ``n_style > 0``).
         """
         from seqboltz.eval._sequence import fit_linear_ar, stabilise_ar  # numpy, defined once
 
         clips = [np.asarray(s, dtype=np.float64) for s in sequences]
         if not clips or any(c.ndim != 2 or c.shape[1] != self.n_visible for c in clips):
             raise ValueError(f"sequences must be clips of shape (T, {self.n_visible})")
-        ctls = self._check_control_clips(clips, controls)
+        ctls = self._check_extra_clips(clips, controls, self.n_controls, "controls", "control")
+        stys = self._check_extra_clips(clips, styles, self.n_style, "styles", "style")
+        if ctls is not None and stys is not None:  # c = [controls, style]
+            ctls = [np.concatenate([c, s], axis=1) for c, s in zip(ctls, stys, strict=True)]
+        elif stys is not None:
+            ctls = stys
         if sum(max(0, c.shape[0] - self.order) for c in clips) <= self.order * self.n_visible:
             raise ValueError(
                 f"too few windows to fit the AR start of order {self.order} on "
@@ -333,33 +405,55 @@ class ResidualCRBM(SequenceRBM):
         self.unwhiten.copy_(as_t(chol))
         self.autoregressive.copy_(as_t(coef @ inv.T))
         self.visible_bias.copy_(as_t(intercept @ inv.T))
-        if control_coef is not None and self.n_controls:
-            self.control_to_visible.copy_(as_t(control_coef @ inv.T))
+        if control_coef is not None:
+            coef_p = control_coef @ inv.T  # (C + S, D): the controls' rows, then the style's
+            if self.n_controls:
+                self.control_to_visible.copy_(as_t(coef_p[: self.n_controls]))
+            if self.n_style:
+                self.style_to_visible.copy_(as_t(coef_p[self.n_controls :]))
+        if stys is not None:  # the residual's scale σ(z): ML on the whitened start residuals
+            assert ctls is not None and control_coef is not None
+            sol = np.concatenate([coef, control_coef, intercept[None]], axis=0)
+            sq, feats = [], []
+            for clip, ctl, sty in zip(clips, ctls, stys, strict=True):
+                if clip.shape[0] > self.order:
+                    x, y = _design(clip, ctl, self.order)
+                    sq.append((((y - x @ sol) @ inv.T) ** 2).sum(1))
+                    feats.append(sty[self.order :])
+            kappa = fit_log_scale(np.concatenate(sq), np.concatenate(feats), d)
+            self.log_scale_bias.copy_(as_t(kappa[:1]))
+            self.style_to_log_scale.copy_(as_t(kappa[1:]))
 
-    def _check_control_clips(
-        self, clips: list[np.ndarray], controls: Sequence[np.ndarray] | None
+    def _check_extra_clips(
+        self,
+        clips: list[np.ndarray],
+        extra: Sequence[np.ndarray] | None,
+        size: int,
+        name: str,
+        what: str,
     ) -> list[np.ndarray] | None:
-        if not self.n_controls:
-            if controls is not None:
-                raise ValueError("controls given, but the model was built with n_controls=0")
+        """Per-frame ``controls``/``styles`` clips checked against ``clips`` (``None``: none)."""
+        size_name = "n_controls" if name == "controls" else "n_style"
+        if not size:
+            if extra is not None:
+                raise ValueError(f"{name} given, but the model was built with {size_name}=0")
             return None
-        if controls is None:
+        if extra is None:
             raise ValueError(
-                f"the model has n_controls={self.n_controls}: init_from_sequences needs the "
-                "clips' controls too"
+                f"the model has {size_name}={size}: init_from_sequences needs the clips' {name} too"
             )
-        ctls = [np.asarray(c, dtype=np.float64) for c in controls]
-        if len(ctls) != len(clips):
-            raise ValueError(f"{len(ctls)} control clips for {len(clips)} clips")
-        for i, (c, v) in enumerate(zip(ctls, clips, strict=True)):
-            if c.shape != (v.shape[0], self.n_controls):
+        out = [np.asarray(c, dtype=np.float64) for c in extra]
+        if len(out) != len(clips):
+            raise ValueError(f"{len(out)} {what} clips for {len(clips)} clips")
+        for i, (c, v) in enumerate(zip(out, clips, strict=True)):
+            if c.shape != (v.shape[0], size):
                 raise ValueError(
-                    f"control clip {i} has shape {c.shape}; expected ({v.shape[0]}, "
-                    f"{self.n_controls}) to match its clip"
+                    f"{what} clip {i} has shape {c.shape}; expected ({v.shape[0]}, "
+                    f"{size}) to match its clip"
                 )
             if not np.isfinite(c).all():
-                raise ValueError(f"control clip {i} contains NaN or infinite values")
-        return ctls
+                raise ValueError(f"{what} clip {i} contains NaN or infinite values")
+        return out
 
     @torch.no_grad()
     def init_from_data(self, data: Tensor) -> None:
@@ -368,29 +462,55 @@ class ResidualCRBM(SequenceRBM):
 
     # -- conditionals -------------------------------------------------------------------------
     def frame_params(self, cond: Conditioning | None) -> FrameParams:
-        history, controls, _ = self.parse_cond(cond)
+        history, controls, style = self.parse_cond(cond)
+        # controls and style enter alike: c = [controls, style], P and Q stacked to match
+        parts = [
+            (x, to_v, to_h)
+            for x, to_v, to_h in (
+                (controls, "control_to_visible", "control_to_hidden"),
+                (style, "style_to_visible", "style_to_hidden"),
+            )
+            if x is not None
+        ]
+        c = p = q = None
+        if parts:
+            c = torch.cat([x for x, _, _ in parts], dim=1)
+            p = torch.cat([getattr(self, to_v) for _, to_v, _ in parts], dim=0)
+            q = torch.cat([getattr(self, to_h) for _, _, to_h in parts], dim=0)
         a_hat, b_hat = Fn.linear_dynamic_biases(
             history,
             self.visible_bias,
             self.hidden_bias,
             self.autoregressive,
             self.past_to_hidden,
-            controls,
-            getattr(self, "control_to_visible", None),
-            getattr(self, "control_to_hidden", None),
+            c,
+            p,
+            q,
         )
-        return FrameParams(a_hat, b_hat, None)  # â is in whitened coordinates
+        # â is in whitened coordinates; the third field carries the residual scale σ(z) (B, 1)
+        return FrameParams(a_hat, b_hat, None if style is None else self.residual_scale(style))
+
+    def residual_scale(self, style: Tensor) -> Tensor:
+        """``σ(z) = exp(clamp(κ₀ + z κ, ±LOG_SCALE_BOUND))``: ``(B, S)`` → ``(B, 1)``."""
+        log_scale = self.log_scale_bias + style @ self.style_to_log_scale[:, None]
+        return torch.exp(torch.clamp(log_scale, -LOG_SCALE_BOUND, LOG_SCALE_BOUND))
+
+    @staticmethod
+    def _scaled(x: Tensor, params: FrameParams) -> Tensor:
+        """``σ(z) x`` (``x`` itself without a style)."""
+        return x if params.gate is None else x * params.gate
 
     def residual(self, v: Tensor, params: FrameParams) -> Tensor:
-        """``r = M v - â`` ``(B, D)``."""
-        return v @ self.whiten.T - params.visible_bias
+        """``r = (M v - â) / σ(z)`` ``(B, D)`` (``σ = 1`` without a style)."""
+        r = v @ self.whiten.T - params.visible_bias
+        return r if params.gate is None else r / params.gate
 
     def hidden_input(self, v: Tensor, params: FrameParams) -> Tensor:
         return Fn.hidden_input(self.residual(v, params), self.weight, params.hidden_bias)
 
     def visible_mean(self, h: Tensor, params: FrameParams) -> Tensor:
-        """``E[v | h, x] = L(â + W h)`` ``(B, H)`` → ``(B, D)``."""
-        return (params.visible_bias + h @ self.weight.T) @ self.unwhiten.T
+        """``E[v | h, x] = L(â + σ W h)`` ``(B, H)`` → ``(B, D)`` (``σ = 1`` without a style)."""
+        return (params.visible_bias + self._scaled(h @ self.weight.T, params)) @ self.unwhiten.T
 
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_hidden_shape(h)
@@ -429,8 +549,9 @@ class ResidualCRBM(SequenceRBM):
         p = self._params_for(v, cond)
         probs = torch.sigmoid(self.hidden_input(v, p))
         h = Fn.bernoulli_from_uniform(probs, noise["hidden"])
-        mean_u = p.visible_bias + h @ self.weight.T
-        return GibbsStep((mean_u + noise["visible"]) @ self.unwhiten.T, mean_u @ self.unwhiten.T, h)
+        mean_u = p.visible_bias + self._scaled(h @ self.weight.T, p)
+        u = mean_u + self._scaled(noise["visible"], p)
+        return GibbsStep(u @ self.unwhiten.T, mean_u @ self.unwhiten.T, h)
 
     # -- generation: SequenceRBM.next_frame composes these (see the module) ----------------------
     def sampler_start(self, cond: dict[str, Tensor]) -> tuple[Tensor, FrameParams]:
@@ -451,7 +572,7 @@ class ResidualCRBM(SequenceRBM):
         r = torch.sigmoid(Fn.hidden_input(state, self.weight, context.hidden_bias)) @ self.weight.T
         if self.visible_noise > 0:
             r = r + self.visible_noise * box_muller(noise[:, h_dim:], d)
-        return (context.visible_bias + r) @ self.unwhiten.T
+        return (context.visible_bias + self._scaled(r, context)) @ self.unwhiten.T
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         # The AR part is the least-squares start: weight decay would pull it towards "no
@@ -462,6 +583,10 @@ class ResidualCRBM(SequenceRBM):
             weights.append(self.control_to_hidden)
             if self.train_linear:
                 linear.append(self.control_to_visible)
+        if self.n_style:
+            weights.append(self.style_to_hidden)
+            if self.train_linear:
+                linear += [self.style_to_visible, self.log_scale_bias, self.style_to_log_scale]
         return {"weights": weights, "biases": [self.hidden_bias, *linear]}
 
     def extra_repr(self) -> str:
@@ -470,5 +595,5 @@ class ResidualCRBM(SequenceRBM):
             f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
             f"train_linear={self.train_linear}, n_controls={self.n_controls}, "
             f"start_history_noise={self.start_history_noise}, "
-            f"history_to_hidden={self.history_to_hidden}"
+            f"history_to_hidden={self.history_to_hidden}, n_style={self.n_style}"
         )

@@ -443,16 +443,20 @@ class RBMSystem(L.LightningModule):
                     f"{type(self.energy_model).__name__} starts from whole training sequences; "
                     f"{type(datamodule).__name__} has no clips()"
                 )
-            if getattr(self.energy_model, "n_controls", 0):  # their per-frame controls too
-                control_clips = getattr(datamodule, "control_clips", None)
-                if not callable(control_clips):
-                    raise ValueError(
-                        f"{type(self.energy_model).__name__} has controls and starts from "
-                        f"whole sequences; {type(datamodule).__name__} has no control_clips()"
-                    )
-                init_sequences(clips("train"), controls=control_clips("train"))
-            else:
-                init_sequences(clips("train"))
+            extra: dict[str, Any] = {}  # their per-frame controls and style too
+            for size, key, getter in (
+                ("n_controls", "controls", "control_clips"),
+                ("n_style", "styles", "style_clips"),
+            ):
+                if getattr(self.energy_model, size, 0):
+                    per_frame = getattr(datamodule, getter, None)
+                    if not callable(per_frame):
+                        raise ValueError(
+                            f"{type(self.energy_model).__name__} has {key} and starts from "
+                            f"whole sequences; {type(datamodule).__name__} has no {getter}()"
+                        )
+                    extra[key] = per_frame("train")
+            init_sequences(clips("train"), **extra)
 
     def on_fit_start(self) -> None:
         # Each process draws its own Gibbs noise: under DDP all ranks share the global seed,

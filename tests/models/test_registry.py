@@ -261,6 +261,7 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "n_controls": 2,
         "start_history_noise": 0.5,
         "history_to_hidden": False,
+        "n_style": 1,
     },
     "TwoLayerCRBM": {
         "n_visible": 4,

@@ -12,7 +12,7 @@ from scipy.special import expit, logsumexp
 
 from seqboltz.eval._sequence import ar_spectral_radius, fit_linear_ar, history_windows
 from seqboltz.models import ResidualCRBM
-from seqboltz.models._residual import box_muller
+from seqboltz.models._residual import box_muller, fit_log_scale
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 
 DTYPE = torch.float64
@@ -324,3 +324,169 @@ def test_hidden_units_blind_to_the_history_stay_blind() -> None:
         b1 = m.frame_params(cond).hidden_bias
         b2 = m.frame_params({"history": torch.as_tensor(hist) * 3, "controls": ctl}).hidden_bias
     torch.testing.assert_close(b1, b2)
+
+
+# -- a per-frame style (motion's root speed): a mean input and a residual scale ----------------
+def _styled_clips(d: int = 3) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """AR clips whose innovation scale is exp(0.2 + 0.5 z) with z a slow per-frame style, and
+    whose mean moves with z too: (clips, styles, the true κ)."""
+    kappa = np.array([0.2, 0.5])
+    clips, styles = [], []
+    for i in range(4):
+        rng = np.random.default_rng(20 + i)
+        z = np.sin(np.linspace(0, 3, 400) + i)[:, None] * 1.5
+        x = np.zeros((400, d))
+        for t in range(2, 400):
+            scale = np.exp(kappa[0] + kappa[1] * z[t, 0])
+            x[t] = 0.8 * x[t - 1] - 0.1 * x[t - 2] + 0.3 * z[t] + rng.normal(size=d) * scale
+        clips.append(x)
+        styles.append(z)
+    return clips, styles, kappa
+
+
+def test_fit_log_scale_recovers_a_log_linear_scale() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(20000, 2))
+    s = 0.3 + z @ np.array([0.4, -0.2])
+    r = rng.normal(size=(20000, 5)) * np.exp(s)[:, None]
+    kappa = fit_log_scale((r**2).sum(1), z, 5)
+    np.testing.assert_allclose(kappa, [0.3, 0.4, -0.2], atol=0.01)
+
+
+def test_the_styled_start_fits_the_mean_and_the_scale() -> None:
+    clips, styles, kappa = _styled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_style=1, max_radius=0.99, train_linear=False).double()
+    m.init_from_sequences(clips, styles=styles)
+    x, y, sol = _lstsq(clips, styles, 2, m.ridge)  # the style is a regressor like a control
+    cond = {
+        "history": torch.from_numpy(x[:, :6].reshape(-1, 2, 3)),
+        "style": torch.from_numpy(x[:, 6:7]),
+    }
+    with torch.no_grad():
+        params = m.frame_params(cond)
+        mean = m.visible_mean(torch.zeros(len(x), 4, dtype=DTYPE), params)
+    np.testing.assert_allclose(_np(mean), x @ sol, rtol=1e-7, atol=1e-9)
+    # the scale is the ML fit on the whitened residuals: close to the generating κ's shape
+    r = (y - x @ sol) @ _np(m.whiten).T
+    expected = fit_log_scale((r**2).sum(1), x[:, 6:7], 3)
+    got = [float(m.log_scale_bias), float(m.style_to_log_scale[0])]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert got[1] == pytest.approx(kappa[1], abs=0.05)
+    assert params.gate is not None  # σ(z) (B, 1)
+    np.testing.assert_allclose(_np(params.gate)[:, 0], np.exp(x[:, 6] * got[1] + got[0]))
+    # frozen with the linear part, and bounded for any requested style
+    trainable = {id(p) for params_ in m.parameter_roles().values() for p in params_}
+    for p in (m.style_to_visible, m.log_scale_bias, m.style_to_log_scale):
+        assert id(p) not in trainable and not p.requires_grad
+    assert id(m.style_to_hidden) in trainable
+    huge = m.residual_scale(torch.tensor([[1e6], [-1e6]], dtype=DTYPE))
+    np.testing.assert_allclose(_np(huge)[:, 0], np.exp([3.0, -3.0]))
+    with pytest.raises(ValueError, match="needs the clips' styles"):
+        m.init_from_sequences(clips)
+    with pytest.raises(ValueError, match=r"style clip 0 has shape \(399, 1\)"):
+        m.init_from_sequences(clips, styles=[styles[0][1:], *styles[1:]])
+    with pytest.raises(ValueError, match="n_style=0"):
+        ResidualCRBM(3, 4, order=2).init_from_sequences(clips, styles=styles)
+
+
+def _styled_model() -> ResidualCRBM:
+    clips, styles, _ = _styled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_style=1, n_controls=1, init_std=0.4).double()
+    controls = [np.cos(np.arange(len(c)) / 7.0)[:, None] for c in clips]
+    m.init_from_sequences(clips, controls=controls, styles=styles)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in (m.weight, m.style_to_hidden, m.control_to_hidden, m.past_to_hidden):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.5)
+    return m
+
+
+def test_free_energy_with_a_style_against_enumeration() -> None:
+    """Energy, free energy and both conditionals in the scaled residual r = (Mv - â) / σ(z)."""
+    m = _styled_model()
+    rng = np.random.default_rng(6)
+    history, sty, ctl = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 1)), rng.normal(size=(5, 1))
+    v = rng.normal(size=(5, 3))
+    cond = {
+        k: torch.from_numpy(a) for k, a in (("history", history), ("style", sty), ("controls", ctl))
+    }
+    x = history.reshape(5, -1)
+    a_hat = (
+        _np(m.visible_bias)
+        + x @ _np(m.autoregressive)
+        + ctl @ _np(m.control_to_visible)
+        + sty @ _np(m.style_to_visible)
+    )
+    b_hat = (
+        _np(m.hidden_bias)
+        + x @ _np(m.past_to_hidden)
+        + ctl @ _np(m.control_to_hidden)
+        + sty @ _np(m.style_to_hidden)
+    )
+    sigma = np.exp(_np(m.log_scale_bias) + sty @ _np(m.style_to_log_scale)[:, None])  # (5, 1)
+    r = (v @ _np(m.whiten).T - a_hat) / sigma
+    w = _np(m.weight)
+    hs = binary_states(4)
+    energies = 0.5 * (r**2).sum(1)[:, None] - b_hat @ hs.T - (r @ w) @ hs.T
+    vt = torch.from_numpy(v)
+    np.testing.assert_allclose(_np(m.free_energy(vt, cond)), -logsumexp(-energies, 1), rtol=1e-10)
+    np.testing.assert_allclose(
+        _np(m.energy(vt, torch.from_numpy(hs[[6] * 5]), cond)), energies[:, 6], rtol=1e-10
+    )
+    np.testing.assert_allclose(_np(m.hidden_probs(vt, cond)), expit(b_hat + r @ w), rtol=1e-10)
+    h = hs[[1, 4, 8, 11, 14]]
+    np.testing.assert_allclose(
+        _np(m.visible_params(torch.from_numpy(h), cond)),
+        (a_hat + sigma * (h @ w.T)) @ _np(m.unwhiten).T,
+        rtol=1e-10,
+    )
+
+
+def test_the_styled_sampler_scales_its_residual() -> None:
+    """A generated frame is L(â + σ(z)(r + ε)): the model's sampler with the style's scale."""
+    m = _styled_model()
+    rng = np.random.default_rng(8)
+    history, sty, ctl = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 1)), rng.normal(size=(4, 1))
+    cond = {
+        k: torch.from_numpy(a) for k, a in (("history", history), ("style", sty), ("controls", ctl))
+    }
+    noise = torch.rand((4, 3, m.noise_width), generator=torch.Generator().manual_seed(2)).double()
+    with torch.no_grad():
+        got = _np(m.next_frame(cond, noise))
+        params = m.frame_params(cond)
+    w = _np(m.weight)
+    a_hat = _np(params.visible_bias)
+    b_hat = _np(params.hidden_bias)
+    u = noise.numpy()
+    r = np.zeros((4, 3))
+    for s in range(3):
+        r = (u[:, s, :4] < expit(b_hat + r @ w)).astype(float) @ w.T
+    r = expit(b_hat + r @ w) @ w.T + _np(box_muller(noise[:, -1, 4:], 3))
+    assert params.gate is not None
+    sigma = _np(params.gate)
+    np.testing.assert_allclose(got, (a_hat + sigma * r) @ _np(m.unwhiten).T, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow  # an export takes seconds (torch.export + ONNX translation)
+def test_a_styled_model_exports_and_the_runtime_steers_it_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from seqboltz.cli import main
+    from seqboltz.models import save_model
+    from seqboltz.runtime import load_artifact
+
+    clips, styles, _ = _styled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_style=1, init_std=0.3).double()
+    m.init_from_sequences(clips, styles=styles)
+    m = m.float().double()  # a checkpoint keeps float32: compare with what was exported
+    ckpt = save_model(m, tmp_path / "m.ckpt")
+    argv = ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--no-data"]
+    assert main([*argv, "--gibbs-steps", "3"]) == 0
+    art = load_artifact(tmp_path / "m.onnx")
+    seed_frames = np.stack([clips[0][:2], clips[1][:2]])
+    sty = np.repeat([[[-2.0]], [[2.0]]], 6, axis=1)  # per frame (B, T, S): slow and fast
+    got = art.generate(6, seed=4, seed_frames=seed_frames, style=sty)
+    with torch.no_grad():
+        expected = m.generate(
+            torch.from_numpy(seed_frames), 6, gibbs_steps=3, seed=4, style=torch.from_numpy(sty)
+        ).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
+    assert art.card["conditioning"]["style"]["size"] == 1
