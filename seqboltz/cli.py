@@ -26,7 +26,7 @@ commands:
                                     sequence models: prediction and generation vs baselines
   export CHECKPOINT --out M.onnx    a model's sampling step + model card as one ONNX file
   synthesize --model M.onnx ...     many sequences to BVH/WAV/NPY files, shardable (no torch)
-  serve [--models DIR] [--port N]   the gRPC generation service (embedded default model)
+  serve [--models DIR] [--port N]   the gRPC generation service (embedded models)
   generate [--server ADDR] ...      stream a sequence from a server; save NPY + BVH/WAV + PNG
   view [--server ADDR] [--port N]   a web page that draws a running server's motion in 3-D
                                     and steers it with sliders (http://127.0.0.1:8765/)

@@ -1,4 +1,4 @@
-"""The model repository: a folder of artifacts (or the embedded default), reloaded on change.
+"""The model repository: a folder of artifacts (or the embedded models), reloaded on change.
 
 A changed file is loaded and validated before it replaces the old version; a bad file is
 rejected (logged) and the old version keeps serving; a removed file removes its model (logged).
@@ -17,9 +17,12 @@ from pathlib import Path
 from seqboltz.errors import ModelLoading, ModelNotFound
 from seqboltz.runtime import Artifact, ArtifactError, load_artifact
 
-__all__ = ["DEFAULT_MODEL", "Model", "ModelRepository"]
+__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "Model", "ModelRepository"]
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "motion_crbm.onnx"
+#: the models that ship inside the package (``serving/models/*.onnx``, see its README)
+EMBEDDED_MODELS = Path(__file__).resolve().parent / "models"
+#: the embedded model a request without a model name gets
+DEFAULT_MODEL = EMBEDDED_MODELS / "motion_crbm.onnx"
 log = logging.getLogger("seqboltz.serving")
 
 
@@ -49,7 +52,7 @@ def _load(path: Path, threads: int) -> Model:
 
 
 class ModelRepository:
-    """Artifacts of ``folder`` by name (file stem), or the embedded default model.
+    """Artifacts of ``folder`` by name (file stem), or the embedded models.
 
     A file that disappears takes its model with it (new streams get NOT_FOUND; running streams
     hold their :class:`Model` and finish). :meth:`watch` loads files in a worker thread, so a
@@ -57,7 +60,9 @@ class ModelRepository:
     :class:`~seqboltz.errors.ModelLoading` (UNAVAILABLE), not unknown.
 
     Args:
-        folder: a folder of ``*.onnx`` artifacts; ``None``: :data:`DEFAULT_MODEL`.
+        folder: a folder of ``*.onnx`` artifacts (the default model: the first name in
+            sorted order); ``None``: the embedded models (:data:`EMBEDDED_MODELS`), with
+            :data:`DEFAULT_MODEL` the default.
         threads: onnxruntime intra-op threads per model.
     """
 
@@ -72,13 +77,11 @@ class ModelRepository:
             raise FileNotFoundError(f"model folder {self.folder} does not exist")
         self.scan()
         if not self.models:
-            where = self.folder or DEFAULT_MODEL
+            where = self.folder or EMBEDDED_MODELS
             raise ArtifactError(f"no loadable model in {where}: {self.rejected}")
 
     def _paths(self) -> list[Path]:
-        if self.folder is None:
-            return [DEFAULT_MODEL]
-        return sorted(self.folder.glob("*.onnx"))
+        return sorted((self.folder or EMBEDDED_MODELS).glob("*.onnx"))
 
     def _plan(self) -> tuple[list[Path], list[str]]:
         """Files to (re)load (new or changed mtime) and model names whose file is gone."""

@@ -257,7 +257,7 @@ def nonnegative_float(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqboltz serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", help="folder of .onnx artifacts (default: the embedded model)")
+    p.add_argument("--models", help="folder of .onnx artifacts (default: the embedded models)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051, help="0: a free port (printed)")
     p.add_argument("--metrics-port", type=int, help="Prometheus /metrics on this port")
