@@ -18,7 +18,8 @@ own nor allowed with ``--allow-origin``. The bearer token passes through: a requ
 
 WebSocket messages (JSON), page → bridge::
 
-    {"type": "start", "model": NAME, "seed": S, "style": [..], "frames": CREDIT, "token": T?}
+    {"type": "start", "model": NAME, "seed": S, "style": [..], "frames": CREDIT, "token": T?,
+     "resume": RESUME?}                      # RESUME: continue a stream (seed, style: its own)
     {"type": "change", "style": [..]}        # steer the live stream from its next frame on
     {"type": "more", "frames": N}            # more credit (the page asks as it plays)
     {"type": "stop"}
@@ -26,15 +27,29 @@ WebSocket messages (JSON), page → bridge::
 bridge → page::
 
     {"type": "model", "info": {...}, "skeleton": {...}}
-    {"type": "frames", "frames": [{"index": i, "t": [J*3], "q": [J*4]}], "applied": [...]}
+    {"type": "frames", "frames": [{"index": i, "t": [J*3], "q": [J*4]}], "applied": [...],
+     "resume": RESUME}
     {"type": "status", "call": "GetModel"|"Steer"|"change", "code": "OK"|..., "details": ...}
     {"type": "end"}
+
+Resume: every ``frames`` message carries the stream's state after its frames, ``RESUME =
+{"token": BASE64, "frame": N, "style": [..], "root": {"position": [x, y, z], "heading": h}}``:
+the service's :class:`ResumeToken` (the last chunk's, serialised: opaque to the page, and
+checked by the service against its model and noise rule) with its next frame index and style
+for the page to read, and the body's root position and heading after those frames (the pose
+converter's state, which the token does not hold, since the service sends features). A
+``start`` with that ``resume`` (on a new WebSocket after a dropped one, or after the service
+came back) continues the same stream: the next frames and the joints drawn from them are those
+of the unbroken stream. A style change the page sent that ``applied`` had not yet reported is
+not in the token; the page sends it again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
 import ipaddress
 import json
@@ -52,10 +67,12 @@ from urllib.parse import urlsplit
 import grpc
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
+from google.protobuf.message import DecodeError
 
+from seqboltz.motion import RootState
 from seqboltz.v1 import generation_pb2 as pb
 from seqboltz.v1 import generation_pb2_grpc as pb_grpc
-from serving.viewer.pose import PoseStream
+from serving.viewer.pose import PoseStream, motion_features
 
 __all__ = ["STATIC_DIR", "ViewerConfig", "create_app", "main", "run"]
 
@@ -78,6 +95,12 @@ _HTTP_STATUS = {
 }
 _UNARY_TIMEOUT = 10.0
 _MAX_CREDIT = 100_000
+#: reconnect soon after the service comes back (gRPC's default backoff grows to 120 s), so a
+#: page resuming after a service restart waits seconds, not minutes
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 @dataclass
@@ -113,13 +136,13 @@ class ViewerConfig:
     def channel(self) -> grpc.aio.Channel:
         """An asyncio channel to the service (TLS when ``tls_ca`` is set)."""
         if self.tls_ca is None:
-            return grpc.aio.insecure_channel(self.server)
+            return grpc.aio.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
         creds = grpc.ssl_channel_credentials(
             root_certificates=Path(self.tls_ca).read_bytes(),
             private_key=Path(self.tls_key).read_bytes() if self.tls_key else None,
             certificate_chain=Path(self.tls_cert).read_bytes() if self.tls_cert else None,
         )
-        return grpc.aio.secure_channel(self.server, creds)
+        return grpc.aio.secure_channel(self.server, creds, options=_CHANNEL_OPTIONS)
 
 
 _CONFIG = web.AppKey("config", ViewerConfig)
@@ -240,6 +263,45 @@ def _count(value: Any, what: str, lo: int, hi: int) -> int:
     return value
 
 
+def _resume_json(token: pb.ResumeToken, root: RootState) -> dict[str, Any]:
+    """The page's copy of a stream's state (see the module): the token, opaque, and what the
+    page reads of it, with the body's root after the same frames."""
+    return {
+        "token": base64.b64encode(token.SerializeToString()).decode("ascii"),
+        "frame": int(token.frame),
+        "style": list(token.style),
+        "root": {"position": list(root.position), "heading": root.heading},
+    }
+
+
+def _parse_resume(value: Any) -> tuple[pb.ResumeToken, RootState]:
+    """A page's ``resume`` back into a token and a root state (``ValueError``: one line)."""
+    if not isinstance(value, dict) or not isinstance(value.get("token"), str):
+        raise ValueError(
+            "resume must be the object a frames message carried, with its token string"
+        )
+    try:
+        token = pb.ResumeToken.FromString(base64.b64decode(value["token"], validate=True))
+    except (binascii.Error, DecodeError) as err:
+        raise ValueError(f"resume.token is not a resume token: {err}") from None
+    root = value.get("root")
+    if not isinstance(root, dict):
+        raise ValueError(
+            f"resume.root must be {{'position': [x, y, z], 'heading': h}}, got {root!r}"
+        )
+    position = _floats(root.get("position"), "resume.root.position")
+    if len(position) != 3:
+        raise ValueError(f"resume.root.position must have 3 values, got {len(position)}")
+    heading = root.get("heading")
+    if (
+        not isinstance(heading, int | float)
+        or isinstance(heading, bool)
+        or not np.isfinite(heading)
+    ):
+        raise ValueError(f"resume.root.heading must be a finite number, got {heading!r}")
+    return token, RootState((position[0], position[1], position[2]), float(heading))
+
+
 class _Session:
     """One WebSocket: at most one live ``Steer`` stream, its pose converter and its sender."""
 
@@ -294,6 +356,7 @@ class _Session:
         seed = _count(message.get("seed", 0), "seed", 0, 2**63 - 1)
         credit = _count(message.get("frames", 0), "frames", 0, _MAX_CREDIT)
         style = _floats(message.get("style", []), "style")
+        resume = None if message.get("resume") is None else _parse_resume(message["resume"])
         token = message.get("token") or None
         metadata = _metadata(self.config, self.header, token if isinstance(token, str) else None)
         try:
@@ -304,7 +367,8 @@ class _Session:
             await self.status("GetModel", *_status(err))
             return
         try:
-            poses = PoseStream.from_card(json.loads(info.card_json))
+            features = motion_features(json.loads(info.card_json))
+            poses = PoseStream(features, None if resume is None else resume[1])
         except ValueError as err:
             await self.status("GetModel", "FAILED_PRECONDITION", str(err))
             return
@@ -313,20 +377,26 @@ class _Session:
         )
         await self.status("GetModel", "OK", f"model {info.name!r}")
         start = pb.GenerateRequest(
-            model=info.name,
-            n_frames=credit,
-            seed=seed,
-            style=style,
-            frames_per_message=1,
-            realtime=True,
+            model=info.name, n_frames=credit, frames_per_message=1, realtime=True
         )
+        if resume is None:
+            start.seed, start.style[:] = seed, style
+        else:  # the token sets the seed, history, style and next frame
+            start.resume.CopyFrom(resume[0])
         queue: asyncio.Queue[pb.SteerRequest | None] = asyncio.Queue()
         queue.put_nowait(pb.SteerRequest(start=start))
         self.requests = queue
-        self.task = asyncio.get_running_loop().create_task(self.stream(queue, poses, metadata))
+        started = "streaming" if resume is None else f"resumed at frame {resume[0].frame}"
+        self.task = asyncio.get_running_loop().create_task(
+            self.stream(queue, poses, metadata, started)
+        )
 
     async def stream(
-        self, queue: asyncio.Queue[pb.SteerRequest | None], poses: PoseStream, metadata: Any
+        self,
+        queue: asyncio.Queue[pb.SteerRequest | None],
+        poses: PoseStream,
+        metadata: Any,
+        started: str,
     ) -> None:
         async def requests() -> AsyncIterator[pb.SteerRequest]:
             while (item := await queue.get()) is not None:
@@ -353,7 +423,7 @@ class _Session:
                 got = [c for c in batch if c is not None]
                 if got:
                     if first:
-                        await self.status("Steer", "OK", "streaming")
+                        await self.status("Steer", "OK", started)
                         first = False
                     await self.send_frames(got, poses)
                 if done:
@@ -381,7 +451,11 @@ class _Session:
                 {"index": int(f.index), "t": t[k].tolist(), "q": q[k].tolist()}
                 for k, f in enumerate(frames)
             ]
-        await self.send({"type": "frames", "frames": out, "applied": applied})
+        message: dict[str, Any] = {"type": "frames", "frames": out, "applied": applied}
+        tokens = [c.resume for c in chunks if c.HasField("resume")]
+        if tokens:  # the state after these frames: the last chunk's token, the root after them
+            message["resume"] = _resume_json(tokens[-1], poses.state)
+        await self.send(message)
         for a in applied:  # credit (more_frames) is the page's flow control, not a user's call
             if a["action"] != "more_frames":
                 await self.status(a["action"], "OK", f"applied at frame {a['frame']}")

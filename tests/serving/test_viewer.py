@@ -1,14 +1,12 @@
 """``seqboltz view`` against a real service: the bridge over HTTP and WebSocket, and the page in
 a real headless Chromium (Debian's ``/usr/bin/chromium``, software WebGL through SwiftShader)
-driven by Playwright. One service, one browser and the bridges are shared by the module.
+driven by Playwright. One service (holding the embedded models), one browser and the bridges are
+shared by the module.
 
-The slider test needs a model with a speed style. If no such model is embedded in
-``serving/models``, the fixture builds one (:func:`_speed_fcrbm`): a small
-``FactoredConditionalRBM`` fitted in closed form on the project's motion data (the committed CMU
-fixture) with the ``root_speed`` style: its autoregressive factors and its style→visible biases
-are the ridge least-squares fit of each frame on its 3 past frames and the clip's standardised
-speed; its hidden units are small and random. The speed it walks at is therefore what the data
-say about speed, and the test measures whether the page's slider reaches it.
+The slider test steers the embedded speed-steerable model (``serving/models/motion_speed.onnx``,
+a residual CRBM with the root speed as its style; ``serving/models/README.md``). The resume
+tests break a live stream (a dropped WebSocket, a killed service) and check that the frames after
+the resume are the unbroken stream's.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,66 +79,19 @@ def start_bridge(server: str, *extra: str) -> Bridge:
     return Bridge(proc, json.loads(line)["listening"]["url"])
 
 
-def _speed_fcrbm(folder: Path) -> None:
-    """Fit and export the speed-steerable FCRBM described in the module docstring."""
-    import torch
-
-    from seqboltz.data import MotionDataModule
-    from seqboltz.export import build_card, export_onnx
-    from seqboltz.models import FactoredConditionalRBM
-
-    order = 3
-    dm = MotionDataModule(order=order, style="root_speed", style_window=30, batch_size=1 << 20)
-    dm.prepare_data()
-    dm.setup("fit")
-    batches = list(dm.train_dataloader())
-    v = torch.cat([b["v"] for b in batches]).double().numpy()  # (N, D)
-    history = torch.cat([b["cond"]["history"] for b in batches]).double()  # (N, order, D)
-    style = torch.cat([b["cond"]["style"] for b in batches]).double().numpy()  # (N, 1)
-    n, d = v.shape
-    x = np.concatenate([history.reshape(n, -1).numpy(), style, np.ones((n, 1))], axis=1)
-    coef = np.linalg.solve(x.T @ x + 1e-3 * n * np.eye(x.shape[1]), x.T @ v)  # ridge
-    torch.manual_seed(0)
-    model = FactoredConditionalRBM(
-        d, 8, order, n_style=1, n_factors=d, init_std=0.01, gated_autoregressive=False
-    ).double()
-    with torch.no_grad():
-        model.past_factor_v.copy_(torch.from_numpy(coef[: order * d]))
-        model.visible_factor_a.copy_(torch.eye(d, dtype=torch.float64))
-        model.style_to_visible.copy_(torch.from_numpy(coef[order * d : order * d + 1]))
-        model.visible_bias.copy_(torch.from_numpy(coef[-1]))
-        # the model's dynamic visible bias is the fitted linear prediction
-        cond = {"history": history[:5], "style": torch.from_numpy(style[:5])}
-        np.testing.assert_allclose(
-            model.frame_params(cond).visible_bias.numpy(), x[:5] @ coef, atol=1e-9
-        )
-    seed = np.asarray(v[:order], dtype=np.float64)
-    card = build_card(
-        model,
-        name="fcrbm_speed",
-        gibbs_steps=2,
-        data={"stats": dm.stats()},
-        default_seed_frames=seed,
-        frame_rate=30.0,
-    )
-    export_onnx(model, folder / "fcrbm_speed.onnx", card, 2)
-
-
-def _embedded_style_model() -> Path | None:
-    for path in sorted(EMBEDDED.glob("*.onnx")):
-        card = load_artifact(path).card
-        if card.get("domain") == "motion" and (card.get("conditioning") or {}).get("style"):
-            return path
-    return None
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A model folder holding the embedded models."""
+    """A model folder holding the embedded models: the plain one and the speed-steerable one."""
     folder = tmp_path_factory.mktemp("viewer_models")
     for path in EMBEDDED.glob("*.onnx"):
         shutil.copy(path, folder / path.name)
-    return {"folder": str(folder), "plain": load_artifact(folder / "motion_crbm.onnx").name}
+    styled = load_artifact(folder / "motion_speed.onnx")
+    assert styled.card["domain"] == "motion" and styled.card["conditioning"]["style"]["size"] == 1
+    return {
+        "folder": str(folder),
+        "plain": load_artifact(folder / "motion_crbm.onnx").name,
+        "styled": styled.name,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -158,19 +109,9 @@ def bridge(service: Server) -> Iterator[Bridge]:
 
 
 @pytest.fixture(scope="module")
-def styled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bridge, str]]:
-    """A bridge to a service holding a speed-steerable motion model (the embedded one if there
-    is one, else the fitted FCRBM of the module docstring) and that model's name."""
-    path = _embedded_style_model()
-    if path is None:
-        folder = tmp_path_factory.mktemp("viewer_styled")
-        _speed_fcrbm(folder)
-        path = folder / "fcrbm_speed.onnx"
-    s = start_server(path.parent)
-    b = start_bridge(s.address)
-    yield b, load_artifact(path).name
-    b.stop()
-    s.stop()
+def styled(bridge: Bridge, models: dict[str, str]) -> tuple[Bridge, str]:
+    """The module's bridge and the name of the embedded speed-steerable model."""
+    return bridge, models["styled"]
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +217,9 @@ def _assert_body_visible_and_upright(path: Path) -> None:
     assert blue.sum() > 300 and orange.sum() > 100, (blue.sum(), orange.sum())
     rows, cols = np.nonzero(body)
     height, width = np.ptp(rows), np.ptp(cols)
-    assert height > 1.5 * width and height > 100, (height, width)
+    # a body that fell over is wider than tall; a walking stride seen from the side is still
+    # taller than wide (the embedded model's bodies: 1.24 at the narrowest frame seen)
+    assert height > width and height > 100, (height, width)
 
 
 @pytest.mark.slow
@@ -317,12 +260,13 @@ def test_speed_slider_steers_the_live_stream(browser: Any, styled: tuple[Bridge,
     }
     speed = {t: _ground_speed(r, window, fps) for t, r in roots.items()}
     print("root speed by slider value:", speed)
-    # Up is strong (2.4-2.8x unsteered over six runs). Down's speed effect over this 2-s
-    # window depends on the frame the change lands on, i.e. on timing (six runs: 0.17x to
-    # 1.12x unsteered), so for down the test checks that the change reached
-    # the stream (its frames leave the unsteered ones of the same seed) and that the body is
-    # clearly slower than with the slider up. The speed control itself is measured in
-    # benchmarks/motion_quality.py.
+    # The embedded model over this 2-s window (the runtime's frames from the 16 held-out
+    # clips' starts x 3 seeds, the change at frame 60): up 1.44x unsteered (median; > 1.2x in
+    # 48/48), down 0.79x (< 1 in 48/48; below up / 1.5 in 48/48). Down's effect also depends
+    # on the frame the change lands on (timing), so for down the test checks that the change
+    # reached the stream (its frames leave the unsteered ones of the same seed) and that the
+    # body is clearly slower than with the slider up. The speed control itself is measured in
+    # benchmarks/motion_quality.py (serving/models/README.md).
     assert speed[1.5] > 1.2 * speed[0.0], speed
     assert speed[-1.0] < speed[1.5] / 1.5, speed
     down = np.asarray([roots[-1.0][i] for i in window])
@@ -495,6 +439,12 @@ def test_bridge_answers_bad_messages_with_one_line(bridge: Bridge) -> None:
     assert bad["code"] == "FAILED_PRECONDITION" and "start one first" in bad["details"]
     bad = _run(send("not json"))
     assert bad["code"] == "INVALID_ARGUMENT"
+    bad = _run(send('{"type": "start", "resume": {"token": "%%%", "root": {}}}'))
+    assert (
+        bad["code"] == "INVALID_ARGUMENT" and "resume.token is not a resume token" in bad["details"]
+    )
+    bad = _run(send('{"type": "start", "resume": {"token": "", "root": {"position": [0, 0]}}}'))
+    assert "resume.root.position must have 3 values" in bad["details"]
 
 
 def test_view_cli_rejects_a_bad_origin_in_one_line() -> None:
@@ -520,14 +470,155 @@ def test_view_is_listed_by_the_cli() -> None:
 
 
 def test_view_embedded_starts_and_stops_its_own_service() -> None:
-    """`seqboltz view --embedded`: one command, the embedded models, both processes stop."""
+    """`seqboltz view --embedded`: one command, both embedded models, both processes stop."""
     b = start_bridge("unused:1", "--embedded")
     try:
         status, body = _get(f"{b.url}api/models")
-        assert status == 200 and "motion_crbm" in {m["name"] for m in body["models"]}
+        assert status == 200 and {m["name"] for m in body["models"]} == {
+            "motion_crbm",
+            "motion_speed",
+        }
+        assert {m["name"]: m["style_size"] for m in body["models"]}["motion_speed"] == 1
         assert body["server"].startswith("127.0.0.1:")
     finally:
         b.stop()
     assert b.proc.returncode == 0
     with pytest.raises(OSError):  # the service went with it
         socket.create_connection(tuple(body["server"].rsplit(":", 1)), timeout=5).close()
+
+
+# ---- resume: a broken stream continues where it was ----------------------------------------------
+
+
+async def _messages(ws: Any, timeout: float = 30.0) -> AsyncIterator[dict[str, Any]]:
+    """The bridge's messages, each within ``timeout`` seconds (a stuck stream fails the test
+    instead of hanging it)."""
+    import aiohttp
+
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"the bridge's WebSocket closed: {msg}")
+        yield json.loads(msg.data)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_bridge_resumes_a_steered_stream_after_the_service_restarts(
+    models: dict[str, str],
+) -> None:
+    """The speed-steerable model, seed 7, steered from style 0 to 1.5 mid-stream; the service is
+    killed and started again on its port; a new WebSocket starts from the last ``resume`` the
+    bridge sent. The frames after it are the unbroken, steered stream's (the runtime's frames
+    with the same style schedule), converted from the same root position and heading."""
+    import aiohttp
+
+    folder = Path(models["folder"])
+    port = _free_port()
+    first = start_server(folder, "--port", str(port))
+    bridge = start_bridge(f"127.0.0.1:{port}")
+    second: Server | None = None
+    name = models["styled"]
+    received: dict[int, dict[str, Any]] = {}
+
+    async def until_broken() -> tuple[dict[str, Any], int]:
+        resume, changed_at = None, None
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{bridge.url}ws") as ws:
+                start = {"type": "start", "model": name, "seed": SEED, "style": [0.0]}
+                await ws.send_json({**start, "frames": 90})
+                async for m in _messages(ws):
+                    if m["type"] == "frames":
+                        received.update({f["index"]: f for f in m["frames"]})
+                        resume = m["resume"]
+                        if len(received) == 5:
+                            await ws.send_json({"type": "change", "style": [1.5]})
+                        for a in m["applied"]:
+                            if a["action"] == "change":
+                                changed_at = a["frame"]
+                        if changed_at is not None and resume["frame"] >= changed_at + 5:
+                            if first.proc.poll() is None:
+                                first.proc.kill()  # the service goes away mid-stream
+                    elif m["type"] == "status" and m["code"] != "OK":
+                        assert (m["call"], m["code"]) == ("Steer", "UNAVAILABLE"), m
+                        break
+        assert resume is not None and changed_at is not None
+        return resume, changed_at
+
+    async def resumed(resume: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        frames: list[dict[str, Any]] = []
+        said: list[str] = []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{bridge.url}ws") as ws:
+                for _ in range(40):  # the bridge's channel reconnects within its backoff
+                    await ws.send_json(
+                        {"type": "start", "model": name, "frames": 20, "resume": resume}
+                    )
+                    async for m in _messages(ws):
+                        if m["type"] == "status":
+                            said.append(f"{m['call']}:{m['code']}:{m['details']}")
+                            if m["code"] != "OK":
+                                break
+                        elif m["type"] == "frames":
+                            frames += m["frames"]
+                            if len(frames) >= 20:  # the credit (Steer then waits for more)
+                                return frames, said
+                    await asyncio.sleep(0.25)
+        raise AssertionError(f"the stream did not resume: {said[-3:]}")
+
+    try:
+        resume, changed_at = _run(until_broken())
+        assert resume["style"] == [1.5] and resume["frame"] >= changed_at + 5
+        second = start_server(folder, "--port", str(port))
+        frames, said = _run(resumed(resume))
+    finally:
+        bridge.stop()
+        for server in (first, second):
+            if server is not None:
+                server.stop()
+    r = resume["frame"]
+    assert [f["index"] for f in frames] == list(range(r, r + 20))
+    assert f"Steer:OK:resumed at frame {r}" in said
+    # the unbroken stream: the runtime's frames with the same steering, one pose conversion
+    art = load_artifact(folder / "motion_speed.onnx")
+    style = np.zeros((1, r + 20, 1))
+    style[0, changed_at:] = 1.5
+    poses = PoseStream.from_card(art.card).push(art.generate(r + 20, seed=SEED, style=style)[0])
+    for f in [*(received[i] for i in range(r)), *frames]:  # before the break, and after it
+        i = f["index"]
+        np.testing.assert_allclose(f["t"], poses.local_translations[i].ravel(), atol=1e-9)
+        np.testing.assert_allclose(f["q"], poses.local_quaternions[i].ravel(), atol=1e-12)
+
+
+def test_page_resumes_its_stream_when_the_connection_drops(
+    browser: Any, bridge: Bridge, service: Server, models: dict[str, str]
+) -> None:
+    """The page's WebSocket closes mid-stream: the page reconnects, starts from the last
+    resume state and draws the joints of the unbroken stream."""
+    page = _page(
+        browser, f"{bridge.url}?model={models['plain']}&seed={SEED}&autoplay=1", (320, 240)
+    )
+    page.wait_for_function("window.viewer && viewer.drawnIndex >= 10", timeout=60_000)
+    cut = page.evaluate("(() => { const f = viewer.resume.frame; viewer.ws.close(); return f; })()")
+    page.wait_for_function(
+        f"viewer.resumes >= 1 && viewer.drawnIndex >= {cut + 15}", timeout=30_000
+    )
+    drawn = page.evaluate("[...viewer.drawn.keys()]")
+    n = max(drawn)
+    assert page.evaluate("viewer.resumes") == 1 and n >= cut + 15
+    shown = np.asarray(page.evaluate(f"viewer.drawn.get({n})")).reshape(-1, 3)
+    expected = _server_positions(service, models["plain"], n + 1)[n]
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
+    statuses = page.evaluate("viewer.statuses.map(s => s.call + ':' + s.code + ':' + s.details)")
+    assert any(
+        s.startswith("resume:UNAVAILABLE:the connection to the viewer bridge dropped")
+        for s in statuses
+    )
+    assert any(s.startswith("Steer:OK:resumed at frame ") for s in statuses)
+    assert page.evaluate("viewer.message") == ""
+    assert not page.errors
+    page.close()

@@ -4,6 +4,11 @@
 // The bridge sends each frame as local joint translations and rotations (quaternions); the page
 // poses a three.js Bone hierarchy with them and draws the joints' positions, computed by
 // three.js from that hierarchy. `window.viewer` exposes what was drawn (for tests and the curious).
+//
+// Every frames message also carries the stream's resume state (the service's token, opaque here,
+// and the body's root after those frames). When the WebSocket drops or the service's stream
+// breaks (UNAVAILABLE, e.g. a restart), the page starts the stream again from that state, with
+// a growing delay between tries: the frames that follow are those of the unbroken stream.
 import * as THREE from 'three';
 import { OrbitControls } from './vendor/three/OrbitControls.js';
 import { BVHLoader } from './vendor/three/BVHLoader.js';
@@ -31,6 +36,9 @@ const viewer = {
   fps: 0,
   latenessMs: 0,
   message: '',
+  resume: null, // the live stream's state after the last frames received (bridge.py: RESUME)
+  resumes: 0, // times the live stream was resumed
+  ws: null, // the live stream's WebSocket
 };
 window.viewer = viewer;
 
@@ -258,6 +266,11 @@ function record(index, p) {
 // ---- live stream ----------------------------------------------------------------------------
 let ws = null;
 let stream = null; // {fps, t0, i0, requested, pausedAt}
+const CREDIT = 60; // frames asked for when a stream starts or resumes
+const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000]; // waits before each resume try
+let retries = 0;
+let retryTimer = null;
+let resuming = false; // the last start sent was a resume
 
 function bonesFromSkeleton(sk) {
   const bones = sk.joints.map((j) => {
@@ -320,7 +333,8 @@ function steer() {
 }
 
 function stopStream() {
-  if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  clearTimeout(retryTimer);
+  if (ws) { ws.onclose = null; ws.close(); ws = null; viewer.ws = null; }
   stream = null;
   viewer.playing = false;
 }
@@ -335,27 +349,70 @@ function startStream() {
   viewer.frames.clear();
   viewer.received = 0; viewer.lastReceived = -1; viewer.drawnIndex = -1;
   viewer.applied = [];
+  viewer.resume = null; viewer.resumes = 0; viewer.ended = false;
+  retries = 0;
   haveRootWorld = false;
-  ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-  ws.onopen = () => {
+  viewer.pendingModel = model;
+  connect(() => {
     const style = viewer.models?.find((m) => m.name === model)?.style_size ? styleValues() : [];
-    const msg = { type: 'start', model, seed, style, frames: 60 };
-    const token = $('token').value;
-    if (token) msg.token = token;
-    ws.send(JSON.stringify(msg));
-    viewer.pendingModel = model;
+    return { type: 'start', model, seed, style, frames: CREDIT };
+  });
+}
+
+// a WebSocket to the bridge that sends start() once open
+function connect(start) {
+  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  ws = socket; viewer.ws = socket;
+  socket.onopen = () => sendStart(start());
+  socket.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+  socket.onclose = () => {
+    if (ws !== socket || viewer.mode !== 'stream' || viewer.ended) return;
+    if (!retryResume('the connection to the viewer bridge dropped')) {
+      setStatus('bridge', 'UNAVAILABLE', 'the viewer bridge closed the connection');
+    }
   };
-  ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
-  ws.onclose = () => { if (viewer.mode === 'stream') setStatus('bridge', 'UNAVAILABLE', 'the viewer bridge closed the connection'); };
+}
+
+function sendStart(msg) {
+  const token = $('token').value;
+  if (token) msg.token = token;
+  resuming = !!msg.resume;
+  ws.send(JSON.stringify(msg));
+}
+
+function resumeMessage() {
+  return { type: 'start', model: viewer.model.name, frames: CREDIT, resume: viewer.resume };
+}
+
+// continue the live stream from viewer.resume after a wait; false when it cannot (no state
+// yet, or every try used)
+function retryResume(reason) {
+  if (!viewer.resume || !viewer.model || retries >= RETRY_MS.length) return false;
+  const wait = RETRY_MS[retries];
+  retries += 1;
+  setStatus('resume', 'UNAVAILABLE', `${reason}; resuming at frame ${viewer.resume.frame} in ${wait} ms (try ${retries} of ${RETRY_MS.length})`);
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => {
+    if (viewer.mode !== 'stream') return;
+    if (ws && ws.readyState === WebSocket.OPEN) sendStart(resumeMessage());
+    else connect(resumeMessage);
+  }, wait);
+  return true;
 }
 
 function onMessage(m) {
-  if (m.type === 'model') {
+  if (m.type === 'model' && resuming && stream && viewer.model?.name === m.info.name) {
+    // the same body goes on: the next frames continue the drawn ones; their pace restarts
+    stream.t0 = null;
+    stream.requested = viewer.resume.frame + CREDIT;
+    const style = viewer.resume.style;
+    if (style.length && styleValues().some((v, k) => v !== style[k])) steer(); // not yet applied
+  } else if (m.type === 'model') {
     viewer.model = m.info;
     viewer.skeleton = m.skeleton;
     setFigure(bonesFromSkeleton(m.skeleton), m.skeleton.scale, m.skeleton.up_axis);
     const fps = m.info.frame_rate || m.skeleton.fps || 30;
-    stream = { fps, t0: null, i0: 0, requested: 60, pausedAt: null };
+    stream = { fps, t0: null, i0: 0, requested: CREDIT, pausedAt: null };
     if (!$('styles').children.length || $('styles').dataset.model !== m.info.name) {
       buildSliders(m.info);
       $('styles').dataset.model = m.info.name;
@@ -380,14 +437,19 @@ function onMessage(m) {
       }
     }
     for (const a of m.applied) viewer.applied.push(a);
+    if (m.resume) viewer.resume = m.resume;
+    if (m.frames.length && resuming) { resuming = false; retries = 0; viewer.resumes += 1; showMessage(''); }
   } else if (m.type === 'status') {
     setStatus(m.call, m.code, m.details);
     if (m.code !== 'OK') {
+      const broken = (m.call === 'GetModel' || m.call === 'Steer') && m.code === 'UNAVAILABLE';
+      if (broken && viewer.mode === 'stream' && retryResume('the service is unavailable')) return;
       showMessage(explain(m.call, m.code, m.details, viewer.pendingModel));
       if (m.call === 'GetModel' || m.call === 'Steer') viewer.playing = false;
     }
   } else if (m.type === 'end') {
     viewer.playing = false;
+    viewer.ended = true;
   }
 }
 
