@@ -115,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = info["models"]
         model = models[0] if isinstance(models, list) and models else "embedded model"
         label = f"generated ({model}, seed {args.seed})"
-        pictures = draw_body(bvh, args.out, label)
-        print("the body, real beside generated: " + ", ".join(str(p) for p in pictures.values()))
+        try:
+            pictures = draw_body(bvh, args.out, label)
+        except ImportError as exc:  # the torch-free serve install has no data package or plots
+            print(f"the body pictures need the full install (pip install 'seqboltz[all]'): {exc}")
+        else:
+            paths = ", ".join(str(p) for p in pictures.values())
+            print(f"the body, real beside generated: {paths}")
     return code or exit_code
