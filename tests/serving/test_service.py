@@ -188,6 +188,7 @@ def test_health_and_reflection(server) -> None:
         "GetModel",
         "Generate",
         "Steer",
+        "Speak",
     ]
     own = descriptor_pb2.FileDescriptorProto.FromString(
         itself.file_descriptor_response.file_descriptor_proto[0]
