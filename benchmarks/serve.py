@@ -10,7 +10,8 @@ A real server process per configuration (``seqboltz serve`` on the embedded defa
 2. 64 streams paced at 30 fps for ``--paced-seconds``: p99 lateness of a frame against its
    schedule (first frame + index / 30);
 3. the largest number of paced 30-fps streams with p99 lateness under 20 ms (doubling from 64,
-   ``--probe-seconds`` each).
+   ``--probe-seconds`` each); paced streams take ``--frames-per-message`` frames a message
+   (a message leaves when its first frame is due, the rest is look-ahead).
 
 Both cores are shared by the server and the client. Run from the repository root::
 
@@ -52,9 +53,11 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 async def run_streams(
-    address: str, n: int, frames: int, realtime: bool
+    address: str, n: int, frames: int, realtime: bool, per_message: int = 1
 ) -> tuple[float, list[float], list[float]]:
-    """``(seconds, gaps between frames, lateness of paced frames)`` over ``n`` streams."""
+    """``(seconds, gaps between frames, lateness of paced frames)`` over ``n`` streams, with
+    ``per_message`` frames per message (paced: a message leaves when its first frame is due,
+    so its later frames arrive early, a bounded look-ahead the client plays at their times)."""
     gaps: list[float] = []
     late: list[float] = []
     async with grpc.aio.insecure_channel(
@@ -63,7 +66,9 @@ async def run_streams(
         stub = pb_grpc.GenerationStub(ch)
 
         async def one(seed: int) -> None:
-            request = pb.GenerateRequest(n_frames=frames, seed=seed, realtime=realtime)
+            request = pb.GenerateRequest(
+                n_frames=frames, seed=seed, realtime=realtime, frames_per_message=per_message
+            )
             first = last = None
             async for chunk in stub.Generate(request):
                 now = time.perf_counter()
@@ -101,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--streams", default="1,16,64,256")
     p.add_argument("--paced-seconds", type=float, default=60.0)
     p.add_argument("--probe-seconds", type=float, default=10.0)
+    p.add_argument(
+        "--frames-per-message",
+        type=int,
+        default=1,
+        help="frames per message of the paced streams (look-ahead: per-message - 1 frames)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    levels = [int(x) for x in args.streams.split(",")]
+    levels = [int(x) for x in args.streams.split(",") if x]
     results: dict[str, Any] = {"unpaced": {}, "paced": {}, "capacity": {}}
     rows = []
     for n in levels:
@@ -129,16 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     proc, address = start_server(256)
     try:
         frames = int(args.paced_seconds * 30)
-        _, _, late = asyncio.run(run_streams(address, 64, frames, True))
+        per = args.frames_per_message
+        _, _, late = asyncio.run(run_streams(address, 64, frames, True, per))
         results["paced"] = {
             "streams": 64,
+            "frames_per_message": per,
             "seconds": args.paced_seconds,
             "late_p50_ms": float(np.percentile(late, 50) * 1e3),
             "late_p99_ms": float(np.percentile(late, 99) * 1e3),
         }
         n, best = 64, 0
         while n <= 4096:
-            _, _, late = asyncio.run(run_streams(address, n, int(args.probe_seconds * 30), True))
+            probe = int(args.probe_seconds * 30)
+            _, _, late = asyncio.run(run_streams(address, n, probe, True, per))
             p99 = float(np.percentile(late, 99) * 1e3)
             results["capacity"][str(n)] = p99
             if p99 >= 20.0:
@@ -155,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\n{model}, {args.frames} frames per stream\n")
     print(
-        markdown_table(
+        ""
+        if not rows
+        else markdown_table(
             [
                 "streams",
                 "on: frames/s",
@@ -174,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     paced = results["paced"]
     print(
-        f"\n64 streams paced at 30 fps for {paced['seconds']:.0f} s: lateness p50 "
+        f"\n64 streams paced at 30 fps, {paced['frames_per_message']} frame(s) per message, "
+        f"for {paced['seconds']:.0f} s: lateness p50 "
         f"{paced['late_p50_ms']:.2f} ms, p99 {paced['late_p99_ms']:.2f} ms"
     )
     cap = results["capacity"]

@@ -340,6 +340,10 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                 )
             frames = []
             diverged: ModelDiverged | None = None
+            # paced: a message leaves when its *first* frame is due; the others are a bounded
+            # look-ahead (at most frames_per_message - 1 frames) the client plays at their
+            # times, and a Steer shows from the next message
+            due = t0 + (state.index - first) / rate if rate else 0.0
             for _ in range(int(min(per, budget[0]))):
                 if apply is not None:
                     apply(state)
@@ -360,10 +364,8 @@ class GenerationServicer(pb_grpc.GenerationServicer):
                         resume=state.token(),
                     )
                 raise diverged
-            if rate:
-                delay = t0 + (state.index - first) / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            if rate and due > loop.time():
+                await asyncio.sleep(due - loop.time())
             applied = list(pending or [])
             if pending:
                 pending.clear()

@@ -295,6 +295,18 @@ def test_cancel_and_deadline_free_streams(server) -> None:
     assert active_streams(server) == 0
 
 
+def test_paced_messages_leave_when_their_first_frame_is_due(server) -> None:
+    """Realtime with 15 frames a message (30 fps): the messages leave at 0 s and 0.5 s, the
+    second half a look-ahead played at its times, so 30 frames take ~0.5 s, not 1 s."""
+    stub = server.stub()
+    request = pb.GenerateRequest(model="crbm", n_frames=30, realtime=True, frames_per_message=15)
+    start = time.perf_counter()
+    arrivals = [time.perf_counter() - start for _ in stub.Generate(request, timeout=30)]
+    assert len(arrivals) == 2
+    assert arrivals[0] < 0.3  # the first frame is due at once
+    assert 0.45 <= arrivals[1] < 0.85  # frame 15 is due at 0.5 s, and not sent before
+
+
 def test_200_concurrent_streams(server) -> None:
     before = batches_over_one(server)
 
