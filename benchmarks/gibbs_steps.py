@@ -80,7 +80,7 @@ def sampled_last(model: SequenceRBM) -> SequenceRBM:
         if self.visible_noise > 0:
             noise = box_muller(noise[:, self.n_hidden :], self.n_visible)
             state = state + self.visible_noise * noise
-        return (context.visible_bias + state) @ self.unwhiten.T
+        return (context.visible_bias + self._scaled(state, context)) @ self.unwhiten.T
 
     def emit_state(self: SequenceRBM, state: Any, context: Any, noise: Any) -> Any:
         return state
