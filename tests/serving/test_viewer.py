@@ -207,7 +207,8 @@ def test_page_draws_the_joints_the_server_computes(
 
 
 def _assert_body_visible_and_upright(path: Path) -> None:
-    """The limbs' blue (#4fc3f7) and joints' orange (#ffb74d) cover a region taller than wide."""
+    """The limbs' blue (#4fc3f7) and joints' orange (#ffb74d) cover a region that stands up:
+    at least 0.6 as tall as wide."""
     from PIL import Image
 
     rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
@@ -217,9 +218,10 @@ def _assert_body_visible_and_upright(path: Path) -> None:
     assert blue.sum() > 300 and orange.sum() > 100, (blue.sum(), orange.sum())
     rows, cols = np.nonzero(body)
     height, width = np.ptp(rows), np.ptp(cols)
-    # a body that fell over is wider than tall; a walking stride seen from the side is still
-    # taller than wide (the embedded model's bodies: 1.24 at the narrowest frame seen)
-    assert height > width and height > 100, (height, width)
+    # a body that fell over is several times wider than tall (its height is a limb's
+    # thickness); an upright one with a side-on stride or arms out in a karate or dance pose
+    # (the CMU selection's) is about as wide as tall: 1.24 and 0.99 (328 x 330 px) were seen
+    assert height > 0.6 * width and height > 100, (height, width)
 
 
 @pytest.mark.slow
