@@ -45,25 +45,22 @@ __all__ = ["RecentreIntercept", "recentre_intercept", "sampler_mean_error"]
 def _windows(
     clips: Sequence[np.ndarray], extra: dict[str, Sequence[np.ndarray]], order: int
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """Every training window: histories ``(N, order, D)`` (most recent first), the frames
-    they precede ``(N, D)`` and each frame's per-frame conditioning ``{name: (N, ·)}``."""
-    hist, target = [], []
-    cond: dict[str, list[np.ndarray]] = {k: [] for k in extra}
-    for i, clip in enumerate(clips):
-        c = np.asarray(clip, dtype=np.float64)
-        t = c.shape[0]
-        if t <= order:
-            continue
-        hist.append(np.stack([c[order - k : t - k] for k in range(1, order + 1)], axis=1))
-        target.append(c[order:])
-        for name, seqs in extra.items():
-            cond[name].append(np.asarray(seqs[i], dtype=np.float64)[order:])
-    if not hist:
+    """Every training window (:func:`~seqboltz.eval._sequence.history_windows`): histories
+    ``(N, order, D)`` (most recent first), the frames they precede ``(N, D)`` and each frame's
+    per-frame conditioning ``{name: (N, ·)}``."""
+    from seqboltz.eval._sequence import history_windows
+
+    if all(np.shape(c)[0] <= order for c in clips):
         raise ValueError(f"no training clip is longer than the model's order ({order})")
+    hist, target = history_windows(clips, order)
+    cond = {
+        name: np.concatenate([np.asarray(c, dtype=np.float64)[order:] for c in seqs])
+        for name, seqs in extra.items()
+    }
     return (
-        torch.from_numpy(np.concatenate(hist)),
-        torch.from_numpy(np.concatenate(target)),
-        {k: torch.from_numpy(np.concatenate(v)) for k, v in cond.items()},
+        torch.from_numpy(hist),
+        torch.from_numpy(target),
+        {k: torch.from_numpy(v) for k, v in cond.items()},
     )
 
 

@@ -4,6 +4,8 @@ its sampler against a numpy construction, and Box–Muller against the normal la
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -282,20 +284,27 @@ def test_bad_control_clips_are_refused() -> None:
         ResidualCRBM(3, 4, order=2, n_controls=-1)
 
 
-@pytest.mark.slow  # an export takes seconds (torch.export + ONNX translation)
-def test_a_controlled_model_exports_and_the_runtime_generates_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _exported(m: ResidualCRBM, tmp_path: Path) -> tuple[ResidualCRBM, Any]:
+    """``m`` as a checkpoint keeps it (float32, back to float64: what is exported is compared)
+    and its artifact from ``seqboltz export`` at k = 3."""
     from seqboltz.cli import main
     from seqboltz.models import save_model
     from seqboltz.runtime import load_artifact
 
-    clips, controls = _controlled_clips()
-    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.3).double()
-    m.init_from_sequences(clips, controls=controls)
-    m = m.float().double()  # a checkpoint keeps float32: compare with what was exported
+    m = m.float().double()
     ckpt = save_model(m, tmp_path / "m.ckpt")
     argv = ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--no-data"]
     assert main([*argv, "--gibbs-steps", "3"]) == 0
-    art = load_artifact(tmp_path / "m.onnx")
+    return m, load_artifact(tmp_path / "m.onnx")
+
+
+@pytest.mark.slow  # an export takes seconds (torch.export + ONNX translation)
+def test_a_controlled_model_exports_and_the_runtime_generates_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.3).double()
+    m.init_from_sequences(clips, controls=controls)
+    m, art = _exported(m, tmp_path)
     seed_frames = np.stack([clips[0][:2], clips[1][:2]])
     ctl = np.stack([controls[0][2:8], controls[1][2:8]])  # per frame (B, T, C)
     got = art.generate(6, seed=4, seed_frames=seed_frames, controls=ctl)
@@ -469,18 +478,11 @@ def test_the_styled_sampler_scales_its_residual() -> None:
 
 @pytest.mark.slow  # an export takes seconds (torch.export + ONNX translation)
 def test_a_styled_model_exports_and_the_runtime_steers_it_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from seqboltz.cli import main
-    from seqboltz.models import save_model
-    from seqboltz.runtime import load_artifact
 
     clips, styles, _ = _styled_clips()
     m = ResidualCRBM(3, 4, order=2, n_style=1, init_std=0.3).double()
     m.init_from_sequences(clips, styles=styles)
-    m = m.float().double()  # a checkpoint keeps float32: compare with what was exported
-    ckpt = save_model(m, tmp_path / "m.ckpt")
-    argv = ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--no-data"]
-    assert main([*argv, "--gibbs-steps", "3"]) == 0
-    art = load_artifact(tmp_path / "m.onnx")
+    m, art = _exported(m, tmp_path)
     seed_frames = np.stack([clips[0][:2], clips[1][:2]])
     sty = np.repeat([[[-2.0]], [[2.0]]], 6, axis=1)  # per frame (B, T, S): slow and fast
     got = art.generate(6, seed=4, seed_frames=seed_frames, style=sty)
