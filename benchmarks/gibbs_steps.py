@@ -42,6 +42,7 @@ from seqboltz.eval._cli import datamodule_from_checkpoint
 from seqboltz.eval._sequence import fit_linear_ar
 from seqboltz.eval._sequence_report import (
     AR_NAME,
+    SplitView,
     generate_seeds,
     model_generator,
     motion_reference,
@@ -53,20 +54,6 @@ from seqboltz.models._residual import box_muller
 #: the measures the choice compares, lower is better for each
 CHOICE_KEYS = ("npss", "pskl", "frechet")
 COLUMNS = (*CHOICE_KEYS, "foot_skating", "std_within")
-
-
-class SplitView:
-    """A DataModule seen through one split: ``clips("test")`` etc. return ``split``'s clips,
-    so the scoring code that reads the test clips scores the validation clips instead."""
-
-    def __init__(self, datamodule: Any, split: str) -> None:
-        self._dm, self._split = datamodule, split
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._dm, name)
-        if name in ("clips", "source_clips", "style_clips", "control_clips"):
-            return lambda split: attr(self._split if split == "test" else split)
-        return attr
 
 
 def sampled_last(model: SequenceRBM) -> SequenceRBM:

@@ -69,6 +69,7 @@ __all__ = [
     "Generator",
     "MotionReference",
     "SequenceEvaluation",
+    "SplitView",
     "evaluate_sequence_model",
     "generate_seeds",
     "model_generator",
@@ -78,6 +79,7 @@ __all__ = [
     "motion_reference",
     "paired_difference",
     "real_row",
+    "realism_score",
     "score_generations",
     "speed_control",
     "speed_gain",
@@ -104,6 +106,26 @@ _COLUMNS: dict[str, tuple[str, int]] = {
     "diversity": ("diversity across seeds", 2),
     "copy_distance": ("nearest-train distance", 2),
 }
+
+
+class SplitView:
+    """A sequence DataModule seen through one split: ``clips("test")`` (and the source, style
+    and control clips) return ``split``'s clips, so the scoring code that reads the test clips
+    scores, e.g., the validation clips instead (model choice on validation, test touched once).
+
+    Args:
+        datamodule: a set-up sequence DataModule.
+        split: the split that stands in for ``"test"``.
+    """
+
+    def __init__(self, datamodule: Any, split: str) -> None:
+        self._dm, self._split = datamodule, split
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._dm, name)
+        if name in ("clips", "source_clips", "style_clips", "control_clips"):
+            return lambda split: attr(self._split if split == "test" else split)
+        return attr
 
 
 # ---- real motion the scores compare with ------------------------------------------------------
@@ -425,6 +447,30 @@ def paired_difference(
     if a.ndim != 2 or a.shape != b.shape or not np.isfinite(a - b).any():
         return float("nan"), float("nan"), float("nan")
     return bootstrap_ci(a - b, n_boot=n_boot)
+
+
+#: the realism measures of issue 13 that :func:`realism_score` averages (lower is better)
+REALISM_KEYS = ("npss", "pskl", "frechet", "foot_skating")
+
+
+def realism_score(row: Mapping[str, Any], baseline: Mapping[str, Any]) -> float:
+    """Mean log ratio ``mean_k log(row_k / baseline_k)`` over the :data:`REALISM_KEYS` both
+    rows have (finite and positive): 0 at parity with the baseline, below 0 better, and each
+    measure weighs the same whatever its units (a 10 % lower Fréchet distance counts as much
+    as a 10 % lower NPSS). ``inf`` when ``row`` has none of them or blew up.
+
+    Args:
+        row, baseline: rows of :func:`score_generations` (e.g. a model and the linear AR on
+            the same clips).
+    """
+    if row.get("exploded"):
+        return math.inf
+    logs = []
+    for key in REALISM_KEYS:
+        a, b = row.get(key, math.nan), baseline.get(key, math.nan)
+        if math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0:
+            logs.append(math.log(a / b))
+    return float(np.mean(logs)) if logs else math.inf
 
 
 def real_row(ref: MotionReference) -> dict[str, Any]:

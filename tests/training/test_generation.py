@@ -113,6 +113,58 @@ def test_callback_logs_scores_that_checkpointing_can_monitor(folder: Path, tmp_p
     )
 
 
+def test_realism_mode_scores_the_reports_measures_against_ar(folder: Path) -> None:
+    """``measures="realism"``: the score is the mean log ratio to AR of the report's measures
+    (recomputed here from the same generations), plus the drift penalty."""
+    from seqboltz.eval._sequence_report import (
+        SplitView,
+        motion_reference,
+        score_generations,
+    )
+
+    dm = MotionDataModule(path=str(folder), order=3, batch_size=50, held_out_fraction=0.3)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    system = RBMSystem(ConditionalRBM(dm.n_features, 8, order=3), lr=0.01, mean_field_negative=True)
+    trainer = L.Trainer(
+        logger=False,
+        callbacks=[GenerationMetric(frames=40, gibbs_steps=2, measures="realism", seeds=2)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.validate(system, datamodule=dm, verbose=False)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # this skeleton has no named feet: NPSS, PSKL and the Fréchet distance are scored
+    assert {"val/gen_npss", "val/gen_pskl", "val/gen_frechet", "val/gen_frechet_ar"} <= set(logged)
+    assert "val/gen_foot_skating" not in logged
+    view = SplitView(dm, "val")
+    ref = motion_reference(view)
+    starts = np.stack([c[:3] for c in ref.test])
+    model = system.energy_model
+    total = max(40, ref.window)  # at least one spectral window
+    start = torch.from_numpy(starts).float()
+    gens = np.stack([model.generate(start, total, 2, seed=s).double().numpy() for s in (0, 1)])
+    row = score_generations("m", gens, ref, n_boot=1)
+    assert logged["val/gen_frechet"] == pytest.approx(row["frechet"], rel=1e-4)
+    ratio = {
+        k: logged[f"val/gen_{k}"] / logged[f"val/gen_{k}_ar"] for k in ("npss", "pskl", "frechet")
+    }
+    expected = float(np.mean(np.log(list(ratio.values())))) + logged["val/gen_drift"]
+    assert logged["val/gen_score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_realism_score_is_the_mean_log_ratio_and_refuses_blown_up_rows() -> None:
+    from seqboltz.eval._sequence_report import realism_score
+
+    base = {"npss": 2.0, "pskl": 0.5, "frechet": 100.0, "foot_skating": 10.0}
+    better = {"npss": 1.0, "pskl": 0.5, "frechet": 100.0, "foot_skating": float("nan")}
+    # NaN skating is left out: log(1/2) over the three measures both rows have
+    assert realism_score(better, base) == pytest.approx(np.log(0.5) / 3)
+    assert realism_score(base, base) == 0.0
+    assert realism_score({**base, "exploded": True}, base) == float("inf")
+    assert realism_score({}, base) == float("inf")
+
+
 def test_drift_penalty_is_zero_inside_the_band_and_grows_outside() -> None:
     real = _waves(4, 400, 3, seed=0).reshape(-1, 3)
     assert drift_penalty(real, real) == 0.0
@@ -132,3 +184,7 @@ def test_bad_arguments() -> None:
         GenerationMetric(frames=2)
     with pytest.raises(ValueError, match="horizon >= 0"):
         GenerationMetric(horizon=-1)
+    with pytest.raises(ValueError, match="seeds >= 1"):
+        GenerationMetric(seeds=0)
+    with pytest.raises(ValueError, match="measures must be"):
+        GenerationMetric(measures="fid")  # type: ignore[arg-type]
