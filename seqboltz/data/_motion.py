@@ -87,6 +87,7 @@ CMU_TAKE_FPS = 120.0
 MOTION_FIXTURES: dict[str, str] = {
     "cmu_mixed": "4b4e235fd18e0158f272bfea2dc77be30426fea0deae77e5d68d7970e35323e0",
     "cmu131_bvh": "05bf59f0e783c75d036177b8690d67833462eeba2323c59e502a547e1548d0d7",
+    "cmu_daz_bvh": "332f36e45f5bd5df1317d63b3ea608cb32c36848ce7bcfccb1a33c7a2602e837",
 }
 """Committed motion fixtures (``seqboltz/data/motion_fixtures/<name>.tar.xz``) and the sha256 of
 each archive: ``cmu_mixed`` (the default data, CMU subjects 131, 135 and 5, ASF/AMC at 120 fps,
