@@ -91,8 +91,13 @@ MOTION_FIXTURES: dict[str, str] = {
 }
 """Committed motion fixtures (``seqboltz/data/motion_fixtures/<name>.tar.xz``) and the sha256 of
 each archive: ``cmu_mixed`` (the default data, CMU subjects 131, 135 and 5, ASF/AMC at 120 fps,
-5.9 min, a ``clips.json`` with kinds and a fixed split) and ``cmu131_bvh`` (CMU 131_01-03 in a
-3dsMax-friendly BVH rig: another source and skeleton, the "user's own clips" case)."""
+5.9 min, a ``clips.json`` with kinds and a fixed split), ``cmu_daz_bvh`` (76 clips of CMU subjects
+2-14, none of them in ``cmu_mixed``, in Hahne's Daz-friendly BVH rig of 43 joints at 120 fps: 6.2
+min of walks, runs, jumps, kicks, dribbling and standing with a fixed split holding out 15 whole
+clips; another source and skeleton, the "user's own clips" case, trained only through
+``--data.init_args.path``) and ``cmu131_bvh`` (CMU 131_01-03 in a 3dsMax-friendly BVH rig, 35 s:
+the earlier, smaller user's-clips case). Origins and licences:
+``seqboltz/data/motion_fixtures/README.md``."""
 
 MANIFEST = "clips.json"
 _CACHE_FORMAT = 2
@@ -123,7 +128,8 @@ def motion_fixture_folder(name: str = "cmu_mixed", cache_dir: str | Path | None 
     atomically (extracted beside it, then renamed), so a crash leaves nothing half-written.
 
     Args:
-        name: ``"cmu_mixed"`` or ``"cmu131_bvh"``.
+        name: a key of :data:`MOTION_FIXTURES` (``"cmu_mixed"``, ``"cmu_daz_bvh"`` or
+            ``"cmu131_bvh"``).
         cache_dir: the cache (default :func:`~seqboltz.data.default_cache_dir`).
 
     Returns:
