@@ -1,12 +1,22 @@
-"""Batching across streams: pending steps of every active stream of one model run as one
-runtime call (bounded batch size and wait).
+"""Batching across streams: pending work of every active stream of one model runs as one
+runtime call per Gibbs-step count (bounded batch size and wait).
 
-Each stream brings its :class:`~seqboltz.runtime.StepInputs` (its history window and its own
-noise, drawn from its own seed, from its :class:`~seqboltz.runtime.FrameStream`), and the step is
-computed in float64, so a stream's frames are the same whatever else shares its batch. Streams
-may run at different ``k`` (Gibbs steps per frame, the noise's second dimension): the steps of
-one ``k`` run as one call, each ``k`` its own call, so no stream's frame is computed with
-another's number of steps.
+Two kinds of work share a batcher: a *step* (one frame of a stream's ``B`` rows,
+:meth:`StepBatcher.step`, e.g. Speak) and a *chunk* (the next ``n`` frames of one stream,
+:meth:`StepBatcher.chunk`: the paced and unpaced frame streams, which compute a message's
+frames ahead in one go). A chunk brings its history window, conditioning and noise generator;
+its noise is drawn in the worker thread, ``n`` frames at once (the same numbers as frame by
+frame: ``seqboltz.noise.gibbs_uniforms``), and the ``n`` steps of every chunk in a batch run
+as ``n`` runtime calls over the batch's rows, the window shifted in numpy.
+
+Every step is computed in float64, so a stream's frames are the same whatever else shares its
+batch. Streams may run at different ``k`` (Gibbs steps per frame, the noise's second
+dimension): the work of one ``k`` runs as one call, each ``k`` its own call, so no stream's
+frame is computed with another's number of steps.
+
+Each request says how long it may wait for batch-mates: steps and urgent chunks
+``max_wait``, a chunk computed ahead of its time longer (the servicer passes part of its
+look-ahead), so that batches fill while every stream still gets its frames in time.
 """
 
 from __future__ import annotations
@@ -14,23 +24,58 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from seqboltz.runtime import Artifact, StepInputs
 
-__all__ = ["StepBatcher"]
+__all__ = ["Chunk", "ChunkInputs", "StepBatcher"]
+
+
+class ChunkInputs(NamedTuple):
+    """The next ``n_frames`` frames of one stream (one row).
+
+    Attributes:
+        history: ``(order, D)``, most recent frame first.
+        rng: the stream's noise generator at the chunk's first frame (advanced by the chunk).
+        n_frames: frames to compute (``≥ 1``).
+        gibbs_steps: ``k``, Gibbs steps per frame.
+        style: ``(S,)`` for every frame of the chunk, or ``None``.
+        controls: ``(C,)``, or ``None``.
+    """
+
+    history: np.ndarray
+    rng: np.random.Generator
+    n_frames: int
+    gibbs_steps: int
+    style: np.ndarray | None
+    controls: np.ndarray | None
+
+
+class Chunk(NamedTuple):
+    """A computed chunk: its finite frames ``(m, D)``; ``m < n_frames`` only when frame ``m``
+    of the chunk was not finite (``diverged``), and the frames after it were dropped."""
+
+    frames: np.ndarray
+    diverged: bool
+
+
+class _Item(NamedTuple):
+    request: StepInputs | ChunkInputs
+    future: asyncio.Future[Any]
+    deadline: float  # loop time by which its batch starts
 
 
 class StepBatcher:
-    """Collects steps for one artifact and runs them together.
+    """Collects steps and chunks for one artifact and runs them together.
 
     Args:
         artifact: the model.
-        max_batch: most steps per runtime call (1: batching off).
-        max_wait: seconds the first pending step waits for others.
-        executor: where the runtime call runs (off the event loop).
-        observe: ``observe(batch_size, seconds)`` after every call (metrics).
+        max_batch: most rows (streams) per runtime call (1: batching off).
+        max_wait: seconds a step (or an urgent chunk) waits for others.
+        executor: where the runtime calls run (off the event loop).
+        observe: ``observe(rows, seconds)`` after every batch (metrics).
     """
 
     def __init__(
@@ -48,9 +93,11 @@ class StepBatcher:
         self.max_wait = max_wait
         self.executor = executor
         self.observe = observe
-        self._queue: asyncio.Queue[tuple[StepInputs, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._pending: list[_Item] = []
+        self._kick: asyncio.Future[None] | None = None  # the worker waits on it
+        self._wake_at = float("inf")  # the earliest deadline the worker is waiting for
         self._worker: asyncio.Task[None] | None = None
-        self.streams = 0  # open streams: once each has a step pending, nothing is worth waiting
+        self.streams = 0  # open streams: once each has work pending, nothing is worth waiting
 
     def open(self) -> None:
         """A stream starts using this batcher."""
@@ -68,41 +115,78 @@ class StepBatcher:
 
     async def step(self, request: StepInputs) -> np.ndarray:
         """The next frames ``(B, D)`` of one stream's ``B`` rows (usually 1)."""
+        result: np.ndarray = await self._submit(request, self.max_wait)
+        return result
+
+    def chunk(self, request: ChunkInputs, wait: float | None = None) -> asyncio.Future[Chunk]:
+        """A future of the stream's next ``request.n_frames`` frames; the request waits at
+        most ``wait`` seconds for batch-mates (``None``: ``max_wait``). Cancel the future to
+        drop a chunk that is no longer wanted (e.g. a Steer change superseded it)."""
+        if request.n_frames < 1:
+            raise ValueError(f"a chunk has at least one frame; got {request.n_frames}")
+        return self._enqueue(request, self.max_wait if wait is None else max(0.0, wait))
+
+    async def _submit(self, request: StepInputs, wait: float) -> Any:
+        return await self._enqueue(request, wait)
+
+    def _enqueue(self, request: StepInputs | ChunkInputs, wait: float) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run())
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._queue.put_nowait((request, future))
-        return await future
+        future: asyncio.Future[Any] = loop.create_future()
+        deadline = loop.time() + wait
+        self._pending.append(_Item(request, future, deadline))
+        if len(self._pending) >= self._target() or deadline < self._wake_at:
+            self._wake()
+        return future
 
-    async def _collect(self) -> list[tuple[StepInputs, asyncio.Future[np.ndarray]]]:
-        batch = [await self._queue.get()]
+    def _target(self) -> int:
+        return min(self.max_batch, max(1, self.streams))
+
+    def _wake(self) -> None:
+        if self._kick is not None and not self._kick.done():
+            self._kick.set_result(None)
+
+    async def _collect(self) -> list[_Item]:
+        """The next batch: at most ``max_batch`` items, once the batch is full (every open
+        stream has work pending) or its most urgent item's deadline has come."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
-        while len(batch) < min(self.max_batch, max(1, self.streams)):
+        while True:
+            self._pending = [i for i in self._pending if not i.future.done()]  # cancelled
+            if self._pending:
+                deadline = min(i.deadline for i in self._pending)
+                if len(self._pending) >= self._target() or deadline <= loop.time():
+                    break
+            else:
+                deadline = float("inf")
+            self._kick = loop.create_future()
+            self._wake_at = deadline
+            timer = loop.call_at(deadline, self._wake) if deadline < float("inf") else None
             try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return [(r, f) for r, f in batch if not f.done()]  # cancelled streams drop out
+                await self._kick
+            finally:
+                self._wake_at = float("inf")
+                if timer is not None:
+                    timer.cancel()
+        self._pending.sort(key=lambda i: i.deadline)
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        return batch
 
-    def _compute(self, requests: list[StepInputs]) -> list[np.ndarray]:
-        """One runtime call per ``k`` among the pending steps; each request's rows."""
-        by_k: dict[int, list[int]] = {}
+    def _compute(self, requests: list[StepInputs | ChunkInputs]) -> list[Any]:
+        """One runtime call per ``k`` (and kind) among the pending work; each request's
+        result."""
+        groups: dict[tuple[bool, int], list[int]] = {}
         for i, r in enumerate(requests):
-            by_k.setdefault(r.noise.shape[1], []).append(i)
-        out: list[np.ndarray] = [np.empty(0)] * len(requests)
-        for group in by_k.values():
-            for i, frames in zip(group, self._call([requests[i] for i in group]), strict=True):
-                out[i] = frames
+            if isinstance(r, ChunkInputs):
+                groups.setdefault((True, r.gibbs_steps), []).append(i)
+            else:
+                groups.setdefault((False, r.noise.shape[1]), []).append(i)
+        out: list[Any] = [None] * len(requests)
+        for (chunked, _), group in groups.items():
+            batch: list[Any] = [requests[i] for i in group]
+            results = self._chunks(batch) if chunked else self._call(batch)
+            for i, result in zip(group, results, strict=True):
+                out[i] = result
         return out
 
     def _call(self, requests: list[StepInputs]) -> list[np.ndarray]:
@@ -122,6 +206,44 @@ class StepBatcher:
         bounds = np.cumsum([r.history.shape[0] for r in requests])[:-1]
         return np.split(frames, bounds)
 
+    def _chunks(self, requests: list[ChunkInputs]) -> list[Chunk]:
+        """The chunks of one ``k``: rows sorted by length, step ``t`` one runtime call over
+        the rows that still need a frame (a prefix); each row's noise drawn from its own
+        generator, its window shifted by its own frames only."""
+        art = self.artifact
+        order = sorted(range(len(requests)), key=lambda i: -requests[i].n_frames)
+        rows = [requests[i] for i in order]
+        lengths = [r.n_frames for r in rows]
+        b, longest, k = len(rows), lengths[0], rows[0].gibbs_steps
+        noise = np.empty((b, longest, k, art.noise_width))
+        for j, r in enumerate(rows):
+            r.rng.random(out=noise[j, : r.n_frames].reshape(-1))  # = gibbs_uniforms, n frames
+        window = np.stack([r.history for r in rows])
+        style = None if rows[0].style is None else np.stack([r.style for r in rows])  # type: ignore[misc]
+        controls = None if rows[0].controls is None else np.stack([r.controls for r in rows])  # type: ignore[misc]
+        out = np.empty((b, longest, art.frame_size))
+        active = b
+        for t in range(longest):
+            while lengths[active - 1] <= t:
+                active -= 1
+            a = slice(0, active)
+            v = art.step(
+                window[a],
+                noise[a, t],
+                None if style is None else style[a],
+                None if controls is None else controls[a],
+            )
+            out[a, t] = v
+            window[a, 1:] = window[a, :-1].copy()
+            window[a, 0] = v
+        result: list[Chunk] = [Chunk(np.empty(0), False)] * b
+        for j, i in enumerate(order):
+            frames = out[j, : lengths[j]]
+            finite = np.isfinite(frames).all(axis=1)
+            m = lengths[j] if finite.all() else int(np.argmin(finite))
+            result[i] = Chunk(frames[:m], m < lengths[j])
+        return result
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -130,16 +252,20 @@ class StepBatcher:
                 continue
             start = time.perf_counter()
             try:
-                frames = await loop.run_in_executor(
-                    self.executor, self._compute, [r for r, _ in batch]
+                results = await loop.run_in_executor(
+                    self.executor, self._compute, [i.request for i in batch]
                 )
             except Exception as exc:  # every waiting stream gets the error
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
                 continue
             if callable(self.observe):
-                self.observe(sum(r.history.shape[0] for r, _ in batch), time.perf_counter() - start)
-            for row, (_, fut) in enumerate(batch):
-                if not fut.done():
-                    fut.set_result(frames[row])
+                rows = sum(
+                    1 if isinstance(i.request, ChunkInputs) else i.request.history.shape[0]
+                    for i in batch
+                )
+                self.observe(rows, time.perf_counter() - start)
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)

@@ -1,18 +1,18 @@
 """The Generation servicer: thin handlers that decode a request into a
-:class:`~seqboltz.runtime.FrameStream` (the runtime's one frame loop), step it through the
-model's batcher and encode the frames.
+:class:`~seqboltz.runtime.FrameStream` (the runtime's frame loop and steering rules) and hand it
+to a :class:`~serving.streaming.FrameProducer`, which computes each message's frames as one
+chunk through the model's batcher, paces them and truncates the look-ahead on a Steer change.
 
-Every :class:`FrameChunk` carries a :class:`ResumeToken`, the stream's
-:class:`~seqboltz.runtime.StreamState` after the chunk plus the model's sha256: a request with
-it continues the stream on any replica holding the same artifact, in O(1) in the frame index
-(:meth:`FrameStream.resume`). Its size is ``order × frame_size`` values plus the conditioning,
-once per chunk; clients that want fewer bytes ask for more frames per message."""
+Every :class:`FrameChunk` carries a :class:`ResumeToken`, the stream's state after the chunk
+plus the model's sha256: a request with it continues the stream on any replica holding the
+same artifact, in O(1) in the frame index (:meth:`FrameStream.resume`). Its size is
+``order × frame_size`` values plus the conditioning, once per chunk; clients that want fewer
+bytes ask for more frames per message."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from serving.batcher import StepBatcher
 from serving.errors import grpc_errors, grpc_stream_errors
 from serving.metrics import Metrics
 from serving.repository import Model, ModelRepository
+from serving.streaming import FrameProducer
 
 __all__ = ["GenerationServicer", "Limits", "Stream"]
 
@@ -92,33 +93,6 @@ class Stream:
             gibbs_steps=int(request.gibbs_steps) or None,
         )
         return cls(model, batcher, frames)
-
-    def observe(self, values: Any) -> None:
-        """Observed frames (flat, oldest first) become the most recent history."""
-        size = self.model.artifact.frame_size
-        self.frames.observe(_frames_of(values, size, "observed frames"))
-
-    def change(self, style: Any, controls: Any) -> None:
-        """New style and/or controls from the next frame on (empty: unchanged)."""
-        self.frames.change(style=_vector(style), controls=_vector(controls))
-
-    @property
-    def seed(self) -> int:
-        return self.frames.seed
-
-    def token(self) -> pb.ResumeToken:
-        """The stream's resume token now (before its next frame)."""
-        state = self.frames.state()
-        return pb.ResumeToken(
-            noise_rule=state.noise_rule,
-            model_sha256=self.model.sha256,
-            seed=state.seed,
-            frame=state.frame,
-            history=state.recent[0].ravel().tolist(),
-            style=[] if state.style is None else state.style[0].tolist(),
-            controls=[] if state.controls is None else state.controls[0].tolist(),
-            gibbs_steps=state.gibbs_steps,
-        )
 
     @property
     def index(self) -> int:
@@ -294,10 +268,6 @@ class GenerationServicer(pb_grpc.GenerationServicer):
         self.metrics.active.inc()
         return state
 
-    def _frame(self, state: Stream, v: np.ndarray, data_units: bool) -> pb.Frame:
-        values = state.model.artifact.to_data_units(v) if data_units else v
-        return pb.Frame(index=state.index - 1, values=values.tolist())
-
     async def _replay(self, state: Stream, n_frames: int) -> None:
         """Recompute the first ``n_frames`` frames (a resume by ``start_frame``): one runtime
         call per frame in a worker thread, not through the batcher (3.5x cheaper a frame for
@@ -319,59 +289,34 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             self.metrics.diverged.labels(model=state.model.name).inc()
             raise
 
-    async def _frames(
-        self,
-        state: Stream,
-        request: pb.GenerateRequest,
-        budget: list[float],
-        pending: list[pb.Applied] | None = None,
-        apply: Any = None,
+    def _producer(
+        self, state: Stream, request: pb.GenerateRequest, steered: bool = False
+    ) -> FrameProducer:
+        art = state.model.artifact
+        return FrameProducer(
+            state.frames,
+            state.model.sha256,
+            state.batcher,
+            request,
+            art.frame_rate,
+            self.draining,
+            steered=steered,
+            to_data_units=art.to_data_units,
+        )
+
+    async def _messages(
+        self, state: Stream, producer: FrameProducer
     ) -> AsyncIterator[pb.FrameChunk]:
-        """Chunks of frames while ``budget[0]`` (frames still to send) is positive."""
-        per = max(1, int(request.frames_per_message))
-        rate = state.model.artifact.frame_rate if request.realtime else None
-        loop = asyncio.get_running_loop()
-        t0, first = loop.time(), state.index
-        while budget[0] > 0:
-            if self.draining.is_set():
-                raise Unavailable(
-                    "the server is shutting down; resume on another server with the last "
-                    f"chunk's resume token (next frame {state.index})"
-                )
-            frames = []
-            diverged: ModelDiverged | None = None
-            # paced: a message leaves when its *first* frame is due; the others are a bounded
-            # look-ahead (at most frames_per_message - 1 frames) the client plays at their
-            # times, and a Steer shows from the next message
-            due = t0 + (state.index - first) / rate if rate else 0.0
-            for _ in range(int(min(per, budget[0]))):
-                if apply is not None:
-                    apply(state)
-                try:
-                    v = await self._next(state)
-                except ModelDiverged as exc:  # the finite frames before it still go out
-                    diverged = exc
-                    break
-                frames.append(self._frame(state, v, request.data_units))
-                budget[0] -= 1
-            self.metrics.frames.inc(len(frames))
-            if diverged is not None:
-                if frames:
-                    yield pb.FrameChunk(
-                        seed=state.seed,
-                        frames=frames,
-                        applied=list(pending or []),
-                        resume=state.token(),
-                    )
-                raise diverged
-            if rate and due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            applied = list(pending or [])
-            if pending:
-                pending.clear()
-            yield pb.FrameChunk(
-                seed=state.seed, frames=frames, applied=applied, resume=state.token()
-            )
+        """The producer's messages (counting frames sent and diverged streams)."""
+        try:
+            async for message in producer.messages():
+                self.metrics.frames.inc(len(message.frames))
+                yield message
+        except ModelDiverged:
+            self.metrics.diverged.labels(model=state.model.name).inc()
+            raise
+        finally:
+            producer.close()
 
     @grpc_stream_errors
     async def Generate(
@@ -380,8 +325,7 @@ class GenerationServicer(pb_grpc.GenerationServicer):
         state = self._open(request)
         try:
             await self._replay(state, _replayed(request))
-            budget = [float(request.n_frames) if request.n_frames else math.inf]
-            async for chunk in self._frames(state, request, budget):
+            async for chunk in self._messages(state, self._producer(state, request)):
                 yield chunk
         finally:
             self._release(state)
@@ -455,52 +399,20 @@ class GenerationServicer(pb_grpc.GenerationServicer):
             raise BadRequest("the first Steer message must be 'start'")
         request = first.start
         state = self._open(request)
-        budget = [float(request.n_frames) if request.n_frames else math.inf]
-        changes: list[pb.SteerRequest] = []
-        applied: list[pb.Applied] = []
-        more = asyncio.Event()
-        closed = asyncio.Event()
-
-        async def read() -> None:
-            async for message in request_iterator:
-                changes.append(message)
-                more.set()
-            closed.set()
-            more.set()
-
-        def apply(s: Stream) -> None:
-            while changes:
-                message = changes.pop(0)
-                action = message.WhichOneof("action")
-                if action == "change":
-                    s.change(message.change.style, message.change.controls)
-                elif action == "observe":
-                    s.observe(message.observe.values)
-                elif action == "more_frames":
-                    budget[0] += message.more_frames
-                else:
-                    raise BadRequest(f"a Steer stream takes one 'start'; got {action!r} again")
-                applied.append(pb.Applied(action=str(action), frame=s.index))
-
-        reader = asyncio.get_running_loop().create_task(read())
+        reader: asyncio.Task[None] | None = None
         try:
             await self._replay(state, _replayed(request))
-            while True:
-                async for chunk in self._frames(state, request, budget, applied, apply):
-                    yield chunk
-                # a bounded stream waits for more frames or for the client to finish
-                more.clear()
-                apply(state)
-                if budget[0] > 0:
-                    continue
-                if closed.is_set():
-                    break
-                await more.wait()
-                apply(state)
-                if budget[0] <= 0 and closed.is_set():
-                    break
-            if applied:
-                yield pb.FrameChunk(seed=state.seed, applied=list(applied), resume=state.token())
+            producer = self._producer(state, request, steered=True)
+
+            async def read() -> None:
+                async for message in request_iterator:
+                    producer.push(message)
+                producer.close_input()
+
+            reader = asyncio.get_running_loop().create_task(read())
+            async for chunk in self._messages(state, producer):
+                yield chunk
         finally:
-            reader.cancel()
+            if reader is not None:
+                reader.cancel()
             self._release(state)

@@ -134,16 +134,18 @@ class Frame(_message.Message):
     def __init__(self, index: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FrameChunk(_message.Message):
-    __slots__ = ("seed", "frames", "applied", "resume")
+    __slots__ = ("seed", "frames", "applied", "resume", "revises")
     SEED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    REVISES_FIELD_NUMBER: _ClassVar[int]
     seed: int
     frames: _containers.RepeatedCompositeFieldContainer[Frame]
     applied: _containers.RepeatedCompositeFieldContainer[Applied]
     resume: ResumeToken
-    def __init__(self, seed: _Optional[int] = ..., frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[Applied, _Mapping]]] = ..., resume: _Optional[_Union[ResumeToken, _Mapping]] = ...) -> None: ...
+    revises: bool
+    def __init__(self, seed: _Optional[int] = ..., frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[Applied, _Mapping]]] = ..., resume: _Optional[_Union[ResumeToken, _Mapping]] = ..., revises: _Optional[bool] = ...) -> None: ...
 
 class Applied(_message.Message):
     __slots__ = ("action", "frame")

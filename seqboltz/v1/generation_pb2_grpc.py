@@ -89,7 +89,12 @@ class GenerationServicer:
     def Steer(self, request_iterator, context):
         """Start a sequence, then steer it while frames keep coming: change its style or controls,
         ask for more frames, or feed observed frames in as history. Every change takes effect at
-        a frame index the server reports back (FrameChunk.applied).
+        a frame index the server reports back (FrameChunk.applied). Paced (realtime) with several
+        frames per message, a change or observe takes effect at the first frame not yet due to
+        be shown (about 30 ms ahead), even one already sent as look-ahead: the server sends the
+        frames from that index again at once, with the change, in a message with revises = true,
+        and the client replaces the frames it holds from that index on. The frames of a stream
+        are a function of its seed and its changes by frame index (Applied.frame).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
