@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -333,6 +334,8 @@ class ResidualCRBM(SequenceRBM):
             self.style_to_log_scale = _param(n_style, std=0)
             for param in (self.style_to_visible, self.log_scale_bias, self.style_to_log_scale):
                 param.requires_grad_(train_linear)
+            # generation's style gain g (1 until calibrated: CalibrateStyleGain)
+            self.register_buffer("style_gain", torch.ones(()))
         self.autoregressive.requires_grad_(train_linear)
         self.visible_bias.requires_grad_(train_linear)
 
@@ -556,9 +559,36 @@ class ResidualCRBM(SequenceRBM):
     # -- generation: SequenceRBM.next_frame composes these (see the module) ----------------------
     def sampler_start(self, cond: dict[str, Tensor]) -> tuple[Tensor, FrameParams]:
         """The chain over the residual starts at ``r = 0`` (the AR prediction): ``(r (B, D),
-        the frame's parameters)``; ``cond`` as :meth:`SequenceRBM.next_frame`'s."""
+        the frame's parameters)``; ``cond`` as :meth:`SequenceRBM.next_frame`'s.
+
+        A model with a style generates from the requested style times :attr:`style_gain`
+        ``g`` (a buffer, 1 until calibrated), so that the motion follows a requested change of
+        style at its size: the linear start explains most of a frame's speed by the frames
+        before it, and a model that learnt only the rest moves ``1/g`` as far as asked
+        (:class:`~seqboltz.training.CalibrateStyleGain` measures that on the validation clips
+        and sets ``g``). Training and the free energy read the style as given."""
+        if self.n_style and cond.get("style") is not None:
+            gain: Tensor = self.style_gain  # type: ignore[assignment]
+            cond = {**cond, "style": cond["style"] * gain.to(cond["style"])}
         params = self.frame_params(cond)
         return torch.zeros_like(params.visible_bias), params
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # checkpoints from before the style gain generate as they did (g = 1)
+        if self.n_style and prefix + "style_gain" not in state_dict:
+            state_dict[prefix + "style_gain"] = torch.ones(())
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def sampler_step(self, state: Tensor, context: FrameParams, noise: Tensor) -> Tensor:
         """``h`` drawn from the first ``H`` uniforms of ``noise (B, noise_width)``, ``r = W h``."""

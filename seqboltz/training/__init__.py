@@ -1,8 +1,15 @@
 """The Lightning training system (CD-k / PCD) and the LightningCLI entry for recipes."""
 
+from seqboltz.training._calibrate import CalibrateStyleGain
 from seqboltz.training._generation import GenerationMetric
 from seqboltz.training._pictures import SavePictures
 from seqboltz.training._recentre import RecentreIntercept
 from seqboltz.training._system import RBMSystem
 
-__all__ = ["GenerationMetric", "RBMSystem", "RecentreIntercept", "SavePictures"]
+__all__ = [
+    "CalibrateStyleGain",
+    "GenerationMetric",
+    "RBMSystem",
+    "RecentreIntercept",
+    "SavePictures",
+]

@@ -410,6 +410,39 @@ def _styled_model() -> ResidualCRBM:
     return m
 
 
+def test_the_style_gain_scales_the_requested_style_in_generation_only() -> None:
+    m = _styled_model()
+    rng = np.random.default_rng(8)
+    start = torch.from_numpy(rng.normal(size=(2, 2, 3)))
+    ctl = torch.from_numpy(rng.normal(size=(2, 1)))
+    sty = torch.from_numpy(rng.normal(size=(2, 5, 1)))
+    assert float(m.style_gain) == 1.0  # uncalibrated
+    doubled = m.generate(start, 5, gibbs_steps=2, style=2 * sty, controls=ctl, seed=3)
+    v = torch.from_numpy(rng.normal(size=(4, 3)))
+    cond = {
+        "history": torch.from_numpy(rng.normal(size=(4, 2, 3))),
+        "style": torch.from_numpy(rng.normal(size=(4, 1))),
+        "controls": torch.from_numpy(rng.normal(size=(4, 1))),
+    }
+    before = m.free_energy(v, cond)
+    m.style_gain.fill_(2.0)
+    # generation reads g·z: the same frames as asking for 2z at g = 1
+    got = m.generate(start, 5, gibbs_steps=2, style=sty, controls=ctl, seed=3)
+    torch.testing.assert_close(got, doubled, rtol=0, atol=1e-12)
+    assert not torch.allclose(got, m.generate(start, 5, 2, style=2 * sty, controls=ctl, seed=3))
+    # training reads the style as given
+    torch.testing.assert_close(m.free_energy(v, cond), before, rtol=0, atol=0)
+    # the gain is saved with the model, and a checkpoint from before it loads with g = 1
+    state = m.state_dict()
+    assert float(state["style_gain"]) == 2.0
+    fresh = _styled_model()
+    fresh.load_state_dict({k: t for k, t in state.items() if k != "style_gain"})
+    assert float(fresh.style_gain) == 1.0
+    fresh.load_state_dict(state)
+    assert float(fresh.style_gain) == 2.0
+    assert "style_gain" not in ResidualCRBM(3, 4, order=2).state_dict()
+
+
 def test_free_energy_with_a_style_against_enumeration() -> None:
     """Energy, free energy and both conditionals in the scaled residual r = (Mv - â) / σ(z)."""
     m = _styled_model()
@@ -482,6 +515,7 @@ def test_a_styled_model_exports_and_the_runtime_steers_it_the_same(tmp_path) -> 
     clips, styles, _ = _styled_clips()
     m = ResidualCRBM(3, 4, order=2, n_style=1, init_std=0.3).double()
     m.init_from_sequences(clips, styles=styles)
+    m.style_gain.fill_(1.7)  # a calibrated control travels in the graph
     m, art = _exported(m, tmp_path)
     seed_frames = np.stack([clips[0][:2], clips[1][:2]])
     sty = np.repeat([[[-2.0]], [[2.0]]], 6, axis=1)  # per frame (B, T, S): slow and fast
