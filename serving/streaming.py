@@ -60,15 +60,16 @@ PREFETCH_WAIT = 0.03
 
 # ---- wire encoding --------------------------------------------------------------------------
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(n)
+    return bytes(out)
 
 
 def packed_doubles(field: int, values: np.ndarray) -> bytes:
@@ -83,11 +84,18 @@ def frames_wire(first: int, values: np.ndarray) -> bytes:
     """``FrameChunk.frames`` (field 2) of frames ``first, first + 1, …`` with rows of
     ``values`` ``(n, D)``, encoded: ``pb.FrameChunk.FromString`` of it equals the chunk built
     from ``pb.Frame`` messages."""
-    parts = []
-    for i, row in enumerate(np.asarray(values, dtype=np.float64)):
+    v = np.ascontiguousarray(values, dtype="<f8")
+    if v.ndim != 2 or not v.size:
+        return b""
+    size = 8 * v.shape[1]
+    data = memoryview(v.tobytes())
+    head = b"\x12" + _varint(size)  # Frame.values, packed
+    parts: list[bytes | memoryview] = []
+    for i in range(v.shape[0]):
         index = first + i
-        frame = (b"\x08" + _varint(index) if index else b"") + packed_doubles(2, row)
-        parts.append(b"\x12" + _varint(len(frame)) + frame)
+        frame_head = (b"\x08" + _varint(index) if index else b"") + head  # Frame.index
+        parts.append(b"\x12" + _varint(len(frame_head) + size) + frame_head)
+        parts.append(data[i * size : (i + 1) * size])
     return b"".join(parts)
 
 

@@ -28,15 +28,114 @@ const definition = protoLoader.loadSync(args.proto, {
   defaults: true,
   includeDirs: [require("path").resolve(require("path").dirname(args.proto), "..", "..")],
 });
-const pkg = grpc.loadPackageDefinition(definition).seqboltz.v1;
+const steer = definition["seqboltz.v1.Generation"].Steer;
 const channels = [];
 const nChannels = args.channels || 1;
 for (let i = 0; i < nChannels; i++) {
   channels.push(
-    new pkg.Generation(args.address, grpc.credentials.createInsecure(), {
+    new grpc.Client(args.address, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
       "seqboltz.channel": i, // a channel of its own (grpc-js shares equal channels' connections)
     }),
+  );
+}
+
+// FrameChunk decoder (proto/seqboltz/v1/generation.proto): every frame's values become a
+// Float64Array (packed doubles are little-endian float64 on the wire); the resume token stays
+// the bytes it came as (a client keeps it opaque until it resumes). Requests are encoded by
+// @grpc/proto-loader.
+function varint(buf, pos) {
+  let value = 0;
+  let scale = 1;
+  for (;;) {
+    const byte = buf[pos++];
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, pos];
+    scale *= 128;
+  }
+}
+
+function skip(buf, pos, wire) {
+  if (wire === 0) return varint(buf, pos)[1];
+  if (wire === 1) return pos + 8;
+  if (wire === 5) return pos + 4;
+  const [len, p] = varint(buf, pos);
+  return p + len;
+}
+
+function decodeFrame(buf, pos, end) {
+  const frame = { index: 0, values: new Float64Array(0) };
+  while (pos < end) {
+    const [key, p] = varint(buf, pos);
+    pos = p;
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (field === 1 && wire === 0) {
+      [frame.index, pos] = varint(buf, pos);
+    } else if (field === 2 && wire === 2) {
+      const [len, q] = varint(buf, pos);
+      // a copy: the message buffer's offset need not be 8-byte aligned
+      frame.values = new Float64Array(buf.buffer.slice(buf.byteOffset + q, buf.byteOffset + q + len));
+      pos = q + len;
+    } else {
+      pos = skip(buf, pos, wire);
+    }
+  }
+  return frame;
+}
+
+function decodeApplied(buf, pos, end) {
+  const applied = { action: "", frame: 0 };
+  while (pos < end) {
+    const [key, p] = varint(buf, pos);
+    pos = p;
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (field === 1 && wire === 2) {
+      const [len, q] = varint(buf, pos);
+      applied.action = buf.toString("utf8", q, q + len);
+      pos = q + len;
+    } else if (field === 2 && wire === 0) {
+      [applied.frame, pos] = varint(buf, pos);
+    } else {
+      pos = skip(buf, pos, wire);
+    }
+  }
+  return applied;
+}
+
+function decodeChunk(buf) {
+  const chunk = { seed: 0, frames: [], applied: [], resume: null, revises: false };
+  let pos = 0;
+  while (pos < buf.length) {
+    const [key, p] = varint(buf, pos);
+    pos = p;
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (wire === 2) {
+      const [len, q] = varint(buf, pos);
+      if (field === 2) chunk.frames.push(decodeFrame(buf, q, q + len));
+      else if (field === 3) chunk.applied.push(decodeApplied(buf, q, q + len));
+      else if (field === 4) chunk.resume = buf.subarray(q, q + len);
+      pos = q + len;
+    } else if (field === 1 && wire === 0) {
+      [chunk.seed, pos] = varint(buf, pos);
+    } else if (field === 5 && wire === 0) {
+      let v;
+      [v, pos] = varint(buf, pos);
+      chunk.revises = v !== 0;
+    } else {
+      pos = skip(buf, pos, wire);
+    }
+  }
+  return chunk;
+}
+
+function steerCall(channel) {
+  return channel.makeBidiStreamRequest(
+    "/seqboltz.v1.Generation/Steer",
+    steer.requestSerialize,
+    decodeChunk,
   );
 }
 
@@ -66,13 +165,14 @@ function nowMs() {
 
 function runStream(j) {
   return new Promise((resolve) => {
-    const call = channels[j % nChannels].Steer();
+    const call = steerCall(channels[j % nChannels]);
     const arrival = new Float64Array(frames).fill(NaN);
     const changes = []; // send times of changes not yet applied (in order)
     let first = null;
     let latest = null;
     let timer = null;
     let done = false;
+    let ended = false; // our side finished: no more changes
     const start = {
       model: args.model || "",
       n_frames: frames,
@@ -86,11 +186,11 @@ function runStream(j) {
       if (!args.steerEvery) return;
       const gap = -Math.log(1 - uniform()) * args.steerEvery * 1000;
       timer = setTimeout(() => {
-        if (done || latest === null) return;
+        if (done || ended || latest === null) return;
         const message =
           args.action === "change"
             ? { change: { style: [uniform() * 2 - 1] } }
-            : { observe: { values: latest } };
+            : { observe: { values: Array.from(latest) } };
         changes.push(nowMs());
         call.write(message);
         scheduleChange();
@@ -123,10 +223,12 @@ function runStream(j) {
     });
     call.on("error", (err) => {
       errors += 1;
-      errorCodes[err.code] = (errorCodes[err.code] || 0) + 1;
+      const key = `${err.code} ${String(err.details).slice(0, 120)}`;
+      errorCodes[key] = (errorCodes[key] || 0) + 1;
+      if (args.progress && errorCodes[key] === 1) console.error("error", key);
     });
-    call.on("status", () => {});
-    call.on("end", () => {
+    call.on("status", () => {
+      // the call is over (after its last message, or its error)
       done = true;
       clearTimeout(timer);
       if (first !== null) {
@@ -138,7 +240,13 @@ function runStream(j) {
     });
     // the stream has all its frames once the server ends it; finish our side after the last
     // frame's time so that changes can still be sent until then
-    setTimeout(() => call.end(), (frames / rate) * 1000 + 100);
+    setTimeout(
+      () => {
+        ended = true;
+        call.end();
+      },
+      (frames / rate) * 1000 + 100,
+    );
   });
 }
 
@@ -159,11 +267,29 @@ async function main() {
   const t0 = nowMs();
   const ramp = (args.rampSeconds || 0) * 1000;
   const runs = [];
+  let finished = 0;
+  const progress = args.progress
+    ? setInterval(() => {
+        console.error(JSON.stringify({ t: (nowMs() - t0) / 1000, finished, received, messages, errors }));
+      }, 1000)
+    : null;
   for (let j = 0; j < args.streams; j++) {
     const delay = ramp * uniform();
-    runs.push(new Promise((r) => setTimeout(() => runStream(j).then(r), delay)));
+    runs.push(
+      new Promise((r) =>
+        setTimeout(
+          () =>
+            runStream(j).then(() => {
+              finished += 1;
+              r();
+            }),
+          delay,
+        ),
+      ),
+    );
   }
   await Promise.all(runs);
+  if (progress) clearInterval(progress);
   const cpu = process.cpuUsage(cpu0);
   const wall = (nowMs() - t0) / 1000;
   for (const c of channels) c.close();

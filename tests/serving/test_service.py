@@ -341,3 +341,54 @@ def test_oversize_message_is_refused_and_server_serves_on(server) -> None:
         list(stub.Generate(huge))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert len(frames_of(stub.Generate(pb.GenerateRequest(model="crbm", n_frames=2)))[0]) == 2
+
+
+def test_a_paced_steer_change_revises_the_look_ahead(server) -> None:
+    """Realtime, 30 frames a message (1 s of look-ahead): a style change 0.3 s in takes effect
+    at the first frame not yet due, inside the look-ahead already sent; the frames from there
+    come again at once in a message marked ``revises``, and the frames the client plays
+    (later versions replacing earlier ones from their first index) are the offline stream
+    with the style changed at the reported frame, which the last resume token continues."""
+    stub = server.stub()
+    start = pb.GenerateRequest(
+        model="fcrbm", n_frames=60, seed=21, style=[-1.5], realtime=True, frames_per_message=30
+    )
+    got: dict[int, list[float]] = {}
+    sent_at: list[float] = []
+    chunks: list[tuple[float, pb.FrameChunk]] = []
+
+    def requests():
+        yield pb.SteerRequest(start=start)
+        while not chunks:
+            time.sleep(0.005)
+        time.sleep(max(0.0, 0.3 - (time.perf_counter() - chunks[0][0])))
+        sent_at.append(time.perf_counter())
+        yield pb.SteerRequest(change=pb.Conditioning(style=[2.0]))
+
+    for chunk in stub.Steer(requests(), timeout=30):
+        chunks.append((time.perf_counter(), chunk))
+        for f in chunk.frames:
+            got[f.index] = list(f.values)
+    applied = [(t, a) for t, c in chunks for a in c.applied]
+    assert [a.action for _, a in applied] == ["change"]
+    r = applied[0][1].frame
+    assert 9 <= r < 30  # due after the change (0.3 s + 30 ms), inside the first message
+    revised = [(t, c) for t, c in chunks if c.revises]
+    assert len(revised) == 1 and revised[0][1].frames[0].index == r
+    assert revised[0][1].applied[0].frame == r
+    assert revised[0][0] - sent_at[0] < 0.5  # sent at once, not when the next message is due
+    assert sorted(got) == list(range(60))
+    art = load_artifact(server.folder / "fcrbm.onnx")
+    style = np.where(np.arange(60) < r, -1.5, 2.0)[None, :, None]
+    offline = art.generate(60, seed=21, count=1, style=style)[0]
+    np.testing.assert_allclose(np.asarray([got[i] for i in range(60)]), offline, atol=1e-9)
+    unsteered = art.generate(60, seed=21, count=1, style=np.array([-1.5]))[0]
+    assert np.abs(offline[r:] - unsteered[r:]).max() > 1e-3  # the revision is visible
+    last = chunks[-1][1].resume
+    assert last.frame == 60 and list(last.style) == [2.0]
+    more = pb.GenerateRequest(model="fcrbm", n_frames=5, resume=last, frames_per_message=5)
+    _, tail = frames_of(stub.Generate(more))
+    style = np.where(np.arange(65) < r, -1.5, 2.0)[None, :, None]
+    np.testing.assert_allclose(
+        tail, art.generate(65, seed=21, count=1, style=style)[0][60:], atol=1e-9
+    )
