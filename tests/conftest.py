@@ -62,7 +62,7 @@ def _tiny_tts_artifact(folder: Path) -> Path:
     controls = frame_features(utt, durations)
     torch.manual_seed(0)
     model = ResidualCRBM(
-        wf.dim, 8, order, n_controls=controls.shape[1], ridge=1e-3, start_history_noise=1.0,
+        wf.dim, 8, order, n_controls=controls.shape[1], ridge=1.0, start_history_noise=1.0,
         train_linear=False, visible_noise=0.0,
     ).double()  # fmt: skip
     model.init_from_sequences([z], [controls])

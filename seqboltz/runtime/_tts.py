@@ -10,7 +10,9 @@ model, the front end's card and the WORLD settings on its card (why one and not 
 :meth:`TextToSpeech.speak`: text → phones (CMU dictionary, g2p for unknown words) → frames per
 phone (the card's duration model) → per-frame linguistic controls → the acoustic model run
 free over them (:class:`~seqboltz.runtime.FrameStream`, the one frame loop, started from the
-card's silence frames; sequence 0 of ``seed``'s noise) → WORLD → a waveform of exactly
+card's silence frames; sequence 0 of ``seed``'s noise) → for a model with Δ and Δ² in its
+frames, the statics by the card's block MLPG (:meth:`VoiceCard.statics`; the audio chunker
+runs the same blocks as the frames arrive) → WORLD → a waveform of exactly
 ``Σ durations · frame_period`` ms. An utterance whose peak is above :data:`PEAK` is scaled
 down to it as a whole (the gain is recorded), so no sample is clipped.
 :meth:`Speech.write` saves the WAV, a log-mel spectrogram PNG with the phone boundaries, the
@@ -177,7 +179,8 @@ def soft_limit(wave: np.ndarray, knee: float = 0.8, peak: float = PEAK) -> np.nd
         return x
     span = peak - knee
     out = x.copy()
-    out[over] = np.sign(x[over]) * (knee + span * np.tanh((mag[over] - knee) / span))
+    bent = np.minimum(knee + span * np.tanh((mag[over] - knee) / span), np.nextafter(peak, 0.0))
+    out[over] = np.sign(x[over]) * bent  # tanh rounds to 1 in float64 far above the knee
     return out
 
 
@@ -195,6 +198,10 @@ class AudioChunker:
     The chunks together hold exactly ``n_frames · hop`` samples, like :meth:`TextToSpeech.
     speak`'s waveform, which they match except near the joins; each is limited by
     :func:`soft_limit` (a stream cannot scale the whole utterance down).
+
+    A voice with Δ and Δ² takes the model's frames ``(n, D + 2K)``: their statics come from
+    the voice's block MLPG (:meth:`VoiceCard.mlpg_solver`) as its blocks complete, the same
+    statics :meth:`TextToSpeech.speak` vocodes.
 
     Args:
         voice: the voice (features, statistics).
@@ -222,7 +229,9 @@ class AudioChunker:
         self.hop = round(voice.frame_period * voice.sample_rate / 1000)
         half = (self.hop // 2) if crossfade is None else crossfade // 2
         self.half = max(0, min(half, context * self.hop, lookahead * self.hop))
-        self.frames = np.empty((0, voice.features.dim))
+        self.frames = np.empty((0, voice.features.dim))  # statics so far
+        self.mlpg = voice.mlpg_solver()
+        self.pushed = 0  # model frames pushed
         self.start = 0  # first frame of the next chunk
         self.held = np.empty(0)  # the previous chunk's last 2·half samples, not yet sent
         self.samples_out = 0
@@ -278,10 +287,14 @@ class AudioChunker:
         return chunk
 
     def push(self, frames: np.ndarray) -> list[np.ndarray]:
-        """Standardised frames ``(n, D)`` (the next ones) → the audio chunks now ready."""
-        self.frames = np.concatenate([self.frames, np.atleast_2d(frames)])
-        if self.frames.shape[0] > self.n_frames:
+        """Standardised model frames ``(n, D)`` or ``(n, D + 2K)`` (the next ones) → the
+        audio chunks now ready."""
+        x = np.atleast_2d(frames)
+        self.pushed += x.shape[0]
+        if self.pushed > self.n_frames:
             raise ValueError(f"more than the utterance's {self.n_frames} frames pushed")
+        statics = x if self.mlpg is None else self.mlpg.push(x)
+        self.frames = np.concatenate([self.frames, statics])
         ready = []
         while (end := self._cut(final=False)) is not None:
             ready.append(self._chunk(end))
@@ -289,6 +302,9 @@ class AudioChunker:
 
     def finish(self) -> list[np.ndarray]:
         """The remaining audio, once all ``n_frames`` frames are in."""
+        if self.mlpg is not None and self.pushed == self.n_frames:
+            self.frames = np.concatenate([self.frames, self.mlpg.finish()])
+            self.mlpg = None
         if self.frames.shape[0] != self.n_frames:
             raise ValueError(f"{self.frames.shape[0]} of {self.n_frames} frames pushed")
         end = self._cut(final=True)
@@ -311,10 +327,10 @@ class TextToSpeech:
             raise VoiceError(f"model {artifact.name!r} is an RBM, not a text-to-speech model")
         self.artifact = artifact
         self.voice = VoiceCard.from_card(artifact.card)
-        if self.voice.features.dim != artifact.frame_size or self.voice.order != artifact.order:
+        if self.voice.frame_size != artifact.frame_size or self.voice.order != artifact.order:
             raise VoiceError(
                 f"model {artifact.name!r}: its voice describes frames of "
-                f"{self.voice.features.dim} values and order {self.voice.order}; the model has "
+                f"{self.voice.frame_size} values and order {self.voice.order}; the model has "
                 f"{artifact.frame_size} and {artifact.order}"
             )
 
@@ -337,8 +353,9 @@ class TextToSpeech:
         return self.voice.plan(text)
 
     def frames(self, plan: TextPlan, seed: int = 0) -> np.ndarray:
-        """Standardised frames ``(T, D)`` of a plan: the seed frames, then the model run free
-        with the plan's controls (sequence 0 of ``seed``'s noise).
+        """Standardised model frames ``(T, D)`` (``(T, D + 2K)`` with deltas) of a plan: the
+        seed frames, then the model run free with the plan's controls (sequence 0 of
+        ``seed``'s noise).
 
         Raises:
             ModelDiverged: the model produced a non-finite frame.
@@ -348,8 +365,9 @@ class TextToSpeech:
         return np.concatenate([self.seed_frames, generated[0]])
 
     def vocode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Raw WORLD frames, the waveform (scaled to :data:`PEAK` if louder) and the gain."""
-        raw = self.voice.features.inverse_transform(frames)
+        """Raw WORLD frames, the waveform (scaled to :data:`PEAK` if louder) and the gain, of
+        standardised model frames (their statics: :meth:`VoiceCard.statics`)."""
+        raw = self.voice.features.inverse_transform(self.voice.statics(frames))
         wave = self.voice.features.synthesize(raw, clip=False)
         peak = float(np.max(np.abs(wave))) if wave.size else 0.0
         gain = PEAK / peak if peak > PEAK else 1.0

@@ -13,6 +13,12 @@ most likely under Gaussians with the predicted means ``μ`` and variances ``σ²
 variance per dimension and window the system is pentadiagonal and symmetric positive
 definite: :func:`mlpg` solves it for every dimension at once by a banded LDLᵀ factorisation,
 ``O(T · K)``. Torch-free, so the runtime generates with it too.
+
+:class:`BlockMLPG` solves it block by block as frames arrive (each block of ``block`` frames
+from a window reaching ``overlap`` frames to both sides), so that a stream can send audio
+before the utterance is complete; the statics depend only on the frames, not on how they
+were pushed, and differ from the whole utterance's solution by far less than the models'
+errors (the solution's dependence on a frame decays geometrically with the distance).
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DELTA_WINDOWS", "append_deltas", "delta_matrix", "mlpg"]
+__all__ = [
+    "DELTA_WINDOWS",
+    "BlockMLPG",
+    "append_deltas",
+    "block_mlpg",
+    "delta_matrix",
+    "mlpg",
+    "mlpg_frames",
+]
 
 DELTA_WINDOWS: tuple[tuple[float, float, float], ...] = ((-0.5, 0.0, 0.5), (1.0, -2.0, 1.0))
 """Coefficients on frames ``t−1, t, t+1`` of Δ and Δ²."""
@@ -126,3 +140,107 @@ def mlpg(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
         if t + 2 < n:
             x[t] -= l2[t + 2] * x[t + 2]
     return x
+
+
+def mlpg_frames(
+    frames: np.ndarray, columns: Sequence[int], variances: np.ndarray | None = None
+) -> np.ndarray:
+    """``(T, D + 2K)`` frames (statics, then Δ and Δ² of ``columns``, as
+    :func:`append_deltas` lays them out) → ``(T, D)`` statics, ``columns`` replaced by the
+    MLPG trajectory of their predicted statics, Δ and Δ².
+
+    Args:
+        variances: ``(D + 2K,)`` per-column variances; ``None``: all 1 (standardised units).
+    """
+    x = np.asarray(frames, dtype=np.float64)
+    k = len(columns)
+    d = x.shape[1] - 2 * k if x.ndim == 2 else -1
+    if x.ndim != 2 or d < 1 or max(columns, default=-1) >= d:
+        raise ValueError(f"frames of shape {x.shape} cannot hold Δ and Δ² of {k} columns")
+    var = np.ones(x.shape[1]) if variances is None else np.asarray(variances, dtype=np.float64)
+    if var.shape != (x.shape[1],):
+        raise ValueError(f"need {x.shape[1]} variances, got shape {var.shape}")
+    cols = list(columns)
+    out = x[:, :d].copy()
+    if k and x.shape[0]:
+        means = np.stack([x[:, cols], x[:, d : d + k], x[:, d + k :]], axis=1)
+        out[:, cols] = mlpg(means, np.stack([var[cols], var[d : d + k], var[d + k :]]))
+    return out
+
+
+class BlockMLPG:
+    """:func:`mlpg_frames` block by block, for frames that arrive one at a time.
+
+    Block ``j`` (frames ``[jB, (j+1)B)``) is solved on the window ``[jB − L, (j+1)B + L)``
+    (clipped to the utterance) once that window's frames are in, or at :meth:`finish`; so
+    the statics are a function of the frames alone, whatever the sizes of the pushes, and
+    :func:`block_mlpg` gives the same ones for a whole utterance.
+
+    Args:
+        columns: the static columns with Δ and Δ² (``K``); frames are ``(D + 2K,)``.
+        variances: per-column variances ``(D + 2K,)``; ``None``: all 1.
+        block: ``B``, frames finished per solve.
+        overlap: ``L``, frames of context on each side of a block.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[int],
+        variances: np.ndarray | None = None,
+        block: int = 20,
+        overlap: int = 30,
+    ) -> None:
+        if block < 1 or overlap < 0:
+            raise ValueError(f"need block >= 1 and overlap >= 0, got {block}, {overlap}")
+        self.columns = [int(c) for c in columns]
+        self.variances = variances
+        self.block, self.overlap = block, overlap
+        self.frames: np.ndarray | None = None
+        self.done = 0  # frames already returned
+
+    @property
+    def delay(self) -> int:
+        """Most frames pushed but not yet returned before :meth:`finish`."""
+        return self.block + self.overlap - 1
+
+    def _solve(self, end: int) -> np.ndarray:
+        assert self.frames is not None
+        a = max(0, self.done - self.overlap)
+        b = min(self.frames.shape[0], end + self.overlap)
+        statics = mlpg_frames(self.frames[a:b], self.columns, self.variances)
+        out = statics[self.done - a : end - a]
+        self.done = end
+        return out
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """The next frames ``(n, D + 2K)`` → the statics ``(m, D)`` now final (m ≥ 0)."""
+        x = np.atleast_2d(np.asarray(frames, dtype=np.float64))
+        self.frames = x if self.frames is None else np.concatenate([self.frames, x])
+        d = self.frames.shape[1] - 2 * len(self.columns)
+        parts = [np.empty((0, d))]
+        while self.frames.shape[0] >= self.done + self.block + self.overlap:
+            parts.append(self._solve(self.done + self.block))
+        return np.concatenate(parts)
+
+    def finish(self) -> np.ndarray:
+        """The statics of the frames not yet returned (the last blocks)."""
+        if self.frames is None:
+            raise ValueError("no frames pushed")
+        d = self.frames.shape[1] - 2 * len(self.columns)
+        parts = [np.empty((0, d))]
+        while self.done < self.frames.shape[0]:
+            parts.append(self._solve(min(self.done + self.block, self.frames.shape[0])))
+        return np.concatenate(parts)
+
+
+def block_mlpg(
+    frames: np.ndarray,
+    columns: Sequence[int],
+    variances: np.ndarray | None = None,
+    block: int = 20,
+    overlap: int = 30,
+) -> np.ndarray:
+    """:class:`BlockMLPG`'s statics of a whole utterance ``(T, D + 2K)`` → ``(T, D)``."""
+    solver = BlockMLPG(columns, variances, block, overlap)
+    head = solver.push(frames)
+    return np.concatenate([head, solver.finish()])

@@ -9,10 +9,22 @@ the same rate bridge: audio at another rate is resampled (band-limited) to 16 kH
   all the corpus's prompt texts (JSGF, one alternative per distinct word sequence), and a
   dictionary of their words pronounced by the project's text front end
   (:func:`~seqboltz.speech._text.make_word`, stress removed, as the aligner does). A recording
-  is identified when the best sentence has its own words.
+  is identified when the best sentence has its own words;
+  :meth:`PromptRecognizer.same_prompt` also accepts a homophone (a sentence the dictionary
+  pronounces the same: "four" for "for"), which no recogniser can tell apart.
 * **Word error rate** (:meth:`PromptRecognizer.transcribe`, :func:`word_error_rate`): the
   recogniser's general trigram language model and dictionary, free decoding; the reference
   is the front end's normalised words (digits spelled out).
+
+The rate bridge, measured (benchmarks/RESULTS.md, text-to-speech session 7; real recordings of
+training prompts): computing the features at 8 kHz instead (``-samprate 8000 -nfft 256
+-upperf 3500``, which the shipped model's ``feat.params`` must be edited to allow, as it sets
+``-upperf 6800``) identified 1-2 of 137 recordings against 97 upsampled: the model's 25 mel
+filters span 130-6800 Hz, and squeezing them under 4 kHz changes every cepstral coefficient.
+Upsampling leaves the top ~5 filters empty, a near-constant that batch CMN absorbs. Dither,
+live CMN, the PocketSphinx dictionary's variants, other insertion penalties or language
+weights moved the real recordings' score by at most one or two prompts; padding with
+silence lowered it (one-word prompts 45 -> 29 of 80).
 
 Reference: Huggins-Daines et al. (2006), "PocketSphinx: a free, real-time continuous speech
 recognition system for hand-held devices", ICASSP.
@@ -91,10 +103,8 @@ class PromptRecognizer:
         words = sorted({w for s in sentences for w in s})
         self._ids = {w: f"w{i}" for i, w in enumerate(words)}
         self._words = {v: k for k, v in self._ids.items()}
-        self._dict_lines = [
-            f"{self._ids[w]} {' '.join(p.rstrip('012') for p in make_word(w).phones)}"
-            for w in words
-        ]
+        self._phones = {w: " ".join(p.rstrip("012") for p in make_word(w).phones) for w in words}
+        self._dict_lines = [f"{self._ids[w]} {self._phones[w]}" for w in words]
         alternatives = " | ".join("(" + " ".join(self._ids[w] for w in s) + ")" for s in sentences)
         self._grammar = f"#JSGF V1.0;\ngrammar prompts;\npublic <prompt> = {alternatives};\n"
         self._closed: Any = None
@@ -122,6 +132,24 @@ class PromptRecognizer:
         decoder.end_utt()
         hyp = decoder.hyp()
         return hyp.hypstr.split() if hyp is not None and hyp.hypstr else []
+
+    def pronounce(self, words: Sequence[str]) -> str | None:
+        """The phones of a word sequence by the grammar's dictionary (``None``: a word that
+        is not in it)."""
+        phones = []
+        for w in words:
+            if w not in self._ids:
+                return None
+            phones.append(self._phones[w])
+        return " ".join(phones)
+
+    def same_prompt(self, hypothesis: Sequence[str], reference: Sequence[str]) -> bool:
+        """Whether a recognised sentence is the prompt up to homophones: the same words, or
+        words the dictionary pronounces the same ("four" for "for")."""
+        if tuple(hypothesis) == tuple(reference):
+            return True
+        a, b = self.pronounce(hypothesis), self.pronounce(reference)
+        return bool(hypothesis) and a is not None and a == b
 
     def identify(self, wave: np.ndarray, sample_rate: int) -> tuple[str, ...]:
         """The grammar's best prompt for a recording, as its words (empty: none found)."""

@@ -24,6 +24,13 @@ Stages (:meth:`VoiceCard.plan`): text → :func:`~seqboltz.speech._text.text_to_
 (normalisation, CMU dictionary, g2p for unknown words, syllables, pauses) → frames per phone
 (the duration model) → :func:`~seqboltz.speech._text.frame_features` ``(T, C)`` and the
 alignment those durations imply (:meth:`~seqboltz.speech._align.PhoneAlignment.from_durations`).
+
+**Frames with dynamic features.** A model trained on frames with Δ and Δ²
+(``TTSDataModule(deltas=True)``) generates ``D + 2K`` values a frame; the card's
+``features["deltas"]`` names the columns, the windows and how statics are generated from them:
+MLPG (:class:`~seqboltz.speech._mlpg.BlockMLPG`, block by block so that a stream needs only
+``block + overlap`` frames ahead), with the variances it states (``null``: 1 in standardised
+units). :meth:`VoiceCard.statics` and the runtime's audio chunker both use it.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from seqboltz.errors import BadRequest
 from seqboltz.speech._align import PhoneAlignment
 from seqboltz.speech._base import SpeechFeatureError
 from seqboltz.speech._duration import DurationModel
-from seqboltz.speech._mlpg import DELTA_WINDOWS
+from seqboltz.speech._mlpg import DELTA_WINDOWS, BlockMLPG, block_mlpg
 from seqboltz.speech._text import (
     FRONTEND_VERSION,
     TextFrontEndError,
@@ -81,7 +88,7 @@ def voice_stats(
     Returns:
         ``features.to_dict()`` plus ``order``, ``front_end`` (:func:`front_end_card`),
         ``aligner``, ``n_controls``, ``duration_model``, ``silence_frames`` and, with deltas,
-        ``deltas`` (``{"columns", "windows"}``).
+        ``deltas`` (``{"columns", "windows", "generation"}``: :data:`MLPG_GENERATION`).
     """
     size = features.dim + 2 * len(delta_columns or ())
     silence = None if silence_frames is None else np.asarray(silence_frames, dtype=np.float64)
@@ -98,8 +105,29 @@ def voice_stats(
     if silence is not None:
         d["silence_frames"] = silence.tolist()
     if delta_columns is not None:
-        d["deltas"] = {"columns": [int(c) for c in delta_columns], "windows": DELTA_WINDOWS}
+        k = len(delta_columns)
+        # the model's frames are D + 2K wide; Δ and Δ² are of the standardised statics, so
+        # their "raw" values are their standardised ones (mean 0, std 1)
+        d["mean"] = [*d["mean"], *([0.0] * 2 * k)]
+        d["std"] = [*d["std"], *([1.0] * 2 * k)]
+        d["deltas"] = {
+            "columns": [int(c) for c in delta_columns],
+            "windows": [list(w) for w in DELTA_WINDOWS],
+            "units": "delta and delta-delta of the standardised statics (mean 0, std 1 here)",
+            "generation": dict(MLPG_GENERATION),
+        }
     return d
+
+
+MLPG_GENERATION: dict[str, Any] = {
+    "method": "MLPG (Tokuda et al. 2000), block by block",
+    "variances": None,
+    "block": 20,
+    "overlap": 30,
+}
+"""How a voice with deltas turns its frames into statics: MLPG with unit variances
+(``variances: None``; the model's frames are standardised) in blocks of 20 frames solved with
+30 frames of context on each side (:class:`~seqboltz.speech._mlpg.BlockMLPG`)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +160,11 @@ class VoiceCard:
         features: WORLD settings and the statistics that undo standardisation.
         order: frames of acoustic history.
         durations: the duration model.
-        silence_frames: ``(order, D)`` standardised frames that start an utterance, or ``None``.
+        silence_frames: ``(order, D + 2K)`` standardised frames that start an utterance, or
+            ``None``.
+        delta_columns: the static columns whose Δ and Δ² the model generates too (``K``;
+            empty: statics only).
+        generation: with deltas, how statics are made (:data:`MLPG_GENERATION`'s keys).
     """
 
     name: str
@@ -140,6 +172,29 @@ class VoiceCard:
     order: int
     durations: DurationModel
     silence_frames: np.ndarray | None
+    delta_columns: tuple[int, ...] = ()
+    generation: dict[str, Any] | None = None
+
+    @property
+    def frame_size(self) -> int:
+        """Values per model frame: the statics, then Δ and Δ² of :attr:`delta_columns`."""
+        return int(self.features.dim + 2 * len(self.delta_columns))
+
+    def mlpg_solver(self) -> BlockMLPG | None:
+        """A fresh block MLPG for one utterance (``None``: a statics-only voice)."""
+        if not self.delta_columns:
+            return None
+        g = self.generation or MLPG_GENERATION
+        var = None if g.get("variances") is None else np.asarray(g["variances"], dtype=float)
+        return BlockMLPG(self.delta_columns, var, int(g["block"]), int(g["overlap"]))
+
+    def statics(self, frames: np.ndarray) -> np.ndarray:
+        """Standardised model frames ``(T, D + 2K)`` → statics ``(T, D)`` (the card's MLPG;
+        a statics-only voice's frames unchanged)."""
+        solver = self.mlpg_solver()
+        if solver is None:
+            return np.asarray(frames, dtype=np.float64)
+        return block_mlpg(frames, solver.columns, solver.variances, solver.block, solver.overlap)
 
     @staticmethod
     def is_voice(card: dict[str, Any]) -> bool:
@@ -163,12 +218,6 @@ class VoiceCard:
                 "seqboltz.data.TTSDataModule (recipes/tts_rcrbm.yaml)"
             )
         feats = card["features"]
-        if feats.get("deltas"):
-            raise VoiceError(
-                f"model {name!r} was trained on frames with deltas (TTSDataModule(deltas=True)), "
-                "whose parameter generation (MLPG) the runtime does not do; speak with a model "
-                "trained on static frames (recipes/tts_rcrbm.yaml)"
-            )
         front = feats["front_end"]
         if front.get("version") != FRONTEND_VERSION or front.get("frame_features") != (
             frame_feature_names()
@@ -184,22 +233,62 @@ class VoiceCard:
                 f"model {name!r} takes {size} controls per frame; the text front end makes "
                 f"{len(frame_feature_names())}"
             )
+        deltas = feats.get("deltas")
         try:
-            world = WorldFeatures.from_dict(feats)
+            extra = 2 * len(deltas["columns"]) if deltas else 0
+            world_dict = dict(feats)
+            for key in ("mean", "std"):  # the statics' statistics; Δ, Δ² are standardised
+                if extra and isinstance(feats.get(key), list) and len(feats[key]) > extra:
+                    world_dict[key] = feats[key][:-extra]
+            world = WorldFeatures.from_dict(world_dict)
             durations = DurationModel.from_dict(feats["duration_model"])
             order = int(card.get("order", feats.get("order")))
         except (SpeechFeatureError, ValueError, KeyError, TypeError) as exc:
             raise VoiceError(f"model {name!r}: unreadable voice on its card ({exc})") from exc
         if world.mean is None or world.std is None:
             raise VoiceError(f"model {name!r}: its card has no feature statistics")
+        columns, generation = cls._deltas(name, deltas, world.dim)
+        size = world.dim + 2 * len(columns)
         silence = feats.get("silence_frames")
         seed = None if silence is None else np.asarray(silence, dtype=np.float64)
-        if seed is not None and seed.shape != (order, world.dim):
+        if seed is not None and seed.shape != (order, size):
             raise VoiceError(
-                f"model {name!r}: silence frames of shape {seed.shape}, expected "
-                f"({order}, {world.dim})"
+                f"model {name!r}: silence frames of shape {seed.shape}, expected ({order}, {size})"
             )
-        return cls(name, world, order, durations, seed)
+        return cls(name, world, order, durations, seed, columns, generation)
+
+    @staticmethod
+    def _deltas(name: str, deltas: Any, dim: int) -> tuple[tuple[int, ...], dict[str, Any] | None]:
+        """The card's delta columns and MLPG settings, checked (``((), None)``: none)."""
+        if not deltas:
+            return (), None
+        try:
+            columns = tuple(int(c) for c in deltas["columns"])
+            windows = [tuple(float(x) for x in w) for w in deltas["windows"]]
+            generation = dict(MLPG_GENERATION) | dict(deltas.get("generation") or {})
+            block, overlap = int(generation["block"]), int(generation["overlap"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VoiceError(f"model {name!r}: unreadable deltas on its card ({exc})") from exc
+        if windows != [tuple(w) for w in DELTA_WINDOWS]:
+            raise VoiceError(
+                f"model {name!r}: delta windows {windows}; this runtime's MLPG uses "
+                f"{[list(w) for w in DELTA_WINDOWS]}"
+            )
+        if (
+            not columns
+            or len(set(columns)) != len(columns)
+            or not all(0 <= c < dim for c in columns)
+        ):
+            raise VoiceError(f"model {name!r}: delta columns {list(columns)} do not fit {dim}")
+        var = generation.get("variances")
+        if var is not None and (
+            np.asarray(var, dtype=float).shape != (dim + 2 * len(columns),)
+            or not (np.asarray(var, dtype=float) > 0).all()
+        ):
+            raise VoiceError(f"model {name!r}: MLPG variances must be {dim + 2 * len(columns)} > 0")
+        if block < 1 or overlap < 0:
+            raise VoiceError(f"model {name!r}: MLPG block {block} and overlap {overlap}")
+        return columns, generation
 
     @property
     def frame_period(self) -> float:

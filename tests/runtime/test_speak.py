@@ -29,6 +29,56 @@ def tts_model(tiny_tts_artifact: Path) -> Path:
     return tiny_tts_artifact
 
 
+DELTA_COLUMNS = [c for c in range(30) if c != 26]  # every static but the voicing flag
+
+
+@pytest.fixture(scope="module")
+def tts_delta_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny voice of tests/conftest.py on frames with Δ and Δ² (as TTSDataModule(deltas=
+    True) makes them), exported by ``seqboltz export``: its card asks for MLPG."""
+    import warnings
+
+    import torch
+
+    from seqboltz.models import ResidualCRBM, save_model
+    from seqboltz.speech import WorldFeatures, read_audio
+    from seqboltz.speech._duration import DurationModel
+    from seqboltz.speech._mlpg import append_deltas
+    from seqboltz.speech._text import frame_features
+    from seqboltz.speech._voice import voice_stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pysptk
+
+    folder, order = tmp_path_factory.mktemp("tts_deltas"), 2
+    wf = WorldFeatures(sample_rate=8000)
+    raw = wf.analyze(read_audio(pysptk.util.example_audio_file(), 8000))
+    assert wf.dim == 30 and wf.vuv_index == 26
+    utt = text_to_utterance("And you always want to see it in the superlative degree.")
+    n = len(utt.phones)
+    durations = np.diff(np.linspace(0, raw.shape[0], n + 1).round()).astype(np.int64)
+    wf.fit([raw])
+    z = append_deltas(wf.transform(raw), DELTA_COLUMNS)
+    controls = frame_features(utt, durations)
+    torch.manual_seed(0)
+    model = ResidualCRBM(
+        z.shape[1], 8, order, n_controls=controls.shape[1], ridge=1.0, start_history_noise=1.0,
+        train_linear=False, visible_noise=0.0,
+    ).double()  # fmt: skip
+    model.init_from_sequences([z], [controls])
+    ckpt = save_model(model, folder / "tts.ckpt")
+    entry = torch.load(ckpt, weights_only=True)
+    stats = voice_stats(wf, order, DurationModel().fit([utt], [durations]), z[:order], None,
+                        DELTA_COLUMNS)  # fmt: skip
+    entry["seqboltz"]["data"] = {"class_path": "seqboltz.data.TTSDataModule", "stats": stats}
+    torch.save(entry, ckpt)
+    out = folder / "tts_deltas.onnx"
+    argv = ["export", str(ckpt), "--out", str(out), "--gibbs-steps", "2", "--no-data"]
+    assert main(argv) == 0
+    return out
+
+
 # Runs in a fresh interpreter, where torch, torchaudio and lightning cannot be imported.
 BLOCKED = """
 import sys
@@ -43,7 +93,11 @@ sys.exit(status)
 
 
 @pytest.mark.slow  # an export (seconds) and a fresh interpreter
-def test_speak_text_without_torch(tts_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("deltas", [False, True], ids=["statics", "deltas-mlpg"])
+def test_speak_text_without_torch(
+    deltas: bool, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    tts_model = request.getfixturevalue("tts_delta_model" if deltas else "tts_model")
     done = subprocess.run(
         [sys.executable, "-c", BLOCKED, str(tts_model), TEXT, str(tmp_path)],
         capture_output=True,
@@ -153,3 +207,31 @@ def test_stream_in_chunks(tts_model: Path) -> None:
     y = soft_limit(x)
     assert np.array_equal(y[np.abs(x) <= 0.8], x[np.abs(x) <= 0.8])
     assert np.abs(y).max() < PEAK and np.all(np.diff(y) > 0)
+
+
+def test_deltas_voice_speaks_mlpg_statics(tts_delta_model: Path) -> None:
+    """A voice with Δ and Δ² speaks the block-MLPG statics of its frames: speak() and the
+    stream's chunker get the same ones (pushed frame by frame), they are within 1e-6 of the
+    whole-utterance MLPG, and they are not the model's own static predictions."""
+    from seqboltz.runtime._tts import AudioChunker
+    from seqboltz.speech._mlpg import block_mlpg, mlpg_frames
+
+    tts = load_voice(tts_delta_model)
+    voice = tts.voice
+    assert list(voice.delta_columns) == DELTA_COLUMNS and voice.frame_size == 30 + 2 * 29
+    card = tts.artifact.card["features"]["deltas"]
+    assert card["generation"]["variances"] is None and card["generation"]["block"] == 20
+    plan = tts.plan(TEXT)
+    frames = tts.frames(plan, seed=0)
+    assert frames.shape == (plan.n_frames, 88)
+    statics = block_mlpg(frames, DELTA_COLUMNS, None, 20, 30)
+    assert np.abs(statics - mlpg_frames(frames, DELTA_COLUMNS)).max() < 1e-6
+    assert np.abs(statics - frames[:, :30]).max() > 1e-2  # MLPG moved the statics
+    assert np.array_equal(statics[:, 26], frames[:, 26])  # the voicing flag is passed through
+    speech = tts.speak(TEXT, seed=0)
+    assert np.allclose(speech.frames, voice.features.inverse_transform(statics))
+    chunker = AudioChunker(voice, plan.n_frames)
+    chunks = [c for f in frames for c in chunker.push(f)] + chunker.finish()
+    assert np.array_equal(chunker.frames, statics)
+    assert np.concatenate(chunks).shape == speech.wave.shape
+    assert np.concatenate(list(tts.stream(TEXT, seed=0))).shape == speech.wave.shape

@@ -31,3 +31,14 @@ def test_identifies_the_arctic_prompt_among_others(arctic_8k: np.ndarray) -> Non
     assert rec.identify(silence, 8000) in {(), *map(prompt_words, texts)}
     with pytest.raises(ValueError, match=r"mono recording of at least 0\.1 s"):
         rec.identify(np.zeros(10), 8000)
+
+
+def test_same_prompt_accepts_homophones_only() -> None:
+    rec = PromptRecognizer(["For sales, press one.", "Four.", "For.", "Five."])
+    assert rec.pronounce(("four",)) == rec.pronounce(("for",)) == "F AO R"
+    assert rec.same_prompt(("four",), ("for",))  # one pronunciation: no recogniser can tell
+    assert rec.same_prompt(("five",), ("five",))
+    assert not rec.same_prompt(("five",), ("four",))
+    assert not rec.same_prompt((), ("four",))
+    assert rec.pronounce(("zebra",)) is None  # not in the grammar's dictionary
+    assert not rec.same_prompt(("zebra",), ("four",))

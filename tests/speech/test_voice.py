@@ -64,9 +64,23 @@ def test_not_a_voice(card: dict) -> None:
         VoiceCard.from_card(other)
     with pytest.raises(VoiceError, match="takes 3 controls per frame"):
         VoiceCard.from_card({**card, "conditioning": {"controls": {"size": 3}}})
-    deltas = {**card, "features": {**card["features"], "deltas": {"columns": [0]}}}
-    with pytest.raises(VoiceError, match="trained on frames with deltas"):
-        VoiceCard.from_card(deltas)
+
+    def with_deltas(d: dict[str, object]) -> dict[str, object]:
+        return {**card, "features": {**card["features"], "deltas": d}}
+
+    with pytest.raises(VoiceError, match="unreadable deltas"):
+        VoiceCard.from_card(with_deltas({"columns": [0]}))  # no windows
+    windows = [[-0.5, 0.0, 0.5], [1.0, -2.0, 1.0]]
+    with pytest.raises(VoiceError, match="delta windows"):
+        VoiceCard.from_card(with_deltas({"columns": [0], "windows": [[-1.0, 1.0, 0.0]]}))
+    with pytest.raises(VoiceError, match="do not fit"):
+        VoiceCard.from_card(with_deltas({"columns": [0, 99], "windows": windows}))
+    bad_var = {"columns": [0], "windows": windows, "generation": {"variances": [1.0, 2.0]}}
+    with pytest.raises(VoiceError, match="MLPG variances"):
+        VoiceCard.from_card(with_deltas(bad_var))
+    # statics only: the silence frames on this card are (order, D), not (order, D + 2K)
+    with pytest.raises(VoiceError, match="silence frames of shape"):
+        VoiceCard.from_card(with_deltas({"columns": [0], "windows": windows}))
     with pytest.raises(ValueError, match="silence frames must be"):
         voice_stats(WorldFeatures(sample_rate=8000), ORDER, DurationModel(), np.zeros((1, 2)))
 
