@@ -29,44 +29,44 @@ def test_frames_wire_equals_frame_messages(first: int) -> None:
     assert list(token.history) == values.ravel().tolist()
 
 
+@pytest.mark.parametrize("name, style", [("crbm", None), ("fcrbm", np.array([0.7]))])
 def test_chunks_of_several_lengths_and_k_in_one_batch_equal_each_stream_alone(
-    model_dir: Path,
+    model_dir: Path, name: str, style: np.ndarray | None
 ) -> None:
-    """Six streams (two k, lengths 1 to 7, one with a style) in one batch: each chunk's
-    frames are its stream's frames generated alone, and the noise generator ends where the
-    stream's next frame starts; the batch ran one call per step and k."""
-    for name, style in (("crbm", None), ("fcrbm", np.array([0.7]))):
-        art = load_artifact(model_dir / f"{name}.onnx")
-        streams = [(0, 5, 7), (1, 5, 3), (2, 2, 1), (3, 2, 7), (4, 5, 4), (5, 2, 2)]
-        calls: list[int] = []
-        step = art.step
+    """Six streams (two k, lengths 1 to 7) in one batch: each chunk's frames are its stream's
+    frames generated alone, and its noise generator ends where the stream's next frame
+    starts; the batch ran one call per step and k."""
+    art = load_artifact(model_dir / f"{name}.onnx")
+    streams = [(0, 5, 7), (1, 5, 3), (2, 2, 1), (3, 2, 7), (4, 5, 4), (5, 2, 2)]
+    calls: list[int] = []
+    step = art.step
 
-        def counting(h, u, s=None, c=None):  # type: ignore[no-untyped-def]
-            calls.append(u.shape[1])
-            return step(h, u, s, c)
+    def counting(h, u, s=None, c=None):  # type: ignore[no-untyped-def]
+        calls.append(u.shape[1])
+        return step(h, u, s, c)
 
-        art.step = counting  # type: ignore[method-assign]
-        batcher = StepBatcher(art, max_batch=64, max_wait=1.0)
-        window = np.ascontiguousarray(art.default_seed_frames[::-1][: art.order])
-        rngs = [sequence_rng(9, i) for i, _, _ in streams]
+    art.step = counting  # type: ignore[method-assign]
+    batcher = StepBatcher(art, max_batch=64, max_wait=1.0)
+    window = np.ascontiguousarray(art.default_seed_frames[::-1][: art.order])
+    rngs = [sequence_rng(9, i) for i, _, _ in streams]
 
-        async def run() -> list[np.ndarray]:
-            for _ in streams:
-                batcher.open()
-            futures = [
-                batcher.chunk(ChunkInputs(window, rng, n, k, style, None))
-                for rng, (_, k, n) in zip(rngs, streams, strict=True)
-            ]
-            try:
-                return [(await f).frames for f in futures]
-            finally:
-                batcher.shutdown()
+    async def run() -> list[np.ndarray]:
+        for _ in streams:
+            batcher.open()
+        futures = [
+            batcher.chunk(ChunkInputs(window, rng, n, k, style, None))
+            for rng, (_, k, n) in zip(rngs, streams, strict=True)
+        ]
+        try:
+            return [(await f).frames for f in futures]
+        finally:
+            batcher.shutdown()
 
-        got = asyncio.run(run())
-        art.step = step  # type: ignore[method-assign]
-        assert sorted(calls) == sorted([5] * 7 + [2] * 7)  # longest chunk of each k
-        for (i, k, n), frames, rng in zip(streams, got, rngs, strict=True):
-            alone = art.generate(n + 1, seed=9, sequence_indices=[i], gibbs_steps=k, style=style)
-            np.testing.assert_allclose(frames, alone[0, :n], rtol=0, atol=1e-10)
-            jumped = sequence_rng(9, i, n, k, art.noise_width)
-            np.testing.assert_array_equal(rng.random(4), jumped.random(4))
+    got = asyncio.run(run())
+    art.step = step  # type: ignore[method-assign]
+    assert sorted(calls) == sorted([5] * 7 + [2] * 7)  # longest chunk of each k
+    for (i, k, n), frames, rng in zip(streams, got, rngs, strict=True):
+        alone = art.generate(n + 1, seed=9, sequence_indices=[i], gibbs_steps=k, style=style)
+        np.testing.assert_allclose(frames, alone[0, :n], rtol=0, atol=1e-10)
+        jumped = sequence_rng(9, i, n, k, art.noise_width)
+        np.testing.assert_array_equal(rng.random(4), jumped.random(4))
