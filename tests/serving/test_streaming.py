@@ -41,7 +41,7 @@ def test_chunks_of_several_lengths_and_k_in_one_batch_equal_each_stream_alone(
     calls: list[int] = []
     step = art.step
 
-    def counting(h, u, s=None, c=None):  # type: ignore[no-untyped-def]
+    def counting(h, u, s=None, c=None):
         calls.append(u.shape[1])
         return step(h, u, s, c)
 
