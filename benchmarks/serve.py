@@ -193,9 +193,11 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
                         counts["received"] += len(chunk.frames)
                         state["latest"] = list(chunk.frames[-1].values)
                     for a in chunk.applied:
-                        if a.action != "more_frames" and sent and state["first"] is not None:
-                            shown = max(t, state["first"] + a.frame * period)
-                            steer.append(shown - sent.pop(0))
+                        if a.action == "more_frames" or not sent or state["first"] is None:
+                            continue
+                        t_sent = sent.pop(0)
+                        if a.frame < frames:  # else after the last frame: no frame shows it
+                            steer.append(max(t, state["first"] + a.frame * period) - t_sent)
             except grpc.RpcError as err:
                 counts["errors"] += 1
                 codes[err.code().name] = codes.get(err.code().name, 0) + 1

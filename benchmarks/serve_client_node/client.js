@@ -217,6 +217,7 @@ function runStream(j) {
         if (a.action === "more_frames") continue;
         const sent = changes.shift();
         if (sent === undefined || first === null) continue;
+        if (a.frame >= frames) continue; // after the last frame: no frame shows it
         const shown = Math.max(t, first + a.frame * (1000 / rate));
         steerMs.push(shown - sent);
       }
