@@ -469,25 +469,44 @@ def intelligibility(
     wer_prompts: int,
 ) -> dict[str, dict[str, float]]:
     """Prompt identification (grammar of every prompt text) on every prompt, and WER
-    (general LM) on the first ``wer_prompts`` (free decoding is slower than real time)."""
+    (general LM) on the first ``wer_prompts`` (free decoding is slower than real time).
+
+    Identification is given strictly (the recognised sentence is the prompt's words), up to
+    homophones (a sentence the dictionary pronounces the same: "four" for "for"), and
+    separately for prompts of one or two words (digits, letters, ordinals) and longer ones."""
     from seqboltz.speech._recognize import PromptRecognizer, prompt_words, word_error_rate
 
     rec = PromptRecognizer(all_texts)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    short = [len(prompt_words(t)) <= 2 for t in texts]
     for name, ws in waves.items():
-        hits, errors, words = 0, 0, 0
+        hits, homophone, errors, words = [], [], 0, 0
+        hyps = []
         for i, (w, text) in enumerate(zip(ws, texts, strict=True)):
-            hits += rec.identify(w, rate) == prompt_words(text)
+            hyp = rec.identify(w, rate)
+            hyps.append(" ".join(hyp))
+            hits.append(hyp == prompt_words(text))
+            homophone.append(rec.same_prompt(hyp, prompt_words(text)))
             if i < wer_prompts:
                 e, n = word_error_rate(prompt_words(text), rec.transcribe(w, rate))
                 errors, words = errors + e, words + n
+        h, s_ = np.array(hits), np.array(short)
         out[name] = {
-            "identified": hits / len(ws),
+            "identified": float(h.mean()),
+            "identified_homophones": float(np.mean(homophone)),
+            "identified_short": float(h[s_].mean()) if s_.any() else math.nan,
+            "identified_long": float(h[~s_].mean()) if (~s_).any() else math.nan,
+            "short_prompts": int(s_.sum()),
             "wer": errors / max(words, 1),
             "prompts": len(ws),
             "wer_prompts": min(wer_prompts, len(ws)),
+            "hypotheses": hyps,
         }
-        print(f"recognised {name}: {out[name]}", file=sys.stderr, flush=True)
+        print(
+            f"recognised {name}: " + str({k: v for k, v in out[name].items() if k != "hypotheses"}),
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
@@ -797,7 +816,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         silence = np.mean([z[:order] for z in clips], axis=0)  # the training prompts' start
         p_seeds = [silence] * len(test)
         waves_by: dict[str, list[np.ndarray]] = {
-            "real recordings": [read_audio(p.wav) for p in test]
+            "real recordings": [read_audio(p.wav) for p in test],
+            "WORLD analysis-synthesis": [wf.synthesize(p.frames) for p in test],
         }
         for label, gen in selected.items():
             if "sampler, visible noise 0" in label or (
@@ -885,11 +905,26 @@ def print_tables(r: dict[str, Any]) -> None:
         print(
             "\nintelligibility on test prompts (PocketSphinx), synthesised with predicted durations"
         )
+        keys = ["identified", "identified_homophones", "identified_short", "identified_long"]
         rows = [
-            [k, v["identified"], v["wer"], r["peak_level"].get(k, math.nan)]
+            [k, *[v.get(m, math.nan) for m in keys], v["wer"], r["peak_level"].get(k, math.nan)]
             for k, v in r["intelligibility"].items()
         ]
-        print(markdown_table(["system", "identified", "WER", "peak |x|"], rows, [0, 3, 3, 3]))
+        print(
+            markdown_table(
+                [
+                    "system",
+                    "identified",
+                    "up to homophones",
+                    "1-2 words",
+                    "3+ words",
+                    "WER",
+                    "peak |x|",
+                ],
+                rows,
+                [0, 3, 3, 3, 3, 3, 3],
+            )
+        )
 
 
 if __name__ == "__main__":

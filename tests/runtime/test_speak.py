@@ -211,7 +211,7 @@ def test_stream_in_chunks(tts_model: Path) -> None:
 
 def test_deltas_voice_speaks_mlpg_statics(tts_delta_model: Path) -> None:
     """A voice with Δ and Δ² speaks the block-MLPG statics of its frames: speak() and the
-    stream's chunker get the same ones (pushed frame by frame), they are within 1e-6 of the
+    stream's chunker get the same ones (pushed frame by frame), they are within 1e-3 of the
     whole-utterance MLPG, and they are not the model's own static predictions."""
     from seqboltz.runtime._tts import AudioChunker
     from seqboltz.speech._mlpg import block_mlpg, mlpg_frames
@@ -220,12 +220,12 @@ def test_deltas_voice_speaks_mlpg_statics(tts_delta_model: Path) -> None:
     voice = tts.voice
     assert list(voice.delta_columns) == DELTA_COLUMNS and voice.frame_size == 30 + 2 * 29
     card = tts.artifact.card["features"]["deltas"]
-    assert card["generation"]["variances"] is None and card["generation"]["block"] == 20
+    assert card["generation"]["variances"] is None and card["generation"]["block"] == 10
     plan = tts.plan(TEXT)
     frames = tts.frames(plan, seed=0)
     assert frames.shape == (plan.n_frames, 88)
-    statics = block_mlpg(frames, DELTA_COLUMNS, None, 20, 30)
-    assert np.abs(statics - mlpg_frames(frames, DELTA_COLUMNS)).max() < 1e-6
+    statics = block_mlpg(frames, DELTA_COLUMNS, None, 10, 10)
+    assert np.abs(statics - mlpg_frames(frames, DELTA_COLUMNS)).max() < 1e-3
     assert np.abs(statics - frames[:, :30]).max() > 1e-2  # MLPG moved the statics
     assert np.array_equal(statics[:, 26], frames[:, 26])  # the voicing flag is passed through
     speech = tts.speak(TEXT, seed=0)

@@ -43,3 +43,33 @@ def test_consistent_means_give_the_trajectory() -> None:
     np.testing.assert_allclose(mlpg(means, np.ones((3, 2))), c, atol=1e-9)
     with pytest.raises(ValueError, match="variances"):
         mlpg(means, np.ones((2, 2)))
+
+
+def test_block_mlpg_streams_the_whole_utterance_solution() -> None:
+    """BlockMLPG's statics do not depend on how the frames are pushed, equal block_mlpg's,
+    and match the whole-utterance MLPG (here within 1e-9 at 20/30, 1e-3 at 10/10); columns
+    without deltas pass through; pushing nothing is an error at finish."""
+    from seqboltz.speech._mlpg import BlockMLPG, block_mlpg, mlpg_frames
+
+    rng = np.random.default_rng(0)
+    t, d, cols = 157, 6, [0, 1, 3, 5]
+    z = np.cumsum(rng.standard_normal((t, d)), axis=0) * 0.2
+    frames = append_deltas(z, cols) + 0.3 * rng.standard_normal((t, d + 2 * len(cols)))
+    exact = mlpg_frames(frames, cols)
+    assert np.array_equal(exact[:, 2], frames[:, 2]) and np.array_equal(exact[:, 4], frames[:, 4])
+    assert np.abs(exact - frames[:, :d]).max() > 0.1  # MLPG changes the predicted statics
+    for block, overlap, tol in ((20, 30, 1e-9), (10, 10, 1e-3)):
+        whole = block_mlpg(frames, cols, None, block, overlap)
+        assert np.abs(whole - exact).max() < tol
+        solver, parts, i = BlockMLPG(cols, None, block, overlap), [], 0
+        while i < t:
+            n = int(rng.integers(1, 9))
+            parts.append(solver.push(frames[i : i + n]))
+            assert solver.done >= i + n - solver.delay  # nothing held back beyond the delay
+            i += n
+        parts.append(solver.finish())
+        assert np.array_equal(np.concatenate(parts), whole)
+    with pytest.raises(ValueError, match="no frames pushed"):
+        BlockMLPG(cols).finish()
+    with pytest.raises(ValueError, match="variances"):
+        mlpg_frames(frames, cols, np.ones(3))
