@@ -16,7 +16,10 @@ frame is computed with another's number of steps.
 
 Each request says how long it may wait for batch-mates: steps and urgent chunks
 ``max_wait``, a chunk computed ahead of its time longer (the servicer passes part of its
-look-ahead), so that batches fill while every stream still gets its frames in time.
+look-ahead), so that batches fill while every stream still gets its frames in time. Urgent
+work and work ahead of time run in two lanes, each its own worker and runtime calls (in
+parallel threads), so an urgent chunk (a Steer change's revision) never waits behind a
+large batch computed ahead.
 """
 
 from __future__ import annotations
@@ -67,6 +70,20 @@ class _Item(NamedTuple):
     deadline: float  # loop time by which its batch starts
 
 
+class _Lane:
+    """Pending work of one kind (urgent, or ahead of time) and its worker task."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Item] = []
+        self.kick: asyncio.Future[None] | None = None  # the worker waits on it
+        self.wake_at = float("inf")  # the earliest deadline the worker is waiting for
+        self.worker: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        if self.kick is not None and not self.kick.done():
+            self.kick.set_result(None)
+
+
 class StepBatcher:
     """Collects steps and chunks for one artifact and runs them together.
 
@@ -93,10 +110,7 @@ class StepBatcher:
         self.max_wait = max_wait
         self.executor = executor
         self.observe = observe
-        self._pending: list[_Item] = []
-        self._kick: asyncio.Future[None] | None = None  # the worker waits on it
-        self._wake_at = float("inf")  # the earliest deadline the worker is waiting for
-        self._worker: asyncio.Task[None] | None = None
+        self._lanes = (_Lane(), _Lane())  # urgent, ahead of time
         self.streams = 0  # open streams: once each has work pending, nothing is worth waiting
 
     def open(self) -> None:
@@ -107,11 +121,17 @@ class StepBatcher:
         """A stream ends."""
         self.streams = max(0, self.streams - 1)
 
+    @property
+    def _worker(self) -> asyncio.Task[None] | None:
+        """The urgent lane's worker task (``None`` before the first step)."""
+        return self._lanes[0].worker
+
     def shutdown(self) -> None:
-        """Stop the worker task (once no stream uses this batcher any more)."""
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-        self._worker = None
+        """Stop the worker tasks (once no stream uses this batcher any more)."""
+        for lane in self._lanes:
+            if lane.worker is not None and not lane.worker.done():
+                lane.worker.cancel()
+            lane.worker = None
 
     async def step(self, request: StepInputs) -> np.ndarray:
         """The next frames ``(B, D)`` of one stream's ``B`` rows (usually 1)."""
@@ -124,52 +144,52 @@ class StepBatcher:
         drop a chunk that is no longer wanted (e.g. a Steer change superseded it)."""
         if request.n_frames < 1:
             raise ValueError(f"a chunk has at least one frame; got {request.n_frames}")
-        return self._enqueue(request, self.max_wait if wait is None else max(0.0, wait))
+        if wait is None or wait <= self.max_wait:
+            return self._enqueue(self._lanes[0], request, self.max_wait)
+        return self._enqueue(self._lanes[1], request, wait)
 
     async def _submit(self, request: StepInputs, wait: float) -> Any:
-        return await self._enqueue(request, wait)
+        return await self._enqueue(self._lanes[0], request, wait)
 
-    def _enqueue(self, request: StepInputs | ChunkInputs, wait: float) -> asyncio.Future[Any]:
+    def _enqueue(
+        self, lane: _Lane, request: StepInputs | ChunkInputs, wait: float
+    ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._run())
+        if lane.worker is None or lane.worker.done():
+            lane.worker = loop.create_task(self._run(lane))
         future: asyncio.Future[Any] = loop.create_future()
         deadline = loop.time() + wait
-        self._pending.append(_Item(request, future, deadline))
-        if len(self._pending) >= self._target() or deadline < self._wake_at:
-            self._wake()
+        lane.pending.append(_Item(request, future, deadline))
+        if len(lane.pending) >= self._target() or deadline < lane.wake_at:
+            lane.wake()
         return future
 
     def _target(self) -> int:
         return min(self.max_batch, max(1, self.streams))
 
-    def _wake(self) -> None:
-        if self._kick is not None and not self._kick.done():
-            self._kick.set_result(None)
-
-    async def _collect(self) -> list[_Item]:
-        """The next batch: at most ``max_batch`` items, once the batch is full (every open
-        stream has work pending) or its most urgent item's deadline has come."""
+    async def _collect(self, lane: _Lane) -> list[_Item]:
+        """A lane's next batch: at most ``max_batch`` items, once the batch is full (every
+        open stream has work pending) or its most urgent item's deadline has come."""
         loop = asyncio.get_running_loop()
         while True:
-            self._pending = [i for i in self._pending if not i.future.done()]  # cancelled
-            if self._pending:
-                deadline = min(i.deadline for i in self._pending)
-                if len(self._pending) >= self._target() or deadline <= loop.time():
+            lane.pending = [i for i in lane.pending if not i.future.done()]  # cancelled
+            if lane.pending:
+                deadline = min(i.deadline for i in lane.pending)
+                if len(lane.pending) >= self._target() or deadline <= loop.time():
                     break
             else:
                 deadline = float("inf")
-            self._kick = loop.create_future()
-            self._wake_at = deadline
-            timer = loop.call_at(deadline, self._wake) if deadline < float("inf") else None
+            lane.kick = loop.create_future()
+            lane.wake_at = deadline
+            timer = loop.call_at(deadline, lane.wake) if deadline < float("inf") else None
             try:
-                await self._kick
+                await lane.kick
             finally:
-                self._wake_at = float("inf")
+                lane.wake_at = float("inf")
                 if timer is not None:
                     timer.cancel()
-        self._pending.sort(key=lambda i: i.deadline)
-        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        lane.pending.sort(key=lambda i: i.deadline)
+        batch, lane.pending = lane.pending[: self.max_batch], lane.pending[self.max_batch :]
         return batch
 
     def _compute(self, requests: list[StepInputs | ChunkInputs]) -> list[Any]:
@@ -244,10 +264,10 @@ class StepBatcher:
             result[i] = Chunk(frames[:m], m < lengths[j])
         return result
 
-    async def _run(self) -> None:
+    async def _run(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
+            batch = await self._collect(lane)
             if not batch:
                 continue
             start = time.perf_counter()

@@ -10,9 +10,12 @@ batch-mates since it is not due yet (:data:`PREFETCH_WAIT`).
 **Steering truncates the look-ahead.** A Steer change (``change``, ``observe``) takes effect
 at the first frame that is not yet due to be shown (at least :data:`REVISE_MARGIN` seconds
 ahead, so the frames that replace it arrive in time): frames computed but unsent are dropped,
-frames sent as look-ahead from that index on are computed again with the change, and the
-message that carries them is sent at once with ``FrameChunk.revises`` set (the client replaces
-what it holds from its first frame index on). The change's ``Applied.frame`` is that index.
+and frames sent as look-ahead from that index on are computed again with the change. The
+first :data:`REVISE_FRAMES` of them are computed and sent at once (an urgent chunk that never
+waits behind a batch computed ahead: ``StepBatcher``'s urgent lane), the rest as the usual
+paced messages; a message whose first frame the client already holds has
+``FrameChunk.revises`` set, and the client replaces every frame it holds from that index on.
+The change's ``Applied.frame`` is that index.
 Unpaced streams have no look-ahead: a change takes effect at the next frame not yet sent.
 Either way a stream's frames are those of the runtime's :class:`FrameStream` with the same
 seed and the changes at the reported frames (the noise of frame ``t`` is jumped to,
@@ -43,7 +46,9 @@ from seqboltz.v1 import generation_pb2 as pb
 from serving.batcher import Chunk, ChunkInputs, StepBatcher
 
 __all__ = [
+    "FIRST_WAIT",
     "PREFETCH_WAIT",
+    "REVISE_FRAMES",
     "REVISE_MARGIN",
     "Cursor",
     "FrameProducer",
@@ -54,8 +59,15 @@ __all__ = [
 #: seconds between a Steer change and the first frame it may revise: that frame is due at
 #: least this much later, time to compute and deliver its replacement
 REVISE_MARGIN = 0.03
-#: most seconds a chunk computed ahead of its time waits for batch-mates
-PREFETCH_WAIT = 0.03
+#: most seconds a chunk computed ahead of its time waits for batch-mates (at most a quarter
+#: of the time left until it is due)
+PREFETCH_WAIT = 0.1
+#: most seconds a stream's first chunk waits for batch-mates (streams that start together,
+#: e.g. a crowd arriving, share runtime calls)
+FIRST_WAIT = 0.01
+#: frames of the message sent at once after a revision (computed without waiting for
+#: batch-mates); the frames after them follow as a paced message, batched as usual
+REVISE_FRAMES = 3
 
 
 # ---- wire encoding --------------------------------------------------------------------------
@@ -175,13 +187,15 @@ class FrameProducer:
         self.recent_from = first - self.spec.order
         self.chunk_style, self.chunk_controls = self.cursor.style, self.cursor.controls
         self.pending: asyncio.Future[Chunk] | None = None  # the next chunk, from the cursor
-        self.revises = False  # the next message replaces look-ahead the client holds
+        self.revising = False  # the next message is a revision: computed and sent at once
+        self.held_end = first  # index past the last frame the client holds
         self.applied: list[pb.Applied] = []
         self.changes: list[pb.SteerRequest] = []
         self.closed = False  # a Steer client finished sending
         self._waiter: asyncio.Future[None] | None = None
         self._t0: float | None = None  # pacing: frame ``_first`` is due at ``_t0``
         self._first = first
+        self.start = first  # the first frame index of this call
 
     # ---- events ------------------------------------------------------------------------------
     def push(self, message: pb.SteerRequest) -> None:
@@ -263,7 +277,7 @@ class FrameProducer:
                 stream.observe(values.reshape(-1, d))
             self.close()  # the chunk computed ahead did not have the change
             if r < self.cursor.frame:
-                self.revises = True
+                self.revising = True
                 self.recent = self.recent[: r - self.recent_from]
             self.cursor = Cursor.of(stream)
             self.applied.append(pb.Applied(action=str(action), frame=r))
@@ -290,14 +304,17 @@ class FrameProducer:
     def _compute(self, urgent: bool) -> asyncio.Future[Chunk]:
         c = self.cursor
         wait = None
-        if not urgent and self.rate:
+        if self.held_end == self.start and not self.revising:  # the stream's first chunk
+            wait = FIRST_WAIT
+        elif not urgent and self.rate:
             loop = asyncio.get_running_loop()
             wait = min(PREFETCH_WAIT, max(0.0, (self._due(c.frame) - loop.time()) / 4))
+        per = min(self.per, REVISE_FRAMES) if self.revising else self.per
         future = self.batcher.chunk(
             ChunkInputs(
                 c.window,
                 c.rng,
-                int(min(self.per, self.end - c.frame)),
+                int(min(per, self.end - c.frame)),
                 self.spec.gibbs_steps,
                 c.style,
                 c.controls,
@@ -338,9 +355,10 @@ class FrameProducer:
         message.applied.extend(self.applied)
         self.applied.clear()
         message.resume.CopyFrom(self.token())
-        if self.revises and m:
-            message.revises = True
-            self.revises = False
+        if m:
+            message.revises = c.frame < self.held_end  # the client holds frames from there
+            self.held_end = c.frame + m
+        self.revising = False
         return message
 
     async def messages(self) -> AsyncIterator[pb.FrameChunk]:
@@ -372,7 +390,7 @@ class FrameProducer:
                 continue
             if self.rate and self._t0 is None:  # the schedule starts with the first message
                 self._t0, self._first = loop.time(), c.frame
-            if self.rate and not self.revises:
+            if self.rate and not self.revising:
                 due = self._due(c.frame)
                 if due > loop.time():
                     await self._sleep(due)

@@ -92,9 +92,10 @@ class GenerationServicer:
         a frame index the server reports back (FrameChunk.applied). Paced (realtime) with several
         frames per message, a change or observe takes effect at the first frame not yet due to
         be shown (about 30 ms ahead), even one already sent as look-ahead: the server sends the
-        frames from that index again at once, with the change, in a message with revises = true,
-        and the client replaces the frames it holds from that index on. The frames of a stream
-        are a function of its seed and its changes by frame index (Applied.frame).
+        frames from that index again, with the change: the first few at once in a message with
+        revises = true (the client drops the frames it holds from its first index on), the rest
+        paced. The frames of a stream are a function of its seed and its changes by frame index
+        (Applied.frame).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

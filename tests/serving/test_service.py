@@ -346,9 +346,10 @@ def test_oversize_message_is_refused_and_server_serves_on(server) -> None:
 def test_a_paced_steer_change_revises_the_look_ahead(server) -> None:
     """Realtime, 30 frames a message (1 s of look-ahead): a style change 0.3 s in takes effect
     at the first frame not yet due, inside the look-ahead already sent; the frames from there
-    come again at once in a message marked ``revises``, and the frames the client plays
-    (later versions replacing earlier ones from their first index) are the offline stream
-    with the style changed at the reported frame, which the last resume token continues."""
+    come again, 3 at once in a message marked ``revises``, then paced, and the frames the
+    client plays (dropping what it holds from a revision's first index) are the offline
+    stream with the style changed at the reported frame, which the last resume token
+    continues."""
     stub = server.stub()
     start = pb.GenerateRequest(
         model="fcrbm", n_frames=60, seed=21, style=[-1.5], realtime=True, frames_per_message=30
@@ -367,6 +368,9 @@ def test_a_paced_steer_change_revises_the_look_ahead(server) -> None:
 
     for chunk in stub.Steer(requests(), timeout=30):
         chunks.append((time.perf_counter(), chunk))
+        if chunk.revises:  # drop what is held from its first index on
+            got = {i: v for i, v in got.items() if i < chunk.frames[0].index}
+        assert not set(got) & {f.index for f in chunk.frames}
         for f in chunk.frames:
             got[f.index] = list(f.values)
     applied = [(t, a) for t, c in chunks for a in c.applied]
@@ -374,8 +378,11 @@ def test_a_paced_steer_change_revises_the_look_ahead(server) -> None:
     r = applied[0][1].frame
     assert 9 <= r < 30  # due after the change (0.3 s + 30 ms), inside the first message
     revised = [(t, c) for t, c in chunks if c.revises]
-    assert len(revised) == 1 and revised[0][1].frames[0].index == r
-    assert revised[0][1].applied[0].frame == r
+    # the first 3 frames at once (the client drops what it held from r), the rest paced
+    assert [c.frames[0].index for _, c in revised] == [r]
+    assert len(revised[0][1].frames) == 3 and revised[0][1].applied[0].frame == r
+    following = [c for _, c in chunks if c.frames and c.frames[0].index == r + 3]
+    assert len(following) == 1 and not following[0].revises
     assert revised[0][0] - sent_at[0] < 0.5  # sent at once, not when the next message is due
     assert sorted(got) == list(range(60))
     art = load_artifact(server.folder / "fcrbm.onnx")
