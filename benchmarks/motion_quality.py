@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "fps": ref.fps,
         "order": order,
         "n_test_clips": len(test),
+        "n_test_captured_clips": ref.n_groups,
         "spectral_window_frames": ref.window,
         "epochs": args.epochs,
         "data_path": args.data_path,

@@ -15,7 +15,9 @@ first ``order`` frames with ``n_seeds`` seeds (default 5):
   ``features.inverse_transform`` and forward kinematics): the Fréchet distance on pose +
   velocity features, foot skating, diversity across seeds and the copy check
   (:mod:`seqboltz.eval._motion_metrics`);
-* every figure is the mean over clips × seeds with a two-way bootstrap 95 % interval;
+* every figure is the mean over clips × seeds with a two-way bootstrap 95 % interval that
+  resamples captured clips (a clip's phase copies, e.g. the four 30-fps copies of a 120-fps
+  capture, stay together: :func:`group_phase_copies`) and seeds;
 * the baselines, fitted on the same training clips: a least-squares linear AR model of the same
   order generating with Gaussian residual noise of its training residual covariance (a
   generative peer) and repeat-last-frame; a ``real (held out)`` row gives the values of real
@@ -72,6 +74,7 @@ __all__ = [
     "SplitView",
     "evaluate_sequence_model",
     "generate_seeds",
+    "group_phase_copies",
     "model_generator",
     "model_one_step_mse",
     "motion_clips_for_pictures",
@@ -81,6 +84,7 @@ __all__ = [
     "real_row",
     "realism_score",
     "score_generations",
+    "source_groups",
     "speed_control",
     "speed_gain",
 ]
@@ -141,6 +145,10 @@ class MotionReference:
             real motion for the stability check.
         window: frames per spectral window (the shortest held-out clip, at most 10 s).
         body: the skeleton-side reference (``None`` for data without a skeleton).
+        groups: ``(C,)`` the captured clip each held-out sequence comes from: the phase
+            copies of one clip (120 → 30 fps gives 4, ``name@0`` … ``name@3``) share an
+            index, and the intervals resample captured clips, not copies
+            (:func:`group_phase_copies`).
     """
 
     fps: float
@@ -149,6 +157,36 @@ class MotionReference:
     frames: np.ndarray
     window: int
     body: _BodyReference | None = None
+    groups: np.ndarray | None = None
+
+    @property
+    def n_groups(self) -> int:
+        """Captured held-out clips (each counted once whatever its phase copies)."""
+        return len(self.test) if self.groups is None else int(self.groups.max()) + 1
+
+
+def source_groups(names: Sequence[str]) -> np.ndarray:
+    """``(C,)`` group index per held-out sequence: the phase copies ``clip@k`` of one captured
+    clip (:func:`seqboltz.motion.resample_phases`) share one, in order of first appearance."""
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(str(n).rsplit("@", 1)[0], len(index)) for n in names])
+
+
+def group_phase_copies(table: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """A ``(C, S)`` per-sequence × per-seed table as ``(G, P·S)``: one row per captured clip,
+    its phase copies' cells side by side (NaN-padded where clips have fewer copies), so that
+    :func:`~seqboltz.eval._motion_metrics.bootstrap_ci` resamples captured clips. The four
+    phase copies of a 120-fps clip at 30 fps are near-duplicates of one capture; resampled as
+    independent clips they had narrowed every interval (by about half with four copies)."""
+    t = np.asarray(table, dtype=np.float64)
+    if groups is None or t.ndim != 2:
+        return t
+    rows = [t[groups == g].reshape(-1) for g in range(int(groups.max()) + 1)]
+    width = max(r.size for r in rows)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : r.size] = r
+    return out
 
 
 @dataclass
@@ -190,6 +228,8 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
     train, test = datamodule.clips("train"), datamodule.clips("test")
     window = max(2, min(min(c.shape[0] for c in test), round(window_seconds * fps)))
     ref = MotionReference(fps, order, test, np.concatenate(train + test), window)
+    if hasattr(datamodule, "source_clips"):
+        ref.groups = source_groups([c.name for c in datamodule.source_clips("test")])
     features = getattr(datamodule, "features", None)
     if features is None or not hasattr(datamodule, "source_clips"):
         return ref
@@ -250,7 +290,9 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
         real["foot_contact"] = np.array(
             [foot_skating(pos[:, feet], fps, floor, threshold, up)[1] for pos, _, _ in test_body]
         )
-    body.real = {k: bootstrap_ci(v) for k, v in real.items()}
+    body.real = {
+        k: bootstrap_ci(group_phase_copies(v[:, None], ref.groups)) for k, v in real.items()
+    }
     poses = np.concatenate([p for _, p, _ in test_body])
     spread = pose_spread(poses)
     body.real["diversity"] = (spread, spread, spread)
@@ -379,8 +421,10 @@ def score_generations(
                 tables["diversity"][c, 0] = mean_pairwise_distance(stack)
         tables["diversity"] = tables["diversity"][:, :1]
     row: dict[str, Any] = {"model": name, "one_step_mse": one_step_mse}
-    # the (clips, seeds) tables themselves, so two rows can be compared clip by clip
-    # (:func:`paired_difference`)
+    # one row per captured clip (its phase copies side by side), so the intervals resample
+    # captured clips; the tables themselves are kept, so two rows can be compared clip by
+    # clip (:func:`paired_difference`)
+    tables = {key: group_phase_copies(table, ref.groups) for key, table in tables.items()}
     row["cells"] = {key: table.tolist() for key, table in tables.items()}
     for key, table in tables.items():
         if np.isnan(table).all():
@@ -537,10 +581,11 @@ class SequenceEvaluation:
             lines.append("| " + " | ".join(cells) + " |")
         s = self.settings
         notes = [
-            f"\n{s.get('n_test_clips')} held-out clips × {s.get('n_seeds')} seeds, "
+            f"\n{s.get('n_test_clips')} held-out sequences ({s.get('n_test_captured_clips')} "
+            f"captured clips and their phase copies) × {s.get('n_seeds')} seeds, "
             f"{s.get('seconds'):g}-s generations from each clip's first {s.get('order')} frames; "
-            "mean [95 % bootstrap interval over clips × seeds]. AR samples with Gaussian "
-            "residual noise of its training residual covariance.",
+            "mean [95 % bootstrap interval resampling captured clips and seeds]. AR samples "
+            "with Gaussian residual noise of its training residual covariance.",
         ]
         if "length_unit" in s:
             notes.append(
@@ -660,6 +705,7 @@ def evaluate_sequence_model(
         "fps": fps,
         "order": order,
         "n_test_clips": len(test),
+        "n_test_captured_clips": ref.n_groups,
         "n_test_windows": int(hist.shape[0]),
         "spectral_window_frames": ref.window,
     }

@@ -13,9 +13,11 @@ from seqboltz.eval._sequence_report import (
     REAL_NAME,
     MotionReference,
     evaluate_sequence_model,
+    group_phase_copies,
     motion_reference,
     paired_difference,
     score_generations,
+    source_groups,
 )
 from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 
@@ -79,6 +81,33 @@ def test_paired_difference_sees_a_small_consistent_gap_the_marginal_intervals_mi
     # the paired interval is narrower than either row's own (clip-to-clip spread cancels)
     assert high - low < row_a["npss_ci"][1] - row_a["npss_ci"][0]
     assert np.isnan(paired_difference(row_a, {"model": "x"}, "npss")[0])
+
+
+def test_phase_copies_are_resampled_as_one_captured_clip() -> None:
+    """Four near-identical copies of each of 3 clips are 3 clips' worth of evidence: the
+    interval must be as wide as for the 3 clips alone, not half as wide as 12 would give."""
+    groups = source_groups(["a.bvh@0", "a.bvh@1", "b.bvh@0", "b.bvh@1", "c@x@0", "c@x@1"])
+    np.testing.assert_array_equal(groups, [0, 0, 1, 1, 2, 2])
+    table = np.arange(12.0).reshape(6, 2)
+    grouped = group_phase_copies(table, groups)
+    np.testing.assert_array_equal(grouped, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]])
+    uneven = group_phase_copies(table[:5], groups[:5])  # a clip with fewer copies: NaN-padded
+    assert uneven.shape == (3, 4) and np.isnan(uneven[2, 2:]).all()
+    assert group_phase_copies(table, None) is not None
+    np.testing.assert_array_equal(group_phase_copies(table, None), table)
+    test = _sequences(n=3, seed=5)
+    copies = [c + 1e-3 * k for c in test for k in range(4)]  # 12 sequences, 3 captures
+    rng = np.random.default_rng(2)
+    gens = np.stack([np.stack(copies)] * 2) + rng.normal(0, 0.4, (2, 12, *test[0].shape))
+    as_copies = _feature_reference(copies)
+    as_copies.groups = np.repeat(np.arange(3), 4)
+    row = score_generations("g", gens, as_copies, n_boot=400)
+    naive = score_generations("g", gens, _feature_reference(copies), n_boot=400)
+    assert row["npss"] == pytest.approx(naive["npss"])  # the same mean
+    width, naive_width = (r["npss_ci"][1] - r["npss_ci"][0] for r in (row, naive))
+    assert width > 1.4 * naive_width
+    assert np.asarray(row["cells"]["npss"]).shape == (3, 8)
+    assert as_copies.n_groups == 3 and _feature_reference(copies).n_groups == 12
 
 
 def _walker_clip(n: int, speed: float, phase: float, name: str) -> MotionClip:
