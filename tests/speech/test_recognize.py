@@ -42,3 +42,16 @@ def test_same_prompt_accepts_homophones_only() -> None:
     assert not rec.same_prompt((), ("four",))
     assert rec.pronounce(("zebra",)) is None  # not in the grammar's dictionary
     assert not rec.same_prompt(("zebra",), ("four",))
+
+
+def test_noise_floor_is_fixed_and_at_its_level() -> None:
+    from seqboltz.speech._recognize import NOISE_FLOOR_DBFS, _pcm
+
+    silence = np.zeros(8000)
+    assert not np.frombuffer(_pcm(silence, 8000, None), "<i2").any()  # no floor: digital zero
+    a, b = _pcm(silence, 8000, NOISE_FLOOR_DBFS), _pcm(silence, 8000, NOISE_FLOOR_DBFS)
+    assert a == b  # the same draw every time: decoding stays deterministic
+    pcm = np.frombuffer(a, "<i2").astype(np.float64) / 32767.0
+    assert pcm.shape == (16000,)  # upsampled to the model's 16 kHz after adding the noise
+    level = 20 * np.log10(np.sqrt(np.mean(pcm**2)))
+    assert abs(level - NOISE_FLOOR_DBFS) < 1.5, level
