@@ -148,6 +148,10 @@ class PromptRecognizer:
 
     @staticmethod
     def _decode(decoder: Any, pcm: bytes) -> list[str]:
+        # a fresh front end for every recording: PocketSphinx otherwise carries its noise
+        # statistics over from the recording before (measured: decoding the 56 test recordings
+        # alone or each after a synthetic one changed one result)
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

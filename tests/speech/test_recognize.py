@@ -55,3 +55,14 @@ def test_noise_floor_is_fixed_and_at_its_level() -> None:
     assert pcm.shape == (16000,)  # upsampled to the model's 16 kHz after adding the noise
     level = 20 * np.log10(np.sqrt(np.mean(pcm**2)))
     assert abs(level - NOISE_FLOOR_DBFS) < 1.5, level
+
+
+@pytest.mark.slow  # a few PocketSphinx decodes (about 2 s)
+def test_a_recording_decodes_the_same_whatever_came_before(arctic_8k: np.ndarray) -> None:
+    rec = PromptRecognizer([ARCTIC_A0007, "Please hold while I try that extension.", "Goodbye."])
+    closed, _ = rec._decoders()
+    first = rec.identify(arctic_8k, 8000)
+    cmn = closed.get_cmn()
+    loud = np.random.default_rng(1).standard_normal(16000) * 0.3  # noise, another level
+    rec.identify(loud, 8000)
+    assert rec.identify(arctic_8k, 8000) == first and closed.get_cmn() == cmn
