@@ -19,13 +19,15 @@ the same rate bridge: audio at another rate is resampled (band-limited) to 16 kH
 **A noise floor.** Every recording gets white noise at :data:`NOISE_FLOOR_DBFS` (-70 dBFS
 RMS, a fixed draw, at its own rate, before upsampling) before decoding. The Asterisk
 recordings, like WORLD's output, hold near-digital silence (10-ms frames at -90 to -98 dBFS),
-whose log filter energies PocketSphinx's model never saw. Measured on real recordings of 137
-training and validation prompts (benchmarks/RESULTS.md, text-to-speech session 7): 97
-identified without the floor, 105 with it (one- and two-word prompts 45 -> 53 of 80), 106
-with 0.15 s of padding too.
+whose log filter energies PocketSphinx's model never saw. Chosen on real recordings of 137
+training and validation prompts (benchmarks/RESULTS.md, text-to-speech session 7): 96
+identified without the floor, 103 with it (one- and two-word prompts 45 -> 50 of 80), each
+recording decoded with a fresh front end as here. On the 56 test recordings it did not carry
+over: 40 -> 38.
 
-The rate bridge and the decoder's other settings, on the same recordings without the floor:
-upsampled to 16 kHz as here, 97 identified. Features computed at 8 kHz instead (``-samprate
+The rate bridge and the decoder's other settings, on the same 137 recordings without the floor,
+decoded one after another (the front end's state carried over, as before session 7):
+upsampled to 16 kHz as here, 97 identified (105 with the floor). Features computed at 8 kHz instead (``-samprate
 8000 -nfft 256 -upperf 3500``; the shipped model's ``feat.params`` sets ``-upperf 6800`` and
 must be edited to allow it): 3-4 identified, since the model's 25 mel filters span 130-6800 Hz
 and squeezing them under 4 kHz changes every cepstral coefficient; upsampling leaves the top
