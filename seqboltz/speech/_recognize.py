@@ -26,15 +26,15 @@ recording decoded with a fresh front end as here. On the 56 test recordings it d
 over: 40 -> 38.
 
 The rate bridge and the decoder's other settings, on the same 137 recordings without the floor,
-decoded one after another (the front end's state carried over, as before session 7):
-upsampled to 16 kHz as here, 97 identified (105 with the floor). Features computed at 8 kHz instead (``-samprate
-8000 -nfft 256 -upperf 3500``; the shipped model's ``feat.params`` sets ``-upperf 6800`` and
-must be edited to allow it): 3-4 identified, since the model's 25 mel filters span 130-6800 Hz
-and squeezing them under 4 kHz changes every cepstral coefficient; upsampling leaves the top
-~5 filters empty, a near-constant that batch CMN absorbs. Dither (±1 LSB), live CMN, the
+decoded one after another (the front end's state carried over, as before session 7): upsampled
+to 16 kHz as here, 97 identified (105 with the floor). Features computed at 8 kHz instead
+(``-samprate 8000 -nfft 256 -upperf 3500``; the shipped model's ``feat.params`` sets ``-upperf
+6800`` and must be edited to allow it): 3-4 identified, since the model's 25 mel filters span
+130-6800 Hz and squeezing them under 4 kHz changes every cepstral coefficient; upsampling leaves
+the top ~5 filters empty, a near-constant that batch CMN absorbs. Dither (±1 LSB), live CMN, the
 PocketSphinx dictionary's variants or silence probability 0.1: within one prompt of 97. Lower
-word insertion penalties (0.1, 0.01) or language weight 10: 82-93. Padding 0.3 s of digital
-(or dithered) silence at both ends: 80, all of the loss on one- and two-word prompts.
+word insertion penalties (0.1, 0.01) or language weight 10: 82-93. Padding 0.3 s of digital (or
+dithered) silence at both ends: 80, all of the loss on one- and two-word prompts.
 
 Reference: Huggins-Daines et al. (2006), "PocketSphinx: a free, real-time continuous speech
 recognition system for hand-held devices", ICASSP.

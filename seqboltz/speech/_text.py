@@ -691,7 +691,7 @@ def frame_features(utt: Utterance, durations: Sequence[int] | np.ndarray) -> np.
     last, and the phone's times ``log_dur`` (:func:`frame_feature_names`). Without these
     products a model linear in the features adds a phone's effect and the place's effect and
     cannot give a phone its own shape over time; on 80 training prompts held out of the fit
-    they took the linear acoustic model's MCD from 6.45 to 6.05 dB (benchmarks/RESULTS.md,
+    they took the linear acoustic model's MCD from 6.45 to 6.04 dB (benchmarks/RESULTS.md,
     text-to-speech session 7).
 
     Args:
