@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="an exported text-to-speech .onnx")
     parser.add_argument("--max-test", type=int, default=None)
+    parser.add_argument("--split", default="test", choices=["val", "test"], help="prompts scored")
+    parser.add_argument(
+        "--no-intelligibility", action="store_true", help="natural-duration acoustics only"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dm = TTSDataModule(order=voice.order, val_fraction=0.05, deltas=bool(voice.delta_columns))
     dm.prepare_data()
     dm.setup()
-    test = dm.prompts("test")[: args.max_test]
+    test = dm.prompts(args.split)[: args.max_test]
     rows: dict[str, list[dict[str, float]]] = {"runtime, card's generation": []}
     if voice.delta_columns:
         rows["runtime, static predictions (no MLPG)"] = []
@@ -102,6 +106,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         a, b = (np.array(v) for v in results["per_prompt_mcd"].values())
         results["mlpg_minus_plain"] = paired_bootstrap(a, b)
+    if args.no_intelligibility:
+        if args.json:
+            dump_json(results | {"settings": vars(args)}, args.json)
+        print(results["acoustics"], results.get("mlpg_minus_plain"))
+        return results
     all_texts = [q.text for q in dm.prompts("train") + dm.prompts("val") + dm.prompts("test")]
     rec = PromptRecognizer(all_texts)
     spoken = {"real recordings": [], "runtime speak()": []}
