@@ -160,10 +160,11 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
                     yield message
 
             async def steering() -> None:
-                t_end = time.perf_counter() + frames / RATE
+                t_end = time.perf_counter() + frames / RATE + 0.1
                 while args["steerEvery"]:
-                    await asyncio.sleep(rng.expovariate(1.0 / args["steerEvery"]))
-                    if time.perf_counter() > t_end:
+                    gap = rng.expovariate(1.0 / args["steerEvery"])
+                    await asyncio.sleep(min(gap, max(0.0, t_end - time.perf_counter())))
+                    if time.perf_counter() >= t_end:
                         break
                     if state["latest"] is None:
                         continue
