@@ -197,8 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="validation generation")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if not 0 < args.timeout <= 7200 or args.trials < 1:
-        parser.error("--timeout must be in (0, 7200] seconds and --trials >= 1")
+    if not 0 < args.timeout <= 7200 or args.trials < 1 or args.seeds < 2 or args.seconds <= 0:
+        parser.error(
+            "--timeout must be in (0, 7200] seconds, --trials >= 1, --seeds >= 2, --seconds > 0"
+        )
+    if args.data_path is not None and not Path(args.data_path).is_dir():
+        parser.error(f"--data-path {args.data_path}: no such folder of clips")
     import optuna
 
     args.work.mkdir(parents=True, exist_ok=True)

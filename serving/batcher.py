@@ -135,7 +135,7 @@ class StepBatcher:
 
     async def step(self, request: StepInputs) -> np.ndarray:
         """The next frames ``(B, D)`` of one stream's ``B`` rows (usually 1)."""
-        result: np.ndarray = await self._submit(request, self.max_wait)
+        result: np.ndarray = await self._enqueue(self._lanes[0], request, self.max_wait)
         return result
 
     def chunk(self, request: ChunkInputs, wait: float | None = None) -> asyncio.Future[Chunk]:
@@ -147,9 +147,6 @@ class StepBatcher:
         if wait is None or wait <= self.max_wait:
             return self._enqueue(self._lanes[0], request, self.max_wait)
         return self._enqueue(self._lanes[1], request, wait)
-
-    async def _submit(self, request: StepInputs, wait: float) -> Any:
-        return await self._enqueue(self._lanes[0], request, wait)
 
     def _enqueue(
         self, lane: _Lane, request: StepInputs | ChunkInputs, wait: float
