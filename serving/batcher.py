@@ -5,9 +5,9 @@ Two kinds of work share a batcher: a *step* (one frame of a stream's ``B`` rows,
 :meth:`StepBatcher.step`, e.g. Speak) and a *chunk* (the next ``n`` frames of one stream,
 :meth:`StepBatcher.chunk`: the paced and unpaced frame streams, which compute a message's
 frames ahead in one go). A chunk brings its history window, conditioning and noise generator;
-its noise is drawn in the worker thread, ``n`` frames at once (the same numbers as frame by
-frame: ``seqboltz.noise.gibbs_uniforms``), and the ``n`` steps of every chunk in a batch run
-as ``n`` runtime calls over the batch's rows, the window shifted in numpy.
+its noise is drawn in the worker thread, and the ``n`` steps of every chunk in a batch run as
+``n`` runtime calls over the batch's rows: the runtime's multi-frame step,
+:func:`seqboltz.runtime.step_frames` (the same frames as each stream alone).
 
 Every step is computed in float64, so a stream's frames are the same whatever else shares its
 batch. Streams may run at different ``k`` (Gibbs steps per frame, the noise's second
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from seqboltz.runtime import Artifact, StepInputs
+from seqboltz.runtime import Artifact, StepInputs, step_frames
 
 __all__ = ["Chunk", "ChunkInputs", "StepBatcher"]
 
@@ -224,42 +224,24 @@ class StepBatcher:
         return np.split(frames, bounds)
 
     def _chunks(self, requests: list[ChunkInputs]) -> list[Chunk]:
-        """The chunks of one ``k``: rows sorted by length, step ``t`` one runtime call over
-        the rows that still need a frame (a prefix); each row's noise drawn from its own
-        generator, its window shifted by its own frames only."""
-        art = self.artifact
-        order = sorted(range(len(requests)), key=lambda i: -requests[i].n_frames)
-        rows = [requests[i] for i in order]
-        lengths = [r.n_frames for r in rows]
-        b, longest, k = len(rows), lengths[0], rows[0].gibbs_steps
-        noise = np.empty((b, longest, k, art.noise_width))
-        for j, r in enumerate(rows):
-            r.rng.random(out=noise[j, : r.n_frames].reshape(-1))  # = gibbs_uniforms, n frames
-        window = np.stack([r.history for r in rows])
-        style = None if rows[0].style is None else np.stack([r.style for r in rows])  # type: ignore[misc]
-        controls = None if rows[0].controls is None else np.stack([r.controls for r in rows])  # type: ignore[misc]
-        out = np.empty((b, longest, art.frame_size))
-        active = b
-        for t in range(longest):
-            while lengths[active - 1] <= t:
-                active -= 1
-            a = slice(0, active)
-            v = art.step(
-                window[a],
-                noise[a, t],
-                None if style is None else style[a],
-                None if controls is None else controls[a],
-            )
-            out[a, t] = v
-            window[a, 1:] = window[a, :-1].copy()
-            window[a, 0] = v
-        result: list[Chunk] = [Chunk(np.empty(0), False)] * b
-        for j, i in enumerate(order):
-            frames = out[j, : lengths[j]]
-            finite = np.isfinite(frames).all(axis=1)
-            m = lengths[j] if finite.all() else int(np.argmin(finite))
-            result[i] = Chunk(frames[:m], m < lengths[j])
-        return result
+        """The chunks of one ``k``: the runtime's multi-frame step over their rows
+        (:func:`~seqboltz.runtime.step_frames`)."""
+        first = requests[0]
+
+        def stacked(parts: list[np.ndarray | None]) -> np.ndarray | None:
+            return None if parts[0] is None else np.stack(parts)  # type: ignore[arg-type]
+
+        frames = step_frames(
+            self.artifact.step,
+            np.stack([r.history for r in requests]),
+            [r.rng for r in requests],
+            [r.n_frames for r in requests],
+            first.gibbs_steps,
+            self.artifact.noise_width,
+            stacked([r.style for r in requests]),
+            stacked([r.controls for r in requests]),
+        )
+        return [Chunk(f, f.shape[0] < r.n_frames) for f, r in zip(frames, requests, strict=True)]
 
     async def _run(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()

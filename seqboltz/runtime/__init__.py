@@ -31,6 +31,7 @@ from seqboltz.runtime._stream import (
     StepInputs,
     StreamSpec,
     StreamState,
+    step_frames,
 )
 from seqboltz.runtime._tts import Speech, TextToSpeech, load_voice
 
@@ -55,4 +56,5 @@ __all__ = [
     "Unavailable",
     "load_artifact",
     "load_voice",
+    "step_frames",
 ]

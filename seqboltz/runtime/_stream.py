@@ -6,7 +6,10 @@ step itself: the history window, the per-frame conditioning (style, controls), t
 Whoever computes the step drives it: :meth:`Artifact.stream` / :meth:`Artifact.generate` with
 onnxruntime, offline synthesis, and the service, whose batcher runs the steps of many streams
 as one call (:meth:`FrameStream.inputs` → step → :meth:`FrameStream.push`). Torch generation
-(:meth:`seqboltz.models.SequenceRBM.generate`) is tested against it.
+(:meth:`seqboltz.models.SequenceRBM.generate`) is tested against it. Several frames of many
+independent sequences at once (the service computes each message's frames ahead that way) are
+:func:`step_frames`: the same noise rule and window shift, one step call per frame over the
+rows.
 
 A stream never emits a non-finite frame: :meth:`FrameStream.push` raises
 :class:`~seqboltz.errors.ModelDiverged` and leaves the stream as it was.
@@ -38,6 +41,7 @@ __all__ = [
     "StepInputs",
     "StreamSpec",
     "StreamState",
+    "step_frames",
 ]
 
 
@@ -388,7 +392,9 @@ class FrameStream:
                 rows=bad.tolist(),
                 sequences=[self.indices[r] for r in bad],
             )
-        self.window = np.concatenate([v[:, None], self.window[:, :-1]], axis=1)
+        window = self.window.copy()
+        _shift(window, v)
+        self.window = window
         self.frame += 1
         self._noise = None
         return v
@@ -449,6 +455,85 @@ class FrameStream:
                 v = self.push(np.asarray(v)[keep])
             out[every, t] = v
         return Generated(out, diverged)
+
+
+def step_frames(
+    step: StepFn,
+    history: np.ndarray,
+    rngs: Sequence[np.random.Generator],
+    n_frames: Sequence[int],
+    gibbs_steps: int,
+    noise_width: int,
+    style: np.ndarray | None = None,
+    controls: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """The next frames of ``B`` independent sequences, several each, computed together: the
+    multi-frame step of :class:`FrameStream`'s loop (the same noise rule, the same window
+    shift), for callers that batch many streams' frames ahead (the service's batcher).
+
+    Step ``t`` is one ``step`` call over the rows that still need a frame; row ``b``'s noise
+    is the next ``n_frames[b]`` frames of ``rngs[b]`` (:func:`~seqboltz.noise.gibbs_uniforms`,
+    which advances it by exactly those frames) and its window is shifted by its own frames
+    only, so a row's frames are those of its sequence generated alone.
+
+    Args:
+        step: computes a step (:data:`StepFn`, e.g. :meth:`Artifact.step`).
+        history: ``(B, order, D)`` each row's window, most recent frame first (not modified).
+        rngs: each row's noise generator at its next frame (advanced by its frames).
+        n_frames: frames to compute per row (each ``≥ 1``).
+        gibbs_steps: ``k``, Gibbs steps per frame, the same for every row.
+        noise_width: ``W``, uniforms per Gibbs step.
+        style: ``(B, S)`` each row's style for all its frames, or ``None``.
+        controls: ``(B, C)``, or ``None``.
+
+    Returns:
+        Each row's frames ``(m_b, D)``, ``m_b = n_frames[b]`` unless frame ``m_b`` of the row
+        was not finite (a stream never emits a non-finite frame: it and the frames after it
+        are dropped).
+
+    >>> toy = lambda h, u, z, c: h[:, 0] + u.mean(axis=(1, 2))[:, None]
+    >>> rngs = [np.random.default_rng(i) for i in range(2)]
+    >>> [f.shape for f in step_frames(toy, np.zeros((2, 1, 3)), rngs, [4, 2], 1, 5)]
+    [(4, 3), (2, 3)]
+    """
+    b = history.shape[0]
+    if len(rngs) != b or len(n_frames) != b or min(n_frames, default=1) < 1:
+        raise ValueError(f"need one generator and n_frames >= 1 per row of {b}")
+    order = sorted(range(b), key=lambda i: -n_frames[i])  # rows running at step t: a prefix
+    lengths = [n_frames[i] for i in order]
+    longest = lengths[0] if b else 0
+    noise = np.empty((b, longest, gibbs_steps, noise_width))  # (B, n, k, W), rows by length
+    for j, i in enumerate(order):
+        noise[j, : lengths[j]] = gibbs_uniforms(rngs[i], lengths[j], gibbs_steps, noise_width)
+    window = np.ascontiguousarray(history[order], dtype=np.float64)  # (B, order, D)
+    style = None if style is None else style[order]
+    controls = None if controls is None else controls[order]
+    out = np.empty((b, longest, history.shape[2]))  # (B, n, D)
+    active = b
+    for t in range(longest):
+        while lengths[active - 1] <= t:
+            active -= 1
+        a = slice(0, active)
+        v = step(
+            window[a],
+            noise[a, t],
+            None if style is None else style[a],
+            None if controls is None else controls[a],
+        )
+        out[a, t] = v
+        _shift(window[a], v)
+    result: list[np.ndarray] = [out[j, :0] for j in range(b)]
+    for j, i in enumerate(order):
+        frames = out[j, : lengths[j]]
+        finite = np.isfinite(frames).all(axis=1)
+        result[i] = frames if finite.all() else frames[: int(np.argmin(finite))]
+    return result
+
+
+def _shift(window: np.ndarray, frames: np.ndarray) -> None:
+    """Push ``frames (B, D)`` into ``window (B, order, D)`` (most recent first), in place."""
+    window[:, 1:] = window[:, :-1].copy()
+    window[:, 0] = frames
 
 
 def _from_frame(x: Any, frame: int) -> Any:

@@ -20,6 +20,7 @@ from seqboltz.runtime import (
     StepFn,
     StreamSpec,
     load_artifact,
+    step_frames,
 )
 
 D, ORDER, K = 8, 3, 5
@@ -198,6 +199,48 @@ def test_state_resumes_exactly(fcrbm_path) -> None:
     )
     with pytest.raises(ResumeMismatch, match="noise rule version 2"):
         FrameStream.resume(art.spec, state._replace(noise_rule=2))
+
+
+def test_step_frames_equals_each_stream_alone(fcrbm_path) -> None:
+    """The multi-frame step over rows of different lengths, windows and styles: each row's
+    frames are those of a FrameStream of its sequence alone (bit for bit), and its noise
+    generator ends where that stream's next frame starts."""
+    _, path = fcrbm_path
+    art = load_artifact(path)
+    rows = [(0, 7, -1.0), (3, 2, 0.5), (1, 1, 2.0), (5, 7, 0.0), (2, 4, 1.5)]  # (i, n, style)
+    seeds = np.random.default_rng(2).normal(size=(len(rows), ORDER, D))
+    rngs = [sequence_rng(6, i, 40, K, art.noise_width) for i, _, _ in rows]
+    got = step_frames(
+        art.step,
+        seeds[:, ::-1],
+        rngs,
+        [n for _, n, _ in rows],
+        K,
+        art.noise_width,
+        style=np.array([[z] for _, _, z in rows]),
+    )
+    for (i, n, z), seed, frames, rng in zip(rows, seeds, got, rngs, strict=True):
+        alone = FrameStream(art.spec, seed, seed=6, style=[z], sequence_indices=[i], start_frame=40)
+        np.testing.assert_array_equal(frames, alone.run(art.step, n).frames[0])
+        jumped = sequence_rng(6, i, 40 + n, K, art.noise_width)
+        np.testing.assert_array_equal(rng.random(3), jumped.random(3))
+
+
+def test_step_frames_cuts_a_row_before_its_first_non_finite_frame() -> None:
+    """A row whose step goes non-finite at its frame 2 keeps frames 0 and 1; the others all."""
+
+    def step(history, noise, style, controls):  # type: ignore[no-untyped-def]
+        v = history[:, 0] + 1.0
+        v[np.isclose(history[:, 0, 0], 2.0) & (noise[:, 0, 0] >= 0)] = np.nan  # row 1 only
+        return v
+
+    history = np.zeros((3, 1, 2))  # (B, order, D)
+    history[[0, 2]] = 10.0
+    rngs = [np.random.default_rng(i) for i in range(3)]
+    got = step_frames(step, history, rngs, [5, 5, 3], gibbs_steps=1, noise_width=2)
+    assert [f.shape[0] for f in got] == [5, 2, 3]
+    np.testing.assert_array_equal(got[1], [[1.0, 1.0], [2.0, 2.0]])
+    assert all(np.isfinite(f).all() for f in got)
 
 
 def first_non_finite(frames: np.ndarray) -> list[int | None]:
