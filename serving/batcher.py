@@ -240,6 +240,7 @@ class StepBatcher:
             self.artifact.noise_width,
             stacked([r.style for r in requests]),
             stacked([r.controls for r in requests]),
+            steps=self.artifact.steps,
         )
         return [Chunk(f, f.shape[0] < r.n_frames) for f, r in zip(frames, requests, strict=True)]
 

@@ -27,7 +27,8 @@ import numpy as np
 from seqboltz._conditioning import per_frame
 from seqboltz.errors import BadRequest
 from seqboltz.noise import sequence_rng
-from seqboltz.runtime._stream import FrameStream, StreamSpec
+from seqboltz.runtime._frames import frames_graph
+from seqboltz.runtime._stream import FrameStream, StreamSpec, _shift
 from seqboltz.runtime._unroll import find_gibbs_loop, unroll_gibbs_loop
 
 __all__ = ["Artifact", "ArtifactError", "load_artifact"]
@@ -109,7 +110,13 @@ class Artifact:
     #: runs every ``k`` the artifact allows
     loop_graph: bytes | None = field(default=None, repr=False)
     session_options: Any = field(default=None, repr=False)
+    #: the graph :attr:`session` runs (serialized), from which :meth:`steps` builds its
+    #: several-frames graph; ``None``: :meth:`steps` calls :meth:`step` frame by frame
+    step_graph: bytes | None = field(default=None, repr=False)
     _loop_session: Any = field(default=None, init=False, repr=False, compare=False)
+    _frames_sessions: dict[bool, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -229,6 +236,21 @@ class Artifact:
         """One frame: ``history (B, order, D)`` (most recent first) and ``noise (B, k, W)``
         (``k`` Gibbs steps, ``1 ≤ k ≤`` :attr:`max_gibbs_steps`) → the next frame ``(B, D)``,
         standardised."""
+        feeds = self._feeds(history, noise, style, controls)
+        session = self.session
+        if self.loop_graph is not None and noise.shape[1] != self.gibbs_steps:
+            session = self._loop()
+        out: np.ndarray = session.run(["frame"], feeds)[0]
+        return out
+
+    def _feeds(
+        self,
+        history: np.ndarray,
+        noise: np.ndarray,
+        style: np.ndarray | None,
+        controls: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
+        """One step's checked inputs, by graph input name."""
         b = history.shape[0]
         feeds = {
             "history": np.ascontiguousarray(history, dtype=np.float64),
@@ -250,11 +272,56 @@ class Artifact:
                 if value is None:
                     raise ArtifactError(f"model {self.name!r} needs {name} for every step")
                 feeds[name] = np.ascontiguousarray(value, dtype=np.float64)
-        session = self.session
-        if self.loop_graph is not None and noise.shape[1] != self.gibbs_steps:
-            session = self._loop()
-        out: np.ndarray = session.run(["frame"], feeds)[0]
+        return feeds
+
+    def steps(
+        self,
+        history: np.ndarray,
+        noise: np.ndarray,
+        style: np.ndarray | None = None,
+        controls: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Several frames in one onnxruntime call: ``history (B, order, D)`` (most recent
+        first) and ``noise (B, n, k, W)`` → frames ``(B, n, D)``, those of :meth:`step` called
+        ``n`` times with the window shifted by each frame, bit for bit (the frame graph in an
+        ONNX ``Loop`` over frames, :mod:`seqboltz.runtime._frames`); ``style``/``controls``
+        ``(B, S)`` hold for every frame."""
+        if noise.ndim != 4 or noise.shape[1] < 1:
+            raise ArtifactError(f"noise must have shape (B, n >= 1, k, W); got {noise.shape}")
+        feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
+        card_k = self.loop_graph is None or noise.shape[2] == self.gibbs_steps
+        session = self._frames(card_k)
+        if session is None:
+            frames = np.empty((history.shape[0], noise.shape[1], self.frame_size))
+            window = np.array(history, dtype=np.float64)
+            for t in range(noise.shape[1]):
+                frames[:, t] = self.step(window, noise[:, t], style, controls)
+                _shift(window, frames[:, t])
+            return frames
+        feeds["seqboltz_frames/history"] = feeds.pop("history")
+        feeds["seqboltz_frames/noise"] = np.ascontiguousarray(noise, dtype=np.float64)
+        del feeds["noise"]
+        out: np.ndarray = session.run(["frames"], feeds)[0]
         return out
+
+    def _frames(self, card_k: bool) -> Any:
+        """The session of the several-frames graph of :attr:`step_graph` (``card_k``) or
+        :attr:`loop_graph` (created on first use, once each); ``None`` without a graph."""
+        graph = self.step_graph if card_k else self.loop_graph
+        if graph is None:
+            return None
+        with self._lock:
+            if card_k not in self._frames_sessions:
+                import onnx
+                import onnxruntime as ort
+
+                proto = frames_graph(onnx.load_from_string(graph), self.order)
+                self._frames_sessions[card_k] = ort.InferenceSession(
+                    proto.SerializeToString(),
+                    sess_options=self.session_options,
+                    providers=["CPUExecutionProvider"],
+                )
+            return self._frames_sessions[card_k]
 
     def _loop(self) -> Any:
         """The session of :attr:`loop_graph` (created on first use, once)."""
@@ -465,7 +532,7 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    graph, loop_graph = proto, None
+    graph, loop_graph, step_graph = proto, None, None
     if card.get("family", "sequence") == "sequence":
         _check_card_gibbs_steps(path, card)
         if "max_gibbs_steps" in card and find_gibbs_loop(proto) is not None:
@@ -473,9 +540,13 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
             # other k through the loop itself (seqboltz.runtime._unroll)
             loop_graph = proto.SerializeToString()
             graph = unroll_gibbs_loop(proto, int(card["gibbs_steps"]))
+    if card.get("family", "sequence") == "sequence":
+        step_graph = graph.SerializeToString()
     try:
         session = ort.InferenceSession(
-            graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            step_graph or graph.SerializeToString(),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
     except Exception as exc:
         raise ArtifactError(f"{path}: onnxruntime cannot load the model ({exc})") from exc
@@ -499,6 +570,7 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
         input_names=names,
         loop_graph=loop_graph,
         session_options=options,
+        step_graph=step_graph,
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Generated",
     "StepFn",
     "StepInputs",
+    "StepsFn",
     "StreamSpec",
     "StreamState",
     "step_frames",
@@ -76,6 +77,9 @@ class StepInputs(NamedTuple):
 
 #: ``step(history, noise, style, controls) -> (B, D)`` next frames (e.g. :meth:`Artifact.step`)
 StepFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
+#: ``steps(history, noise (B, n, k, W), style, controls) -> (B, n, D)``: ``n`` frames at once,
+#: the window shifted by each (e.g. :meth:`Artifact.steps`)
+StepsFn = StepFn
 
 
 @dataclass(frozen=True)
@@ -466,12 +470,15 @@ def step_frames(
     noise_width: int,
     style: np.ndarray | None = None,
     controls: np.ndarray | None = None,
+    *,
+    steps: StepsFn | None = None,
 ) -> list[np.ndarray]:
     """The next frames of ``B`` independent sequences, several each, computed together: the
     multi-frame step of :class:`FrameStream`'s loop (the same noise rule, the same window
     shift), for callers that batch many streams' frames ahead (the service's batcher).
 
-    Step ``t`` is one ``step`` call over the rows that still need a frame; row ``b``'s noise
+    Step ``t`` is one ``step`` call over the rows that still need a frame (with ``steps``, one
+    call computes every frame up to the next row's last); row ``b``'s noise
     is the next ``n_frames[b]`` frames of ``rngs[b]`` (:func:`~seqboltz.noise.gibbs_uniforms`,
     which advances it by exactly those frames) and its window is shifted by its own frames
     only, so a row's frames are those of its sequence generated alone.
@@ -485,6 +492,9 @@ def step_frames(
         noise_width: ``W``, uniforms per Gibbs step.
         style: ``(B, S)`` each row's style for all its frames, or ``None``.
         controls: ``(B, C)``, or ``None``.
+        steps: computes several frames in one call (:data:`StepsFn`, e.g.
+            :meth:`Artifact.steps`, which returns what ``n`` calls of ``step`` would): then
+            one call per distinct row length instead of one per frame.
 
     Returns:
         Each row's frames ``(m_b, D)``, ``m_b = n_frames[b]`` unless frame ``m_b`` of the row
@@ -509,19 +519,22 @@ def step_frames(
     style = None if style is None else style[order]
     controls = None if controls is None else controls[order]
     out = np.empty((b, longest, history.shape[2]))  # (B, n, D)
-    active = b
-    for t in range(longest):
+    active, t = b, 0
+    while t < longest:
         while lengths[active - 1] <= t:
             active -= 1
         a = slice(0, active)
-        v = step(
-            window[a],
-            noise[a, t],
-            None if style is None else style[a],
-            None if controls is None else controls[a],
-        )
-        out[a, t] = v
-        _shift(window[a], v)
+        z = None if style is None else style[a]
+        c = None if controls is None else controls[a]
+        if steps is None:
+            end = t + 1
+            out[a, t] = step(window[a], noise[a, t], z, c)
+        else:
+            end = lengths[active - 1]  # every row of ``a`` needs these frames
+            out[a, t:end] = steps(window[a], noise[a, t:end], z, c)
+        for u in range(t, end):
+            _shift(window[a], out[a, u])
+        t = end
     result: list[np.ndarray] = [out[j, :0] for j in range(b)]
     for j, i in enumerate(order):
         frames = out[j, : lengths[j]]

@@ -35,17 +35,17 @@ def test_chunks_of_several_lengths_and_k_in_one_batch_equal_each_stream_alone(
 ) -> None:
     """Six streams (two k, lengths 1 to 7) in one batch: each chunk's frames are its stream's
     frames generated alone, and its noise generator ends where the stream's next frame
-    starts; the batch ran one call per step and k."""
+    starts; the batch ran one several-frames call per k and distinct length (up to it)."""
     art = load_artifact(model_dir / f"{name}.onnx")
     streams = [(0, 5, 7), (1, 5, 3), (2, 2, 1), (3, 2, 7), (4, 5, 4), (5, 2, 2)]
-    calls: list[int] = []
-    step = art.step
+    calls: list[tuple[int, int, int]] = []  # (k, rows, frames) of every call
+    steps = art.steps
 
     def counting(h, u, s=None, c=None):
-        calls.append(u.shape[1])
-        return step(h, u, s, c)
+        calls.append((u.shape[2], u.shape[0], u.shape[1]))
+        return steps(h, u, s, c)
 
-    art.step = counting  # type: ignore[method-assign]
+    art.steps = counting  # type: ignore[method-assign]
     batcher = StepBatcher(art, max_batch=64, max_wait=1.0)
     window = np.ascontiguousarray(art.default_seed_frames[::-1][: art.order])
     rngs = [sequence_rng(9, i) for i, _, _ in streams]
@@ -63,8 +63,11 @@ def test_chunks_of_several_lengths_and_k_in_one_batch_equal_each_stream_alone(
             batcher.shutdown()
 
     got = asyncio.run(run())
-    art.step = step  # type: ignore[method-assign]
-    assert sorted(calls) == sorted([5] * 7 + [2] * 7)  # longest chunk of each k
+    art.steps = steps  # type: ignore[method-assign]
+    # k = 5: lengths 7, 4, 3 (3 rows for 3 frames, 2 for 1, 1 for 3); k = 2: 7, 2, 1
+    assert sorted(calls) == sorted(
+        [(5, 3, 3), (5, 2, 1), (5, 1, 3), (2, 3, 1), (2, 2, 1), (2, 1, 5)]
+    )
     for (i, k, n), frames, rng in zip(streams, got, rngs, strict=True):
         alone = art.generate(n + 1, seed=9, sequence_indices=[i], gibbs_steps=k, style=style)
         np.testing.assert_allclose(frames, alone[0, :n], rtol=0, atol=1e-10)
