@@ -356,6 +356,7 @@ class MotionDataModule(SequenceDataModule):
         self._style_stats: tuple[float, float] | None = None
         self._kinds: list[str] = []
         self._split_names: dict[str, list[str]] = {}
+        self._clip_kinds: dict[str, list[str]] = {}
         self._split_used = ""
         self._dropped_windows = 0
         self._minutes: dict[str, float] = {}
@@ -512,6 +513,7 @@ class MotionDataModule(SequenceDataModule):
         clips, manifest = self._read()
         fps_in = sorted({round(self.source_fps or c.fps, 3) for c in clips})
         parts = self._resample(self._assign(clips, manifest))
+        self._clip_kinds = {k: [kind for _c, kind in v] for k, v in parts.items()}
         self._split_names = {
             k: sorted({c.name.split("@")[0] for c, _k in v}) for k, v in parts.items()
         }
@@ -607,6 +609,13 @@ class MotionDataModule(SequenceDataModule):
         of ``clips(split)[i]`` is frame ``r + 1`` of ``source_clips(split)[i]``; use
         ``features.initial_state(clip)`` to place generated motion where a seed starts)."""
         return list(self._split(split).sources)
+
+    def clip_kinds(self, split: str = "test") -> list[str]:
+        """The kind of motion of each clip of :meth:`clips` (``split``), from the folder's
+        ``clips.json`` (``""`` where it names none): what the evaluation compares a held-out
+        clip's real spectra with (training motion of the same kind)."""
+        self._split(split)
+        return list(self._clip_kinds[split])
 
     def report(self) -> dict[str, Any]:
         """What setup found: the features' :meth:`~seqboltz.motion.MotionFeatures.report`,

@@ -127,7 +127,7 @@ class SplitView:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._dm, name)
-        if name in ("clips", "source_clips", "style_clips", "control_clips"):
+        if name in ("clips", "source_clips", "style_clips", "control_clips", "clip_kinds"):
             return lambda split: attr(self._split if split == "test" else split)
         return attr
 
@@ -269,7 +269,9 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
         copy_step=copy_step,
     )
     train_features = np.concatenate([pose_velocity_features(p, v) for _, p, v in train_body])
+    spectral = real_spectral_scores(train, test, window, _kinds(datamodule))
     real: dict[str, np.ndarray] = {
+        **spectral,
         "ps_entropy": np.array([ps_entropy(sliding_windows(c, window, window)) for c in test]),
         "copy_distance": np.array(
             [
@@ -300,6 +302,56 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
     body.real["frechet"] = (fd, fd, fd)
     ref.body = body
     return ref
+
+
+def _kinds(datamodule: Any) -> tuple[list[str], list[str]] | None:
+    """``(training kinds, held-out kinds)`` per clip, or ``None`` where the data has none."""
+    if not hasattr(datamodule, "clip_kinds"):
+        return None
+    train, test = datamodule.clip_kinds("train"), datamodule.clip_kinds("test")
+    return (list(train), list(test)) if any(train) and any(test) else None
+
+
+def real_spectral_scores(
+    train: Sequence[np.ndarray],
+    test: Sequence[np.ndarray],
+    window: int,
+    kinds: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> dict[str, np.ndarray]:
+    """NPSS and power-spectrum KL of *real* motion: the training clips' windows scored against
+    each held-out clip exactly as a generation is (:func:`score_generations`), so the
+    ``real (held out)`` row shows what a model that generated real motion would get.
+
+    A generation starts from a held-out clip, so it is compared with training motion of that
+    clip's kind where the data names kinds (``clips.json``); a held-out clip whose kind has no
+    training window of ``window`` frames, or data without kinds, uses every training window.
+
+    Args:
+        train: standardised training clips ``[(T_i, D)]``.
+        test: standardised held-out clips ``[(T_j, D)]``.
+        window: frames per spectral window (:attr:`MotionReference.window`).
+        kinds: ``(kind of each training clip, kind of each held-out clip)``, or ``None``.
+
+    Returns:
+        ``{"npss", "pskl", "pskl_real_gen", "pskl_gen_real"}``, each ``(C,)`` over held-out
+        clips (``pskl`` the mean of both directions; "gen" stands for the training windows).
+    """
+    per_clip = [sliding_windows(c, window, window) for c in train]
+    every = np.concatenate([w for w in per_clip if w.shape[0]])
+    out = {k: np.full(len(test), np.nan) for k in ("npss", "pskl_real_gen", "pskl_gen_real")}
+    for j, clip in enumerate(test):
+        same = every
+        if kinds is not None and kinds[1][j]:
+            picked = [w for w, k in zip(per_clip, kinds[0], strict=True) if k == kinds[1][j]]
+            picked = [w for w in picked if w.shape[0]]
+            if picked:
+                same = np.concatenate(picked)
+        real_windows = sliding_windows(clip, window, window)
+        out["npss"][j] = np.mean([npss(real_windows[0], w) for w in same])
+        out["pskl_real_gen"][j] = ps_kl(real_windows, same)
+        out["pskl_gen_real"][j] = ps_kl(same, real_windows)
+    out["pskl"] = 0.5 * (out["pskl_real_gen"] + out["pskl_gen_real"])
+    return out
 
 
 # ---- generation ------------------------------------------------------------------------------
@@ -587,6 +639,13 @@ class SequenceEvaluation:
             "mean [95 % bootstrap interval resampling captured clips and seeds]. AR samples "
             "with Gaussian residual noise of its training residual covariance.",
         ]
+        if len(self.reference) > 1:
+            notes.append(
+                f"{REAL_NAME}: the held-out clips' own values, except NPSS, PSKL and Fréchet, "
+                "which score real *training* motion against the held-out clips as a generation "
+                "is scored (NPSS and PSKL with training motion of the held-out clip's kind where "
+                "the data names kinds): what a model that generated real motion would get."
+            )
         if "length_unit" in s:
             notes.append(
                 f"Fréchet, foot skating (speed in contact, per s), diversity and distances in "

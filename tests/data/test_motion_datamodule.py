@@ -187,6 +187,12 @@ def test_manifest_split_and_kind_style(tmp_path: Path) -> None:
         np.testing.assert_array_equal(style[:, 1:], [[kind == "run", kind == "walk"]] * len(style))
     batch = next(iter(dm.train_dataloader()))
     assert batch["cond"]["style"].shape == (16, 3)
+    # each clip's kind, aligned with clips(split), whatever the style
+    plain = _setup(d, order=2)
+    for split, names in (("train", {"run", "walk"}), ("val", {"walk"}), ("test", {"run"})):
+        assert set(plain.clip_kinds(split)) == names
+        assert len(plain.clip_kinds(split)) == len(plain.clips(split))  # phase copies too
+    assert plain.clip_kinds("train").count("walk") == plain.clip_kinds("train").count("run")
     only_kind = _setup(d, order=2, style="kind")
     assert only_kind.style_dim == 2 and "mean" not in only_kind.stats()["style"]
     (d / "clips.json").unlink()

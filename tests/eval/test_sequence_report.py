@@ -16,6 +16,7 @@ from seqboltz.eval._sequence_report import (
     group_phase_copies,
     motion_reference,
     paired_difference,
+    real_spectral_scores,
     score_generations,
     source_groups,
 )
@@ -64,6 +65,36 @@ def test_scores_tell_real_motion_from_frozen_and_exploded_generations() -> None:
     row_b = score_generations("blown", blown, ref, n_boot=200)
     assert row_b["exploded"] and row_b["n_exploded"] == 1 and row_b["n_generations"] == 6
     assert row_b["std_within"] == pytest.approx(5 / 6)  # the exploded cell counts as 0
+
+
+def test_real_spectral_scores_compare_a_held_out_clip_with_training_motion_of_its_kind() -> None:
+    """The ``real (held out)`` row's NPSS and PSKL: a held-out clip scored against real training
+    windows as a generation would be, of its own kind where kinds are named."""
+    rng = np.random.default_rng(0)
+    time = np.arange(400)[:, None]
+
+    def wave(period: float) -> np.ndarray:
+        return np.sin(2 * np.pi * time / period + rng.uniform(0, 6, 3)) + 0.05 * rng.normal(
+            size=(400, 3)
+        )
+
+    train = [wave(10), wave(10), wave(40), wave(40)]
+    test = [wave(10), wave(40)]
+    kinds = (["fast", "fast", "slow", "slow"], ["fast", "slow"])
+    by_kind = real_spectral_scores(train, test, 100, kinds)
+    pooled = real_spectral_scores(train, test, 100)
+    assert set(by_kind) == {"npss", "pskl", "pskl_real_gen", "pskl_gen_real"}
+    assert by_kind["npss"].shape == (2,)
+    # the same rhythm is close, the pooled windows mix in the other one
+    assert (by_kind["npss"] < 0.3 * pooled["npss"]).all()
+    assert (by_kind["pskl"] < 0.3 * pooled["pskl"]).all()
+    np.testing.assert_allclose(
+        by_kind["pskl"], 0.5 * (by_kind["pskl_real_gen"] + by_kind["pskl_gen_real"])
+    )
+    # a kind with no training window falls back to every window
+    lone = real_spectral_scores(train, test, 100, (kinds[0], ["jump", "slow"]))
+    assert lone["npss"][0] == pytest.approx(pooled["npss"][0])
+    assert lone["npss"][1] == pytest.approx(by_kind["npss"][1])
 
 
 def test_paired_difference_sees_a_small_consistent_gap_the_marginal_intervals_miss() -> None:
