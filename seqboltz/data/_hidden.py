@@ -27,7 +27,8 @@ class CRBMHiddenDataModule(SequenceDataModule):
     """Layer 1's hidden probabilities ``(T_i - n1, H¹)`` per clip, windowed with ``order``.
 
     Args:
-        checkpoint: layer 1's checkpoint (``seqboltz fit`` of a ``ConditionalRBM`` recipe).
+        checkpoint: layer 1's checkpoint (``seqboltz fit`` of a ``ConditionalRBM`` or
+            ``ResidualCRBM`` recipe).
         data: layer 1's DataModule record ``{"class_path": …, "init_args": {…}}``; default:
             the record in the checkpoint, so the same clips and splits are used.
         order: layer 2's history length ``n2`` (frames of ``h¹``).
@@ -61,7 +62,7 @@ class CRBMHiddenDataModule(SequenceDataModule):
         self._inner: Any = None
 
     def _load_lower(self) -> tuple[Any, dict[str, Any]]:
-        from seqboltz.models import ConditionalRBM, load_model
+        from seqboltz.models import ConditionalRBM, ResidualCRBM, load_model
 
         if not self.checkpoint.is_file():
             raise ValueError(f"{self.checkpoint}: no such layer-1 checkpoint")
@@ -72,10 +73,11 @@ class CRBMHiddenDataModule(SequenceDataModule):
                 f"built with ({self.expected_sha256[:12]}…)"
             )
         model = load_model(self.checkpoint)
-        if type(model) is not ConditionalRBM or model.n_controls:
+        residual = isinstance(model, ResidualCRBM)
+        if not (type(model) is ConditionalRBM or residual) or model.n_controls or model.n_style:
             raise ValueError(
                 f"{self.checkpoint} holds a {type(model).__name__}; a second CRBM layer needs a "
-                "ConditionalRBM (without controls) as its first layer"
+                "ConditionalRBM or ResidualCRBM (without controls or style) as its first layer"
             )
         record = self.data_record
         if record is None:

@@ -11,6 +11,13 @@ started at the previous ``h¹``, ``k`` alternating Gibbs steps with sampled ``h�
 ``h¹``, a final mean-field step) and passes the resulting ``h¹`` down through layer 1's
 directed part: ``v_t = â¹(v_{<t}) + W¹ h¹_t``.
 
+Layer 1 may also be a :class:`~seqboltz.models.ResidualCRBM` (``lower="residual"``, without
+controls or style): its hidden units model the whitened residual of a fixed, stable linear
+predictor, and the frame is then ``v_t = L(â¹ + W¹ h¹_t + s ε)`` with ``ε ~ N(0, I)`` from the
+frame's last noise row and ``s`` layer 1's ``visible_noise``: the top layer steers the part of
+the residual that the hidden units carry, over a longer window, and the rest stays the model's
+own noise (a plain CRBM's visible mean alone).
+
 The history of ``h¹`` is re-inferred from the generated frames, ``h¹_{t-j} = p(h¹ | v_{t-j},
 v_{t-j-1…t-j-n1})``, rather than carried as separate state (Taylor's code keeps the top
 layer's mean-field ``h¹``). So the model is a sequence model of order ``n1 + n2`` over ``v``
@@ -35,6 +42,7 @@ from seqboltz.models._base import (
 )
 from seqboltz.models._crbm import ConditionalRBM, FrameParams, SequenceRBM
 from seqboltz.models._registry import register_model
+from seqboltz.models._residual import ResidualCRBM, box_muller
 
 __all__ = ["BinaryConditionalRBM", "TwoLayerCRBM"]
 
@@ -128,6 +136,10 @@ class TwoLayerCRBM(SequenceRBM):
         order1: layer 1's history length ``n1`` (frames of ``v``).
         order2: layer 2's history length ``n2`` (frames of ``h¹``).
         init_std: initial weight scale of both layers (replaced by :meth:`from_layers`).
+        lower: layer 1's kind: ``"crbm"`` (:class:`~seqboltz.models.ConditionalRBM`, the
+            paper's) or ``"residual"`` (:class:`~seqboltz.models.ResidualCRBM`).
+        visible_noise: a residual layer 1's ``visible_noise`` (the scale of ``ε``; ignored
+            for ``"crbm"``).
 
     Example:
         >>> model = TwoLayerCRBM(10, 16, 8, order1=3, order2=2)
@@ -145,9 +157,20 @@ class TwoLayerCRBM(SequenceRBM):
         order1: int,
         order2: int,
         init_std: float = 0.01,
+        lower: Literal["crbm", "residual"] = "crbm",
+        visible_noise: float = 1.0,
     ) -> None:
         super().__init__()
-        self.layer1 = ConditionalRBM(n_visible, n_hidden1, order1, init_std=init_std)
+        if lower not in ("crbm", "residual"):
+            raise ValueError(f"lower must be 'crbm' or 'residual'; got {lower!r}")
+        self.layer1: ConditionalRBM | ResidualCRBM
+        if lower == "residual":
+            self.layer1 = ResidualCRBM(
+                n_visible, n_hidden1, order1, init_std=init_std, visible_noise=visible_noise
+            )
+        else:
+            self.layer1 = ConditionalRBM(n_visible, n_hidden1, order1, init_std=init_std)
+        self.lower, self.visible_noise = lower, visible_noise
         self.layer2 = BinaryConditionalRBM(n_hidden1, n_hidden2, order2, init_std=init_std)
         self.n_visible, self.n_hidden = n_visible, n_hidden2
         self.n_hidden1, self.n_hidden2 = n_hidden1, n_hidden2
@@ -156,12 +179,28 @@ class TwoLayerCRBM(SequenceRBM):
         self.n_controls, self.n_style = 0, 0
         self.init_std = init_std
 
+    @property
+    def noise_width(self) -> int:
+        """``H²`` uniforms per Gibbs step, and with a residual layer 1 ``2⌈D/2⌉`` more for its
+        visible normals (read from the frame's last row)."""
+        if self.lower == "residual":
+            return self.n_hidden2 + 2 * ((self.n_visible + 1) // 2)
+        return self.n_hidden2
+
     @classmethod
-    def from_layers(cls, layer1: ConditionalRBM, layer2: BinaryConditionalRBM) -> TwoLayerCRBM:
-        """Stack two trained layers (their weights are copied)."""
-        if type(layer1) is not ConditionalRBM or layer1.n_controls:
+    def from_layers(
+        cls, layer1: ConditionalRBM | ResidualCRBM, layer2: BinaryConditionalRBM
+    ) -> TwoLayerCRBM:
+        """Stack two trained layers (their weights and buffers are copied)."""
+        residual = isinstance(layer1, ResidualCRBM)
+        if (
+            not (type(layer1) is ConditionalRBM or residual)
+            or layer1.n_controls
+            or (residual and layer1.n_style)
+        ):
             raise ValueError(
-                f"layer 1 must be a ConditionalRBM without controls; got {type(layer1).__name__}"
+                "layer 1 must be a ConditionalRBM or a ResidualCRBM without controls or style; "
+                f"got {type(layer1).__name__}"
             )
         if not isinstance(layer2, BinaryConditionalRBM) or layer2.n_controls:
             raise ValueError(
@@ -173,7 +212,15 @@ class TwoLayerCRBM(SequenceRBM):
                 f"layer 2 has {layer2.n_visible} visibles but layer 1 has {layer1.n_hidden} "
                 "hidden units: it was not trained on this layer 1"
             )
-        model = cls(layer1.n_visible, layer1.n_hidden, layer2.n_hidden, layer1.order, layer2.order)
+        model = cls(
+            layer1.n_visible,
+            layer1.n_hidden,
+            layer2.n_hidden,
+            layer1.order,
+            layer2.order,
+            lower="residual" if residual else "crbm",
+            visible_noise=layer1.visible_noise if isinstance(layer1, ResidualCRBM) else 1.0,
+        )
         model.layer1.load_state_dict(layer1.state_dict())
         model.layer2.load_state_dict(layer2.state_dict())
         return model.to(layer1.reference_parameter().dtype)
@@ -202,13 +249,23 @@ class TwoLayerCRBM(SequenceRBM):
         return state, (top, self.layer1.frame_params({"history": history[:, : self.order1]}))
 
     def sampler_step(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
-        """One Gibbs step of the top layer: ``noise (B, H²)``."""
-        return self.layer2.sampler_step(state, context[0], noise)
+        """One Gibbs step of the top layer from the first ``H²`` columns of ``noise``."""
+        return self.layer2.sampler_step(state, context[0], noise[:, : self.n_hidden2])
 
     def sampler_emit(self, state: Tensor, context: Any, noise: Tensor) -> Tensor:
-        """``â¹ + W¹ h¹``, with ``h¹`` the top layer's final mean-field value: ``(B, D)``."""
-        h1 = self.layer2.sampler_emit(state, context[0], noise)
-        return self.layer1.visible_mean(h1, context[1])
+        """``â¹ + W¹ h¹``, with ``h¹`` the top layer's final mean-field value: ``(B, D)``; a
+        residual layer 1 gives ``L(â¹ + W¹ h¹ + s ε)``, ``ε`` by Box–Muller from the columns
+        past ``H²``."""
+        h1 = self.layer2.sampler_emit(state, context[0], noise[:, : self.n_hidden2])
+        layer1 = self.layer1
+        if not isinstance(layer1, ResidualCRBM):
+            return layer1.visible_mean(h1, context[1])
+        r = h1 @ layer1.weight.T
+        if layer1.visible_noise > 0:
+            eps = box_muller(noise[:, self.n_hidden2 :], self.n_visible)
+            r = r + layer1.visible_noise * eps
+        unwhiten: Tensor = layer1.unwhiten
+        return (context[1].visible_bias + r) @ unwhiten.T
 
     # -- the energy-model interface: the stack has no tractable joint free energy -----------
     def _layerwise(self, what: str) -> NotImplementedError:
@@ -254,5 +311,6 @@ class TwoLayerCRBM(SequenceRBM):
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden1={self.n_hidden1}, "
-            f"n_hidden2={self.n_hidden2}, order1={self.order1}, order2={self.order2}"
+            f"n_hidden2={self.n_hidden2}, order1={self.order1}, order2={self.order2}, "
+            f"lower={self.lower!r}"
         )

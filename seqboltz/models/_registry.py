@@ -58,13 +58,27 @@ def model_from_spec(spec: dict[str, Any]) -> EnergyModel:
     return _REGISTRY[kind](**spec.get("init_args", {}))
 
 
-def save_model(model: EnergyModel, path: str | Path) -> Path:
+def save_model(model: EnergyModel, path: str | Path, data: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as a minimal seqboltz checkpoint (its spec and weights, the layout
     :class:`~seqboltz.training.RBMSystem` writes) that :func:`load_model` reads; returns ``path``.
+
+    ``data`` is the DataModule record ``{"class_path", "init_args"}`` to keep beside it (as a
+    trained checkpoint keeps its own), so that ``seqboltz evaluate`` and ``export`` rebuild the
+    data of a model assembled outside a fit (e.g. a stacked :class:`TwoLayerCRBM`).
     """
     path = Path(path)
     state = {f"energy_model.{k}": t for k, t in model.state_dict().items()}
-    entry = {"seqboltz": {"model": model_spec(model)}, "state_dict": state}
+    meta: dict[str, Any] = {"model": model_spec(model)}
+    if data is not None:
+        if not isinstance(data, dict) or not isinstance(data.get("class_path"), str):
+            raise ValueError(
+                f"data must be {{'class_path': str, 'init_args': {{…}}}}; got {data!r}"
+            )
+        meta["data"] = {
+            "class_path": data["class_path"],
+            "init_args": dict(data.get("init_args") or {}),
+        }
+    entry = {"seqboltz": meta, "state_dict": state}
     atomic_write(path, lambda f: torch.save(entry, f))
     return path
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqboltz.models import ResidualCRBM
+from seqboltz.models import ResidualCRBM, TwoLayerCRBM
 from seqboltz.noise import gibbs_uniforms
 
 __all__ = ["RecentreIntercept", "recentre_intercept", "sampler_mean_error"]
@@ -66,7 +66,7 @@ def _windows(
 
 @torch.no_grad()
 def sampler_mean_error(
-    model: ResidualCRBM,
+    model: ResidualCRBM | TwoLayerCRBM,
     clips: Sequence[np.ndarray],
     gibbs_steps: int,
     extra: dict[str, Sequence[np.ndarray]] | None = None,
@@ -105,25 +105,36 @@ def sampler_mean_error(
 
 @torch.no_grad()
 def recentre_intercept(
-    model: ResidualCRBM,
+    model: ResidualCRBM | TwoLayerCRBM,
     clips: Sequence[np.ndarray],
     gibbs_steps: int,
     extra: dict[str, Sequence[np.ndarray]] | None = None,
     seed: int = 0,
+    iterations: int = 1,
 ) -> Tensor:
     """Shift the whitened intercept ``a`` by ``M e`` (:func:`sampler_mean_error`), in place.
 
+    A :class:`~seqboltz.models.TwoLayerCRBM` over a residual layer 1 is re-centred through
+    layer 1's intercept. Its top layer reads ``h¹`` re-inferred from the history, which depends
+    on the intercept, so one shift is not exact there: ``iterations`` repeats it (each on a
+    fresh measurement; for a one-layer model the second is already at Monte-Carlo error).
+
     Returns:
-        The frame-space shift ``e`` ``(D,)`` that was applied.
+        The frame-space shift ``e`` ``(D,)`` of the last iteration.
     """
-    if not isinstance(model, ResidualCRBM):
+    residual = model.layer1 if isinstance(model, TwoLayerCRBM) else model
+    if not isinstance(residual, ResidualCRBM):
         raise TypeError(
-            f"recentring needs a ResidualCRBM (its sampler must not read the intercept); "
-            f"got {type(model).__name__}"
+            "recentring needs a ResidualCRBM, or a TwoLayerCRBM over one (its sampler must not "
+            f"read the intercept); got {type(model).__name__}"
         )
-    error = sampler_mean_error(model, clips, gibbs_steps, extra, seed)
-    shift = error.to(model.whiten) @ model.whiten.T
-    model.visible_bias.add_(shift.to(model.visible_bias))
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1; got {iterations}")
+    error = torch.zeros(residual.n_visible, dtype=torch.float64)
+    for _ in range(iterations):
+        error = sampler_mean_error(model, clips, gibbs_steps, extra, seed)
+        shift = error.to(residual.whiten) @ residual.whiten.T
+        residual.visible_bias.add_(shift.to(residual.visible_bias))
     return error
 
 

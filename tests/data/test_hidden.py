@@ -11,7 +11,7 @@ import torch
 from scipy.special import expit
 
 from seqboltz.data import CRBMHiddenDataModule, MotionDataModule, sha256_file
-from seqboltz.models import BinaryConditionalRBM, ConditionalRBM, save_model
+from seqboltz.models import BinaryConditionalRBM, ConditionalRBM, ResidualCRBM, save_model
 from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 from seqboltz.training import RBMSystem
 
@@ -104,3 +104,31 @@ def test_refuses_another_first_layer(layer1: tuple[Path, dict], tmp_path: Path) 
         CRBMHiddenDataModule(ckpt).setup("fit")
     with pytest.raises(ValueError, match="no such layer-1 checkpoint"):
         CRBMHiddenDataModule(tmp_path / "missing.ckpt", data=record).setup("fit")
+
+
+def test_a_residual_first_layer_gives_its_residual_hidden_probabilities(
+    layer1: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """A ResidualCRBM layer 1 (no controls, no style), its data record kept in the checkpoint
+    (``save_model(..., data=)``): the windows hold ``sigm(b̂ + (M v - â) W)``."""
+    _, record = layer1
+    inner = MotionDataModule(**record["init_args"])
+    inner.setup("fit")
+    lower = ResidualCRBM(inner.n_features, 5, order=3, init_std=0.3).double()
+    lower.init_from_sequences(inner.clips("train"))
+    ckpt = save_model(lower, tmp_path / "residual.ckpt", data=record)
+    dm = CRBMHiddenDataModule(ckpt, order=2, batch_size=16)  # the record from the checkpoint
+    dm.setup("fit")
+    w, M = lower.weight.detach().numpy(), lower.whiten.numpy()
+    a, A = lower.visible_bias.detach().numpy(), lower.autoregressive.detach().numpy()
+    b, B = lower.hidden_bias.detach().numpy(), lower.past_to_hidden.detach().numpy()
+    clip, h = inner.clips("val")[0], dm.clips("val")[0]
+    t = np.arange(3, clip.shape[0])
+    x = np.stack([clip[t - lag] for lag in (1, 2, 3)], axis=1).reshape(len(t), -1)
+    expected = expit(b + x @ B + (clip[t] @ M.T - a - x @ A) @ w)
+    np.testing.assert_allclose(h, expected, atol=1e-3)  # the layer is loaded in float32
+    assert 0.05 < float(np.mean((expected > 0.01) & (expected < 0.99)))  # not all saturated
+    styled = ResidualCRBM(inner.n_features, 5, order=3, n_style=1)
+    other = save_model(styled, tmp_path / "styled.ckpt", data=record)
+    with pytest.raises(ValueError, match="without controls or style"):
+        CRBMHiddenDataModule(other).setup("fit")

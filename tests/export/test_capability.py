@@ -54,7 +54,12 @@ EXAMPLES: dict[str, list[Callable[[], EnergyModel]]] = {
     ],
     "StructuredOutputCRBM": [lambda: StructuredOutputCRBM(5, 4, 3, init_std=0.3)],
     "BinaryConditionalRBM": [lambda: BinaryConditionalRBM(4, 6, 2, init_std=0.3)],
-    "TwoLayerCRBM": [lambda: TwoLayerCRBM(4, 5, 6, order1=2, order2=1, init_std=0.3)],
+    "TwoLayerCRBM": [
+        lambda: TwoLayerCRBM(4, 5, 6, order1=2, order2=1, init_std=0.3),
+        lambda: TwoLayerCRBM(
+            5, 4, 6, order1=2, order2=1, init_std=0.3, lower="residual", visible_noise=0.5
+        ),
+    ],
     "ResidualCRBM": [lambda: ResidualCRBM(5, 4, order=2, init_std=0.3)],
 }
 

@@ -13,6 +13,7 @@ from scipy.special import expit, logsumexp
 from seqboltz.models import (
     BinaryConditionalRBM,
     ConditionalRBM,
+    ResidualCRBM,
     TwoLayerCRBM,
     load_model,
     save_model,
@@ -191,3 +192,111 @@ def test_stacking_checks_the_layers() -> None:
 def test_the_stack_has_no_joint_free_energy(stack: TwoLayerCRBM) -> None:
     with pytest.raises(NotImplementedError, match="trained layer by layer"):
         stack.free_energy(torch.zeros(1, 5, dtype=DTYPE), {"history": torch.zeros(1, 5, 5)})
+
+
+# -- the stack over a residual CRBM --------------------------------------------------------------
+def _residual_layer1() -> ResidualCRBM:
+    rng = np.random.default_rng(0)
+    clips = [np.cumsum(rng.normal(size=(120, 5)), 0) * 0.1 for _ in range(3)]
+    layer1 = ResidualCRBM(5, 4, order=3, visible_noise=0.7).double()
+    layer1.init_from_sequences(clips)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in (layer1.weight, layer1.past_to_hidden, layer1.hidden_bias):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.4)
+    return layer1
+
+
+@pytest.fixture
+def residual_stack() -> TwoLayerCRBM:
+    layer2 = _filled(BinaryConditionalRBM(4, 3, order=2), seed=4, std=0.8)
+    return TwoLayerCRBM.from_layers(_residual_layer1(), layer2)  # type: ignore[arg-type]
+
+
+def test_residual_stack_sampler_matches_its_definition(residual_stack: TwoLayerCRBM) -> None:
+    """h¹ re-inferred from the whitened residual, the top layer's chain on the first H² columns,
+    then v = L(â¹ + W¹h¹ + s ε) with ε by Box–Muller from the columns past H²."""
+    m = residual_stack
+    l1, l2 = m.layer1, m.layer2
+    assert isinstance(l1, ResidualCRBM) and m.lower == "residual"
+    assert m.noise_width == 3 + 6  # H² + 2⌈D/2⌉
+    rng = np.random.default_rng(2)
+    history = rng.normal(size=(6, 5, 5))
+    noise = rng.random((6, 3, m.noise_width))
+    got = _np(m.next_frame({"history": torch.from_numpy(history)}, torch.from_numpy(noise)))
+    w1, w2, M, L = _np(l1.weight), _np(l2.weight), _np(l1.whiten), _np(l1.unwhiten)
+
+    def a_hat(j: int) -> np.ndarray:  # layer 1's prediction of frame t-1-j (whitened)
+        x = history[:, j + 1 : j + 4].reshape(6, -1)
+        return _np(l1.visible_bias) + x @ _np(l1.autoregressive)
+
+    def posterior1(j: int) -> np.ndarray:
+        x = history[:, j + 1 : j + 4].reshape(6, -1)
+        b_hat = _np(l1.hidden_bias) + x @ _np(l1.past_to_hidden)
+        return expit(b_hat + (history[:, j] @ M.T - a_hat(j)) @ w1)
+
+    h1_hist = np.stack([posterior1(j) for j in range(2)], axis=1).reshape(6, -1)
+    a2 = _np(l2.visible_bias) + h1_hist @ _np(l2.autoregressive)
+    b2 = _np(l2.hidden_bias) + h1_hist @ _np(l2.past_to_hidden)
+    h1 = h1_hist[:, :4]
+    for s in range(3):
+        h1 = expit(a2 + (noise[:, s, :3] < expit(b2 + h1 @ w2)) @ w2.T)
+    h1 = expit(a2 + expit(b2 + h1 @ w2) @ w2.T)
+    u1, u2 = noise[:, -1, 3:6], noise[:, -1, 6:9]
+    eps = np.concatenate(
+        [
+            np.sqrt(-2 * np.log1p(-u1)) * np.cos(2 * np.pi * u2),
+            np.sqrt(-2 * np.log1p(-u1)) * np.sin(2 * np.pi * u2),
+        ],
+        axis=1,
+    )[:, :5]
+    x1 = history[:, :3].reshape(6, -1)
+    a1 = _np(l1.visible_bias) + x1 @ _np(l1.autoregressive)
+    np.testing.assert_allclose(got, (a1 + h1 @ w1.T + 0.7 * eps) @ L.T, rtol=1e-9, atol=1e-12)
+
+
+def test_residual_stack_round_trips_with_its_data_record(
+    residual_stack: TwoLayerCRBM, tmp_path: Path
+) -> None:
+    from seqboltz.eval._cli import data_record
+
+    record = {"class_path": "seqboltz.data.MotionDataModule", "init_args": {"order": 5}}
+    path = save_model(residual_stack, tmp_path / "stack.ckpt", data=record)
+    again = load_model(path)
+    assert isinstance(again, TwoLayerCRBM) and again.init_args() == residual_stack.init_args()
+    assert data_record(path)["init_args"] == {"order": 5}
+    seed = torch.randn(5, 5, dtype=DTYPE, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(
+        _np(again.to(DTYPE).generate(seed, 3, gibbs_steps=2, seed=1)),
+        _np(residual_stack.generate(seed, 3, gibbs_steps=2, seed=1)),
+    )
+    with pytest.raises(ValueError, match="data must be"):
+        save_model(residual_stack, tmp_path / "bad.ckpt", data={"init_args": {}})
+
+
+def test_a_styled_or_controlled_residual_layer_is_refused() -> None:
+    top = BinaryConditionalRBM(4, 3, order=2)
+    for layer1 in (
+        ResidualCRBM(5, 4, order=3, n_style=1),
+        ResidualCRBM(5, 4, order=3, n_controls=2),
+    ):
+        with pytest.raises(ValueError, match="without controls or style"):
+            TwoLayerCRBM.from_layers(layer1, top)
+    with pytest.raises(ValueError, match="lower must be"):
+        TwoLayerCRBM(5, 4, 3, order1=3, order2=2, lower="gaussian")  # type: ignore[arg-type]
+
+
+def test_recentring_the_stack_zeroes_its_sampler_mean_error(residual_stack: TwoLayerCRBM) -> None:
+    from seqboltz.training._recentre import recentre_intercept, sampler_mean_error
+
+    rng = np.random.default_rng(3)
+    clips = [np.cumsum(rng.normal(size=(150, 5)), 0) * 0.1 + 2.0 for _ in range(3)]
+    before = float(sampler_mean_error(residual_stack, clips, 2).norm())
+    recentre_intercept(residual_stack, clips, 2, iterations=3)
+    after = float(sampler_mean_error(residual_stack, clips, 2).norm())
+    assert before > 0.1 and after < 1e-3 * before  # (0.21 → 1e-7 here)
+    with pytest.raises(ValueError, match="iterations"):
+        recentre_intercept(residual_stack, clips, 2, iterations=0)
+    plain = TwoLayerCRBM(5, 4, 3, order1=3, order2=2)
+    with pytest.raises(TypeError, match="over one"):
+        recentre_intercept(plain, clips, 2)
