@@ -5,8 +5,9 @@ Layer 1 is a trained ``ResidualCRBM`` checkpoint (``recipes/motion_rcrbm.yaml``;
 when none is given). For each top-layer setting (``--order2`` frames of ``h¹``, ``--hidden2``
 units, ``--epochs``), ``recipes/motion_rcrbm_layer2.yaml`` fits a ``BinaryConditionalRBM`` on
 layer 1's hidden probabilities (``CRBMHiddenDataModule``: layer 1's own clips and splits), and
-``TwoLayerCRBM.from_layers`` stacks the two; the stack is saved as a checkpoint with layer 1's
-data record, so ``seqboltz evaluate`` and ``export`` take it.
+``seqboltz stack`` (:func:`~seqboltz.training._stack.stack_checkpoints`) stacks the two and
+re-centres layer 1's intercept on the stack's own sampler; the stack is saved as a checkpoint
+with layer 1's data record, so ``seqboltz evaluate`` and ``export`` take it.
 
 Every model generates ``--seconds`` from each held-out clip of ``--split`` for ``--seeds``
 seeds at the card's k (``--gibbs-steps``) and is scored by the motion report
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run a
 
 from _common import dump_json, fit_recipe, format_machine_info, machine_info, set_threads
 
-from seqboltz.eval._cli import data_record, datamodule_from_checkpoint
+from seqboltz.eval._cli import datamodule_from_checkpoint
 from seqboltz.eval._sequence import fit_linear_ar
 from seqboltz.eval._sequence_report import (
     AR_NAME,
@@ -51,9 +52,8 @@ from seqboltz.eval._sequence_report import (
     realism_score,
     score_generations,
 )
-from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
-from seqboltz.models._registry import save_model
-from seqboltz.training._recentre import recentre_intercept
+from seqboltz.models import ResidualCRBM, TwoLayerCRBM, load_model
+from seqboltz.training._stack import stack_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,29 +71,6 @@ def fit_layer2(layer1: Path, root: Path, order2: int, hidden2: int, epochs: int)
     recipe = root / "layer2.yaml"
     recipe.write_text(yaml.safe_dump(config))
     return fit_recipe(recipe, root, threads=1)
-
-
-def stack(layer1_ckpt: Path, layer2_ckpt: Path, out: Path, gibbs: int) -> Path:
-    """Stack the two layers, re-centre layer 1's intercept on the stack's own sampler at ``k =
-    gibbs`` (:func:`~seqboltz.training.recentre_intercept`) and save the model with layer 1's
-    data record (order n1 + n2)."""
-    layer1, layer2 = load_model(layer1_ckpt), load_model(layer2_ckpt)
-    if not isinstance(layer1, ResidualCRBM) or not isinstance(layer2, BinaryConditionalRBM):
-        raise SystemExit(
-            f"need a ResidualCRBM and a BinaryConditionalRBM; got {type(layer1).__name__} and "
-            f"{type(layer2).__name__}"
-        )
-    model = TwoLayerCRBM.from_layers(layer1, layer2).double()
-    # layer 1's intercept was matched to the one-layer sampler (RecentreIntercept); the stack's
-    # h1 comes from the top layer, with another mean: match it to the stack's own sampler
-    dm = datamodule_from_checkpoint(layer1_ckpt)
-    dm.prepare_data()
-    dm.setup("fit")
-    shift = recentre_intercept(model, dm.clips("train"), gibbs, iterations=3)
-    print(f"  re-centred: last shift {float(shift.norm()):.4f}", file=sys.stderr)
-    record = data_record(layer1_ckpt)
-    record["init_args"] = {**record["init_args"], "order": model.order}
-    return save_model(model, out, data=record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                 root = args.root / f"layer2_o{order2}_h{hidden2}_e{epochs}"
                 t0 = time.perf_counter()
                 top_ckpt = fit_layer2(layer1_ckpt, root, order2, hidden2, epochs)
-                path = stack(layer1_ckpt, top_ckpt, root / "two_layer.ckpt", args.gibbs_steps)
+                path = stack_checkpoints(
+                    layer1_ckpt, top_ckpt, root / "two_layer.ckpt", args.gibbs_steps
+                )
                 model = load_model(path).double().eval()
                 assert isinstance(model, TwoLayerCRBM)
                 first = np.stack([c[: model.order] for c in held])

@@ -4,6 +4,7 @@
 * ``seqboltz evaluate CHECKPOINT``: test log-likelihood (exact or AIS) in nats.
 * ``seqboltz demo``: the main job — the service on its embedded model, a client streaming from it.
 * ``seqboltz demo-mnist``: train the MNIST recipe briefly, evaluate, draw pictures.
+* ``seqboltz stack LAYER1 LAYER2 --out S.ckpt``: two CRBM layers as one model (Taylor 2007).
 * ``seqboltz export CHECKPOINT --out M.onnx``: an ONNX artifact for :mod:`seqboltz.runtime`.
 * ``seqboltz synthesize --model M.onnx …``: offline batch synthesis (torch-free).
 * ``seqboltz view``: a web page drawing and steering a running service's motion (no torch).
@@ -24,6 +25,8 @@ commands:
                                     (seqboltz fit --config recipes/mnist_rbm.yaml)
   evaluate CHECKPOINT               average test log-likelihood in nats (exact log Z or AIS);
                                     sequence models: prediction and generation vs baselines
+  stack LAYER1 LAYER2 --out S.ckpt  a CRBM and a second layer on its hidden units as one
+                                    generating model (Taylor et al. 2007's two-layer CRBM)
   export CHECKPOINT --out M.onnx    a model's sampling step + model card as one ONNX file
   synthesize --model M.onnx ...     many sequences to BVH/WAV/NPY files, shardable (no torch)
   serve [--models DIR] [--port N]   the gRPC generation service (embedded models)
@@ -66,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seqboltz._demo import demo_main
 
         return demo_main(rest)
+    if command == "stack":
+        from seqboltz.training._stack import stack_main
+
+        return stack_main(rest)
     if command == "export":
         from seqboltz.export._cli import export_main
 

@@ -1,0 +1,96 @@
+"""``seqboltz stack``: two trained layers as one generating checkpoint (Taylor et al. 2007)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqboltz.cli import main
+from seqboltz.data import MotionDataModule
+from seqboltz.eval._cli import data_record
+from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
+from seqboltz.models._registry import save_model
+from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
+from seqboltz.training._recentre import sampler_mean_error
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[np.ndarray]]:
+    folder = tmp_path_factory.mktemp("clips")
+    rot = ("Zrotation", "Xrotation", "Yrotation")
+    sk = Skeleton(
+        (
+            Joint("Hips", -1, (0, 0, 0), ("Xposition", "Yposition", "Zposition", *rot)),
+            Joint("Leg", 0, (4, -2, 0), rot),
+            Joint("Shin", 1, (0, -20, 0), rot, (0, -20, 0)),
+        )
+    )
+    for seed, n in enumerate((400, 300, 260)):
+        steps = np.random.default_rng(seed).normal(size=(n, sk.n_channels))
+        frames = np.cumsum(np.cumsum(steps, axis=0) * 0.01, axis=0)
+        frames[:, 1] += 90.0
+        write_bvh(folder / f"clip{seed}.bvh", MotionClip(sk, frames, 1 / 120, f"clip{seed}"))
+    record = {
+        "class_path": "seqboltz.data.MotionDataModule",
+        "init_args": {"path": str(folder), "order": 3, "batch_size": 32},
+    }
+    dm = MotionDataModule(path=str(folder), order=3, batch_size=32)
+    dm.setup("fit")
+    lower = ResidualCRBM(dm.n_features, 6, order=3, train_linear=False).double()
+    lower.init_from_sequences(dm.clips("train"))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # hidden units with a mean push, as trained ones have
+        lower.weight.copy_(torch.randn(lower.weight.shape, generator=g, dtype=torch.float64))
+        lower.hidden_bias.fill_(1.5)
+    top = BinaryConditionalRBM(6, 4, order=2).double()
+    with torch.no_grad():
+        for p in top.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    root = folder.parent
+    return (
+        save_model(lower, root / "layer1.ckpt", data=record),
+        save_model(top, root / "layer2.ckpt"),
+        [np.asarray(c) for c in dm.clips("train")],
+    )
+
+
+def test_stack_writes_a_recentred_model_with_its_windows(
+    layers: tuple[Path, Path, list[np.ndarray]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    layer1, layer2, clips = layers
+    out = tmp_path / "two_layer.ckpt"
+    assert main(["stack", str(layer1), str(layer2), "--out", str(out), "--gibbs-steps", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    model = load_model(out).double()
+    assert isinstance(model, TwoLayerCRBM) and model.lower == "residual"
+    assert (model.order1, model.order2, model.order) == (3, 2, 5)
+    assert data_record(out)["init_args"]["order"] == 5  # the stack's windows
+    after = float(sampler_mean_error(model, clips, 2).norm())
+    raw = tmp_path / "raw.ckpt"
+    assert main(["stack", str(layer1), str(layer2), "--out", str(raw), "--no-recentre"]) == 0
+    before = float(sampler_mean_error(load_model(raw).double(), clips, 2).norm())  # type: ignore[arg-type]
+    assert before > 0.1 and after < 0.05 * before
+
+
+def test_stack_refuses_layers_that_do_not_fit_in_one_line(
+    layers: tuple[Path, Path, list[np.ndarray]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    layer1, layer2, _ = layers
+    out = tmp_path / "s.ckpt"
+    for args, message in (
+        ([str(layer1), str(layer1)], "layer 2 must be a BinaryConditionalRBM"),
+        ([str(layer2), str(layer2)], "layer 1 must be a ConditionalRBM or a ResidualCRBM"),
+        ([str(tmp_path / "none.ckpt"), str(layer2)], "not found"),
+    ):
+        assert main(["stack", *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("seqboltz stack: error: ") and err.count("\n") == 1, err
+        assert message in err
+    assert not out.exists()
