@@ -4,8 +4,14 @@ A stream's frames are computed a message ahead, in one chunk (:meth:`StepBatcher
 ``frames_per_message`` frames of many streams per batch, the noise drawn in the worker
 thread), from a :class:`Cursor`, the stream's state at its next frame. Paced (``realtime``),
 a message leaves when its first frame is due and carries ``frames_per_message − 1`` frames of
-look-ahead; the next chunk is computed while the client plays it, waiting a little for
-batch-mates since it is not due yet (:data:`PREFETCH_WAIT`).
+look-ahead; the next chunk is computed while the client plays it, in the batcher's lane of
+work ahead of time (batches on a cadence, each chunk about a horizon before it is needed); it
+may wait there until :data:`AHEAD_MARGIN` before its message is due. The schedule starts when
+the first message has left (frames are due from then on, as the client plays them); first
+messages leave up to :data:`START_SPREAD` after they are ready, so streams started by one
+batch do not send every message at the same moments; and a stream's first chunk yields to
+playing streams' chunks when the CPU falls behind (:data:`FIRST_DEFER`): a crowd arriving
+delays starts, not frames.
 
 **Steering truncates the look-ahead.** A Steer change (``change``, ``observe``) takes effect
 at the first frame that is not yet due to be shown (at least :data:`REVISE_MARGIN` seconds
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +53,12 @@ from seqboltz.v1 import generation_pb2 as pb
 from serving.batcher import Chunk, ChunkInputs, StepBatcher
 
 __all__ = [
+    "AHEAD_MARGIN",
+    "FIRST_DEFER",
     "FIRST_WAIT",
-    "PREFETCH_WAIT",
     "REVISE_FRAMES",
     "REVISE_MARGIN",
+    "START_SPREAD",
     "Cursor",
     "FrameProducer",
     "frames_wire",
@@ -59,12 +68,20 @@ __all__ = [
 #: seconds between a Steer change and the first frame it may revise: that frame is due at
 #: least this much later, time to compute and deliver its replacement
 REVISE_MARGIN = 0.03
-#: most seconds a chunk computed ahead of its time waits for batch-mates (at most a quarter
-#: of the time left until it is due)
-PREFETCH_WAIT = 0.1
+#: a chunk computed ahead of its time waits for batch-mates until this many seconds before
+#: its message is due (time to compute its batch and send it)
+AHEAD_MARGIN = 0.05
 #: most seconds a stream's first chunk waits for batch-mates (streams that start together,
 #: e.g. a crowd arriving, share runtime calls)
-FIRST_WAIT = 0.01
+FIRST_WAIT = 0.03
+#: when more work is ready than one batch holds, a stream's first chunk goes after the
+#: chunks of playing streams due up to this many seconds after it: a crowd arriving delays
+#: new streams' starts, not the frames of those already playing
+FIRST_DEFER = 1.0
+#: a paced stream's first message leaves up to this many seconds (uniformly at random) after
+#: it is ready: streams whose first chunks one batch computed would otherwise send every
+#: message at the same moments, a burst the event loop sends late
+START_SPREAD = 0.1
 #: frames of the message sent at once after a revision (computed without waiting for
 #: batch-mates); the frames after them follow as a paced message, batched as usual
 REVISE_FRAMES = 3
@@ -194,6 +211,7 @@ class FrameProducer:
         self.closed = False  # a Steer client finished sending
         self._waiter: asyncio.Future[None] | None = None
         self._t0: float | None = None  # pacing: frame ``_first`` is due at ``_t0``
+        self._start_at: float | None = None  # pacing: when the first message may leave
         self._first = first
         self.start = first  # the first frame index of this call
 
@@ -303,12 +321,15 @@ class FrameProducer:
     # ---- chunks ------------------------------------------------------------------------------
     def _compute(self, urgent: bool) -> asyncio.Future[Chunk]:
         c = self.cursor
-        wait = None
+        wait: float | None = None
+        lane: bool | None = urgent  # the urgent lane, ahead of time (False), or by the wait
+        defer = 0.0
         if self.held_end == self.start and not self.revising:  # the stream's first chunk
-            wait = FIRST_WAIT
+            wait, lane, defer = FIRST_WAIT, None, FIRST_DEFER
         elif not urgent and self.rate:
             loop = asyncio.get_running_loop()
-            wait = min(PREFETCH_WAIT, max(0.0, (self._due(c.frame) - loop.time()) / 4))
+            wait = max(0.0, self._due(c.frame) - loop.time() - AHEAD_MARGIN)
+            lane = None  # ahead of time, unless its wait is too short
         per = min(self.per, REVISE_FRAMES) if self.revising else self.per
         future = self.batcher.chunk(
             ChunkInputs(
@@ -320,6 +341,8 @@ class FrameProducer:
                 c.controls,
             ),
             wait,
+            lane,
+            defer,
         )
         future.add_done_callback(self._wake)
         return future
@@ -388,7 +411,15 @@ class FrameProducer:
             if not self.pending.done():
                 await self._sleep(None)
                 continue
-            if self.rate and self._t0 is None:  # the schedule starts with the first message
+            if self.rate and self._t0 is None:  # spread the starts of streams ready together
+                if self._start_at is None:
+                    self._start_at = loop.time() + START_SPREAD * random.random()
+                if self._start_at > loop.time():
+                    await self._sleep(self._start_at)
+                    continue
+                self._start_at = None
+            starting = bool(self.rate) and self._t0 is None
+            if starting:  # the schedule starts with the first message
                 self._t0, self._first = loop.time(), c.frame
             if self.rate and not self.revising:
                 due = self._due(c.frame)
@@ -405,6 +436,8 @@ class FrameProducer:
             if self.cursor.frame < self.end:
                 self.pending = self._compute(urgent=not self.rate)
             yield message
+            if starting:  # frames are due from when the first message left, not was built
+                self._t0 = loop.time()
         if self.steered and self.applied:
             message = pb.FrameChunk(seed=self.seed, applied=list(self.applied))
             message.resume.CopyFrom(self.token())

@@ -40,8 +40,8 @@ for (let i = 0; i < nChannels; i++) {
   );
 }
 
-// FrameChunk decoder (proto/seqboltz/v1/generation.proto): every frame's values become a
-// Float64Array (packed doubles are little-endian float64 on the wire); the resume token stays
+// FrameChunk decoder (proto/seqboltz/v1/generation.proto): every frame's index, and where its
+// values lie (packed doubles are little-endian float64 on the wire); the resume token stays
 // the bytes it came as (a client keeps it opaque until it resumes). Requests are encoded by
 // @grpc/proto-loader.
 function varint(buf, pos) {
@@ -64,7 +64,9 @@ function skip(buf, pos, wire) {
 }
 
 function decodeFrame(buf, pos, end) {
-  const frame = { index: 0, values: new Float64Array(0) };
+  // the index, and where the values lie: they are copied only when needed (the latest frame
+  // of a stream, when it is sent back as observed history), not for every frame received
+  const frame = { index: 0, buf, valuesAt: 0, valuesEnd: 0 };
   while (pos < end) {
     const [key, p] = varint(buf, pos);
     pos = p;
@@ -74,14 +76,20 @@ function decodeFrame(buf, pos, end) {
       [frame.index, pos] = varint(buf, pos);
     } else if (field === 2 && wire === 2) {
       const [len, q] = varint(buf, pos);
-      // a copy: the message buffer's offset need not be 8-byte aligned
-      frame.values = new Float64Array(buf.buffer.slice(buf.byteOffset + q, buf.byteOffset + q + len));
+      frame.valuesAt = q;
+      frame.valuesEnd = q + len;
       pos = q + len;
     } else {
       pos = skip(buf, pos, wire);
     }
   }
   return frame;
+}
+
+function frameValues(frame) {
+  // a copy: the message buffer's offset need not be 8-byte aligned
+  const { buf, valuesAt, valuesEnd } = frame;
+  return new Float64Array(buf.buffer.slice(buf.byteOffset + valuesAt, buf.byteOffset + valuesEnd));
 }
 
 function decodeApplied(buf, pos, end) {
@@ -145,6 +153,7 @@ const frames = args.frames;
 const late = []; // ms, every frame (the version played)
 const messageLate = []; // ms, the first frame of every message that is not a revision
 const steerMs = []; // ms, change sent -> first frame showing it played
+const startMs = []; // ms, call started -> its first frame arrived
 let errors = 0;
 const errorCodes = {};
 let received = 0;
@@ -166,6 +175,7 @@ function nowMs() {
 function runStream(j) {
   return new Promise((resolve) => {
     const call = steerCall(channels[j % nChannels]);
+    const started = nowMs();
     const arrival = new Float64Array(frames).fill(NaN);
     const changes = []; // send times of changes not yet applied (in order)
     let first = null;
@@ -190,7 +200,7 @@ function runStream(j) {
         const message =
           args.action === "change"
             ? { change: { style: [uniform() * 2 - 1] } }
-            : { observe: { values: Array.from(latest) } };
+            : { observe: { values: Array.from(frameValues(latest)) } };
         changes.push(nowMs());
         call.write(message);
         scheduleChange();
@@ -203,6 +213,7 @@ function runStream(j) {
       if (chunk.frames.length) {
         if (first === null) {
           first = t - chunk.frames[0].index * (1000 / rate);
+          startMs.push(t - started);
           scheduleChange();
         }
         if (chunk.revises) revisions += 1;
@@ -211,7 +222,7 @@ function runStream(j) {
           arrival[f.index] = t;
           received += 1;
         }
-        latest = chunk.frames[chunk.frames.length - 1].values;
+        latest = chunk.frames[chunk.frames.length - 1];
       }
       for (const a of chunk.applied) {
         if (a.action === "more_frames") continue;
@@ -310,6 +321,7 @@ async function main() {
       late_ms: summary(late),
       message_late_ms: summary(messageLate),
       steer_ms: summary(steerMs),
+      start_ms: summary(startMs),
     }),
   );
 }
