@@ -532,8 +532,7 @@ def step_frames(
         else:
             end = lengths[active - 1]  # every row of ``a`` needs these frames
             out[a, t:end] = steps(window[a], noise[a, t:end], z, c)
-        for u in range(t, end):
-            _shift(window[a], out[a, u])
+        _shift(window[a], out[a, t:end])
         t = end
     result: list[np.ndarray] = [out[j, :0] for j in range(b)]
     for j, i in enumerate(order):
@@ -544,9 +543,15 @@ def step_frames(
 
 
 def _shift(window: np.ndarray, frames: np.ndarray) -> None:
-    """Push ``frames (B, D)`` into ``window (B, order, D)`` (most recent first), in place."""
-    window[:, 1:] = window[:, :-1].copy()
-    window[:, 0] = frames
+    """Push ``frames``, ``(B, D)`` or ``(B, n, D)`` oldest first, into ``window (B, order, D)``
+    (most recent first), in place."""
+    if frames.ndim == 2:
+        frames = frames[:, None]
+    n, order = frames.shape[1], window.shape[1]
+    if n < order:
+        window[:, n:] = window[:, : order - n].copy()
+    newest = frames[:, ::-1][:, :order]  # (B, min(n, order), D), most recent first
+    window[:, : newest.shape[1]] = newest
 
 
 def _from_frame(x: Any, frame: int) -> Any:
