@@ -17,8 +17,9 @@ A real server process per configuration (``seqboltz serve`` on the embedded defa
    Per N: p50/p99 lateness of every frame against its play time (first frame + index / 30,
    the version the client plays: a revision replaces look-ahead), p99 of every message's
    first frame, p99 time from a change sent to the first frame showing it played, errors,
-   and the CPU shares of client and server (their CPU seconds over wall seconds × cores),
-   with the load average. The largest N with p99 lateness under ``--target-ms``, no error
+   the time from a call's start to its first frame, and the CPU shares of client, server and
+   everything else on the machine (CPU seconds over wall seconds × cores), with the load
+   average. The largest N with p99 lateness under ``--target-ms``, no error
    and change latency p99 under 100 ms is the capacity. The client is
    ``benchmarks/serve_client_node`` (Node, ``npm ci`` there once) with ``--client node``,
    else an asyncio client in this process (``--client python``; ``auto``: Node when its
@@ -128,6 +129,7 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
     late: list[float] = []
     message_late: list[float] = []
     steer: list[float] = []
+    start_ms: list[float] = []
     counts = {"received": 0, "revisions": 0, "messages": 0, "errors": 0}
     codes: dict[str, int] = {}
     period = 1000.0 / RATE
@@ -153,7 +155,7 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
             queue.put_nowait(pb.SteerRequest(start=start))
             arrival = np.full(frames, np.nan)
             sent: list[float] = []
-            state: dict[str, Any] = {"first": None, "latest": None}
+            state: dict[str, Any] = {"first": None, "latest": None, "started": now()}
 
             async def requests() -> Any:
                 while (message := await queue.get()) is not None:
@@ -185,6 +187,7 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
                         i0 = chunk.frames[0].index
                         if state["first"] is None:
                             state["first"] = t - i0 * period
+                            start_ms.append(t - state["started"])
                         if chunk.revises:
                             counts["revisions"] += 1
                         else:
@@ -229,6 +232,7 @@ async def steered_streams(args: dict[str, Any]) -> dict[str, Any]:
         "late_ms": _summary(late),
         "message_late_ms": _summary(message_late),
         "steer_ms": _summary(steer),
+        "start_ms": _summary(start_ms),
     }
 
 
@@ -257,10 +261,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy so far (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
 def probe(
     proc: subprocess.Popen[str], address: str, n: int, args: argparse.Namespace, model: str
 ) -> dict[str, Any]:
-    """N paced, steered streams: the client's result plus CPU shares and load average."""
+    """N paced, steered streams: the client's result plus CPU shares (server, client, and
+    everything else on the machine) and load average."""
     client_args = {
         "address": address,
         "model": model,
@@ -274,7 +285,7 @@ def probe(
         "seed": n,
     }
     load0 = os.getloadavg()[0]
-    server0 = cpu_seconds(proc.pid)
+    server0, busy0 = cpu_seconds(proc.pid), busy_seconds()
     t0 = time.perf_counter()
     result = run_client(args.client, client_args)
     wall = time.perf_counter() - t0
@@ -282,6 +293,8 @@ def probe(
     result["server_cpu_s"] = cpu_seconds(proc.pid) - server0
     result["client_cpu_share"] = result["client_cpu_s"] / (result["wall_s"] * cores)
     result["server_cpu_share"] = result["server_cpu_s"] / (wall * cores)
+    other = busy_seconds() - busy0 - result["server_cpu_s"] - result["client_cpu_s"]
+    result["other_cpu_share"] = max(0.0, other) / (wall * cores)  # other processes' load
     result["loadavg_1min"] = [load0, os.getloadavg()[0]]
     return result
 
@@ -444,10 +457,12 @@ def main(argv: list[str] | None = None) -> int:
                     "late p99 ms",
                     "msg first-frame p99 ms",
                     "change→shown p99 ms",
+                    "start p50 / p99 ms",
                     "errors",
                     "frames not played",
                     "client CPU",
                     "server CPU",
+                    "other CPU",
                     "load avg",
                     "frames/s / ceiling",
                     f"p99 < {args.target_ms:g} ms",
@@ -459,17 +474,19 @@ def main(argv: list[str] | None = None) -> int:
                         r["late_ms"]["p99"],
                         r["message_late_ms"]["p99"],
                         r["steer_ms"]["p99"],
+                        f"{r['start_ms']['p50']:.0f} / {r['start_ms']['p99']:.0f}",
                         r["errors"],
                         r["frames_expected"] - r["late_ms"]["n"],
                         f"{r['client_cpu_share']:.0%}",
                         f"{r['server_cpu_share']:.0%}",
+                        f"{r['other_cpu_share']:.0%}",
                         f"{r['loadavg_1min'][0]:.2f}–{r['loadavg_1min'][1]:.2f}",
                         r["ratio_to_ceiling"],
                         "yes" if r["meets_target"] else "no",
                     ]
                     for r in curve
                 ],
-                digits=[0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 2, 0],
+                digits=[0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0],
             )
         )
         print(
