@@ -39,10 +39,9 @@ from _common import dump_json, format_machine_info, machine_info, set_threads
 
 from seqboltz._io import atomic_write
 from seqboltz.eval._cli import datamodule_from_checkpoint
-from seqboltz.eval._sequence import fit_linear_ar
 from seqboltz.eval._sequence_report import (
-    AR_NAME,
     SplitView,
+    ar_row,
     generate_seeds,
     model_generator,
     motion_reference,
@@ -134,13 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             timing[label] = time.perf_counter() - t0
             rows[k, mean_field] = score_generations(label, gens, ref, n_boot=args.boot)
             print(f"{label}: {timing[label]:.0f} s", file=sys.stderr, flush=True)
-    ar = fit_linear_ar(dm.clips("train"), model.order)
-    ar_row = score_generations(
-        AR_NAME.format(order=model.order),
-        generate_seeds(ar.generate, starts, n_frames, seeds),
-        ref,
-        n_boot=args.boot,
-    )
+    peer = ar_row(dm, ref, model.order, seeds, n_frames, n_boot=args.boot)
 
     chosen = {mf: choose_k({k: r for (k, m), r in rows.items() if m == mf}) for mf in variants}
     print(format_machine_info(machine_info()))
@@ -154,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     for _, row in sorted(rows.items(), key=lambda kv: (not kv[0][1], kv[0][0])):
         cells = [row["model"], *(_cell(row, c) for c in COLUMNS), f"{timing[row['model']]:.0f}"]
         print("| " + " | ".join(cells) + " |")
-    print("| " + " | ".join([ar_row["model"], *(_cell(ar_row, c) for c in COLUMNS), "—"]) + " |")
+    print("| " + " | ".join([peer["model"], *(_cell(peer, c) for c in COLUMNS), "—"]) + " |")
     for mf, k in chosen.items():
         last = "mean-field last step" if mf else "sampled last step"
         print(f"\nchosen k ({last}): {k} (smallest k inside k={max(args.ks)}'s intervals)")
@@ -169,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 {**{k: v for k, v in r.items() if k != "cells"}, "k": k, "mean_field_last": mf}
                 for (k, mf), r in rows.items()
             ],
-            "ar": {k: v for k, v in ar_row.items() if k != "cells"},
+            "ar": {k: v for k, v in peer.items() if k != "cells"},
             "timing_s": timing,
             "chosen_k": {
                 ("mean_field_last" if mf else "sampled_last"): k for mf, k in chosen.items()

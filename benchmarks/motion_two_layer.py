@@ -39,11 +39,10 @@ from _common import dump_json, fit_recipe, format_machine_info, machine_info, se
 from motion_quality import target_report
 
 from seqboltz.eval._cli import datamodule_from_checkpoint
-from seqboltz.eval._sequence import fit_linear_ar
 from seqboltz.eval._sequence_report import (
-    AR_NAME,
     SequenceEvaluation,
     SplitView,
+    ar_row,
     generate_seeds,
     model_generator,
     motion_reference,
@@ -113,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return {**row, **(extra or {})}
 
     rows = []
-    ar = fit_linear_ar(dm.clips("train"), n1)
+    peer = ar_row(dm, ref, n1, seeds, n_frames, n_boot=args.boot)
     starts = np.stack([c[:n1] for c in held])
-    ar_row = scored(AR_NAME.format(order=n1), generate_seeds(ar.generate, starts, n_frames, seeds))
     one_gens = generate_seeds(model_generator(one, view, args.gibbs_steps), starts, n_frames, seeds)
     rows.append(scored("ResidualCRBM (one layer)", one_gens, {"checkpoint": str(layer1_ckpt)}))
     for order2 in args.order2:
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["seconds_to_fit_and_score"] = time.perf_counter() - t0
                 rows.append(row)
                 print(f"scored {tag} in {row['seconds_to_fit_and_score']:.0f} s", file=sys.stderr)
-    rows.append(ar_row)
+    rows.append(peer)
     settings: dict[str, Any] = {
         "split": args.split,
         "seconds": args.seconds,
@@ -164,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_machine_info(machine_info()))
     print(f"split: {args.split} (the held-out rows below are this split's clips)")
     print(report.table())
-    print(target_report([*rows, report.reference], ar_row["model"], args.boot))
+    print(target_report([*rows, report.reference], peer["model"], args.boot))
     print("realism score (mean log ratio to AR over the four measures; lower is better):")
     for row in rows[:-1]:
-        print(f"  {row['model']}: {realism_score(row, ar_row):+.4f}")
+        print(f"  {row['model']}: {realism_score(row, peer):+.4f}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
         dump_json({"machine": machine_info(), "report": report.to_dict()}, args.json)

@@ -107,10 +107,10 @@ def validation_realism(checkpoint: Path, seeds: int, seconds: float) -> dict[str
     import numpy as np
 
     from seqboltz.eval._cli import datamodule_from_checkpoint
-    from seqboltz.eval._sequence import fit_linear_ar
     from seqboltz.eval._sequence_report import (
         REALISM_KEYS,
         SplitView,
+        ar_row,
         generate_seeds,
         model_generator,
         motion_reference,
@@ -133,13 +133,10 @@ def validation_realism(checkpoint: Path, seeds: int, seconds: float) -> dict[str
         ref,
         n_boot=1,
     )
-    ar = fit_linear_ar(dm.clips("train"), model.order)
-    ar_row = score_generations(
-        "AR", generate_seeds(ar.generate, starts, n, seed_list), ref, n_boot=1
-    )
-    out = {"score": realism_score(row, ar_row)}
+    peer = ar_row(dm, ref, int(model.order), seed_list, n, n_boot=1)
+    out = {"score": realism_score(row, peer)}
     for key in REALISM_KEYS:
-        out[key], out[f"{key}_ar"] = row[key], ar_row[key]
+        out[key], out[f"{key}_ar"] = row[key], peer[key]
     return out
 
 

@@ -377,6 +377,25 @@ def model_generator(model: SequenceRBM, datamodule: Any, gibbs_steps: int) -> Ge
     return generate
 
 
+def ar_row(
+    datamodule: Any,
+    ref: MotionReference,
+    order: int,
+    seeds: Sequence[int],
+    n_frames: int,
+    *,
+    n_boot: int = 2000,
+) -> dict[str, Any]:
+    """The least-squares AR baseline's row: AR(``order``) fitted on ``datamodule``'s training
+    clips, ``n_frames`` generated from the first ``order`` frames of each of ``ref``'s held-out
+    clips for every seed (Gaussian residual noise), scored by :func:`score_generations`. The
+    peer every motion table, the validation score and the study put a model beside."""
+    ar = fit_linear_ar(datamodule.clips("train"), order)
+    starts = np.stack([c[:order] for c in ref.test])
+    gens = generate_seeds(ar.generate, starts, n_frames, seeds)
+    return score_generations(AR_NAME.format(order=order), gens, ref, n_boot=n_boot)
+
+
 def generate_seeds(
     generator: Generator, starts: np.ndarray, n_frames: int, seeds: Sequence[int]
 ) -> np.ndarray:

@@ -213,9 +213,9 @@ class GenerationMetric(L.Callback):
     def _log_realism(self, trainer: L.Trainer, pl_module: L.LightningModule, model: Any) -> None:
         """``measures="realism"``: score every validation clip's generations as the motion
         report does, against the least-squares AR's (computed once)."""
-        from seqboltz.eval._sequence import fit_linear_ar
         from seqboltz.eval._sequence_report import (
             SplitView,
+            ar_row,
             motion_reference,
             realism_score,
             score_generations,
@@ -248,9 +248,7 @@ class GenerationMetric(L.Callback):
         generated = np.stack(gens)  # (S, C, T, D)
         row = score_generations("model", generated, ref, n_boot=1)
         if self._ar_row is None:
-            ar = fit_linear_ar(dm.clips("train"), order)
-            ar_gens = np.stack([ar.generate(starts, total, seed=s) for s in seeds])
-            self._ar_row = score_generations("AR", ar_gens, ref, n_boot=1)
+            self._ar_row = ar_row(dm, ref, order, list(seeds), total, n_boot=1)
         score = realism_score(row, self._ar_row)
         drift = math.inf
         if math.isfinite(score):
