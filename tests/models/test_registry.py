@@ -270,6 +270,8 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "order1": 3,
         "order2": 2,
         "init_std": 0.2,
+        "lower": "residual",
+        "visible_noise": 0.7,
     },
 }
 
