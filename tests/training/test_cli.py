@@ -41,7 +41,7 @@ def test_every_recipe_is_tested() -> None:
 FAST_DEV_ARGS = {"tts_crbm.yaml": ["--data.init_args.max_utterances=12"]}
 
 # recipes that train on a lower layer's checkpoint: run after that layer (below)
-STACKED = {"mnist_conv_dbn_layer2.yaml"}
+STACKED = {"mnist_conv_dbn_layer2.yaml", "motion_rcrbm_layer2.yaml"}
 
 
 @pytest.mark.realdata
@@ -59,6 +59,30 @@ def test_recipe_fast_dev_run(
     with caplog.at_level("INFO", logger="lightning.pytorch"):
         assert main(["fit", "--config", str(recipe), "--trainer.fast_dev_run=true", *extra]) == 0
     assert "`Trainer.fit` stopped" in caplog.text
+
+
+@pytest.mark.realdata
+def test_two_layer_motion_recipes_fit_stack_and_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taylor's two layers on the residual CRBM, as the README gives them: layer 1, layer 2 on
+    its checkpoint, ``seqboltz stack``, then the stack exports (a few batches each)."""
+    from seqboltz.models import TwoLayerCRBM, load_model
+
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=3"]
+    recipes = REPO / "recipes"
+    assert main(["fit", "--config", str(recipes / "motion_rcrbm.yaml"), *short]) == 0
+    lower = next((tmp_path / "runs/motion_rcrbm").rglob("last.ckpt"))
+    upper_args = ["--config", str(recipes / "motion_rcrbm_layer2.yaml"), *short]
+    assert main(["fit", *upper_args, f"--data.init_args.checkpoint={lower}"]) == 0
+    upper = next((tmp_path / "runs/motion_rcrbm_layer2").rglob("last.ckpt"))
+    stacked = tmp_path / "two_layer.ckpt"
+    assert main(["stack", str(lower), str(upper), "--out", str(stacked)]) == 0
+    model = load_model(stacked)
+    assert isinstance(model, TwoLayerCRBM) and (model.order1, model.order2) == (3, 2)
+    assert main(["export", str(stacked), "--out", str(tmp_path / "two.onnx")]) == 0
+    assert (tmp_path / "two.onnx").stat().st_size > 0
 
 
 @pytest.mark.realdata
