@@ -51,10 +51,12 @@ def stack_checkpoints(
         ``out``.
 
     Raises:
-        ValueError: the layers do not stack (one line saying why), or a checkpoint is missing.
+        ValueError: the layers do not stack (one line saying why: sizes, kinds, or a layer 2
+            whose recorded first layer is another checkpoint), or a checkpoint is missing.
     """
     import numpy as np
 
+    from seqboltz.data import sha256_file
     from seqboltz.eval._cli import data_record, datamodule_from_checkpoint
     from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
     from seqboltz.models._registry import save_model
@@ -66,6 +68,12 @@ def stack_checkpoints(
             f"{layer2} holds a {type(top).__name__}; layer 2 must be a BinaryConditionalRBM "
             "trained on layer 1's hidden probabilities"
         )
+    trained_on = _lower_sha256(layer2)
+    if trained_on is not None and trained_on != sha256_file(Path(layer1)):
+        raise ValueError(
+            f"{layer2} was trained on the hidden units of another first layer (sha256 "
+            f"{trained_on[:12]}…), not {layer1}: its top layer would read meaningless h1"
+        )
     model = TwoLayerCRBM.from_layers(lower, top).double()  # type: ignore[arg-type]
     record = data_record(layer1)
     if recentre and isinstance(model.layer1, ResidualCRBM):
@@ -76,6 +84,17 @@ def stack_checkpoints(
         recentre_intercept(model, clips, gibbs_steps, iterations=iterations)
     record["init_args"] = {**record["init_args"], "order": model.order}
     return save_model(model, out, data=record)
+
+
+def _lower_sha256(layer2: str | Path) -> str | None:
+    """The sha256 of the first layer ``layer2`` was trained on, as its
+    :class:`~seqboltz.data.CRBMHiddenDataModule` recorded it (``None`` if it recorded none)."""
+    import torch
+
+    ckpt = torch.load(layer2, map_location="cpu", weights_only=True)
+    data = ckpt.get("seqboltz", {}).get("data") if isinstance(ckpt, dict) else None
+    value = (data or {}).get("init_args", {}).get("checkpoint_sha256")
+    return value if isinstance(value, str) else None
 
 
 def stack_main(argv: Sequence[str] | None = None) -> int:

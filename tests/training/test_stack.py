@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqboltz.cli import main
-from seqboltz.data import MotionDataModule
+from seqboltz.data import MotionDataModule, sha256_file
 from seqboltz.eval._cli import data_record
 from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
 from seqboltz.models._registry import save_model
@@ -94,3 +94,18 @@ def test_stack_refuses_layers_that_do_not_fit_in_one_line(
         assert err.startswith("seqboltz stack: error: ") and err.count("\n") == 1, err
         assert message in err
     assert not out.exists()
+    # a top layer trained on another first layer (its data record names that one's sha256)
+    top = load_model(layer2)
+    record = {"class_path": "seqboltz.data.CRBMHiddenDataModule"}
+    other = save_model(
+        top, tmp_path / "other.ckpt", data={**record, "init_args": {"checkpoint_sha256": "0" * 64}}
+    )
+    assert main(["stack", str(layer1), str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "another first layer" in err and err.count("\n") == 1 and not out.exists()
+    same = save_model(
+        top,
+        tmp_path / "same.ckpt",
+        data={**record, "init_args": {"checkpoint_sha256": sha256_file(layer1)}},
+    )
+    assert main(["stack", str(layer1), str(same), "--out", str(out), "--no-recentre"]) == 0
