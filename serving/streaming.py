@@ -58,6 +58,7 @@ __all__ = [
     "FIRST_WAIT",
     "REVISE_FRAMES",
     "REVISE_MARGIN",
+    "SPREAD_STREAMS",
     "START_SPREAD",
     "Cursor",
     "FrameProducer",
@@ -78,10 +79,14 @@ FIRST_WAIT = 0.03
 #: chunks of playing streams due up to this many seconds after it: a crowd arriving delays
 #: new streams' starts, not the frames of those already playing
 FIRST_DEFER = 1.0
-#: a paced stream's first message leaves up to this many seconds (uniformly at random) after
-#: it is ready: streams whose first chunks one batch computed would otherwise send every
-#: message at the same moments, a burst the event loop sends late
+#: a paced stream's first message leaves up to this many seconds (uniformly at random, with
+#: :data:`SPREAD_STREAMS` or more streams open) after it is ready: streams whose first
+#: chunks one batch computed would otherwise send every message at the same moments, a
+#: burst the event loop sends late
 START_SPREAD = 0.1
+#: open streams from which the spread is all of :data:`START_SPREAD` (fewer: proportionally
+#: less; a lone stream starts at once, and a loop with few streams sends a burst in time)
+SPREAD_STREAMS = 500
 #: frames of the message sent at once after a revision (computed without waiting for
 #: batch-mates); the frames after them follow as a paced message, batched as usual
 REVISE_FRAMES = 3
@@ -412,8 +417,9 @@ class FrameProducer:
                 await self._sleep(None)
                 continue
             if self.rate and self._t0 is None:  # spread the starts of streams ready together
-                if self._start_at is None:
-                    self._start_at = loop.time() + START_SPREAD * random.random()
+                if self._start_at is None:  # the spread grows with the streams open
+                    crowd = min(1.0, self.batcher.streams / SPREAD_STREAMS)
+                    self._start_at = loop.time() + crowd * START_SPREAD * random.random()
                 if self._start_at > loop.time():
                     await self._sleep(self._start_at)
                     continue
