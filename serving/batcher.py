@@ -141,8 +141,9 @@ class StepBatcher:
         max_batch: most rows (streams) per runtime call (1: batching off).
         max_wait: seconds a step (or an urgent chunk) waits for others.
         cadence: seconds between batches of chunks computed ahead of their time (each batch
-            takes every such chunk pending, so batches are large; a chunk whose ``wait`` is
-            shorter starts its batch at its deadline); 0: a batch at the earliest deadline.
+            takes the chunks within ``horizon`` of their deadline, so batches hold tens of
+            streams; a chunk whose deadline comes first starts its batch then); 0: no
+            cadence, a batch at the earliest start.
         horizon: a chunk computed ahead of time joins a batch only once its deadline is this
             close (:data:`AHEAD_HORIZON`).
         executor: where the runtime calls run (off the event loop; default: a thread of each
