@@ -82,3 +82,31 @@ def _tiny_tts_artifact(folder: Path) -> Path:
 def tiny_tts_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`_tiny_tts_artifact` once per test process."""
     return _tiny_tts_artifact(tmp_path_factory.mktemp("tts"))
+
+
+@pytest.fixture(scope="session")
+def random_walk_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of three BVH clips (400, 300 and 260 frames at 120 fps) of a four-joint rig
+    whose channels drift as smooth random walks: a motion DataModule's data in a second, for
+    tests of what is built on a trained first layer (tests/data/test_hidden.py,
+    tests/training/test_stack.py)."""
+    import numpy as np
+
+    from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
+
+    folder = tmp_path_factory.mktemp("random_walk_clips")
+    rot = ("Zrotation", "Xrotation", "Yrotation")
+    sk = Skeleton(
+        (
+            Joint("Hips", -1, (0, 0, 0), ("Xposition", "Yposition", "Zposition", *rot)),
+            Joint("Spine", 0, (0, 10, 0), rot),
+            Joint("Leg", 0, (4, -2, 0), rot),
+            Joint("Shin", 2, (0, -20, 0), rot, (0, -20, 0)),
+        )
+    )
+    for seed, n in enumerate((400, 300, 260)):
+        steps = np.random.default_rng(seed).normal(size=(n, sk.n_channels))
+        frames = np.cumsum(np.cumsum(steps, axis=0) * 0.01, axis=0)
+        frames[:, 1] += 90.0
+        write_bvh(folder / f"clip{seed}.bvh", MotionClip(sk, frames, 1 / 120, f"clip{seed}"))
+    return folder

@@ -12,31 +12,12 @@ from scipy.special import expit
 
 from seqboltz.data import CRBMHiddenDataModule, MotionDataModule, sha256_file
 from seqboltz.models import BinaryConditionalRBM, ConditionalRBM, ResidualCRBM, save_model
-from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 from seqboltz.training import RBMSystem
 
 
-def _skeleton() -> Skeleton:
-    rot = ("Zrotation", "Xrotation", "Yrotation")
-    return Skeleton(
-        (
-            Joint("Hips", -1, (0, 0, 0), ("Xposition", "Yposition", "Zposition", *rot)),
-            Joint("Spine", 0, (0, 10, 0), rot),
-            Joint("Leg", 0, (4, -2, 0), rot),
-            Joint("Shin", 2, (0, -20, 0), rot, (0, -20, 0)),
-        )
-    )
-
-
 @pytest.fixture(scope="module")
-def layer1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    folder = tmp_path_factory.mktemp("clips")
-    sk = _skeleton()
-    for seed, n in enumerate((400, 300, 260)):
-        steps = np.random.default_rng(seed).normal(size=(n, sk.n_channels))
-        frames = np.cumsum(np.cumsum(steps, axis=0) * 0.01, axis=0)
-        frames[:, 1] += 90.0
-        write_bvh(folder / f"clip{seed}.bvh", MotionClip(sk, frames, 1 / 120, f"clip{seed}"))
+def layer1(random_walk_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = random_walk_clips
     record = {
         "class_path": "seqboltz.data.MotionDataModule",
         "init_args": {"path": str(folder), "order": 3, "batch_size": 32},
@@ -48,7 +29,7 @@ def layer1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         g = torch.Generator().manual_seed(0)
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return save_model(model, folder.parent / "layer1.ckpt"), record
+    return save_model(model, tmp_path_factory.mktemp("layer1") / "layer1.ckpt"), record
 
 
 def test_windows_hold_layer_1_hidden_probabilities(layer1: tuple[Path, dict]) -> None:

@@ -13,26 +13,14 @@ from seqboltz.data import MotionDataModule, sha256_file
 from seqboltz.eval._cli import data_record
 from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
 from seqboltz.models._registry import save_model
-from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 from seqboltz.training._recentre import sampler_mean_error
 
 
 @pytest.fixture(scope="module")
-def layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[np.ndarray]]:
-    folder = tmp_path_factory.mktemp("clips")
-    rot = ("Zrotation", "Xrotation", "Yrotation")
-    sk = Skeleton(
-        (
-            Joint("Hips", -1, (0, 0, 0), ("Xposition", "Yposition", "Zposition", *rot)),
-            Joint("Leg", 0, (4, -2, 0), rot),
-            Joint("Shin", 1, (0, -20, 0), rot, (0, -20, 0)),
-        )
-    )
-    for seed, n in enumerate((400, 300, 260)):
-        steps = np.random.default_rng(seed).normal(size=(n, sk.n_channels))
-        frames = np.cumsum(np.cumsum(steps, axis=0) * 0.01, axis=0)
-        frames[:, 1] += 90.0
-        write_bvh(folder / f"clip{seed}.bvh", MotionClip(sk, frames, 1 / 120, f"clip{seed}"))
+def layers(
+    random_walk_clips: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, list[np.ndarray]]:
+    folder = random_walk_clips
     record = {
         "class_path": "seqboltz.data.MotionDataModule",
         "init_args": {"path": str(folder), "order": 3, "batch_size": 32},
@@ -49,7 +37,7 @@ def layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[n
     with torch.no_grad():
         for p in top.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    root = folder.parent
+    root = tmp_path_factory.mktemp("layers")
     return (
         save_model(lower, root / "layer1.ckpt", data=record),
         save_model(top, root / "layer2.ckpt"),
