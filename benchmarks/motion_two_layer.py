@@ -107,15 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     n1, seeds = one.order, list(range(args.seeds))
     n_frames = round(args.seconds * ref.fps)
 
-    def scored(name: str, gens: np.ndarray, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        row = score_generations(name, gens, ref, n_boot=args.boot)
-        return {**row, **(extra or {})}
-
     rows = []
     peer = ar_row(dm, ref, n1, seeds, n_frames, n_boot=args.boot)
     starts = np.stack([c[:n1] for c in held])
     one_gens = generate_seeds(model_generator(one, view, args.gibbs_steps), starts, n_frames, seeds)
-    rows.append(scored("ResidualCRBM (one layer)", one_gens, {"checkpoint": str(layer1_ckpt)}))
+    rows.append(score_generations("ResidualCRBM (one layer)", one_gens, ref, n_boot=args.boot))
+    rows[-1]["checkpoint"] = str(layer1_ckpt)
     for order2 in args.order2:
         for hidden2 in args.hidden2:
             for epochs in args.epochs:
@@ -135,11 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 # scored from frame n1 like the others: the real frames n1 … n1 + n2 - 1 first
                 lead = np.broadcast_to(first[None, :, n1:], (len(seeds), *first[:, n1:].shape))
                 gens = np.concatenate([lead, gens], axis=2)[:, :, :n_frames]
-                row = scored(
-                    f"TwoLayerCRBM ({tag})",
-                    gens,
-                    {"checkpoint": str(path), "seconds_to_fit_and_score": 0.0},
-                )
+                row = score_generations(f"TwoLayerCRBM ({tag})", gens, ref, n_boot=args.boot)
+                row["checkpoint"] = str(path)
                 row["seconds_to_fit_and_score"] = time.perf_counter() - t0
                 rows.append(row)
                 print(f"scored {tag} in {row['seconds_to_fit_and_score']:.0f} s", file=sys.stderr)

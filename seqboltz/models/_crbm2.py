@@ -170,7 +170,8 @@ class TwoLayerCRBM(SequenceRBM):
             )
         else:
             self.layer1 = ConditionalRBM(n_visible, n_hidden1, order1, init_std=init_std)
-        self.lower, self.visible_noise = lower, visible_noise
+        self.lower = lower
+        self._visible_noise = visible_noise  # a plain CRBM layer 1 has none (ignored)
         self.layer2 = BinaryConditionalRBM(n_hidden1, n_hidden2, order2, init_std=init_std)
         self.n_visible, self.n_hidden = n_visible, n_hidden2
         self.n_hidden1, self.n_hidden2 = n_hidden1, n_hidden2
@@ -178,6 +179,14 @@ class TwoLayerCRBM(SequenceRBM):
         self.order = order1 + order2
         self.n_controls, self.n_style = 0, 0
         self.init_std = init_std
+
+    @property
+    def visible_noise(self) -> float:
+        """A residual layer 1's ``visible_noise`` (read from the layer, the one the sampler
+        uses); the constructor's value for a plain CRBM layer 1, which has none."""
+        if isinstance(self.layer1, ResidualCRBM):
+            return float(self.layer1.visible_noise)
+        return self._visible_noise
 
     @property
     def noise_width(self) -> int:

@@ -313,28 +313,26 @@ class Artifact:
         with self._lock:
             if card_k not in self._frames_sessions:
                 import onnx
-                import onnxruntime as ort
 
                 proto = frames_graph(onnx.load_from_string(graph), self.order)
-                self._frames_sessions[card_k] = ort.InferenceSession(
-                    proto.SerializeToString(),
-                    sess_options=self.session_options,
-                    providers=["CPUExecutionProvider"],
-                )
+                self._frames_sessions[card_k] = self._session(proto.SerializeToString())
             return self._frames_sessions[card_k]
 
     def _loop(self) -> Any:
         """The session of :attr:`loop_graph` (created on first use, once)."""
+        assert self.loop_graph is not None  # callers check it
         with self._lock:
             if self._loop_session is None:
-                import onnxruntime as ort
-
-                self._loop_session = ort.InferenceSession(
-                    self.loop_graph,
-                    sess_options=self.session_options,
-                    providers=["CPUExecutionProvider"],
-                )
+                self._loop_session = self._session(self.loop_graph)
             return self._loop_session
+
+    def _session(self, graph: bytes) -> Any:
+        """An onnxruntime CPU session of ``graph`` with this artifact's options."""
+        import onnxruntime as ort
+
+        return ort.InferenceSession(
+            graph, sess_options=self.session_options, providers=["CPUExecutionProvider"]
+        )
 
     # ---- sequences -------------------------------------------------------------------------
     @property
