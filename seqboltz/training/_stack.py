@@ -116,8 +116,10 @@ def stack_main(argv: Sequence[str] | None = None) -> int:
         path = stack_checkpoints(
             args.layer1, args.layer2, args.out, args.gibbs_steps, recentre=not args.no_recentre
         )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"seqboltz stack: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        from seqboltz.training._cli import _one_line
+
+        print(f"seqboltz stack: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     print(path)
     return 0

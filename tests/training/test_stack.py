@@ -72,10 +72,13 @@ def test_stack_refuses_layers_that_do_not_fit_in_one_line(
 ) -> None:
     layer1, layer2, _ = layers
     out = tmp_path / "s.ckpt"
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
     for args, message in (
         ([str(layer1), str(layer1)], "layer 2 must be a BinaryConditionalRBM"),
         ([str(layer2), str(layer2)], "layer 1 must be a ConditionalRBM or a ResidualCRBM"),
         ([str(tmp_path / "none.ckpt"), str(layer2)], "not found"),
+        ([str(corrupt), str(layer2)], "cannot read checkpoint"),
     ):
         assert main(["stack", *args, "--out", str(out)]) == 2
         err = capsys.readouterr().err
