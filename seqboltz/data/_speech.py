@@ -43,17 +43,32 @@ def fetch_speech_prompts(cache_dir: str | Path | None = None, refetch: bool = Fa
     return fetch_deb(ASTERISK_PROMPTS, cache_dir=cache_dir, refetch=refetch)
 
 
+#: the recording formats a speech folder may hold (libsndfile reads them all losslessly)
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
 def find_wavs(folder: str | Path, exclude: tuple[str, ...] = ()) -> list[Path]:
-    """``*.wav`` files under ``folder`` (recursive, sorted), minus paths (relative, POSIX)
-    matching a glob of ``exclude``."""
+    """Recordings under ``folder`` (``*.wav`` and ``*.flac``, recursive, sorted), minus paths
+    (relative, POSIX) matching a glob of ``exclude``.
+
+    A name is the path without its suffix, so a folder holding ``a.wav`` and ``a.flac`` is
+    refused (two recordings of one name)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"speech folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     rel = [(p, p.relative_to(root)) for p in files]
     keep = [p for p, r in rel if not any(r.match(pat) for pat in exclude)]
     if not keep:
-        raise FileNotFoundError(f"no .wav files in {root} (excluding {list(exclude)})")
+        raise FileNotFoundError(f"no .wav or .flac files in {root} (excluding {list(exclude)})")
+    stems: dict[Path, Path] = {}
+    for p in keep:
+        stem = p.with_suffix("")
+        if stem in stems:
+            raise FileNotFoundError(
+                f"{stems[stem]} and {p}: two recordings of one name; keep one of them"
+            )
+        stems[stem] = p
     return keep
 
 

@@ -109,6 +109,23 @@ def test_max_utterances_and_exclude(folder: Path, tmp_path: Path) -> None:
     assert len(dm.clips("train")) + len(dm.clips("test")) == 3
 
 
+def test_flac_recordings_are_found_and_one_name_twice_is_refused(
+    folder: Path, tmp_path: Path
+) -> None:
+    """FLAC (as LibriSpeech-style corpora ship) is read like WAV; ``a.wav`` beside ``a.flac``
+    would be one name twice and is refused in one line."""
+    wav = sorted((folder / "sub").glob("*.wav"))[0]
+    wave, rate = sf.read(str(wav))
+    sf.write(str(wav.with_suffix(".flac")), wave, rate, subtype="PCM_16")
+    wav.unlink()
+    found = find_wavs(folder)
+    assert len(found) == 8 and wav.with_suffix(".flac") in found
+    np.testing.assert_allclose(sf.read(str(wav.with_suffix(".flac")))[0], wave, atol=1 / 32768)
+    sf.write(str(wav), wave, rate)
+    with pytest.raises(FileNotFoundError, match="two recordings of one name"):
+        find_wavs(folder)
+
+
 def test_corrupt_wav_names_the_file(folder: Path, tmp_path: Path) -> None:
     (folder / "sub" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     with pytest.raises(AudioFileError, match=r"broken\.wav"):
@@ -120,7 +137,7 @@ def test_bad_arguments_and_empty_folder(tmp_path: Path) -> None:
         SpeechDataModule(path=str(tmp_path), held_out_fraction=1.0)
     with pytest.raises(ValueError, match="order"):
         SpeechDataModule(path=str(tmp_path), order=0)
-    with pytest.raises(FileNotFoundError, match=r"no \.wav files"):
+    with pytest.raises(FileNotFoundError, match=r"no \.wav or \.flac files"):
         SpeechDataModule(path=str(tmp_path)).setup()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SpeechDataModule(path=str(tmp_path / "nope")).setup()
