@@ -38,6 +38,7 @@ initialised from the data; scikit-learn: plain SGD; learnergy: plain SGD, no dec
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
 import statistics
@@ -358,6 +359,19 @@ def seqboltz_throughput(
     return clock.throughput()
 
 
+#: the Trainer's default ``log_every_n_steps`` (``quiet_trainer`` keeps it)
+LOG_EVERY_N_STEPS = 50
+
+
+def report_like_the_trainer(system: RBMSystem, every: int = LOG_EVERY_N_STEPS) -> None:
+    """Make a system stepped without a Trainer compute its free energies (loss, logged values)
+    on every ``every``-th step only, as under the Trainer, which logs every
+    ``log_every_n_steps``; without a Trainer it would compute them on every step (a direct
+    call). The batch and divergence checks run on every step either way."""
+    steps = itertools.count(1)
+    system._reports_step = lambda: next(steps) % every == 0  # type: ignore[method-assign]
+
+
 def bare_step_fn(data: Data, persistent: bool = False, **system_kwargs: Any) -> Any:
     """seqboltz's step as the Trainer calls it, without a Trainer: ``step(batch)`` runs
     ``training_step``, the ``optimizer_zero_grad`` and ``backward`` hooks, ``optimizer.step``
@@ -366,6 +380,7 @@ def bare_step_fn(data: Data, persistent: bool = False, **system_kwargs: Any) -> 
     system = make_system(persistent, **system_kwargs)
     system.energy_model.init_from_data(data.train_tensor)
     system.generator = torch.Generator().manual_seed(SEED)
+    report_like_the_trainer(system)
     optimizer = system.configure_optimizers()
 
     def step(batch: Tensor) -> None:
@@ -428,6 +443,7 @@ def seqboltz_bare_throughput(
     x = data.train_tensor
     system.energy_model.init_from_data(x)  # what RBMSystem.setup does under a Trainer
     system.generator = torch.Generator().manual_seed(SEED)  # what on_fit_start does
+    report_like_the_trainer(system)  # free energies on the Trainer's logging steps only
     optimizer = system.configure_optimizers()
     steps = 0
     start = math.nan

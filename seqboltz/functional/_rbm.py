@@ -356,8 +356,13 @@ class ContrastiveStep(NamedTuple):
             ``∂L/∂x⁺ = -r / B`` (``r = p⁺`` without a sparsity penalty).
         negative_hidden_probs: ``p⁻ = sigm(x⁻)`` ``(B', H)``, so that ``∂L/∂x⁻ = p⁻ / B'``.
         data_hidden_mean: ``q = mean p(h | v⁺)`` ``(H,)`` (the sparsity penalty's argument).
-        data_free_energy: ``F(v⁺)`` ``(B,)``, from ``x⁺`` and ``p⁺`` without another GEMM.
+        data_free_energy: ``F(v⁺)`` ``(B,)``, from ``x⁺`` and ``p⁺`` without another GEMM, if
+            asked for, else ``None``.
         negative_free_energy: ``F(v⁻)`` ``(B',)`` if asked for, else ``None``.
+        data_free_energy_upper: when ``F(v⁺)`` is not asked for, a 0-dim ``U`` with
+            ``U - H log 2 ≤ mean F(v⁺) ≤ U`` (``relu(x) ≤ softplus(x) ≤ relu(x) + log 2``): a
+            check of the free energy's size and finiteness for one pass over ``x⁺`` instead of
+            a softplus; else ``None``.
     """
 
     chain: Tensor
@@ -368,8 +373,9 @@ class ContrastiveStep(NamedTuple):
     data_coefficient: Tensor
     negative_hidden_probs: Tensor
     data_hidden_mean: Tensor
-    data_free_energy: Tensor
+    data_free_energy: Tensor | None
     negative_free_energy: Tensor | None
+    data_free_energy_upper: Tensor | None = None
 
 
 class RBMGradients(NamedTuple):
@@ -448,6 +454,36 @@ def _product_chunk(n: int, dtype: torch.dtype) -> int:
     return cap
 
 
+def _free_energy_upper_bound(
+    v: Tensor,
+    visible_bias: Tensor,
+    inv_sigma: Tensor | None,
+    gaussian: bool,
+    hidden_in: Tensor,
+    v_mean: Tensor | None = None,
+) -> Tensor:
+    """``U`` (0-dim) with ``U - H log 2 ≤ mean F(v) ≤ U`` for a binary or Gaussian RBM.
+
+    ``F(v) = V(v) - Σⱼ softplus(xⱼ)`` and ``relu(x) ≤ softplus(x) ≤ relu(x) + log 2``, so
+    ``U = mean [V(v) - Σⱼ relu(xⱼ)]``: one pass over ``x`` and one over ``v`` (none with
+    ``v_mean = mean₀ v`` given, for binary units under a shared bias), no logarithm.
+    Non-finite wherever ``F`` is (a NaN or an infinity in ``v``, ``x`` or the biases).
+    """
+    n = v.shape[0]
+    relu_sum = hidden_in.clamp(min=0).sum()
+    if not gaussian:
+        if visible_bias.dim() == 1 and v.dim() == 2:
+            linear = torch.dot(v.mean(0) if v_mean is None else v_mean, visible_bias)
+        else:
+            linear = (v * visible_bias).sum().div_(n)
+        return torch.add(linear, relu_sum, alpha=1.0 / n).neg_()  # mean of -v·a - Σ relu(x)
+    centred = v - visible_bias
+    if inv_sigma is not None:
+        centred = centred * inv_sigma
+    flat = centred.reshape(-1)
+    return torch.dot(flat, flat).mul_(0.5).sub_(relu_sum).div_(n)
+
+
 def _free_energy_from_probs(
     v: Tensor,
     visible_bias: Tensor,
@@ -484,6 +520,8 @@ def contrastive_divergence(
     sparsity_cost: float = 0.0,
     negative_free_energy: bool = False,
     weight_grad_out: Tensor | None = None,
+    data_free_energy: bool = True,
+    data_visible_mean: Tensor | None = None,
 ) -> tuple[Tensor, ContrastiveStep]:
     """Run a ``k``-step Gibbs chain and return ``∂L/∂W`` of the CD/PCD loss in closed form.
 
@@ -513,6 +551,11 @@ def contrastive_divergence(
         sparsity_cost: ``λ``.
         negative_free_energy: also report ``F(v⁻)`` (for logging the loss).
         weight_grad_out: a ``(D, H)`` tensor to write ``∂L/∂W`` into (e.g. ``W.grad``).
+        data_free_energy: report ``F(v⁺)``; ``False``: report only the bounds of its mean
+            (``ContrastiveStep.data_free_energy_upper``), which cost no logarithm (the
+            training system's steps that log nothing).
+        data_visible_mean: ``mean₀ v⁺`` ``(D,)`` if the caller has it (it spares the bounds a
+            pass over ``v⁺``).
 
     Returns:
         ``(∂L/∂W (D, H), ContrastiveStep)``. Call under ``torch.no_grad()``.
@@ -571,20 +614,32 @@ def contrastive_divergence(
     else:
         grad_w = torch.mm(u_neg.T, p_neg, out=weight_grad_out)
     grad_w.addmm_(u_data.T, r, beta=1.0 / n_neg, alpha=-1.0 / n_data)
-    f_data = _free_energy_from_probs(v_data, visible_bias, inv_sigma, gaussian, x_data, p_data)
+    f_data = f_upper = None
+    if data_free_energy:
+        f_data = _free_energy_from_probs(v_data, visible_bias, inv_sigma, gaussian, x_data, p_data)
+    else:
+        f_upper = _free_energy_upper_bound(
+            v_data, visible_bias, inv_sigma, gaussian, x_data, data_visible_mean
+        )
     f_neg = (
         _free_energy_from_probs(v_neg, visible_bias, inv_sigma, gaussian, x_neg, p_neg)
         if negative_free_energy
         else None
     )
-    return grad_w, ContrastiveStep(v, v_neg, v_mean, x_data, x_neg, r, p_neg, q, f_data, f_neg)
+    return grad_w, ContrastiveStep(
+        v, v_neg, v_mean, x_data, x_neg, r, p_neg, q, f_data, f_neg, f_upper
+    )
 
 
-def _mean_difference(neg: Tensor, pos: Tensor, out: Tensor | None) -> Tensor:
-    """``mean₀ neg - mean₀ pos`` (into ``out`` if given)."""
+def _mean_difference(
+    neg: Tensor, pos: Tensor, out: Tensor | None, pos_mean: Tensor | None = None
+) -> Tensor:
+    """``mean₀ neg - mean₀ pos`` (into ``out`` if given; ``pos_mean``: ``mean₀ pos`` if known)."""
+    if pos_mean is None:
+        pos_mean = pos.mean(0)
     if out is None:
-        return neg.mean(0) - pos.mean(0)
-    return torch.sub(neg.mean(0), pos.mean(0), out=out)
+        return neg.mean(0) - pos_mean
+    return torch.sub(neg.mean(0), pos_mean, out=out)
 
 
 def bernoulli_rbm_cd_gradients(
@@ -601,6 +656,7 @@ def bernoulli_rbm_cd_gradients(
     sparsity_cost: float = 0.0,
     negative_free_energy: bool = False,
     out: Sequence[Tensor | None] | None = None,
+    data_free_energy: bool = True,
 ) -> tuple[RBMGradients, ContrastiveStep]:
     """CD-k / PCD-k gradient of a binary RBM in closed form (Hinton 2002; Tieleman 2008).
 
@@ -616,6 +672,8 @@ def bernoulli_rbm_cd_gradients(
             with mean-field negatives).
         out: tensors ``(W, a, b)``-shaped to write the gradients into (e.g. the ``.grad``
             of the parameters; an entry may be ``None``).
+        data_free_energy: report ``F(v⁺)`` (else only the bounds of its mean; see
+            :func:`contrastive_divergence`).
 
     Returns:
         ``(RBMGradients(weight, visible_bias, hidden_bias), ContrastiveStep)``.
@@ -629,6 +687,7 @@ def bernoulli_rbm_cd_gradients(
         (torch.Size([6, 4]), torch.Size([8, 6]))
     """
     out_w, out_a, out_b = (None, None, None) if out is None else tuple(out)[:3]
+    v_data_mean = v_data.mean(0)  # ∂L/∂a's positive phase, and the bounds of mean F(v⁺)
     grad_w, step = contrastive_divergence(
         v_data,
         hidden_uniform,
@@ -643,9 +702,13 @@ def bernoulli_rbm_cd_gradients(
         sparsity_cost=sparsity_cost,
         negative_free_energy=negative_free_energy,
         weight_grad_out=out_w,
+        data_free_energy=data_free_energy,
+        data_visible_mean=v_data_mean,
     )
-    grad_a = _mean_difference(step.negative, v_data, out_a)
-    grad_b = _mean_difference(step.negative_hidden_probs, step.data_coefficient, out_b)
+    sparse = sparsity_target is not None and sparsity_cost > 0
+    grad_a = _mean_difference(step.negative, v_data, out_a, v_data_mean)
+    r_mean = None if sparse else step.data_hidden_mean  # r = p⁺ without a penalty: q
+    grad_b = _mean_difference(step.negative_hidden_probs, step.data_coefficient, out_b, r_mean)
     return RBMGradients(grad_w, grad_a, grad_b), step
 
 
@@ -665,6 +728,7 @@ def gaussian_rbm_cd_gradients(
     sparsity_cost: float = 0.0,
     negative_free_energy: bool = False,
     out: Sequence[Tensor | None] | None = None,
+    data_free_energy: bool = True,
 ) -> tuple[RBMGradients, ContrastiveStep]:
     """CD-k / PCD-k gradient of a Gaussian-Bernoulli RBM with learned ``log σ``, closed form.
 
@@ -678,6 +742,7 @@ def gaussian_rbm_cd_gradients(
             allowed with mean-field negatives).
         learn_sigma: also return ``∂L/∂log σ`` (else its entry is ``None``).
         out: tensors to write ``(W, a, b, log σ)``'s gradients into (entries may be ``None``).
+        data_free_energy: report ``F(v⁺)`` (else only the bounds of its mean).
 
     Returns:
         ``(RBMGradients(weight, visible_bias, hidden_bias, log_sigma), ContrastiveStep)``.
@@ -698,10 +763,13 @@ def gaussian_rbm_cd_gradients(
         sparsity_cost=sparsity_cost,
         negative_free_energy=negative_free_energy,
         weight_grad_out=outs[0],
+        data_free_energy=data_free_energy,
     )
+    sparse = sparsity_target is not None and sparsity_cost > 0
     inv_var = torch.exp(-2.0 * log_sigma)
     grad_a = _mean_difference(step.negative, v_data, outs[1]).mul_(inv_var)
-    grad_b = _mean_difference(step.negative_hidden_probs, step.data_coefficient, outs[2])
+    r_mean = None if sparse else step.data_hidden_mean  # r = p⁺ without a penalty: q
+    grad_b = _mean_difference(step.negative_hidden_probs, step.data_coefficient, outs[2], r_mean)
     grad_log_sigma: Tensor | None = None
     if learn_sigma:
         inv_sigma = torch.exp(-log_sigma)

@@ -136,6 +136,7 @@ class BernoulliRBM(_RBMBase):
         sparsity_target: float | None = None,
         sparsity_cost: float = 0.0,
         negative_free_energy: bool = False,
+        data_free_energy: bool = True,
     ) -> Fn.ContrastiveStep:
         """Closed-form CD-k / PCD-k gradient, written into the parameters' ``.grad``.
 
@@ -151,8 +152,9 @@ class BernoulliRBM(_RBMBase):
                 (``k - 1`` allowed with ``negative="mean_field"``).
             cond: must be ``None``.
             chain_start: ``(B', D)`` chain start (PCD); ``None``: the data (CD).
-            negative, sparsity_target, sparsity_cost, negative_free_energy: see
-                :func:`seqboltz.functional.contrastive_divergence`.
+            negative, sparsity_target, sparsity_cost, negative_free_energy, data_free_energy:
+                see :func:`seqboltz.functional.contrastive_divergence` (``data_free_energy=False``
+                reports only the bounds of ``mean F(v_data)``).
 
         Returns:
             the :class:`~seqboltz.functional.ContrastiveStep` (chain, negatives, free energies).
@@ -171,9 +173,11 @@ class BernoulliRBM(_RBMBase):
             sparsity_cost=sparsity_cost,
             negative_free_energy=negative_free_energy,
             out=[p.grad for p in params],
+            data_free_energy=data_free_energy,
         )
         for param, grad in zip(params, grads, strict=False):
-            param.grad = grad
+            if param.grad is not grad:
+                param.grad = grad
         return step
 
     @torch.no_grad()
@@ -346,6 +350,7 @@ class GaussianBernoulliRBM(_RBMBase):
         sparsity_target: float | None = None,
         sparsity_cost: float = 0.0,
         negative_free_energy: bool = False,
+        data_free_energy: bool = True,
     ) -> Fn.ContrastiveStep:
         """Closed-form CD-k / PCD-k gradient (``log σ`` included), written into ``.grad``.
 
@@ -373,9 +378,11 @@ class GaussianBernoulliRBM(_RBMBase):
             sparsity_cost=sparsity_cost,
             negative_free_energy=negative_free_energy,
             out=[p.grad for p in params],
+            data_free_energy=data_free_energy,
         )
         for param, grad in zip(params, grads, strict=False):
-            param.grad = grad
+            if param.grad is not grad:
+                param.grad = grad
         return step
 
     @torch.no_grad()

@@ -15,10 +15,11 @@ detection, metrics) lives here, never in a model.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import warnings
 from collections.abc import Collection, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import lightning as L
 import torch
@@ -84,7 +85,8 @@ def chain_noise(
         if not names:
             continue
         flat = draw(sum(sizes), generator=generator, device=like.device, dtype=like.dtype)
-        for name, chunk in zip(names, flat.split(sizes), strict=True):
+        chunks = flat.split(sizes) if len(names) > 1 else (flat,)
+        for name, chunk in zip(names, chunks, strict=True):
             out[name] = chunk.view(steps[name], n, *specs[name].shape)
     return out
 
@@ -109,7 +111,9 @@ class ClosedFormCD(Protocol):
     (:func:`chain_noise`), writes ``∂/∂θ [mean F(v_data | cond) - mean F(v⁻ | cond)]``
     (plus the sparsity penalty) into every parameter's ``.grad``, replacing it, and returns
     the :class:`~seqboltz.functional.ContrastiveStep`. A subclass that changes the energy
-    must override it.
+    must override it. A ``cd_gradients`` that also takes ``data_free_energy`` (the RBMs) is
+    asked for ``F(v_data)`` only on the steps that report it, and otherwise returns the
+    step's ``data_free_energy_upper`` bounds, which the system checks instead.
     """
 
     def cd_gradients(
@@ -125,6 +129,92 @@ class ClosedFormCD(Protocol):
         sparsity_cost: float = 0.0,
         negative_free_energy: bool = False,
     ) -> ContrastiveStep: ...
+
+
+class _FusedMomentumSGD(torch.optim.SGD):
+    """``torch.optim.SGD(fused=True)`` with its per-step bookkeeping cut to the case RBMSystem
+    makes: every parameter of a group has a dense gradient on one device and dtype, momentum
+    > 0, no dampening, Nesterov or maximisation, no gradient scaler.
+
+    ``SGD.step`` regroups the tensors by device and dtype and checks each gradient every
+    step, about 90 µs of Python on this workload beside the 70 µs update itself; this calls
+    the same fused kernel (``torch._fused_sgd_``) on each group's lists, with the same
+    momentum buffers in ``state`` (so the same numbers and the same checkpoints), and falls
+    back to ``SGD.step`` whenever the case does not hold.
+    """
+
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        kernel = getattr(torch, "_fused_sgd_", None)
+        if (
+            kernel is None
+            or getattr(self, "grad_scale", None) is not None
+            or getattr(self, "found_inf", None) is not None
+        ):
+            return self._fallback(loss)
+        state = self.state
+        jobs = []
+        for group in self.param_groups:
+            params: list[Tensor] = group["params"]
+            if not params:
+                continue
+            grads = [p.grad for p in params if p.grad is not None and not p.grad.is_sparse]
+            buffers = [state[p].get("momentum_buffer") if p in state else None for p in params]
+            first = buffers[0] is None
+            if (
+                group["momentum"] == 0
+                or group["dampening"] != 0
+                or group["nesterov"]
+                or group["maximize"]
+                or group.get("differentiable", False)
+                or len(grads) != len(params)  # a missing or sparse gradient
+                or any((b is None) != first for b in buffers)
+                or len({(p.device, p.dtype) for p in params}) != 1
+            ):
+                return self._fallback(loss)
+            jobs.append((group, params, grads, buffers, first))
+        with torch.no_grad():
+            for group, params, grads, buffers, first in jobs:
+                if first:  # as SGD: the kernel sets the first step's buffer to the gradient
+                    buffers = [torch.empty_like(g) for g in grads]
+                kernel(
+                    params,
+                    grads,
+                    buffers,
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    lr=group["lr"],
+                    dampening=0.0,
+                    nesterov=False,
+                    maximize=False,
+                    is_first_step=first,
+                    grad_scale=None,
+                    found_inf=None,
+                )
+                if first:
+                    for p, b in zip(params, buffers, strict=True):
+                        state[p]["momentum_buffer"] = b
+        return loss
+
+    def _fallback(self, loss: Any) -> Any:
+        """``SGD.step`` (after the closure, if any, has run: its loss is returned)."""
+        super().step(None)
+        return loss
+
+
+#: attributes set on every step that are never parameters, buffers or modules
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_grads_written"})
+
+
+def _takes_keyword(fn: Any, name: str) -> bool:
+    """Whether ``fn`` has a parameter called ``name`` (``**kwargs`` does not count)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _unpack(batch: Batch) -> tuple[Tensor, Conditioning | None]:
@@ -320,11 +410,21 @@ class RBMSystem(L.LightningModule):
         self.pseudo_likelihood_seed = pseudo_likelihood_seed
         self.closed_form = closed_form
         self._grads_written = False  # the fast path filled .grad in this step's training_step
+        self._closed_form_info: tuple[Any, bool, bool] | None = None  # see _closed_form_model
         self.chains: Tensor | None = None  # persistent chains (see class docstring)
         self.generator: torch.Generator | None = None  # Gibbs noise, one stream per process
         self.data_sha256: str | None = None  # sha256 of the training tensor, set in setup
         self._train_reference: list[Tensor] = []
         self._eval_free_energy: list[Tensor] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name before and after each of the ~20 hooks it calls a
+        # step, and the step sets _grads_written: plain attributes (never a parameter, buffer
+        # or module), so they skip nn.Module's registration checks (~1.5 µs each).
+        if name in _PLAIN_ATTRIBUTES and (value is None or type(value) in (str, bool)):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
@@ -333,14 +433,28 @@ class RBMSystem(L.LightningModule):
 
     # -- steps ------------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        """One CD/PCD update's loss ``mean F(v) - mean F(v⁻)`` (+ the sparsity penalty).
+
+        On the closed-form path the gradient is already in ``.grad`` when this returns, and
+        nothing reads the loss but the log; so under a Trainer the free energies (the loss,
+        ``train/free_energy``, the reconstruction error) are computed only on the steps the
+        Trainer logs (every ``log_every_n_steps``), and the other steps return a NaN loss.
+        Every step still checks the batch and divergence: from the bounds
+        ``U - H log 2 ≤ mean F(v) ≤ U`` of the data free energy (no logarithm), and only when
+        those cannot decide, from ``F`` itself (see :meth:`_check_closed_form_step`).
+        Without a Trainer (a direct call) every step computes the loss.
+        """
         v, cond = _unpack(batch)
-        self._check_batch(v)
         self._grads_written = False
+        report = self._reports_step()
         if self._uses_closed_form():
-            loss, f_pos_mean, recon = self._closed_form_step(v, cond)
+            self._check_batch_shape(v)  # its values are checked from the step's products
+            loss, f_pos_mean, recon = self._closed_form_step(v, cond, report)
         else:
+            self._check_batch(v)
             loss, f_pos_mean, recon = self._autograd_step(v, cond)
-        if self._logging_step():  # self.log costs more than a small CD step: log when kept
+        if report and self._logging_step():  # self.log costs more than a small CD step
+            assert f_pos_mean is not None
             self.log("train/free_energy_diff", loss.detach(), prog_bar=True)
             self.log("train/free_energy", f_pos_mean.detach())
             if recon is not None:
@@ -386,6 +500,8 @@ class RBMSystem(L.LightningModule):
         fused = True if ref.device.type in ("cpu", "cuda") and ref.is_floating_point() else None
         if self.optimizer_name == "adam":
             return torch.optim.Adam(groups, lr=self.lr, fused=fused)
+        if fused and self.initial_momentum > 0:  # the fused kernel without SGD's bookkeeping
+            return _FusedMomentumSGD(groups, lr=self.lr, momentum=self.initial_momentum, fused=True)
         return torch.optim.SGD(groups, lr=self.lr, momentum=self.initial_momentum, fused=fused)
 
     # -- hooks ------------------------------------------------------------------------------
@@ -535,12 +651,21 @@ class RBMSystem(L.LightningModule):
     def _check_batch(self, v: Tensor) -> None:
         """:meth:`~seqboltz.models.EnergyModel.check_visible` at the cost of one sum: a NaN or
         an infinity makes the sum non-finite, and only then are the rows searched."""
+        self._check_batch_shape(v)
+        if not math.isfinite(float(v.sum())):  # (or finite values whose sum overflows)
+            self.energy_model.check_visible(v, "training batch")
+
+    def _check_batch_shape(self, v: Tensor) -> None:
+        """A floating-point ``(B, n_visible)`` tensor, or the usual one-line error."""
         model = self.energy_model
         if not isinstance(v, Tensor) or not v.is_floating_point():
             model.check_visible(v, "training batch")  # raises the usual message
         model.check_shape(v, "training batch")
-        if not math.isfinite(float(v.sum())):  # (or finite values whose sum overflows)
-            model.check_visible(v, "training batch")
+
+    def _reports_step(self) -> bool:
+        """Whether this step computes its free energies (the loss and what is logged): on the
+        Trainer's logging steps, and on every step without a Trainer (a direct call)."""
+        return self._trainer is None or self._logging_step()
 
     def _logging_step(self) -> bool:
         """Whether the Trainer keeps this step's logged values (every ``log_every_n_steps``);
@@ -553,10 +678,21 @@ class RBMSystem(L.LightningModule):
 
     def _uses_closed_form(self) -> bool:
         """Whether this step takes the model's closed-form gradient (see ``closed_form``)."""
-        if not self.closed_form or not isinstance(self.energy_model, ClosedFormCD):
+        if not self.closed_form or not self._closed_form_model()[0]:
             return False
         trainer = self._trainer
         return trainer is None or (trainer.accumulate_grad_batches == 1 and trainer.world_size == 1)
+
+    def _closed_form_model(self) -> tuple[bool, bool]:
+        """``(offers cd_gradients, its cd_gradients takes data_free_energy)`` for the current
+        model, worked out once per model (a runtime protocol check costs 10 µs a call)."""
+        model = self.energy_model
+        cached = self._closed_form_info
+        if cached is None or cached[0] is not model:
+            offers = isinstance(model, ClosedFormCD)
+            takes = offers and _takes_keyword(model.cd_gradients, "data_free_energy")
+            cached = self._closed_form_info = (model, offers, takes)
+        return cached[1], cached[2]
 
     def _sparsity_penalty(self, q: Tensor) -> Tensor | None:
         """``λ Σⱼ (t - qⱼ)²`` for the mean hidden activation ``q`` ``(H,)``, or ``None``."""
@@ -591,14 +727,17 @@ class RBMSystem(L.LightningModule):
 
     @torch.no_grad()
     def _closed_form_step(
-        self, v: Tensor, cond: Conditioning | None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        self, v: Tensor, cond: Conditioning | None, report: bool = True
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The fast path: the model writes the gradient into ``.grad``; returns the detached
-        ``(loss, mean F(v), reconstruction or None)``, as :meth:`_autograd_step` would."""
+        ``(loss, mean F(v), reconstruction or None)``, as :meth:`_autograd_step` would, when
+        ``report``; otherwise ``(NaN, None, None)``: no free energy is computed beyond what
+        :meth:`_check_closed_form_step` needs."""
         model = self.energy_model
-        assert isinstance(model, ClosedFormCD)
+        _, takes_data_free_energy = self._closed_form_model()
         start, noise = self._chain_inputs(v, cond)
-        step = model.cd_gradients(
+        options: dict[str, Any] = {"data_free_energy": report} if takes_data_free_energy else {}
+        step = cast(ClosedFormCD, model).cd_gradients(
             v,
             noise["hidden"],
             noise["visible"],
@@ -607,20 +746,59 @@ class RBMSystem(L.LightningModule):
             negative="mean_field" if self.negative == "mean_field" else "sample",
             sparsity_target=self.sparsity_target,
             sparsity_cost=self.sparsity_cost,
-            negative_free_energy=True,
+            negative_free_energy=report,
+            **options,
         )
         self._grads_written = True
+        f_pos_mean = None if step.data_free_energy is None else step.data_free_energy.mean()
+        self._check_closed_form_step(v, cond, step, f_pos_mean)
         if self.persistent:
             self.chains = step.chain
-        f_pos_mean = step.data_free_energy.mean()
-        self._check_divergence(f_pos_mean, "free energy of the training batch")
-        assert step.negative_free_energy is not None
+        if not report:
+            return torch.full((), math.nan, dtype=v.dtype, device=v.device), None, None
+        assert f_pos_mean is not None and step.negative_free_energy is not None
         loss = f_pos_mean - step.negative_free_energy.mean()
         penalty = self._sparsity_penalty(step.data_hidden_mean)
         if penalty is not None:
             loss = loss + penalty
         recon = step.v_mean if start is None and self.k == 1 else None
         return loss, f_pos_mean, recon
+
+    def _check_closed_form_step(
+        self,
+        v: Tensor,
+        cond: Conditioning | None,
+        step: ContrastiveStep,
+        f_pos_mean: Tensor | None,
+    ) -> None:
+        """The batch check and the divergence check of a closed-form step, with one read of a
+        scalar and the semantics of :meth:`_check_batch` + :meth:`_check_divergence`.
+
+        A NaN or an infinity in the batch, in a parameter or in a hidden input makes the data
+        free energy non-finite, and so its bounds ``U - H log 2 ≤ mean F(v) ≤ U``
+        (``ContrastiveStep.data_free_energy_upper``). When the bounds place ``mean F(v)``
+        within ``±divergence_threshold`` the step is sound; otherwise (non-finite bounds, or
+        ``|mean F|`` possibly above the threshold) the batch is searched (the one-line
+        "training batch contains NaN ... rows [...]" error) and ``F(v)`` itself is checked
+        (the "training diverged at epoch N" error), as every step did before; a finite
+        ``F`` inside the threshold lets training go on. Raised before ``optimizer.step``, so
+        the update that a bad batch or a diverged step would make is never applied.
+        """
+        if f_pos_mean is None:
+            assert step.data_free_energy_upper is not None
+            upper = float(step.data_free_energy_upper)
+            width = step.data_hidden_input.shape[-1] * math.log(2.0)
+            slack = 1e-6 * (abs(upper) + width)  # rounding of the two sums
+            limit = self.divergence_threshold
+            if upper + slack <= limit and upper - width - slack >= -limit:  # False for NaN
+                return
+            with torch.no_grad():
+                f_pos_mean = self.energy_model.free_energy(v, cond).mean()
+        value = float(f_pos_mean)
+        if not math.isfinite(value) or abs(value) > self.divergence_threshold:
+            if not bool(torch.isfinite(v).all()):
+                self.energy_model.check_visible(v, "training batch")  # raises, naming rows
+            self._diverged(f"free energy of the training batch is {value:.4g}")
 
     def _chain_inputs(
         self, v: Tensor, cond: Conditioning | None
@@ -766,3 +944,10 @@ class RBMSystem(L.LightningModule):
             "trainer.gradient_clip_val, or for Gaussian units lower sigma_lr_scale "
             f"(={self.sigma_lr_scale}) or raise min_sigma."
         )
+
+
+# Lightning asks whether training_step takes batch_idx before every batch, with
+# inspect.getfullargspec (~30 µs); a function's __signature__ is what inspect returns first.
+RBMSystem.training_step.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    RBMSystem.training_step
+)

@@ -12,6 +12,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -584,6 +585,88 @@ def test_closed_form_cd_writes_into_out_and_skips_the_unused_last_sample(family:
     assert torch.equal(step.chain, step.v_mean)
     with pytest.raises(ValueError, match=r"visible_noise must have shape \(2, chains, D\)"):
         _cd_closed_form(family, v_data, u_h, noise_v[:1], *params, negative="sample")
+
+
+@pytest.mark.parametrize("case", ["cd1", "pcd2", "sparsity", "pcd_sparsity_mf"])
+def test_free_energy_bounds_stand_in_for_the_data_free_energy(family: Family, case: str) -> None:
+    """``data_free_energy=False`` gives the same gradients and chain, no ``F(v⁺)``, and a
+    ``U`` with ``U - H log 2 ≤ mean F(v⁺) ≤ U`` (the training system's check on the steps
+    that log nothing)."""
+    spec = dict(CD_CASES[case])
+    k, n_chains = int(spec.pop("k")), spec.pop("pcd", None)
+    d, h, b = 6, 5, 8
+    params = random_params(d, h, family.kind, seed=60, weight_std=2.0)
+    v_data = random_visible(b, d, family.kind, seed=61)
+    start = None if n_chains is None else random_visible(int(n_chains), d, family.kind, seed=62)
+    n = b if start is None else start.shape[0]
+    g = torch.Generator().manual_seed(63)
+    u_h = torch.rand(k, n, h, generator=g, dtype=DTYPE)
+    noise_v = (torch.rand if family.kind == "bernoulli" else torch.randn)(
+        k, n, d, generator=g, dtype=DTYPE
+    )
+    runs = [
+        _cd_closed_form(family, v_data, u_h, noise_v, *params, chain_start=start,
+                        data_free_energy=exact, **spec)
+        for exact in (True, False)
+    ]  # fmt: skip
+    (full_grads, full), (fast_grads, fast) = runs
+    for got, want in zip(fast_grads, full_grads, strict=True):
+        assert (got is None and want is None) or torch.equal(got, want)
+    assert torch.equal(fast.chain, full.chain) and torch.equal(fast.negative, full.negative)
+    assert full.data_free_energy is not None and full.data_free_energy_upper is None
+    assert fast.data_free_energy is None and fast.data_free_energy_upper is not None
+    f_mean = float(family.free_energy(v_data, *params).mean())
+    upper = float(fast.data_free_energy_upper)
+    assert upper - h * math.log(2.0) - 1e-12 <= f_mean <= upper + 1e-12, (f_mean, upper)
+
+
+@pytest.mark.parametrize(
+    "where", ["nan in v", "inf in v", "-inf in v", "nan in W", "inf in W", "nan in a"]
+)
+def test_free_energy_bounds_are_not_finite_when_the_free_energy_is_not(
+    family: Family, where: str
+) -> None:
+    """A NaN or an infinity in the batch or the parameters reaches the bounds whenever it
+    reaches ``F(v⁺)`` (and always from the batch): the check that replaces ``F`` on the
+    training system's quiet steps misses nothing that ``F`` would show."""
+    params = [p.clone() for p in random_params(6, 5, family.kind, seed=70)]
+    v_data = random_visible(8, 6, family.kind, seed=71)
+    value = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[where.split()[0]]
+    target = {"v": v_data, "W": params[0], "a": params[1]}[where.split()[-1]]
+    target.view(-1)[3] = value
+    g = torch.Generator().manual_seed(72)
+    u_h = torch.rand(1, 8, 5, generator=g, dtype=DTYPE)
+    noise_v = torch.rand(1, 8, 6, generator=g, dtype=DTYPE)
+    _, step = _cd_closed_form(family, v_data, u_h, noise_v, *params, data_free_energy=False)
+    assert step.data_free_energy_upper is not None
+    f_finite = bool(torch.isfinite(family.free_energy(v_data, *params).mean()))
+    assert bool(torch.isfinite(step.data_free_energy_upper)) == f_finite
+    if where.endswith("v") or where.startswith("nan"):
+        assert not f_finite
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+def test_free_energy_bounds_with_per_example_biases(
+    kind: Literal["bernoulli", "gaussian"],
+) -> None:
+    """The bounds hold for per-example biases ``â (B, D)``, ``b̂ (B, H)`` (conditional RBMs)."""
+    g = torch.Generator().manual_seed(80)
+    b, d, h = 7, 5, 4
+    weight = torch.randn(d, h, generator=g, dtype=DTYPE) * 2
+    a_hat = torch.randn(b, d, generator=g, dtype=DTYPE)
+    b_hat = torch.randn(b, h, generator=g, dtype=DTYPE)
+    v = random_visible(b, d, kind, seed=81)
+    u_h = torch.rand(1, b, h, generator=g, dtype=DTYPE)
+    noise_v = torch.rand(1, b, d, generator=g, dtype=DTYPE)
+    steps = [
+        Fn.contrastive_divergence(v, u_h, noise_v, weight, a_hat, b_hat, visible_kind=kind,
+                                  negative_free_energy=True, data_free_energy=exact)[1]
+        for exact in (True, False)
+    ]  # fmt: skip
+    assert steps[0].data_free_energy is not None and steps[1].data_free_energy_upper is not None
+    f_mean = float(steps[0].data_free_energy.mean())
+    upper = float(steps[1].data_free_energy_upper)
+    assert upper - h * math.log(2.0) - 1e-12 <= f_mean <= upper + 1e-12, (f_mean, upper)
 
 
 def test_softplus_sum_from_probs_is_softplus() -> None:
