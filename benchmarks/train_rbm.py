@@ -348,6 +348,30 @@ class BatchClock(Callback):
         return Throughput(self.examples, self.steps, self.last_end - self.first_start)
 
 
+class IdleModule(L.LightningModule):
+    """A LightningModule whose step trains nothing (a zero loss of one scalar parameter, SGD
+    at learning rate 0): its examples/s through :func:`quiet_trainer` and the same DataModule
+    measure Lightning's own per-step cost (the loop, its hooks, the DataLoader), the floor
+    of any step taken through the Trainer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self.weight * 0.0
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.weight], lr=0.0, momentum=0.5)
+
+
+def lightning_floor_throughput(data: Data, epochs: int) -> Throughput:
+    """:class:`IdleModule` through ``lightning.Trainer.fit``; the first epoch is warm-up."""
+    clock = BatchClock(warmup_epochs=1)
+    quiet_trainer(epochs + 1, [clock]).fit(IdleModule(), datamodule=data.datamodule())
+    return clock.throughput()
+
+
 def seqboltz_throughput(
     data: Data, persistent: bool, epochs: int, **system_kwargs: Any
 ) -> Throughput:
@@ -782,6 +806,9 @@ CONTENDERS: dict[str, Contender] = {
         lambda d, e: sklearn_throughput(d, np.float64, e)[0],
     ),
     "learnergy_cd1": Contender("learnergy CD-1", "CD-1", "float32", learnergy_throughput),
+    "lightning_floor": Contender(
+        "Lightning alone (a step that trains nothing)", "—", "float32", lightning_floor_throughput
+    ),
 }
 NOTES = {
     "reference": "issue 15's loop exactly: plain tensor ops, U in one torch.rand call",
@@ -789,6 +816,7 @@ NOTES = {
     "seqboltz_cd1_bare": "no Trainer, no DataLoader: the Trainer's hook calls in a Python loop",
     "seqboltz_cd1_recipe": "recipes/mnist_rbm.yaml's algorithm (sampled negative visibles)",
     "learnergy_cd1": "its fit also computes MSE and pseudo-likelihood per batch",
+    "lightning_floor": "the Trainer's own per-step cost with the same DataModule: no CD step",
 }
 
 
@@ -865,6 +893,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "seqboltz_cd1_recipe" in runs and "seqboltz_cd1_recipe_bare" in runs:
         targets["recipe_lightning_over_bare"] = _median_ratio(
             runs["seqboltz_cd1_recipe"], runs["seqboltz_cd1_recipe_bare"]
+        )
+    if "seqboltz_cd1" in runs and "seqboltz_cd1_bare" in runs:  # ms a step Lightning adds
+        targets["lightning_minus_bare_ms_per_step"] = 1e3 * statistics.median(
+            a.seconds_per_step - b.seconds_per_step
+            for a, b in zip(runs["seqboltz_cd1"], runs["seqboltz_cd1_bare"], strict=True)
+        )
+    if "lightning_floor" in runs:
+        targets["lightning_floor_ms_per_step"] = 1e3 * statistics.median(
+            t.seconds_per_step for t in runs["lightning_floor"]
         )
 
     step_times: dict[str, list[float]] = {}

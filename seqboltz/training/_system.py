@@ -85,8 +85,10 @@ def chain_noise(
         if not names:
             continue
         flat = draw(sum(sizes), generator=generator, device=like.device, dtype=like.dtype)
-        chunks = flat.split(sizes) if len(names) > 1 else (flat,)
-        for name, chunk in zip(names, chunks, strict=True):
+        drawn = [size for size in sizes if size]  # (a skipped last step can leave none)
+        chunks = iter(flat.split(drawn) if len(drawn) > 1 else (flat,))
+        for name, size in zip(names, sizes, strict=True):
+            chunk = next(chunks) if size else flat[:0]
             out[name] = chunk.view(steps[name], n, *specs[name].shape)
     return out
 
