@@ -671,9 +671,10 @@ class RBMSystem(L.LightningModule):
 
     def _logging_step(self) -> bool:
         """Whether the Trainer keeps this step's logged values (every ``log_every_n_steps``);
-        without a Trainer nothing is logged."""
+        without a Trainer, or with ``Trainer(barebones=True)`` (which refuses ``self.log``),
+        nothing is logged."""
         trainer = self._trainer
-        if trainer is None:
+        if trainer is None or getattr(trainer, "barebones", False):
             return False
         every = max(1, int(getattr(trainer, "log_every_n_steps", 1)))
         return (self.global_step + 1) % every == 0 or bool(getattr(trainer, "fast_dev_run", 0))

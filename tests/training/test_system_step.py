@@ -277,3 +277,19 @@ def test_the_system_uses_the_fused_sgd_and_lightning_sees_its_training_step() ->
     system._current_fx_name = "training_step"  # a plain attribute, set by Lightning per hook
     assert system._current_fx_name == "training_step"
     assert "_current_fx_name" not in dict(system.named_parameters())
+
+
+def test_barebones_trainer_trains_and_logs_nothing(digits: DigitsDataModule) -> None:
+    """``Trainer(barebones=True)`` refuses ``self.log``: the system then logs nothing and
+    computes no free energy, and still trains."""
+    torch.manual_seed(0)
+    system = RBMSystem(BernoulliRBM(64, 16), lr=0.05)
+    before = system.energy_model.weight.detach().clone()
+    recorder = _Recorder(system)
+    L.Trainer(
+        accelerator="cpu", devices=1, barebones=True, max_steps=3, limit_val_batches=0,
+        callbacks=[recorder],
+    ).fit(system, digits)  # fmt: skip
+    assert recorder.logged == [{}, {}, {}]
+    assert all(math.isnan(loss) for loss in recorder.losses)
+    assert not torch.equal(system.energy_model.weight, before)
