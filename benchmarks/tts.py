@@ -258,7 +258,10 @@ def train_rcrbm(dm: TTSDataModule, cfg: dict[str, Any], seed: int) -> ResidualCR
     (history noise ``cfg["start_noise"]`` in the normal equations), linear part frozen; the
     history reaches the hidden units unless ``cfg["hist_hidden"]`` is 0; ``data_noise``: the
     history noise of the training windows; ``dad``: the share of training windows whose
-    history is the linear start's own free-running output (data as demonstrator)."""
+    history is the linear start's own free-running output (data as demonstrator);
+    ``mean_lr`` > 0: hybrid training, the model's conditional mean (``mean_passes``
+    mean-field passes) fitted beside CD by :class:`~seqboltz.training.FitConditionalMean` at
+    that Adam rate."""
     seed_all(seed)
     model = ResidualCRBM(
         dm.n_features,
@@ -288,7 +291,12 @@ def train_rcrbm(dm: TTSDataModule, cfg: dict[str, Any], seed: int) -> ResidualCR
         w = fit_linear(clips, controls, dm.order, ridge=1e-3, history_noise=cfg["start_noise"])
         own = [generate_linear(w, z[: dm.order], c) for z, c in zip(clips, controls, strict=True)]
         dm.set_train_history(own, cfg["dad"])
-    quiet_trainer(cfg["epochs"], [_EpochLog()]).fit(system, dm)
+    callbacks: list[Callback] = [_EpochLog()]
+    if cfg.get("mean_lr", 0.0) > 0:  # hybrid: the conditional mean fitted beside CD
+        from seqboltz.training import FitConditionalMean
+
+        callbacks.append(FitConditionalMean(lr=cfg["mean_lr"], passes=int(cfg["mean_passes"])))
+    quiet_trainer(cfg["epochs"], callbacks).fit(system, dm)
     dm.history_noise = 0.0
     dm.set_train_history(None)
     return system.energy_model  # type: ignore[return-value]
@@ -299,18 +307,15 @@ def generate_rcrbm_mean(
     model: ResidualCRBM, seeds: list[np.ndarray], controls: list[np.ndarray], steps: int
 ) -> list[np.ndarray]:
     """Conditional mean of the residual CRBM by mean-field, per frame from the linear
-    prediction (``r = 0``): ``steps`` passes ``r ← W σ(b̂ + rW)``, frame ``L(â + r)``."""
+    prediction (:meth:`~seqboltz.models.ResidualCRBM.conditional_mean`, ``steps`` passes),
+    fed back as history."""
     m = model.to(torch.float64)
     order = seeds[0].shape[0]
     c = torch.from_numpy(_padded(controls))
     window = torch.from_numpy(np.stack([s[::-1] for s in seeds]).copy())
     out = [window[:, order - 1 - k] for k in range(order)]
-    zeros = torch.zeros(len(seeds), m.n_hidden, dtype=torch.float64)
     for t in range(order, c.shape[1]):
-        params = m.frame_params({"history": window, "controls": c[:, t]})
-        v = m.visible_mean(zeros, params)
-        for _ in range(steps):
-            v = m.visible_mean(torch.sigmoid(m.hidden_input(v, params)), params)
+        v = m.conditional_mean({"history": window, "controls": c[:, t]}, passes=steps)
         out.append(v)
         window = torch.cat([v[:, None], window[:, :-1]], dim=1)
     frames = torch.stack(out, dim=1).numpy()
@@ -359,16 +364,18 @@ def rcrbm_generators(model: ResidualCRBM, gibbs: int, mc_chains: int = 0) -> dic
 
     def sampler(noise: float) -> Any:
         def run(seeds: list[np.ndarray], controls: list[np.ndarray]) -> list[np.ndarray]:
-            model.visible_noise = noise
+            model.visible_noise, kept, model.generation = noise, model.generation, "sampler"
             try:
                 return generate_crbm(model, seeds, controls, gibbs)  # type: ignore[arg-type]
             finally:
-                model.visible_noise = 1.0
+                model.visible_noise, model.generation = 1.0, kept
 
         return run
 
-    modes = {
-        "mean": lambda s, c: generate_rcrbm_mean(model, s, c, gibbs),
+    modes = {"mean": lambda s, c: generate_rcrbm_mean(model, s, c, gibbs)}
+    if gibbs != 1:  # the form generation="mean" and FitConditionalMean use
+        modes["mean, one pass"] = lambda s, c: generate_rcrbm_mean(model, s, c, 1)
+    modes |= {
         "sampler": sampler(1.0),
         "sampler, visible noise 0": sampler(0.0),
     }
@@ -514,6 +521,13 @@ def intelligibility(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-utterances", type=int, default=None)
+    parser.add_argument(
+        "--path", default=None, help="a folder of recordings (default: the Asterisk prompts)"
+    )
+    parser.add_argument("--transcripts", default=None, help="its `name: text` transcripts")
+    parser.add_argument(
+        "--held-out-fraction", type=float, default=0.1, help="share of prompts held out for test"
+    )
     parser.add_argument("--val-fraction", type=float, default=0.05, help="validation prompts")
     parser.add_argument("--systems", nargs="*", default=["rcrbm"], choices=["crbm", "rcrbm"])
     parser.add_argument(
@@ -578,6 +592,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
 
     dm = TTSDataModule(
+        path=args.path,
+        transcripts=args.transcripts,
+        held_out_fraction=args.held_out_fraction,
         order=args.order,
         max_utterances=args.max_utterances,
         val_fraction=args.val_fraction,
@@ -674,6 +691,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for spec in args.rcrbm:
             cfg: dict[str, Any] = {"hidden": 128, "epochs": 4, "lr": 1e-3, "k": 1}
             cfg |= {"start_noise": 1.0, "data_noise": 0.0, "hist_hidden": 1, "dad": 0.0}
+            cfg |= {"mean_lr": 0.0, "mean_passes": 1}
             for item in spec.split(","):
                 key, _, value = item.partition("=")
                 if key not in cfg:

@@ -266,6 +266,14 @@ class ResidualCRBM(SequenceRBM):
             Unlike :class:`~seqboltz.models.FactoredConditionalRBM`'s style it gates no
             dynamics, so with ``train_linear=False`` any requested style drives a stable
             linear system with a bounded input and bounded noise.
+        generation: how a frame is generated (never used in training). ``"sampler"``:
+            Taylor's sampler (``k`` steps with the hidden states drawn, a mean-field last
+            step, the visible noise). ``"mean"``: the model's one-pass conditional mean
+            ``L(â + σ(z) W σ(b̂))`` (:meth:`conditional_mean`): the sampler's steps keep
+            ``r = 0``, so its mean-field last step is that pass, and no noise is read; the
+            frame a text-to-speech voice fitted by
+            :class:`~seqboltz.training.FitConditionalMean` should speak (``benchmarks/
+            RESULTS.md``, session 9: more passes diverge, the sampled hidden states add noise).
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -292,8 +300,12 @@ class ResidualCRBM(SequenceRBM):
         start_history_noise: float = 0.0,
         history_to_hidden: bool = True,
         n_style: int = 0,
+        generation: str = "sampler",
     ) -> None:
         super().__init__()
+        if generation not in ("sampler", "mean"):
+            raise ValueError(f"generation must be 'sampler' or 'mean'; got {generation!r}")
+        self.generation = generation
         if min(n_visible, n_hidden, order) < 1 or not visible_noise >= 0 or not ridge >= 0:
             raise ValueError(
                 "need n_visible, n_hidden, order >= 1 and visible_noise, ridge >= 0; got "
@@ -515,6 +527,44 @@ class ResidualCRBM(SequenceRBM):
         """``E[v | h, x] = L(â + σ W h)`` ``(B, H)`` → ``(B, D)`` (``σ = 1`` without a style)."""
         return (params.visible_bias + self._scaled(h @ self.weight.T, params)) @ self.unwhiten.T
 
+    def conditional_mean(self, cond: Conditioning, passes: int = 1) -> Tensor:
+        """Mean-field estimate of ``E[v | x, c]``: from the linear prediction (``r = 0``),
+        ``passes`` passes ``r ← σ(z) W σ(b̂ + r W)``, then ``L(â + r)``.
+
+        One pass is ``L(â + σ(z) W σ(b̂))``: the linear model plus a one-hidden-layer network
+        of the history and controls (``b̂ = b + x B + c Q``), which is what the hidden units
+        can add to the mean (the probe ``benchmarks/tts_probe.py``); more passes iterate
+        towards the mean-field fixed point.
+
+        Args:
+            cond: ``{"history": (B, order, D), "controls"/"style": (B, ·)}``.
+            passes: mean-field passes, ``≥ 1``.
+
+        Returns:
+            ``(B, D)``.
+        """
+        return self._mean_field(self.frame_params(cond), passes)
+
+    def _mean_field(self, params: FrameParams, passes: int) -> Tensor:
+        if passes < 1:
+            raise ValueError(f"passes must be >= 1; got {passes}")
+        h = params.hidden_bias.new_zeros(params.hidden_bias.shape)
+        v = self.visible_mean(h, params)  # L(â)
+        for _ in range(passes):
+            v = self.visible_mean(torch.sigmoid(self.hidden_input(v, params)), params)
+        return v
+
+    def conditional_mean_error(self, v: Tensor, cond: Conditioning, passes: int = 1) -> Tensor:
+        """``½‖r(v) − r(v̂)‖²`` per row, ``v̂`` :meth:`conditional_mean`: the squared error of
+        the mean in the whitened (and scaled) residual coordinates, i.e. the negative
+        log-likelihood of ``v`` under ``N(v̂, Σ)`` up to a constant: ``(B, D)`` → ``(B,)``.
+
+        The objective of :class:`~seqboltz.training.FitConditionalMean` (Larochelle & Bengio
+        2008's hybrid of generative and discriminative training, for a conditional RBM)."""
+        params = self.frame_params(cond)
+        v_hat = self._mean_field(params, passes)
+        return 0.5 * ((self.residual(v, params) - self.residual(v_hat, params)) ** 2).sum(dim=1)
+
     def energy(self, v: Tensor, h: Tensor, cond: Conditioning | None = None) -> Tensor:
         self.check_hidden_shape(h)
         p = self._params_for(v, cond)
@@ -591,7 +641,10 @@ class ResidualCRBM(SequenceRBM):
         )
 
     def sampler_step(self, state: Tensor, context: FrameParams, noise: Tensor) -> Tensor:
-        """``h`` drawn from the first ``H`` uniforms of ``noise (B, noise_width)``, ``r = W h``."""
+        """``h`` drawn from the first ``H`` uniforms of ``noise (B, noise_width)``, ``r = W h``
+        (``generation="mean"``: ``r`` stays at its start, 0)."""
+        if self.generation == "mean":
+            return state
         probs = torch.sigmoid(Fn.hidden_input(state, self.weight, context.hidden_bias))
         return Fn.bernoulli_from_uniform(probs, noise[:, : self.n_hidden]) @ self.weight.T
 
@@ -600,7 +653,7 @@ class ResidualCRBM(SequenceRBM):
         hidden units of ``noise`` (the frame's last row), and ``v = L(â + r + ε)``: ``(B, D)``."""
         h_dim, d = self.n_hidden, self.n_visible
         r = torch.sigmoid(Fn.hidden_input(state, self.weight, context.hidden_bias)) @ self.weight.T
-        if self.visible_noise > 0:
+        if self.visible_noise > 0 and self.generation == "sampler":
             r = r + self.visible_noise * box_muller(noise[:, h_dim:], d)
         return (context.visible_bias + self._scaled(r, context)) @ self.unwhiten.T
 
@@ -625,5 +678,6 @@ class ResidualCRBM(SequenceRBM):
             f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
             f"train_linear={self.train_linear}, n_controls={self.n_controls}, "
             f"start_history_noise={self.start_history_noise}, "
-            f"history_to_hidden={self.history_to_hidden}, n_style={self.n_style}"
+            f"history_to_hidden={self.history_to_hidden}, n_style={self.n_style}, "
+            f"generation={self.generation!r}"
         )

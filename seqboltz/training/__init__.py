@@ -1,6 +1,7 @@
 """The Lightning training system (CD-k / PCD) and the LightningCLI entry for recipes."""
 
 from seqboltz.training._calibrate import CalibrateStyleGain
+from seqboltz.training._conditional_mean import FitConditionalMean
 from seqboltz.training._generation import GenerationMetric
 from seqboltz.training._pictures import SavePictures
 from seqboltz.training._recentre import RecentreIntercept
@@ -8,6 +9,7 @@ from seqboltz.training._system import RBMSystem
 
 __all__ = [
     "CalibrateStyleGain",
+    "FitConditionalMean",
     "GenerationMetric",
     "RBMSystem",
     "RecentreIntercept",

@@ -526,3 +526,67 @@ def test_a_styled_model_exports_and_the_runtime_steers_it_the_same(tmp_path) -> 
         ).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
     assert art.card["conditioning"]["style"]["size"] == 1
+
+
+# -- the conditional mean (hybrid training's objective) ----------------------------------------
+def test_conditional_mean_is_the_mean_field_passes_from_the_linear_prediction() -> None:
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.4).double()
+    m.init_from_sequences(clips, controls=controls)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in (m.weight, m.control_to_hidden, m.past_to_hidden, m.hidden_bias):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.5)
+    rng = np.random.default_rng(7)
+    history, ctl, v = rng.normal(size=(6, 2, 3)), rng.normal(size=(6, 2)), rng.normal(size=(6, 3))
+    cond = {"history": torch.from_numpy(history), "controls": torch.from_numpy(ctl)}
+    x = history.reshape(6, -1)
+    a_hat = _np(m.visible_bias) + x @ _np(m.autoregressive) + ctl @ _np(m.control_to_visible)
+    b_hat = _np(m.hidden_bias) + x @ _np(m.past_to_hidden) + ctl @ _np(m.control_to_hidden)
+    w, big_l, big_m = _np(m.weight), _np(m.unwhiten), _np(m.whiten)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    r1 = sig(b_hat) @ w.T  # one pass from r = 0: the linear model plus a network of the inputs
+    r2 = sig(b_hat + r1 @ w) @ w.T
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            _np(m.conditional_mean(cond)), (a_hat + r1) @ big_l.T, rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            _np(m.conditional_mean(cond, passes=2)), (a_hat + r2) @ big_l.T, rtol=1e-10
+        )
+        err = _np(m.conditional_mean_error(torch.from_numpy(v), cond))
+    np.testing.assert_allclose(err, 0.5 * ((v @ big_m.T - a_hat - r1) ** 2).sum(1), rtol=1e-10)
+    with pytest.raises(ValueError, match="passes"):
+        m.conditional_mean(cond, passes=0)
+
+
+@pytest.mark.slow  # an export takes seconds
+def test_mean_generation_emits_the_one_pass_conditional_mean_everywhere(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``generation="mean"``: every frame is :meth:`conditional_mean` of its window, whatever
+    the seed, visible noise and k; the exported artifact generates the same frames."""
+    clips, controls = _controlled_clips()
+    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.3, visible_noise=1.0)
+    m = m.double()
+    m.init_from_sequences(clips, controls=controls)
+    with pytest.raises(ValueError, match="generation must be"):
+        ResidualCRBM(3, 4, order=2, generation="mode")
+    m.generation = "mean"
+    seed_frames = np.stack([clips[0][:2], clips[1][:2]])
+    ctl = np.stack([controls[0][2:8], controls[1][2:8]])
+    with torch.no_grad():
+        window = torch.from_numpy(seed_frames[:, ::-1].copy())
+        expected = []
+        for t in range(6):
+            v = m.conditional_mean({"history": window, "controls": torch.from_numpy(ctl[:, t])})
+            expected.append(v)
+            window = torch.cat([v[:, None], window[:, :-1]], dim=1)
+        want = torch.stack(expected, 1).numpy()
+        for seed, k in ((0, 1), (9, 3)):
+            got = m.generate(
+                torch.from_numpy(seed_frames), 6, k, seed=seed, controls=torch.from_numpy(ctl)
+            )
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    m, art = _exported(m, tmp_path)
+    assert art.card["model"]["generation"] == "mean"
+    got = art.generate(6, seed=4, seed_frames=seed_frames, controls=ctl)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # the float32 round trip
