@@ -442,6 +442,56 @@ def step_interleaved(data: Data, epochs: int) -> dict[str, list[float]]:
     return times
 
 
+class _StepsBetweenTrainerSteps(Callback):
+    """Runs one step of each given loop after every Trainer step, in a rotated order.
+
+    The Trainer's step is timed from the end of the previous one (after these loops) to the
+    end of its ``on_train_batch_end``: the DataLoader, Lightning's loop and hooks and the
+    system's step, everything but the epoch boundaries. The loops slice their batch from the
+    training tensor inside their timing, as the throughput loops do."""
+
+    def __init__(self, data: Data, loops: dict[str, Any]) -> None:
+        self.x = data.train_tensor
+        self.rows = itertools.chain.from_iterable(_batches(data, 10_000, seed=SEED + 1))
+        self.loops = loops
+        self.times: dict[str, list[float]] = {"seqboltz_cd1": [], **{n: [] for n in loops}}
+        self.last_end: float | None = None
+        self.count = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        end = time.perf_counter()
+        counted = trainer.current_epoch >= 1
+        if self.last_end is not None and counted:
+            self.times["seqboltz_cd1"].append(end - self.last_end)
+        rows = next(self.rows)
+        names = list(self.loops)
+        self.count += 1
+        for name in names[self.count % len(names) :] + names[: self.count % len(names)]:
+            start = time.perf_counter()
+            self.loops[name](self.x[rows])
+            if counted:
+                self.times[name].append(time.perf_counter() - start)
+        self.last_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.last_end = None  # the epoch boundary is not a step
+
+
+def lightning_step_interleaved(data: Data, epochs: int) -> dict[str, list[float]]:
+    """Seconds per step of seqboltz's CD-1 through the Trainer, of its bare step and of the
+    reference loop, one step of each in turn (see :class:`_StepsBetweenTrainerSteps`): the
+    Lightning-over-bare ratio as robust to a changing load as :func:`step_interleaved`'s.
+    The first epoch is warm-up."""
+    loops = {"reference": reference_step_fn(), "seqboltz_cd1_bare": bare_step_fn(data, **MATCHED)}
+    clock = _StepsBetweenTrainerSteps(data, loops)
+    seed_all(SEED)
+    system = make_system(False, **MATCHED)
+    quiet_trainer(epochs + 1, [clock]).fit(system, datamodule=data.datamodule())
+    return clock.times
+
+
 STEP_LOOPS: dict[str, Any] = {
     "reference": lambda d: reference_step_fn(),
     "gemm_only": lambda d: gemm_only_step_fn(),
@@ -926,6 +976,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         targets["step_interleaved_bare_over_reference"] = step_summary["seqboltz_cd1_bare"][
             "over_reference"
         ]
+    lightning_summary: dict[str, dict[str, float]] = {}
+    if args.step_epochs > 0 and "seqboltz_cd1" in names:
+        note("Lightning step-interleaved with the bare step and the reference loop")
+        lightning_times = lightning_step_interleaved(data, 1 if args.quick else args.step_epochs)
+        ref_median = statistics.median(lightning_times["reference"])
+        for name, ts in lightning_times.items():
+            med = statistics.median(ts)
+            q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (med, med, med)
+            lightning_summary[name] = {
+                "steps": len(ts),
+                "median_ms": 1e3 * med,
+                "q1_ms": 1e3 * q1,
+                "q3_ms": 1e3 * q3,
+                "examples_per_s": BATCH / med,
+                "over_reference": ref_median / med,
+            }
+        targets["step_interleaved_lightning_over_bare"] = (
+            lightning_summary["seqboltz_cd1"]["over_reference"]
+            / lightning_summary["seqboltz_cd1_bare"]["over_reference"]
+        )
+        targets["step_interleaved_lightning_minus_bare_ms"] = (
+            lightning_summary["seqboltz_cd1"]["median_ms"]
+            - lightning_summary["seqboltz_cd1_bare"]["median_ms"]
+        )
 
     # 2. test log-likelihood after the same wall-clock budget
     sk_key = f"sklearn_pcd1_{args.sklearn_budget_dtype}"
@@ -1016,6 +1090,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 digits=[0, 0, 0, 3, 3],
             )
         )
+    if lightning_summary:
+        print()
+        print(
+            "Lightning step-interleaved (after every Trainer step, one step of the bare loop "
+            "and of the reference loop; median step time over "
+            f"{lightning_summary['reference']['steps']} steps each):"
+        )
+        print()
+        print(
+            markdown_table(
+                ["loop", "median ms/step (q1–q3)", "examples/s", "× reference loop"],
+                [
+                    [
+                        CONTENDERS[name].name,
+                        f"{v['median_ms']:.2f} ({v['q1_ms']:.2f}–{v['q3_ms']:.2f})",
+                        v["examples_per_s"],
+                        v["over_reference"],
+                    ]
+                    for name, v in lightning_summary.items()
+                ],
+                digits=[0, 0, 0, 3],
+            )
+        )
     print()
     for key, value in targets.items():
         print(f"{key}: {value:.3f}")
@@ -1055,6 +1152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "gflops": gflops,
         "targets": targets,
         "step_interleaved": step_summary,
+        "lightning_step_interleaved": lightning_summary,
         "rows": {k: r.as_dict() for k, r in rows.items()},
     }
     text = dump_json(result, args.json)
