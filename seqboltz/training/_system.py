@@ -791,7 +791,7 @@ class RBMSystem(L.LightningModule):
             assert step.data_free_energy_upper is not None
             upper = float(step.data_free_energy_upper)
             width = step.data_hidden_input.shape[-1] * math.log(2.0)
-            slack = 1e-6 * (abs(upper) + width)  # rounding of the two sums
+            slack = 1e-5 * (abs(upper) + width)  # float32 rounding of the two sums
             limit = self.divergence_threshold
             if upper + slack <= limit and upper - width - slack >= -limit:  # False for NaN
                 return
