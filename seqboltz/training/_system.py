@@ -202,8 +202,13 @@ class _FusedMomentumSGD(torch.optim.SGD):
         return loss
 
     def _fallback(self, loss: Any) -> Any:
-        """``SGD.step`` (after the closure, if any, has run: its loss is returned)."""
-        super().step(None)
+        """``SGD.step`` (after the closure, if any, has run: its loss is returned), without
+        running the optimizer's step hooks a second time: torch wraps ``SGD.step`` in them
+        once an SGD exists, and this class's own ``step`` already ran them."""
+        sgd_step = torch.optim.SGD.step
+        if getattr(sgd_step, "hooked", False):
+            sgd_step = sgd_step.__wrapped__  # type: ignore[attr-defined]
+        sgd_step(self, None)
         return loss
 
 

@@ -251,6 +251,20 @@ def test_fused_momentum_sgd_is_torch_sgd(extra: dict[str, Any]) -> None:
     assert restored.state_dict()["state"].keys() == plain.state_dict()["state"].keys()
 
 
+@pytest.mark.parametrize("nesterov", [False, True], ids=["fast", "fallback"])
+def test_fused_momentum_sgd_runs_step_hooks_once(nesterov: bool) -> None:
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # torch hooks SGD.step
+    params = _params(4)
+    opt = _FusedMomentumSGD(_groups(params), lr=0.1, momentum=0.9, nesterov=nesterov, fused=True)
+    calls: list[str] = []
+    opt.register_step_pre_hook(lambda *args: calls.append("pre"))
+    opt.register_step_post_hook(lambda *args: calls.append("post"))
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert calls == ["pre", "post"]
+
+
 def test_fused_momentum_sgd_skips_parameters_without_a_gradient_as_sgd_does() -> None:
     ours, theirs = _params(3), _params(3)
     fast = _FusedMomentumSGD(_groups(ours), lr=0.1, momentum=0.9, fused=True)
