@@ -262,6 +262,7 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "start_history_noise": 0.5,
         "history_to_hidden": False,
         "n_style": 1,
+        "generation": "mean",
     },
     "TwoLayerCRBM": {
         "n_visible": 4,
