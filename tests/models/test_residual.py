@@ -243,20 +243,27 @@ def test_the_start_with_controls_is_the_least_squares_fit_on_history_and_control
     assert not s.control_to_visible.requires_grad
 
 
-def test_free_energy_with_controls_against_enumeration() -> None:
+def _random_controlled(seed: int, n: int) -> tuple[ResidualCRBM, dict[str, torch.Tensor], Any]:
+    """A controlled model at its least-squares start with random hidden weights, ``n`` random
+    windows, and the numpy ``(history, a_hat, b_hat, v)`` of them."""
     clips, controls = _controlled_clips()
     m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.4).double()
     m.init_from_sequences(clips, controls=controls)
-    g = torch.Generator().manual_seed(4)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in (m.weight, m.control_to_hidden, m.past_to_hidden, m.hidden_bias):
             p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.5)
-    rng = np.random.default_rng(6)
-    history, ctl, v = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2)), rng.normal(size=(5, 3))
+    rng = np.random.default_rng(seed + 2)
+    history, ctl, v = rng.normal(size=(n, 2, 3)), rng.normal(size=(n, 2)), rng.normal(size=(n, 3))
     cond = {"history": torch.from_numpy(history), "controls": torch.from_numpy(ctl)}
-    x = history.reshape(5, -1)
+    x = history.reshape(n, -1)
     a_hat = _np(m.visible_bias) + x @ _np(m.autoregressive) + ctl @ _np(m.control_to_visible)
     b_hat = _np(m.hidden_bias) + x @ _np(m.past_to_hidden) + ctl @ _np(m.control_to_hidden)
+    return m, cond, (history, a_hat, b_hat, v)
+
+
+def test_free_energy_with_controls_against_enumeration() -> None:
+    m, cond, (history, a_hat, b_hat, v) = _random_controlled(4, 5)
     r = v @ _np(m.whiten).T - a_hat
     hs = binary_states(4)
     energies = 0.5 * (r**2).sum(1)[:, None] - b_hat @ hs.T - (r @ _np(m.weight)) @ hs.T
@@ -530,19 +537,7 @@ def test_a_styled_model_exports_and_the_runtime_steers_it_the_same(tmp_path) -> 
 
 # -- the conditional mean (hybrid training's objective) ----------------------------------------
 def test_conditional_mean_is_the_mean_field_passes_from_the_linear_prediction() -> None:
-    clips, controls = _controlled_clips()
-    m = ResidualCRBM(3, 4, order=2, n_controls=2, init_std=0.4).double()
-    m.init_from_sequences(clips, controls=controls)
-    g = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in (m.weight, m.control_to_hidden, m.past_to_hidden, m.hidden_bias):
-            p.copy_(torch.randn(p.shape, generator=g, dtype=DTYPE) * 0.5)
-    rng = np.random.default_rng(7)
-    history, ctl, v = rng.normal(size=(6, 2, 3)), rng.normal(size=(6, 2)), rng.normal(size=(6, 3))
-    cond = {"history": torch.from_numpy(history), "controls": torch.from_numpy(ctl)}
-    x = history.reshape(6, -1)
-    a_hat = _np(m.visible_bias) + x @ _np(m.autoregressive) + ctl @ _np(m.control_to_visible)
-    b_hat = _np(m.hidden_bias) + x @ _np(m.past_to_hidden) + ctl @ _np(m.control_to_hidden)
+    m, cond, (_, a_hat, b_hat, v) = _random_controlled(5, 6)
     w, big_l, big_m = _np(m.weight), _np(m.unwhiten), _np(m.whiten)
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     r1 = sig(b_hat) @ w.T  # one pass from r = 0: the linear model plus a network of the inputs
