@@ -97,6 +97,9 @@ class FitConditionalMean(L.Callback):
     ) -> None:
         if trainer.current_epoch < self.start_epoch or self._optimizer is None:
             return
+        if self._pending_state is not None:  # a checkpoint's state restored after fit start
+            self._optimizer.load_state_dict(self._pending_state)
+            self._pending_state = None
         model = self._model(pl_module)
         v, cond = _split(batch)
         with torch.enable_grad():

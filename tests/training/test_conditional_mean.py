@@ -152,3 +152,40 @@ def test_bad_settings_and_models_are_refused() -> None:
     system = RBMSystem(ConditionalRBM(3, 4, order=2), k=1, eval_log_z="none")
     with pytest.raises(ValueError, match="needs a ResidualCRBM; got ConditionalRBM"):
         FitConditionalMean().on_fit_start(None, system)  # type: ignore[arg-type]
+
+
+def test_a_resumed_run_continues_adam_where_it_stopped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clips, controls = _xor_clips(0, n=1, t=200)
+    loader = _loader(clips, controls, shuffle=False)
+    steps = len(loader)
+    m = _model(clips, controls)
+    first = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+        callbacks=[FitConditionalMean(lr=0.01)],
+    )
+    first.fit(RBMSystem(m, k=1, lr=1e-3, eval_log_z="none"), loader)
+    ckpt = tmp_path / "one.ckpt"
+    first.save_checkpoint(ckpt)
+    cb = FitConditionalMean(lr=0.01)
+    second = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+        callbacks=[cb],
+    )
+    second.fit(
+        RBMSystem(_model(clips, controls), k=1, lr=1e-3, eval_log_z="none"), loader, ckpt_path=ckpt
+    )
+    assert cb._optimizer is not None
+    adam_steps = {float(s["step"]) for s in cb._optimizer.state_dict()["state"].values()}
+    assert adam_steps == {float(2 * steps)}  # one epoch before the checkpoint, one after
