@@ -902,6 +902,28 @@ def _median_throughput(runs: list[Throughput]) -> Throughput:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def summarise_steps(times: dict[str, list[float]], with_gemm: bool) -> dict[str, dict[str, float]]:
+    """Per loop of step-interleaved ``times`` (seconds a step): steps, median and quartiles
+    (ms), examples/s, speed over the ``"reference"`` loop's and, ``with_gemm``, the share of
+    the ``"gemm_only"`` loop's speed (the GEMM ceiling)."""
+    ref_median = statistics.median(times["reference"])
+    out: dict[str, dict[str, float]] = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (med, med, med)
+        out[name] = {
+            "steps": len(ts),
+            "median_ms": 1e3 * med,
+            "q1_ms": 1e3 * q1,
+            "q3_ms": 1e3 * q3,
+            "examples_per_s": BATCH / med,
+            "over_reference": ref_median / med,
+        }
+        if with_gemm:
+            out[name]["share_of_gemm_ceiling"] = statistics.median(times["gemm_only"]) / med
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     set_threads(args.threads)
@@ -959,20 +981,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.step_epochs > 0:
         note(f"step-interleaved: {', '.join(STEP_LOOPS)} ({args.step_epochs} epochs)")
         step_times = step_interleaved(data, 1 if args.quick else args.step_epochs)
-        ref_median = statistics.median(step_times["reference"])
-        gemm_median = statistics.median(step_times["gemm_only"])
-        for name, ts in step_times.items():
-            med = statistics.median(ts)
-            q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (med, med, med)
-            step_summary[name] = {
-                "steps": len(ts),
-                "median_ms": 1e3 * med,
-                "q1_ms": 1e3 * q1,
-                "q3_ms": 1e3 * q3,
-                "examples_per_s": BATCH / med,
-                "over_reference": ref_median / med,
-                "share_of_gemm_ceiling": gemm_median / med,
-            }
+        step_summary = summarise_steps(step_times, with_gemm=True)
         targets["step_interleaved_bare_over_reference"] = step_summary["seqboltz_cd1_bare"][
             "over_reference"
         ]
@@ -980,18 +989,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.step_epochs > 0 and "seqboltz_cd1" in names:
         note("Lightning step-interleaved with the bare step and the reference loop")
         lightning_times = lightning_step_interleaved(data, 1 if args.quick else args.step_epochs)
-        ref_median = statistics.median(lightning_times["reference"])
-        for name, ts in lightning_times.items():
-            med = statistics.median(ts)
-            q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (med, med, med)
-            lightning_summary[name] = {
-                "steps": len(ts),
-                "median_ms": 1e3 * med,
-                "q1_ms": 1e3 * q1,
-                "q3_ms": 1e3 * q3,
-                "examples_per_s": BATCH / med,
-                "over_reference": ref_median / med,
-            }
+        lightning_summary = summarise_steps(lightning_times, with_gemm=False)
         targets["step_interleaved_lightning_over_bare"] = (
             lightning_summary["seqboltz_cd1"]["over_reference"]
             / lightning_summary["seqboltz_cd1_bare"]["over_reference"]

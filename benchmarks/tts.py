@@ -103,6 +103,20 @@ def alignment_report(prompts: list[TTSPrompt], wf: WorldFeatures) -> dict[str, d
 
 
 # -- 3. acoustic models ---------------------------------------------------------------------
+def design(
+    clips: list[np.ndarray], controls: list[np.ndarray], order: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[v_{t-1} … v_{t-order}, c_t, 1]`` ``(N, order·D + C + 1)`` and targets ``v_t``
+    ``(N, D)`` of every prompt's frames from ``order`` on."""
+    xs, ys = [], []
+    for v, c in zip(clips, controls, strict=True):
+        t = v.shape[0]
+        hist = np.concatenate([v[order - k : t - k] for k in range(1, order + 1)], axis=1)
+        xs.append(np.concatenate([hist, c[order:], np.ones((t - order, 1))], axis=1))
+        ys.append(v[order:])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def fit_linear(
     clips: list[np.ndarray],
     controls: list[np.ndarray],
@@ -115,13 +129,7 @@ def fit_linear(
     ``history_noise`` σ: the expected least squares under Gaussian noise of std σ on the
     history inputs, i.e. ``N σ²`` added to the history block of the Gram matrix (the linear
     counterpart of the CRBM's noisy-history training)."""
-    xs, ys = [], []
-    for v, c in zip(clips, controls, strict=True):
-        t = v.shape[0]
-        hist = np.concatenate([v[order - k : t - k] for k in range(1, order + 1)], axis=1)
-        xs.append(np.concatenate([hist, c[order:], np.ones((t - order, 1))], axis=1))
-        ys.append(v[order:])
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = design(clips, controls, order)
     penalty = np.full(x.shape[1], ridge)
     penalty[: order * clips[0].shape[1]] += x.shape[0] * history_noise**2
     gram = x.T @ x + np.diag(penalty)

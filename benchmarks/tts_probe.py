@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import dump_json, markdown_table, seed_all, set_threads
 from tts import (
     apply_mlpg,
+    design,
     fit_linear,
     free_running_variances,
     generate_linear_batch,
@@ -43,19 +44,6 @@ from tts import (
 )
 
 from seqboltz.data import TTSDataModule
-
-
-def design(
-    clips: list[np.ndarray], controls: list[np.ndarray], order: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``[x_t, c_t, 1]`` ``(N, order·D + C + 1)`` and targets ``v_t`` ``(N, D)``."""
-    xs, ys = [], []
-    for v, c in zip(clips, controls, strict=True):
-        t = v.shape[0]
-        hist = np.concatenate([v[order - k : t - k] for k in range(1, order + 1)], axis=1)
-        xs.append(np.concatenate([hist, c[order:], np.ones((t - order, 1))], axis=1))
-        ys.append(v[order:])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def fit_network(

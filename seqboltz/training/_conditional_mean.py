@@ -24,6 +24,7 @@ The validation error of the mean is logged as ``val_mean_error`` (per frame, sum
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -31,15 +32,17 @@ import torch
 from torch import Tensor, nn
 
 from seqboltz.models import ResidualCRBM
+from seqboltz.training._system import _unpack
 
 __all__ = ["FitConditionalMean"]
 
 
-def _split(batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
-    """``(v, cond)`` of a sequence batch (``{"v": …, "cond": {…}}``)."""
-    if not isinstance(batch, dict) or "v" not in batch or not isinstance(batch.get("cond"), dict):
+def _split(batch: Any) -> tuple[Tensor, Mapping[str, Tensor]]:
+    """``(v, cond)`` of a sequence batch, as the system reads it (:func:`_unpack`)."""
+    v, cond = _unpack(batch)
+    if not isinstance(cond, Mapping):
         raise TypeError("FitConditionalMean needs sequence batches {'v': …, 'cond': {…}}")
-    return batch["v"], batch["cond"]
+    return v, cond
 
 
 class FitConditionalMean(L.Callback):

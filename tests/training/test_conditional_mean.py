@@ -46,8 +46,8 @@ def _loader(clips: list[np.ndarray], controls: list[np.ndarray], shuffle: bool) 
     return DataLoader(rows, batch_size=64, shuffle=shuffle)  # type: ignore[arg-type]
 
 
-def _trainer(epochs: int, callbacks: list[L.Callback]) -> L.Trainer:
-    return L.Trainer(
+def _trainer(epochs: int, callbacks: list[L.Callback], **kwargs: object) -> L.Trainer:
+    return L.Trainer(  # type: ignore[arg-type]
         max_epochs=epochs,
         accelerator="cpu",
         devices=1,
@@ -57,6 +57,7 @@ def _trainer(epochs: int, callbacks: list[L.Callback]) -> L.Trainer:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=callbacks,
+        **kwargs,
     )
 
 
@@ -159,30 +160,12 @@ def test_a_resumed_run_continues_adam_where_it_stopped(tmp_path) -> None:  # typ
     loader = _loader(clips, controls, shuffle=False)
     steps = len(loader)
     m = _model(clips, controls)
-    first = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(tmp_path),
-        callbacks=[FitConditionalMean(lr=0.01)],
-    )
+    first = _trainer(1, [FitConditionalMean(lr=0.01)], default_root_dir=str(tmp_path))
     first.fit(RBMSystem(m, k=1, lr=1e-3, eval_log_z="none"), loader)
     ckpt = tmp_path / "one.ckpt"
     first.save_checkpoint(ckpt)
     cb = FitConditionalMean(lr=0.01)
-    second = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(tmp_path),
-        callbacks=[cb],
-    )
+    second = _trainer(2, [cb], default_root_dir=str(tmp_path))
     second.fit(
         RBMSystem(_model(clips, controls), k=1, lr=1e-3, eval_log_z="none"), loader, ckpt_path=ckpt
     )
