@@ -13,8 +13,14 @@ generating ``--seconds`` from each test clip's first ``order`` frames for ``--se
 * for a recipe with a speed style: the speed-control gain per seed (low → high → low request).
 
 AR generates with Gaussian residual noise of its training residual covariance (a generative
-peer); a ``real (held out)`` row gives the values of real motion. Every model is the recipe's
-last checkpoint (no choice on test clips). The table is printed; ``--json`` writes everything.
+peer); a ``real (held out)`` row gives the values of real motion. Every model is the
+checkpoint the recipe itself chose on validation clips (its ``best.ckpt``, else its last; no
+choice on test clips). The table is printed; ``--json`` writes everything.
+
+``--train-seeds N`` trains each recipe N times (``seed_everything`` 0 … N−1), and
+checkpoints named ``NAME@SEED=PATH`` are grouped the same way: a summary then gives each
+training run's paired difference to AR and their pooled mean with a three-way bootstrap
+interval (training runs × clips × generation seeds), so one lucky run cannot pass.
 
 Run from the repository root, e.g. a short proof run and the full one::
 
@@ -22,6 +28,8 @@ Run from the repository root, e.g. a short proof run and the full one::
     python benchmarks/motion_quality.py --json benchmarks/motion_quality.json
     python benchmarks/motion_quality.py --data-path /my/clips   # a user's own clips
     python benchmarks/motion_quality.py --checkpoint runs/x/last.ckpt  # no training
+    python benchmarks/motion_quality.py --recipes motion_rcrbm --train-seeds 5 --gibbs-steps 1
+    python benchmarks/motion_quality.py --checkpoint r@0=runs/a/best.ckpt r@1=runs/b/best.ckpt
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from _common import dump_json, fit_recipe, format_machine_info, machine_info, se
 
 from seqboltz._io import atomic_write
 from seqboltz.eval._cli import datamodule_from_checkpoint
+from seqboltz.eval._motion_metrics import bootstrap_ci
 from seqboltz.eval._sequence import (
     RepeatLastFrame,
     fit_linear_ar,
@@ -69,18 +78,45 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("motion_crbm", "motion_fcrbm")
 
 
-def train(recipe: str, root: Path, epochs: int | None, data_path: str | None, threads: int) -> Path:
-    """Fit ``recipes/<recipe>.yaml`` (optionally fewer epochs / another data folder) into
-    ``root`` and return its last checkpoint."""
+def train(
+    recipe: str,
+    root: Path,
+    epochs: int | None,
+    data_path: str | None,
+    threads: int,
+    seed: int | None = None,
+) -> Path:
+    """Fit ``recipes/<recipe>.yaml`` (optionally fewer epochs, another data folder or another
+    ``seed_everything``) into ``root`` and return the checkpoint the recipe chose on its
+    validation clips (``best.ckpt`` beside the last one, else the last)."""
     config = yaml.safe_load((REPO / "recipes" / f"{recipe}.yaml").read_text())
     if epochs is not None:
         config["trainer"]["max_epochs"] = epochs
         config["trainer"]["check_val_every_n_epoch"] = max(1, min(epochs, 10))
     if data_path is not None:
         config["data"].setdefault("init_args", {})["path"] = data_path
-    path = root / f"{recipe}.yaml"
+    if seed is not None:
+        config["seed_everything"] = seed
+    name = recipe if seed is None else f"{recipe}@{seed}"
+    path = root / f"{name}.yaml"
     atomic_write(path, lambda fh: yaml.safe_dump(config, fh, sort_keys=False), text=True)
-    return fit_recipe(path, root / recipe, threads=threads)
+    last = fit_recipe(path, root / name, threads=threads)
+    best = last.with_name("best.ckpt")
+    return best if best.is_file() else last
+
+
+def parse_checkpoints(specs: list[str]) -> dict[str, Path]:
+    """``PATH`` or ``NAME=PATH`` → ``{label: path}`` (label: NAME, else the file's stem).
+    Labels must be unique: two ``best.ckpt`` need names."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        ckpt = Path(path) if sep else Path(spec)
+        label = label if sep else ckpt.stem
+        if label in out:
+            raise SystemExit(f"--checkpoint: the label {label!r} is given twice; use NAME=PATH")
+        out[label] = ckpt
+    return out
 
 
 #: issue 13's four realism measures (lower is better for each)
@@ -128,6 +164,59 @@ def target_report(rows: list[dict[str, Any]], baseline_name: str, n_boot: int) -
     return "\n".join(lines)
 
 
+def training_seed_report(
+    rows: list[dict[str, Any]], baseline_name: str, n_boot: int
+) -> tuple[str, dict[str, Any]]:
+    """Rows labelled ``NAME@SEED`` grouped by NAME: per measure, each training run's paired
+    difference to the baseline, how many runs win by the issue's test (marginal intervals
+    apart), and the pooled mean difference with a three-way bootstrap interval over training
+    runs × clips × generation seeds (:func:`bootstrap_ci` on a ``(runs, clips, seeds)`` table).
+    The pooled model's own interval (same bootstrap) is set against the baseline's for the
+    issue's test. Returns the text and the figures."""
+    base = next((r for r in rows if r["model"] == baseline_name), None)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        label = row.get("label", "")
+        if "@" in label and "cells" in row:
+            groups.setdefault(label.rsplit("@", 1)[0], []).append(row)
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    if base is None or not groups:
+        return "", {}
+    lines = ["", f"over training runs, against {baseline_name} (pooled: three-way bootstrap)"]
+    figures: dict[str, Any] = {}
+    for name, runs in groups.items():
+        seeds = [r["label"].rsplit("@", 1)[1] for r in runs]
+        lines.append(f"  {name}, {len(runs)} training runs (seeds {', '.join(seeds)}):")
+        per: dict[str, Any] = {}
+        for key, title in REALISM.items():
+            cells = np.stack([np.asarray(r["cells"][key], dtype=np.float64) for r in runs])
+            ref = np.asarray(base["cells"][key], dtype=np.float64)
+            diff = bootstrap_ci(cells - ref[None], n_boot=n_boot)
+            pooled = bootstrap_ci(cells, n_boot=n_boot)
+            lo_b, hi_b = base[f"{key}_ci"]
+            per_run = [paired_difference(r, base, key, n_boot)[0] for r in runs]
+            run_wins = sum(r[f"{key}_ci"][1] < lo_b for r in runs)
+            verdict = "wins" if pooled[2] < lo_b else "loses" if pooled[1] > hi_b else "overlaps"
+            per[key] = {
+                "per_run_difference": per_run,
+                "runs_winning": run_wins,
+                "pooled": pooled,
+                "pooled_difference": diff,
+                "pooled_verdict": verdict,
+            }
+            runs_text = ", ".join(f"{d:+.3g}" for d in per_run)
+            lines.append(
+                f"    {title}: pooled {pooled[0]:.4g} [{pooled[1]:.4g}, {pooled[2]:.4g}] "
+                f"({verdict}); difference {diff[0]:+.3g} [{diff[1]:+.3g}, {diff[2]:+.3g}]; "
+                f"per run {runs_text}; runs winning {run_wins}/{len(runs)}"
+            )
+        wins = sum(v["pooled_verdict"] == "wins" for v in per.values())
+        losses = sum(v["pooled_verdict"] == "loses" for v in per.values())
+        lines.append(f"    pooled: wins {wins}/4, loses {losses}/4 (target: >= 3 wins, no loss)")
+        figures[name] = {"seeds": seeds, "measures": per, "wins": wins, "losses": losses}
+    return "\n".join(lines), figures
+
+
 def _setup(checkpoint: Path) -> Any:
     dm = datamodule_from_checkpoint(checkpoint)
     dm.prepare_data()
@@ -138,7 +227,15 @@ def _setup(checkpoint: Path) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="recipes to train")
-    parser.add_argument("--checkpoint", nargs="+", type=Path, help="load these instead")
+    parser.add_argument(
+        "--checkpoint", nargs="+", help="load these instead (PATH or NAME=PATH; NAME@SEED groups)"
+    )
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        default=0,
+        help="train each recipe this many times (seed_everything 0..N-1) and summarise over them",
+    )
     parser.add_argument("--epochs", type=int, help="override the recipes' max_epochs")
     parser.add_argument("--data-path", help="a folder of the user's clips (--data.init_args.path)")
     parser.add_argument("--seeds", type=int, default=5, help="generation seeds per clip (>= 5)")
@@ -163,8 +260,16 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     started = time.perf_counter()
 
+    if args.train_seeds < 0:
+        parser.error(f"--train-seeds must be >= 0; got {args.train_seeds}")
     if args.checkpoint:
-        checkpoints = {p.stem: p for p in args.checkpoint}
+        checkpoints = parse_checkpoints(args.checkpoint)
+    elif args.train_seeds:
+        checkpoints = {
+            f"{r}@{seed}": train(r, args.root, args.epochs, args.data_path, args.threads, seed)
+            for r in args.recipes
+            for seed in range(args.train_seeds)
+        }
     else:
         checkpoints = {
             r: train(r, args.root, args.epochs, args.data_path, args.threads) for r in args.recipes
@@ -192,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{type(model).__name__} ({label})"
         row = score_generations(name, gens, ref, one_step_mse=mse, n_boot=args.boot)
         row["checkpoint"] = str(ckpt)
+        row["label"] = label
         row["generation_seconds"] = time.perf_counter() - t0
         rows.append(row)
         first_gens[name] = gens[0]
@@ -242,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_machine_info(machine_info()))
     print(report.table())
     print(target_report([*rows, report.reference], AR_NAME.format(order=order), args.boot))
+    seed_text, over_seeds = training_seed_report(rows, AR_NAME.format(order=order), args.boot)
+    if seed_text:
+        print(seed_text)
     for name, s in speed.items():
         gains = ", ".join(f"{g:.2f}" for g in s["gain"])
         n_ok = sum(g >= 0.7 for g in s["gain"])
@@ -259,7 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     print(f"\ntotal {elapsed:.0f} s", file=sys.stderr)
     if args.json is not None:
-        result = {"machine": machine_info(), "report": report, "speed_control": speed}
+        result = {
+            "machine": machine_info(),
+            "report": report,
+            "speed_control": speed,
+            "over_training_runs": over_seeds,
+        }
         atomic_write(args.json, lambda fh: fh.write(dump_json(result) + "\n"), text=True)
     return 0
 

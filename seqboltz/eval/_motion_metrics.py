@@ -433,11 +433,14 @@ def bootstrap_ci(
     """Mean and percentile bootstrap interval of a ``(clips, seeds)`` table of a metric.
 
     Clips and seeds are resampled independently with replacement (two-way bootstrap), so
-    the interval covers both which clips were held out and which seeds were drawn. NaN cells
-    (e.g. a generation that blew up) are dropped from each resampled mean.
+    the interval covers both which clips were held out and which seeds were drawn. A
+    ``(runs, clips, seeds)`` table (the same clips and seeds scored for several training
+    runs) is resampled three ways, so the interval also covers which training seed was drawn.
+    NaN cells (e.g. a generation that blew up) are dropped from each resampled mean.
 
     Args:
-        values: ``(C, S)`` metric of clip ``c`` generated with seed ``s`` (or ``(C,)``).
+        values: ``(C, S)`` metric of clip ``c`` generated with seed ``s`` (or ``(C,)``), or
+            ``(R, C, S)`` with a leading axis of training runs.
         n_boot: bootstrap resamples.
         level: coverage of the interval.
         seed: seed of the resampling.
@@ -447,20 +450,28 @@ def bootstrap_ci(
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[:, None] if v.ndim == 1 else v
-    if v.ndim != 2 or v.size == 0:
-        raise ValueError(f"values must be (clips, seeds) and non-empty; got shape {v.shape}")
+    if v.ndim not in (2, 3) or v.size == 0:
+        raise ValueError(
+            f"values must be (clips, seeds) or (runs, clips, seeds) and non-empty; "
+            f"got shape {v.shape}"
+        )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     mean = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-    c, s = v.shape
     rng = np.random.default_rng(seed)
+    lead = () if v.ndim == 2 else (rng.integers(0, v.shape[0], size=(n_boot, v.shape[0])),)
+    c, s = v.shape[-2:]
     ci = rng.integers(0, c, size=(n_boot, c))
     si = rng.integers(0, s, size=(n_boot, s))
-    picked = v[ci[:, :, None], si[:, None, :]]  # (n_boot, C, S)
+    if lead:
+        picked = v[lead[0][:, :, None, None], ci[:, None, :, None], si[:, None, None, :]]
+    else:
+        picked = v[ci[:, :, None], si[:, None, :]]  # (n_boot, C, S)
+    axes = tuple(range(1, picked.ndim))
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(picked)
-        counts = finite.sum((1, 2))
-        sums = np.where(finite, picked, 0.0).sum((1, 2))
+        counts = finite.sum(axes)
+        sums = np.where(finite, picked, 0.0).sum(axes)
     means = sums[counts > 0] / counts[counts > 0]
     if means.size == 0:
         return mean, float("nan"), float("nan")

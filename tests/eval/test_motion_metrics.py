@@ -193,6 +193,22 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data() -> None
     assert np.isfinite(bootstrap_ci(with_nan)).all()
 
 
+def test_bootstrap_over_training_runs_covers_the_spread_between_runs() -> None:
+    """A ``(runs, clips, seeds)`` table resamples the runs too: two runs that differ by 1
+    everywhere give an interval spanning both, where the mean table of the runs has none."""
+    runs = np.stack([np.zeros((4, 3)), np.ones((4, 3))])
+    m, lo, hi = bootstrap_ci(runs)
+    assert (m, lo, hi) == (0.5, 0.0, 1.0)
+    assert bootstrap_ci(runs.mean(0)) == (0.5, 0.5, 0.5)
+    rng = np.random.default_rng(1)
+    noisy = rng.normal(0.0, 1.0, (5, 8, 5)) + rng.normal(0.0, 2.0, (5, 1, 1))
+    _, lo3, hi3 = bootstrap_ci(noisy)
+    _, lo2, hi2 = bootstrap_ci(noisy.mean(0))
+    assert hi3 - lo3 > 2 * (hi2 - lo2)
+    with pytest.raises(ValueError, match="runs, clips, seeds"):
+        bootstrap_ci(np.zeros((2, 2, 2, 2)))
+
+
 def test_metrics_and_pictures_of_the_body_import_without_torch() -> None:
     """The metrics and the body pictures serve torch-free code (runtime, synthesize)."""
     import subprocess
