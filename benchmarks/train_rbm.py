@@ -372,14 +372,25 @@ def lightning_floor_throughput(data: Data, epochs: int) -> Throughput:
     return clock.throughput()
 
 
+class KeepAutomatic(Callback):
+    """A callback with a ``zero_grad`` hook, which only Lightning's automatic optimisation
+    calls: it keeps :class:`RBMSystem` on automatic optimisation, as every system was before
+    session 10 (it then takes manual optimisation on the closed-form path)."""
+
+    def on_before_zero_grad(self, trainer: L.Trainer, pl_module: Any, optimizer: Any) -> None:
+        pass
+
+
 def seqboltz_throughput(
-    data: Data, persistent: bool, epochs: int, **system_kwargs: Any
+    data: Data, persistent: bool, epochs: int, automatic: bool = False, **system_kwargs: Any
 ) -> Throughput:
-    """seqboltz CD-1/PCD-1 through ``lightning.Trainer.fit``; the first epoch is warm-up."""
+    """seqboltz CD-1/PCD-1 through ``lightning.Trainer.fit``; the first epoch is warm-up.
+    ``automatic``: keep Lightning's automatic optimisation (:class:`KeepAutomatic`)."""
     seed_all(SEED)
     clock = BatchClock(warmup_epochs=1)
     system = make_system(persistent, **system_kwargs)
-    quiet_trainer(epochs + 1, [clock]).fit(system, datamodule=data.datamodule())
+    callbacks: list[Callback] = [clock, KeepAutomatic()] if automatic else [clock]
+    quiet_trainer(epochs + 1, callbacks).fit(system, datamodule=data.datamodule())
     return clock.throughput()
 
 
@@ -479,16 +490,20 @@ class _StepsBetweenTrainerSteps(Callback):
         self.last_end = None  # the epoch boundary is not a step
 
 
-def lightning_step_interleaved(data: Data, epochs: int) -> dict[str, list[float]]:
+def lightning_step_interleaved(
+    data: Data, epochs: int, automatic: bool = False
+) -> dict[str, list[float]]:
     """Seconds per step of seqboltz's CD-1 through the Trainer, of its bare step and of the
     reference loop, one step of each in turn (see :class:`_StepsBetweenTrainerSteps`): the
     Lightning-over-bare ratio as robust to a changing load as :func:`step_interleaved`'s.
-    The first epoch is warm-up."""
+    The first epoch is warm-up. ``automatic``: the Trainer keeps automatic optimisation
+    (:class:`KeepAutomatic`)."""
     loops = {"reference": reference_step_fn(), "seqboltz_cd1_bare": bare_step_fn(data, **MATCHED)}
     clock = _StepsBetweenTrainerSteps(data, loops)
     seed_all(SEED)
     system = make_system(False, **MATCHED)
-    quiet_trainer(epochs + 1, [clock]).fit(system, datamodule=data.datamodule())
+    callbacks: list[Callback] = [clock, KeepAutomatic()] if automatic else [clock]
+    quiet_trainer(epochs + 1, callbacks).fit(system, datamodule=data.datamodule())
     return clock.times
 
 
@@ -819,6 +834,12 @@ CONTENDERS: dict[str, Contender] = {
         "float32",
         lambda d, e: seqboltz_throughput(d, False, e, **MATCHED),
     ),
+    "seqboltz_cd1_automatic": Contender(
+        "seqboltz CD-1 (Lightning, automatic optimisation)",
+        "CD-1, mean-field v⁻",
+        "float32",
+        lambda d, e: seqboltz_throughput(d, False, e, automatic=True, **MATCHED),
+    ),
     "seqboltz_cd1_autograd_bare": Contender(
         "seqboltz CD-1 (bare step, autograd path)",
         "CD-1, mean-field v⁻",
@@ -867,6 +888,7 @@ NOTES = {
     "seqboltz_cd1_recipe": "recipes/mnist_rbm.yaml's algorithm (sampled negative visibles)",
     "learnergy_cd1": "its fit also computes MSE and pseudo-likelihood per batch",
     "lightning_floor": "the Trainer's own per-step cost with the same DataModule: no CD step",
+    "seqboltz_cd1_automatic": "the Lightning row kept on automatic optimisation (KeepAutomatic)",
 }
 
 
@@ -962,6 +984,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         targets["lightning_over_bare"] = _median_ratio(
             runs["seqboltz_cd1"], runs["seqboltz_cd1_bare"]
         )
+    if "seqboltz_cd1_automatic" in runs and "seqboltz_cd1_bare" in runs:
+        targets["automatic_lightning_over_bare"] = _median_ratio(
+            runs["seqboltz_cd1_automatic"], runs["seqboltz_cd1_bare"]
+        )
     if "seqboltz_cd1_recipe" in runs and "seqboltz_cd1_recipe_bare" in runs:
         targets["recipe_lightning_over_bare"] = _median_ratio(
             runs["seqboltz_cd1_recipe"], runs["seqboltz_cd1_recipe_bare"]
@@ -997,6 +1023,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         targets["step_interleaved_lightning_minus_bare_ms"] = (
             lightning_summary["seqboltz_cd1"]["median_ms"]
             - lightning_summary["seqboltz_cd1_bare"]["median_ms"]
+        )
+    automatic_summary: dict[str, dict[str, float]] = {}
+    if args.step_epochs > 0 and "seqboltz_cd1_automatic" in names:
+        note("Lightning step-interleaved again, kept on automatic optimisation")
+        automatic_times = lightning_step_interleaved(
+            data, 1 if args.quick else args.step_epochs, automatic=True
+        )
+        automatic_summary = summarise_steps(automatic_times, with_gemm=False)
+        targets["step_interleaved_automatic_lightning_over_bare"] = (
+            automatic_summary["seqboltz_cd1"]["over_reference"]
+            / automatic_summary["seqboltz_cd1_bare"]["over_reference"]
+        )
+        targets["step_interleaved_automatic_lightning_minus_bare_ms"] = (
+            automatic_summary["seqboltz_cd1"]["median_ms"]
+            - automatic_summary["seqboltz_cd1_bare"]["median_ms"]
         )
 
     # 2. test log-likelihood after the same wall-clock budget
@@ -1088,12 +1129,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 digits=[0, 0, 0, 3, 3],
             )
         )
-    if lightning_summary:
+    for summary, how in ((lightning_summary, ""), (automatic_summary, ", automatic optimisation")):
+        if not summary:
+            continue
         print()
         print(
-            "Lightning step-interleaved (after every Trainer step, one step of the bare loop "
-            "and of the reference loop; median step time over "
-            f"{lightning_summary['reference']['steps']} steps each):"
+            f"Lightning step-interleaved{how} (after every Trainer step, one step of the bare "
+            "loop and of the reference loop; median step time over "
+            f"{summary['reference']['steps']} steps each):"
         )
         print()
         print(
@@ -1106,7 +1149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         v["examples_per_s"],
                         v["over_reference"],
                     ]
-                    for name, v in lightning_summary.items()
+                    for name, v in summary.items()
                 ],
                 digits=[0, 0, 0, 3],
             )
@@ -1151,6 +1194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "targets": targets,
         "step_interleaved": step_summary,
         "lightning_step_interleaved": lightning_summary,
+        "lightning_automatic_step_interleaved": automatic_summary,
         "rows": {k: r.as_dict() for k, r in rows.items()},
     }
     text = dump_json(result, args.json)

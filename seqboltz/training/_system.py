@@ -18,11 +18,16 @@ import hashlib
 import inspect
 import math
 import warnings
+import weakref
 from collections.abc import Collection, Mapping
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback, GradientAccumulationScheduler, ModelCheckpoint
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor
 
 from seqboltz.eval import ais_log_partition, exact_log_partition, log_likelihood
@@ -215,6 +220,28 @@ class _FusedMomentumSGD(torch.optim.SGD):
 #: attributes set on every step that are never parameters, buffers or modules
 _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_grads_written"})
 
+#: hooks that Lightning's automatic optimisation calls on every step and manual optimisation
+#: does not: a callback that overrides one keeps the system on automatic optimisation
+_AUTOMATIC_HOOKS = ("on_before_backward", "on_after_backward", "on_before_zero_grad")
+
+#: the system's methods that shape automatic optimisation's step: a subclass or an instance
+#: that replaces one (LightningCLI's ``--optimizer``/``--lr_scheduler`` replace
+#: ``configure_optimizers``) keeps the system on automatic optimisation
+_STEP_METHODS = (
+    "training_step",
+    "configure_optimizers",
+    "optimizer_step",
+    "optimizer_zero_grad",
+    "backward",
+    "configure_gradient_clipping",
+    "lr_scheduler_step",
+    *_AUTOMATIC_HOOKS,
+)
+
+#: where a checkpoint's fit loop counts the optimizer steps of each optimisation mode
+_AUTOMATIC_STEPS = "epoch_loop.automatic_optimization.optim_progress"
+_MANUAL_STEPS = "epoch_loop.manual_optimization.optim_step_progress"
+
 
 def _takes_keyword(fn: Any, name: str) -> bool:
     """Whether ``fn`` has a parameter called ``name`` (``**kwargs`` does not count)."""
@@ -222,6 +249,27 @@ def _takes_keyword(fn: Any, name: str) -> bool:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _continue_step_count(checkpoint: dict[str, Any]) -> None:
+    """Make both optimisation modes' step counters in a checkpoint's fit loop the larger of
+    the two, in place.
+
+    Lightning counts ``global_step`` separately under automatic and manual optimisation, so
+    a run saved under one and resumed under the other (a checkpoint from before
+    :attr:`RBMSystem.automatic_optimization` chose manual optimisation, or a resume that adds
+    gradient clipping) would restart its ``global_step`` at 0; this continues it.
+    """
+    loop = checkpoint.get("loops", {}).get("fit_loop")
+    if not isinstance(loop, dict):
+        return
+    automatic = loop.get(_AUTOMATIC_STEPS, {}).get("optimizer", {}).get("step", {}).get("total")
+    manual = loop.get(_MANUAL_STEPS, {}).get("total")
+    if not isinstance(automatic, dict) or not isinstance(manual, dict):
+        return
+    for key in ("ready", "completed"):
+        steps = max(int(automatic.get(key, 0)), int(manual.get(key, 0)))
+        automatic[key] = manual[key] = steps
 
 
 def _unpack(batch: Batch) -> tuple[Tensor, Conditioning | None]:
@@ -299,7 +347,9 @@ class RBMSystem(L.LightningModule):
             has one, ``accumulate_grad_batches`` is 1 and one process trains (under DDP the
             gradients must flow through autograd to be all-reduced). ``False``: always
             autograd through the free energy. Both give the same gradients (tested to
-            1e-10 in float64) from the same noise.
+            1e-10 in float64) from the same noise. Under a Trainer the closed-form path
+            takes Lightning's manual optimisation where that trains the same way (see
+            :attr:`automatic_optimization`).
 
     The chain's noise is drawn in bulk (:func:`chain_noise`), the same way on both paths, so
     the two paths train to the same parameters from the same seed.
@@ -418,6 +468,7 @@ class RBMSystem(L.LightningModule):
         self.closed_form = closed_form
         self._grads_written = False  # the fast path filled .grad in this step's training_step
         self._closed_form_info: tuple[Any, bool, bool] | None = None  # see _closed_form_model
+        self._optimisation_mode: tuple[weakref.ref[Any], bool] | None = None  # see below
         self.chains: Tensor | None = None  # persistent chains (see class docstring)
         self.generator: torch.Generator | None = None  # Gibbs noise, one stream per process
         self.data_sha256: str | None = None  # sha256 of the training tensor, set in setup
@@ -432,6 +483,80 @@ class RBMSystem(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_optimisation_mode"] = None  # a weak reference to the trainer
+        return state
+
+    # -- optimisation mode ------------------------------------------------------------------
+    @property
+    def automatic_optimization(self) -> bool:
+        """``False`` (Lightning's manual optimisation: :meth:`training_step` steps the
+        optimizer itself) while a Trainer fits with the closed-form gradient and uses nothing
+        that needs Lightning's automatic loop (see :meth:`_needs_automatic_optimization`);
+        ``True`` otherwise, and always without a Trainer.
+
+        On the closed-form path the automatic loop's closure, ``zero_grad`` and ``backward``
+        do nothing but call hooks (Python, on every step). Under manual optimisation
+        the step calls the same optimizer through the same ``LightningOptimizer``, at the
+        same point (after the gradient and the checks, before ``on_train_batch_end``), so
+        ``on_before_optimizer_step`` hooks still run, ``global_step`` counts the same, and
+        training reaches the same parameters and checkpoints (tested). Decided once per
+        Trainer, when Lightning first asks.
+        """
+        if not self._automatic_optimization:  # set to False by hand
+            return False
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        cached = self._optimisation_mode
+        if cached is None or cached[0]() is not trainer:
+            automatic = self._needs_automatic_optimization(trainer) is not None
+            cached = (weakref.ref(trainer), automatic)
+            object.__setattr__(self, "_optimisation_mode", cached)
+        return cached[1]
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, automatic_optimization: bool) -> None:
+        self._automatic_optimization = automatic_optimization
+
+    def _needs_automatic_optimization(self, trainer: L.Trainer) -> str | None:
+        """Why this Trainer's fit must take Lightning's automatic optimisation, or ``None``
+        when manual optimisation gives the same training (see :attr:`automatic_optimization`).
+
+        Automatic optimisation is kept for the autograd path, gradient accumulation, more
+        than one process or a multi-device strategy, gradient clipping, a precision plugin
+        that scales the loss or wraps the step (AMP, DeepSpeed, FSDP), a subclass or an
+        instance that replaces one of the step's methods (``configure_optimizers``: an LR
+        scheduler), a callback with a backward or ``zero_grad`` hook, a
+        ``GradientAccumulationScheduler``, and a ``ModelCheckpoint`` that saves every N
+        training steps or on a timer (Lightning's manual loop skips the timer).
+        """
+        if not self._uses_closed_form():
+            return "the autograd path (closed_form=False, no cd_gradients, accumulation, DDP)"
+        if not isinstance(trainer.strategy, SingleDeviceStrategy):
+            return f"the {type(trainer.strategy).__name__} strategy"
+        if trainer.gradient_clip_val:
+            return "gradient clipping"
+        precision = type(trainer.precision_plugin)
+        for name in ("optimizer_step", "pre_backward", "backward", "post_backward"):
+            if getattr(precision, name) is not getattr(Precision, name):
+                return f"the {precision.__name__} precision plugin"
+        for name in _STEP_METHODS:
+            if name in self.__dict__ or getattr(type(self), name) is not getattr(RBMSystem, name):
+                return f"a replaced {name}"
+        for callback in getattr(trainer, "callbacks", ()):  # (set by Lightning at init)
+            if isinstance(callback, GradientAccumulationScheduler):
+                return "GradientAccumulationScheduler"
+            if isinstance(callback, ModelCheckpoint) and (
+                callback._every_n_train_steps >= 1 or callback._train_time_interval is not None
+            ):
+                return "a ModelCheckpoint that saves every N training steps or on a timer"
+            for hook in _AUTOMATIC_HOOKS:
+                if is_overridden(hook, callback, parent=Callback):
+                    return f"{type(callback).__name__}.{hook}"
+        return None
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, v: Tensor, cond: Conditioning | None = None) -> Tensor:
@@ -449,7 +574,8 @@ class RBMSystem(L.LightningModule):
         Every step still checks the batch and divergence: from the bounds
         ``U - H log 2 ≤ mean F(v) ≤ U`` of the data free energy (no logarithm), and only when
         those cannot decide, from ``F`` itself (see :meth:`_check_closed_form_step`).
-        Without a Trainer (a direct call) every step computes the loss.
+        Without a Trainer (a direct call) every step computes the loss. Under manual
+        optimisation (see :attr:`automatic_optimization`) it then steps the optimizer.
         """
         v, cond = _unpack(batch)
         self._grads_written = False
@@ -468,7 +594,23 @@ class RBMSystem(L.LightningModule):
                 self.log("train/recon_error", ((v - recon) ** 2).sum(1).mean())
         if cond is None and len(self._train_reference) * v.shape[0] < 1000:
             self._train_reference.append(v.detach()[:1000])
+        if self._trainer is not None and not self.automatic_optimization:
+            self._manual_optimizer_step(loss)
         return loss
+
+    def _manual_optimizer_step(self, loss: Tensor) -> None:
+        """What automatic optimisation does after ``training_step``: ``zero_grad`` and
+        ``backward`` unless the closed-form path has written ``.grad``, then the optimizer's
+        step through its ``LightningOptimizer`` (``on_before_optimizer_step`` hooks, the
+        precision plugin, ``global_step``)."""
+        optimizer = self.optimizers()
+        assert isinstance(optimizer, L.pytorch.core.optimizer.LightningOptimizer)
+        if self._grads_written:
+            self._grads_written = False
+        else:  # automatic_optimization was set to False by hand
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+        optimizer.step()
 
     def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
         """Backpropagate, unless the closed-form path already wrote this step's ``.grad``."""
@@ -653,6 +795,7 @@ class RBMSystem(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         chains = checkpoint.get("seqboltz", {}).get("pcd_chains")
         self.chains = chains if isinstance(chains, Tensor) else None
+        _continue_step_count(checkpoint)
 
     # -- internals --------------------------------------------------------------------------
     def _check_batch(self, v: Tensor) -> None:
