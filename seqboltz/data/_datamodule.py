@@ -3,7 +3,9 @@
 Batching: the data of a split is one float32 tensor ``(N, D)``. The DataLoader uses the usual
 ``batch_size`` and a sampler, but the dataset implements ``__getitems__`` (the batched fetch hook
 of :class:`torch.utils.data.Dataset`), so a batch is one slice ``data[indices]`` instead of ``B``
-single-row fetches plus a collate (which is about 100x slower for small rows).
+single-row fetches plus a collate (which is about 100x slower for small rows). Without worker
+processes the loader goes further: it turns an epoch's indices into one tensor and slices each
+batch from it, without the DataLoader's per-batch iterator machinery (the same batches).
 
 Sharding (DDP): the sampler is always a :class:`~torch.utils.data.distributed.DistributedSampler`
 built by the DataModule itself with ``num_replicas``/``rank`` taken from the attached trainer's
@@ -22,14 +24,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, cast
 
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from seqboltz.data._fetch import fetch_mnist5k
@@ -71,6 +73,39 @@ class _RowsDataset(Dataset[Tensor]):
 
     def __getitems__(self, indices: Sequence[int]) -> Tensor:
         return self.data[torch.as_tensor(indices, dtype=torch.long)]
+
+
+class _RowsLoader(DataLoader[Tensor]):
+    """A DataLoader over a :class:`_RowsDataset` whose single-process iteration slices each
+    batch straight from the tensor.
+
+    The same batches as :class:`DataLoader` (same sampler, ``set_epoch``, ``batch_size``,
+    ``drop_last`` and ``collate_fn``; anything Lightning rebuilds it with, e.g. the
+    ``SequentialSampler`` of ``overfit_batches``), without the iterator machinery around
+    each batch (the fetcher, the profiler range, one index list to tensor per batch): the
+    epoch's indices become one tensor, split into batches. With worker processes, pinned
+    memory or a custom batch sampler it iterates as :class:`DataLoader` does.
+    """
+
+    def __iter__(self) -> Iterator[Tensor]:  # type: ignore[override]
+        batches = self.batch_sampler
+        if (
+            self.num_workers > 0
+            or self.pin_memory
+            or type(batches) is not BatchSampler
+            or not isinstance(self.dataset, _RowsDataset)
+        ):
+            return cast(Iterator[Tensor], super().__iter__())
+        return self._sliced(self.dataset, batches)
+
+    def _sliced(self, dataset: _RowsDataset, batches: BatchSampler) -> Iterator[Tensor]:
+        indices = torch.as_tensor(list(batches.sampler), dtype=torch.long)
+        size = batches.batch_size
+        collate: Callable[[Tensor], Tensor] = self.collate_fn  # type: ignore[assignment]
+        for rows in indices.split(size):
+            if batches.drop_last and rows.shape[0] < size:
+                return
+            yield collate(dataset.data[rows])
 
 
 def _collate_batch(batch: Tensor | Sequence[Tensor]) -> Tensor:
@@ -144,7 +179,8 @@ def sharded_loader(
     sampler: DistributedSampler[int] = DistributedSampler(
         dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
     )
-    return DataLoader(
+    loader = _RowsLoader if isinstance(dataset, _RowsDataset) else DataLoader
+    return loader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,

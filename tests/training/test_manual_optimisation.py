@@ -297,3 +297,45 @@ def test_barebones_trainer_takes_manual_optimisation() -> None:
     assert not manual.automatic_optimization
     assert trainer.global_step == 2 * STEPS_PER_EPOCH
     _assert_same(_parameters(manual), _parameters(automatic))
+
+
+@pytest.mark.parametrize(
+    "case", ["shuffled", "rank 1 of 3", "drop_last", "sequential", "workers", "pinned"]
+)
+def test_the_sliced_loader_yields_the_dataloaders_batches(case: str) -> None:
+    """The in-memory DataModules' loader (it slices each batch from the epoch's index
+    tensor, the Lightning path's DataLoader cost) gives the batches that a DataLoader with
+    the same sampler, batch size and drop_last gives, epoch by epoch; and with workers or
+    pinned memory it is a DataLoader."""
+    from torch.utils.data import DataLoader, SequentialSampler
+    from torch.utils.data.distributed import DistributedSampler
+
+    from seqboltz.data._datamodule import _collate_batch, _RowsDataset, _RowsLoader
+
+    data = torch.arange(103 * 3, dtype=torch.float32).reshape(103, 3)
+    dataset = _RowsDataset(data)
+    replicas, rank = (3, 1) if case == "rank 1 of 3" else (1, 0)
+
+    def sampler() -> Any:
+        if case == "sequential":  # what Lightning's overfit_batches puts in
+            return SequentialSampler(dataset)
+        return DistributedSampler(dataset, num_replicas=replicas, rank=rank, seed=4)
+
+    options: dict[str, Any] = {"batch_size": 10, "collate_fn": _collate_batch}
+    options["drop_last"] = case == "drop_last"
+    options["num_workers"] = 1 if case == "workers" else 0
+    options["pin_memory"] = case == "pinned"
+    fast = _RowsLoader(dataset, sampler=sampler(), **options)
+    plain = DataLoader(dataset, sampler=sampler(), **options)
+    for epoch in range(2):
+        for loader in (fast, plain):
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        got, want = list(fast), list(plain)
+        assert len(got) == len(want) == len(fast) == len(plain)
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b)
+    if case in ("workers", "pinned"):
+        assert isinstance(iter(fast), torch.utils.data.dataloader._BaseDataLoaderIter)
+    else:
+        assert not isinstance(iter(fast), torch.utils.data.dataloader._BaseDataLoaderIter)
