@@ -123,18 +123,26 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
 def test_manual_optimisation_trains_to_the_same_parameters(kind: str) -> None:
     """Three epochs (39 steps, momentum 0.5 → 0.9 after the first, weight decay, float64)
     reach the same parameters, chains and step count under manual optimisation as under
-    Lightning's automatic loop, and every step passes through on_before_optimizer_step."""
-    manual, automatic = _system(kind), _system(kind)
+    Lightning's automatic loop: with the optimizer stepped directly (no callback), and
+    through LightningOptimizer.step when a callback has on_before_optimizer_step, which
+    then sees every step."""
+    direct, manual, automatic = _system(kind), _system(kind), _system(kind)
     keep = _KeepAutomatic()
     counts = _CountOptimizerSteps(), _CountOptimizerSteps()
-    trainers = _trainer(callbacks=[counts[0]]), _trainer(callbacks=[keep, counts[1]])
-    trainers[0].fit(manual, datamodule=_data(kind))
-    trainers[1].fit(automatic, datamodule=_data(kind))
-    assert not manual.automatic_optimization
+    trainers = (
+        _trainer(),
+        _trainer(callbacks=[counts[0]]),
+        _trainer(callbacks=[keep, counts[1]]),
+    )
+    for trainer, system in zip(trainers, (direct, manual, automatic), strict=True):
+        trainer.fit(system, datamodule=_data(kind))
+        assert trainer.global_step == 3 * STEPS_PER_EPOCH
+    assert not direct.automatic_optimization and not manual.automatic_optimization
+    assert direct._mode(trainers[0])[2] and not manual._mode(trainers[1])[2]
     assert automatic.automatic_optimization and keep.calls == 3 * STEPS_PER_EPOCH
-    assert trainers[0].global_step == trainers[1].global_step == 3 * STEPS_PER_EPOCH
     assert counts[0].steps == counts[1].steps == list(range(3 * STEPS_PER_EPOCH))
-    assert _momentum(manual) == 0.9
+    assert _momentum(direct) == _momentum(manual) == 0.9
+    _assert_same(_parameters(direct), _parameters(automatic))
     _assert_same(_parameters(manual), _parameters(automatic))
     torch.manual_seed(5)
     initial = _system(kind)
@@ -144,8 +152,8 @@ def test_manual_optimisation_trains_to_the_same_parameters(kind: str) -> None:
     )
     assert not torch.allclose(*weights, atol=1e-3)
     if kind == "pcd":
-        assert manual.chains is not None and automatic.chains is not None
-        torch.testing.assert_close(manual.chains, automatic.chains, rtol=0, atol=0)
+        assert direct.chains is not None and automatic.chains is not None
+        torch.testing.assert_close(direct.chains, automatic.chains, rtol=0, atol=0)
 
 
 def _last(root: Path) -> Path:
@@ -330,7 +338,7 @@ def test_the_sliced_loader_yields_the_dataloaders_batches(case: str) -> None:
     for epoch in range(2):
         for loader in (fast, plain):
             if hasattr(loader.sampler, "set_epoch"):
-                loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+                loader.sampler.set_epoch(epoch)
         got, want = list(fast), list(plain)
         assert len(got) == len(want) == len(fast) == len(plain)
         for a, b in zip(got, want, strict=True):
