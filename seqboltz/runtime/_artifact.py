@@ -27,14 +27,19 @@ import numpy as np
 from seqboltz._conditioning import per_frame
 from seqboltz.errors import BadRequest
 from seqboltz.noise import sequence_rng
-from seqboltz.runtime._frames import frames_graph
-from seqboltz.runtime._stream import FrameStream, StreamSpec, _shift
+from seqboltz.runtime._frames import BLOCK, block_graph, frames_graph
+from seqboltz.runtime._stream import FrameStream, Generated, StreamSpec, _shift
 from seqboltz.runtime._unroll import find_gibbs_loop, unroll_gibbs_loop
 
 __all__ = ["Artifact", "ArtifactError", "load_artifact"]
 
 CARD_KEY = "seqboltz.card"
 SUPPORTED_SCHEMA = 1
+#: the most nodes of a straight-line block graph (:meth:`Artifact.steps`): 16 frames of the
+#: benchmark's CRBM at k = 1 (216 nodes) run 7-10 % faster than the ``Loop`` over frames; 16
+#: frames of the embedded residual CRBM (528 nodes) or 4 at k = 30 (about 1,000) did not
+#: (``benchmarks/results_s10_runtime.md``)
+BLOCK_NODES = 256
 COMMON_FIELDS = ("schema_version", "name", "kind", "frame_size", "n_hidden", "noise_rule")
 REQUIRED_FIELDS = {
     "sequence": (
@@ -114,7 +119,15 @@ class Artifact:
     #: several-frames graph; ``None``: :meth:`steps` calls :meth:`step` frame by frame
     step_graph: bytes | None = field(default=None, repr=False)
     _loop_session: Any = field(default=None, init=False, repr=False, compare=False)
+    #: frames :meth:`generate` advances a call (:meth:`steps`), and of one straight-line
+    #: block of :meth:`steps` at the card's ``k`` where its graph is small
+    #: (:data:`BLOCK_NODES`): from ``block_frames`` frames on, ``n`` frames are whole blocks
+    #: and the rest goes through the ``Loop``; ``1``: :meth:`generate` steps frame by frame
+    block_frames: int = 16
     _frames_sessions: dict[bool, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _block_sessions: dict[int, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _lock: threading.Lock = field(
@@ -281,15 +294,51 @@ class Artifact:
         style: np.ndarray | None = None,
         controls: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Several frames in one onnxruntime call: ``history (B, order, D)`` (most recent
+        """Several frames in few onnxruntime calls: ``history (B, order, D)`` (most recent
         first) and ``noise (B, n, k, W)`` → frames ``(B, n, D)``, those of :meth:`step` called
-        ``n`` times with the window shifted by each frame, bit for bit (the frame graph in an
-        ONNX ``Loop`` over frames, :mod:`seqboltz.runtime._frames`); ``style``/``controls``
-        ``(B, S)`` hold for every frame."""
+        ``n`` times with the window shifted by each frame, bit for bit; ``style``/``controls``
+        ``(B, S)`` hold for every frame.
+
+        At the card's ``k``, whole blocks of :attr:`block_frames` frames run as one
+        straight-line graph each (:func:`~seqboltz.runtime._frames.block_graph`); the rest,
+        and any other ``k``, run as the frame graph in an ONNX ``Loop`` over frames
+        (:func:`~seqboltz.runtime._frames.frames_graph`), one call."""
         if noise.ndim != 4 or noise.shape[1] < 1:
             raise ArtifactError(f"noise must have shape (B, n >= 1, k, W); got {noise.shape}")
-        feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
         card_k = self.loop_graph is None or noise.shape[2] == self.gibbs_steps
+        b, n, size = noise.shape[0], noise.shape[1], self.block_frames
+        block = self._block() if card_k and 1 < size <= n else None
+        if block is None:
+            return self._steps_loop(history, noise, style, controls, card_k)
+        feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
+        frames = np.empty((b, n, self.frame_size))
+        window = np.array(feeds.pop("history"))  # a copy: shifted in place
+        del feeds["noise"]
+        noise = np.ascontiguousarray(noise, dtype=np.float64)
+        t = 0
+        while n - t >= size:
+            feeds[BLOCK + "history"] = window
+            feeds[BLOCK + "noise"] = noise[:, t : t + size]
+            frames[:, t : t + size] = block.run(["frames"], feeds)[0]
+            _shift(window, frames[:, t : t + size])
+            t += size
+        if t == n - 1:
+            frames[:, t] = self.step(window, noise[:, t], style, controls)
+        elif t < n:
+            frames[:, t:] = self._steps_loop(window, noise[:, t:], style, controls, card_k)
+        return frames
+
+    def _steps_loop(
+        self,
+        history: np.ndarray,
+        noise: np.ndarray,
+        style: np.ndarray | None,
+        controls: np.ndarray | None,
+        card_k: bool,
+    ) -> np.ndarray:
+        """:meth:`steps` in one call of the ``Loop`` over frames (frame by frame without a
+        graph to wrap)."""
+        feeds = self._feeds(history, noise[:, 0], style, controls)
         session = self._frames(card_k)
         if session is None:
             frames = np.empty((history.shape[0], noise.shape[1], self.frame_size))
@@ -303,6 +352,30 @@ class Artifact:
         del feeds["noise"]
         out: np.ndarray = session.run(["frames"], feeds)[0]
         return out
+
+    def _block(self) -> Any:
+        """The session of the straight-line graph of :attr:`block_frames` frames at the card's
+        ``k`` (:func:`~seqboltz.runtime._frames.block_graph`, created on first use, once), or
+        ``None`` where there is none: no :attr:`step_graph`, a frame graph that keeps a
+        subgraph, or a block graph of more than :data:`BLOCK_NODES` nodes (there the ``Loop``
+        over frames is as fast, and builds in less time)."""
+        if self.step_graph is None:
+            return None
+        with self._lock:
+            if self.block_frames not in self._block_sessions:
+                import onnx
+
+                self._block_sessions[self.block_frames] = None
+                frame = onnx.load_from_string(self.step_graph)
+                sizes = (self.order, self.frame_size, self.gibbs_steps, self.block_frames)
+                try:
+                    proto = block_graph(frame, *sizes)
+                except ValueError:
+                    return None
+                if len(proto.graph.node) <= BLOCK_NODES:
+                    session = self._session(proto.SerializeToString())
+                    self._block_sessions[self.block_frames] = session
+            return self._block_sessions[self.block_frames]
 
     def _frames(self, card_k: bool) -> Any:
         """The session of the several-frames graph of :attr:`step_graph` (``card_k``) or
@@ -504,8 +577,23 @@ class Artifact:
         Raises:
             ModelDiverged: a frame came out NaN or infinite.
         """
-        frames = self._checked_stream(n_frames, kwargs).run(self.step, n_frames).frames
+        stream = self._checked_stream(n_frames, kwargs)
+        frames = self.run_stream(stream, n_frames).frames
         return self.to_data_units(frames) if data_units else frames
+
+    def run_stream(
+        self, stream: FrameStream, n_frames: int, *, stop_diverged: bool = False
+    ) -> Generated:
+        """``stream.run`` with this model in blocks of :attr:`block_frames` frames
+        (:meth:`steps`; :meth:`FrameStream.run`): the frames of :meth:`step` frame by frame,
+        bit for bit, in fewer onnxruntime calls."""
+        return stream.run(
+            self.step,
+            n_frames,
+            stop_diverged=stop_diverged,
+            steps=self.steps if self.block_frames > 1 else None,
+            block=self.block_frames,
+        )
 
 
 def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:

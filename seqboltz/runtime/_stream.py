@@ -9,7 +9,8 @@ as one call (:meth:`FrameStream.inputs` → step → :meth:`FrameStream.push`). 
 (:meth:`seqboltz.models.SequenceRBM.generate`) is tested against it. Several frames of many
 independent sequences at once (the service computes each message's frames ahead that way) are
 :func:`step_frames`: the same noise rule and window shift, one step call per frame over the
-rows.
+rows. :meth:`FrameStream.run` with a multi-frame step advances a stream in blocks the same way
+(:meth:`Artifact.generate`, offline synthesis).
 
 A stream never emits a non-finite frame: :meth:`FrameStream.push` raises
 :class:`~seqboltz.errors.ModelDiverged` and leaves the stream as it was.
@@ -425,7 +426,15 @@ class FrameStream:
         for _ in range(n_frames):
             yield self.advance(step)
 
-    def run(self, step: StepFn, n_frames: int, *, stop_diverged: bool = False) -> Generated:
+    def run(
+        self,
+        step: StepFn,
+        n_frames: int,
+        *,
+        stop_diverged: bool = False,
+        steps: StepsFn | None = None,
+        block: int = 16,
+    ) -> Generated:
         """The next ``n_frames`` frames of every sequence, ``(B, n_frames, D)``.
 
         Args:
@@ -434,14 +443,30 @@ class FrameStream:
             stop_diverged: a sequence that diverges stops there (its frames from then on are
                 NaN in the result and it is named in ``diverged``) and the others go on;
                 ``False``: raise :class:`ModelDiverged`.
+            steps: computes several frames in one call (:data:`StepsFn`, e.g.
+                :meth:`Artifact.steps`, the frames of ``step`` called frame by frame): then
+                the stream advances in blocks of up to ``block`` frames over which the
+                conditioning holds, each block's noise drawn in one call per sequence
+                (:func:`~seqboltz.noise.gibbs_uniforms`, the same numbers); the frames, the
+                divergences and the stream afterwards are those of ``step`` alone.
+            block: the most frames of one ``steps`` call.
         """
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
         rows = list(range(self.batch))  # original row of each row still running
         out = np.empty((self.batch, n_frames, self.spec.frame_size))
         every: slice | list[int] = slice(None)  # rows as an index (a slice while all run)
         diverged: dict[int, ModelDiverged] = {}
-        for t in range(n_frames):
-            if not rows:
-                break
+        t = 0
+        while t < n_frames and rows:
+            n = 1 if steps is None else self._block_length(min(block, n_frames - t))
+            if n > 1:
+                assert steps is not None
+                done = self._advance_block(steps, n)
+                out[every, t : t + done.shape[1]] = done
+                t += done.shape[1]
+                if done.shape[1] == n:
+                    continue  # else: the next frame is not finite in some row, frame by frame
             v = step(*self.inputs())
             try:
                 self.push(v)
@@ -458,7 +483,47 @@ class FrameStream:
                     break
                 v = self.push(np.asarray(v)[keep])
             out[every, t] = v
+            t += 1
         return Generated(out, diverged)
+
+    def _block_length(self, n: int) -> int:
+        """How many of the next ``n`` frames share the next frame's style and controls (1
+        when its noise is drawn already: :meth:`inputs` was called)."""
+        if self._noise is not None:
+            return 1
+        for schedule in (self._style, self._controls):
+            if schedule is None:
+                continue
+            t = self.frame - self._from
+            ahead = schedule[:, t : t + n]  # past the schedule's end its last value holds
+            same = (ahead == ahead[:, :1]).all(axis=(0, 2))
+            n = min(n, int(np.argmin(same)) if not same.all() else n)
+        return n
+
+    def _advance_block(self, steps: StepsFn, n: int) -> np.ndarray:
+        """Compute and accept the next ``n`` frames ``(B, n, D)`` with one ``steps`` call
+        (the conditioning holds over them, no noise drawn yet). Only the frames before the
+        first non-finite one are accepted and returned (fewer than ``n``: the stream is then
+        at that frame, its noise not drawn, as if those frames had been pushed one by one)."""
+        k, w = self.spec.gibbs_steps, self.spec.noise_width
+        noise = np.empty((self.batch, n, k, w))
+        for row, rng in enumerate(self._rngs):
+            noise[row] = gibbs_uniforms(rng, n, k, w)
+        frames = np.asarray(steps(self.window, noise, self.style, self.controls))
+        if frames.shape != (self.batch, n, self.spec.frame_size):
+            raise ValueError(
+                f"steps must return ({self.batch}, {n}, {self.spec.frame_size}); got {frames.shape}"
+            )
+        finite = np.isfinite(frames).all(axis=(0, 2))
+        good = n if finite.all() else int(np.argmin(finite))
+        frames = frames[:, :good]
+        window = self.window.copy()
+        _shift(window, frames)
+        self.window = window
+        self.frame += good
+        if good < n:  # the generators drew n frames: back to the next frame's noise
+            self._rngs = [sequence_rng(self.seed, i, self.frame, k, w) for i in self.indices]
+        return frames
 
 
 def step_frames(

@@ -292,7 +292,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         sequence_indices=indices,
         gibbs_steps=job.gibbs_steps,
     )
-    frames, diverged = stream.run(art.step, job.frames, stop_diverged=True)
+    frames, diverged = art.run_stream(stream, job.frames, stop_diverged=True)
     write = _writer(art, job.fmt, state)
     names = art.card["features"].get("feature_names") or []
     body = job.plot and "skeleton" in art.card["features"]  # a motion model with its rig

@@ -361,7 +361,7 @@ class TextToSpeech:
             ModelDiverged: the model produced a non-finite frame.
         """
         stream = self.frame_stream(plan, seed)
-        generated = stream.run(self.artifact.step, plan.n_frames - self.voice.order).frames
+        generated = self.artifact.run_stream(stream, plan.n_frames - self.voice.order).frames
         return np.concatenate([self.seed_frames, generated[0]])
 
     def vocode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
