@@ -96,6 +96,9 @@ class _RowsLoader(DataLoader[Tensor]):
             or not isinstance(self.dataset, _RowsDataset)
         ):
             return cast(Iterator[Tensor], super().__iter__())
+        # DataLoader's iterator draws its workers' base seed here, from the global stream
+        # unless the loader has a generator: the same draw keeps that stream where it was
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return self._sliced(self.dataset, batches)
 
     def _sliced(self, dataset: _RowsDataset, batches: BatchSampler) -> Iterator[Tensor]:

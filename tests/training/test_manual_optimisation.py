@@ -339,7 +339,12 @@ def test_the_sliced_loader_yields_the_dataloaders_batches(case: str) -> None:
         for loader in (fast, plain):
             if hasattr(loader.sampler, "set_epoch"):
                 loader.sampler.set_epoch(epoch)
-        got, want = list(fast), list(plain)
+        torch.manual_seed(epoch)
+        got = list(fast)
+        after_fast = torch.get_rng_state()  # the global stream moves as under DataLoader
+        torch.manual_seed(epoch)
+        want = list(plain)
+        assert torch.equal(after_fast, torch.get_rng_state())
         assert len(got) == len(want) == len(fast) == len(plain)
         for a, b in zip(got, want, strict=True):
             assert torch.equal(a, b)
