@@ -128,9 +128,9 @@ def time_blocks(
     calls: list[tuple[float, int]] = []  # (start, frames) of each multi-frame call
     steps = art.steps
 
-    def timed(*args: np.ndarray) -> np.ndarray:
+    def timed(*args: np.ndarray, **kwargs: bool) -> np.ndarray:
         calls.append((time.perf_counter(), args[1].shape[1]))
-        return steps(*args)
+        return steps(*args, **kwargs)
 
     art.steps = timed  # type: ignore[method-assign]
     try:
@@ -145,8 +145,11 @@ def time_blocks(
     # a step's share of each call, from its start to the next call's (or the end)
     starts = [c[0] for c in calls] + [t1]
     per_step = [(b - a) / n for a, b, (_, n) in zip(starts, starts[1:], calls, strict=False)]
-    summary = _summary(per_step, batch)
+    nan = float("nan")
+    summary = _summary(per_step, batch) if calls else {"p50_ms": nan, "p99_ms": nan}
     summary["frames_per_s"] = batch * frames / (t1 - t0)
+    summary["p50_frames_per_s"] = summary.get("p50_frames_per_s", nan)
+    summary["calls"] = len(calls)  # 0: generate stepped frame by frame (LOOP_ROWS)
     return summary
 
 

@@ -35,11 +35,17 @@ __all__ = ["Artifact", "ArtifactError", "load_artifact"]
 
 CARD_KEY = "seqboltz.card"
 SUPPORTED_SCHEMA = 1
-#: the most nodes of a straight-line block graph (:meth:`Artifact.steps`): 16 frames of the
-#: benchmark's CRBM at k = 1 (216 nodes) run 7-10 % faster than the ``Loop`` over frames; 16
-#: frames of the embedded residual CRBM (528 nodes) or 4 at k = 30 (about 1,000) did not
+#: the most nodes of a straight-line block graph (:meth:`Artifact.steps` with ``blocks``): 16
+#: frames at k = 1 of the benchmark's CRBM (222 nodes) and of the embedded residual CRBMs (526
+#: and 565) ran 7-14 % faster at batch 1 than the ``Loop`` over frames (the same at batch 64);
+#: at k = 30 (250 nodes a frame) blocks of 4 were no faster and took 0.1 s to build, 16 0.56 s
 #: (``benchmarks/results_s10_runtime.md``)
-BLOCK_NODES = 256
+BLOCK_NODES = 600
+#: the most rows × Gibbs steps for which :meth:`Artifact.generate` runs blocks through the
+#: ``Loop`` over frames (where there is no straight-line block graph): at k = 1 the ``Loop``
+#: was 1.8× / 1.2× frame by frame at batch 1 / 256, at k = 30 1.1× at batch 1 but 0.92× at
+#: batch 256 (``benchmarks/results_s10_runtime.md``)
+LOOP_ROWS = 256
 COMMON_FIELDS = ("schema_version", "name", "kind", "frame_size", "n_hidden", "noise_rule")
 REQUIRED_FIELDS = {
     "sequence": (
@@ -119,10 +125,10 @@ class Artifact:
     #: several-frames graph; ``None``: :meth:`steps` calls :meth:`step` frame by frame
     step_graph: bytes | None = field(default=None, repr=False)
     _loop_session: Any = field(default=None, init=False, repr=False, compare=False)
-    #: frames :meth:`generate` advances a call (:meth:`steps`), and of one straight-line
-    #: block of :meth:`steps` at the card's ``k`` where its graph is small
-    #: (:data:`BLOCK_NODES`): from ``block_frames`` frames on, ``n`` frames are whole blocks
-    #: and the rest goes through the ``Loop``; ``1``: :meth:`generate` steps frame by frame
+    #: frames :meth:`generate` advances a call (:meth:`steps` with ``blocks``), and of one
+    #: straight-line block of it at the card's ``k`` where that graph is small
+    #: (:data:`BLOCK_NODES`): ``n ≥ block_frames`` frames are whole blocks and the rest goes
+    #: through the ``Loop``; ``1``: :meth:`generate` steps frame by frame
     block_frames: int = 16
     _frames_sessions: dict[bool, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -293,21 +299,24 @@ class Artifact:
         noise: np.ndarray,
         style: np.ndarray | None = None,
         controls: np.ndarray | None = None,
+        *,
+        blocks: bool = False,
     ) -> np.ndarray:
-        """Several frames in few onnxruntime calls: ``history (B, order, D)`` (most recent
+        """Several frames in one onnxruntime call: ``history (B, order, D)`` (most recent
         first) and ``noise (B, n, k, W)`` → frames ``(B, n, D)``, those of :meth:`step` called
-        ``n`` times with the window shifted by each frame, bit for bit; ``style``/``controls``
-        ``(B, S)`` hold for every frame.
+        ``n`` times with the window shifted by each frame, bit for bit (the frame graph in an
+        ONNX ``Loop`` over frames, :func:`~seqboltz.runtime._frames.frames_graph`);
+        ``style``/``controls`` ``(B, S)`` hold for every frame.
 
-        At the card's ``k``, whole blocks of :attr:`block_frames` frames run as one
-        straight-line graph each (:func:`~seqboltz.runtime._frames.block_graph`); the rest,
-        and any other ``k``, run as the frame graph in an ONNX ``Loop`` over frames
-        (:func:`~seqboltz.runtime._frames.frames_graph`), one call."""
+        ``blocks`` (what :meth:`generate` uses): at the card's ``k``, whole blocks of
+        :attr:`block_frames` frames run as one straight-line graph each
+        (:func:`~seqboltz.runtime._frames.block_graph`, where it has at most
+        :data:`BLOCK_NODES` nodes), the rest through the ``Loop``; the same bits."""
         if noise.ndim != 4 or noise.shape[1] < 1:
             raise ArtifactError(f"noise must have shape (B, n >= 1, k, W); got {noise.shape}")
         card_k = self.loop_graph is None or noise.shape[2] == self.gibbs_steps
         b, n, size = noise.shape[0], noise.shape[1], self.block_frames
-        block = self._block() if card_k and 1 < size <= n else None
+        block = self._block() if blocks and card_k and 1 < size <= n else None
         if block is None:
             return self._steps_loop(history, noise, style, controls, card_k)
         feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
@@ -585,13 +594,18 @@ class Artifact:
         self, stream: FrameStream, n_frames: int, *, stop_diverged: bool = False
     ) -> Generated:
         """``stream.run`` with this model in blocks of :attr:`block_frames` frames
-        (:meth:`steps`; :meth:`FrameStream.run`): the frames of :meth:`step` frame by frame,
-        bit for bit, in fewer onnxruntime calls."""
+        (:meth:`steps` with ``blocks``; :meth:`FrameStream.run`): the frames of :meth:`step`
+        frame by frame, bit for bit, in fewer onnxruntime calls. Blocks run where a
+        straight-line block graph exists, or through the ``Loop`` where rows × ``k`` is at most
+        :data:`LOOP_ROWS`; otherwise frame by frame (faster there)."""
+        k = stream.spec.gibbs_steps
+        straight = k == self.gibbs_steps and self._block() is not None
+        blocks = self.block_frames > 1 and (straight or stream.batch * k <= LOOP_ROWS)
         return stream.run(
             self.step,
             n_frames,
             stop_diverged=stop_diverged,
-            steps=self.steps if self.block_frames > 1 else None,
+            steps=functools.partial(self.steps, blocks=True) if blocks else None,
             block=self.block_frames,
         )
 

@@ -138,7 +138,7 @@ def test_steps_in_blocks_on_the_embedded_and_old_artifacts(path: Path) -> None:
             [gibbs_uniforms(sequence_rng(2, i), n, k, art.noise_width) for i in range(3)]
         )
         np.testing.assert_array_equal(
-            art.steps(history, noise, style), one_by_one(art, history, noise, style)
+            art.steps(history, noise, style, blocks=True), one_by_one(art, history, noise, style)
         )
     assert art._block() is not None
     frame = onnx.load_from_string(art.step_graph)
@@ -153,8 +153,9 @@ def test_steps_in_blocks_on_the_embedded_and_old_artifacts(path: Path) -> None:
 
 
 def test_another_k_and_the_loop_graph_have_no_block(crbm_path) -> None:
-    """The Gibbs-step ``Loop`` is a subgraph: no block graph (``ValueError``); ``steps`` at
-    another ``k`` goes through the ``Loop`` over frames, with the same bits."""
+    """The Gibbs-step ``Loop`` is a subgraph: no block graph (``ValueError``); ``steps`` with
+    ``blocks`` at another ``k`` goes through the ``Loop`` over frames, with the same bits; and
+    ``steps`` without ``blocks`` (the service's call) builds no block graph at the card's k."""
     _, path = crbm_path
     art = replace(load_artifact(path), block_frames=2)
     assert art.loop_graph is not None
@@ -166,6 +167,10 @@ def test_another_k_and_the_loop_graph_have_no_block(crbm_path) -> None:
         block_graph(proto, ORDER, D, K, 4)
     history = np.zeros((2, ORDER, D))
     noise = np.random.default_rng(0).random((2, 5, 2, art.noise_width))
+    got = art.steps(history, noise, blocks=True)
+    np.testing.assert_array_equal(got, one_by_one(art, history, noise))
+    assert art._block_sessions == {}
+    noise = noise[:, :, :1].repeat(K, axis=2)  # the card's k
     np.testing.assert_array_equal(art.steps(history, noise), one_by_one(art, history, noise))
     assert art._block_sessions == {}
 
@@ -241,5 +246,33 @@ def test_a_large_block_graph_is_not_built(crbm_path, monkeypatch: pytest.MonkeyP
     for budget, built in ((nodes, True), (nodes - 1, False)):
         monkeypatch.setattr(_artifact, "BLOCK_NODES", budget)
         art = replace(base, block_frames=4)
-        np.testing.assert_array_equal(art.steps(history, noise), want)
+        np.testing.assert_array_equal(art.steps(history, noise, blocks=True), want)
         assert (art._block() is not None) == built
+
+
+def test_generate_picks_blocks_by_graph_and_size(
+    crbm_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_stream`` runs blocks where a straight-line block graph exists, through the
+    ``Loop`` where rows × k is at most ``LOOP_ROWS``, and frame by frame beyond; the same
+    frames every way."""
+    from seqboltz.runtime import _artifact
+
+    _, path = crbm_path
+    art = load_artifact(path)
+    calls: list[int] = []
+    steps = art.steps
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[1].shape[1])
+        return steps(*args, **kwargs)
+
+    art.steps = counted  # type: ignore[method-assign]
+    for k, budget, rows, blocks in ((2, 0, 8, True), (2, 0, 7, False), (K, 10**6, 0, True)):
+        monkeypatch.setattr(_artifact, "BLOCK_NODES", budget)
+        monkeypatch.setattr(_artifact, "LOOP_ROWS", rows)
+        want = frame_by_frame(art, 20, seed=1, count=4, gibbs_steps=k)[1].frames
+        calls.clear()
+        got = art.generate(20, seed=1, count=4, gibbs_steps=k)  # 4 rows × k = 2: 8
+        np.testing.assert_array_equal(got, want)
+        assert calls == ([16, 4] if blocks else [])
