@@ -29,6 +29,19 @@ __all__ = ["block_graph", "frames_graph"]
 PREFIX = "seqboltz_frames/"
 
 
+def _frame_graph_inputs(graph: Any) -> dict[str, Any]:
+    """A frame graph's inputs by name; ``ValueError`` unless it maps (history, noise, …) to
+    one output ``frame``."""
+    inputs = {i.name: i for i in graph.input}
+    if (
+        "history" not in inputs
+        or "noise" not in inputs
+        or [o.name for o in graph.output] != ["frame"]
+    ):
+        raise ValueError("not a frame graph (history, noise -> frame)")
+    return inputs
+
+
 def frames_graph(proto: Any, order: int) -> Any:
     """A copy of a frame graph (inputs ``history (B, order, D)``, ``noise (B, k, W)``, optional
     ``style``/``controls``; output ``frame (B, D)``) that computes ``n`` frames: inputs
@@ -46,13 +59,7 @@ def frames_graph(proto: Any, order: int) -> Any:
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
     graph = proto.graph
-    inputs = {i.name: i for i in graph.input}
-    if (
-        "history" not in inputs
-        or "noise" not in inputs
-        or [o.name for o in graph.output] != ["frame"]
-    ):
-        raise ValueError("not a frame graph (history, noise -> frame)")
+    inputs = _frame_graph_inputs(graph)
 
     def const(name: str, values: list[int]) -> Any:
         value = numpy_helper.from_array(np.array(values, dtype=np.int64), PREFIX + name)
@@ -172,13 +179,7 @@ def block_graph(proto: Any, order: int, frame_size: int, gibbs_steps: int, n_fra
     if order < 1 or n_frames < 1:
         raise ValueError(f"order and n_frames must be >= 1, got {order} and {n_frames}")
     graph = proto.graph
-    inputs = {i.name: i for i in graph.input}
-    if (
-        "history" not in inputs
-        or "noise" not in inputs
-        or [o.name for o in graph.output] != ["frame"]
-    ):
-        raise ValueError("not a frame graph (history, noise -> frame)")
+    inputs = _frame_graph_inputs(graph)
     if any(a.type in (a.GRAPH, a.GRAPHS) for node in graph.node for a in node.attribute):
         raise ValueError("the frame graph holds a subgraph (a Gibbs-step Loop): no block graph")
     dims = inputs["noise"].type.tensor_type.shape.dim
