@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,10 +29,10 @@ def export_main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--gibbs-steps",
         type=int,
-        default=30,
         metavar="K",
         help="k, Gibbs steps per frame that samplers use unless a request names another "
-        "(the card's gibbs_steps; default 30)",
+        "(the card's gibbs_steps; default: the k the checkpoint's intercept was re-centred "
+        "at, else 30)",
     )
     parser.add_argument(
         "--max-gibbs-steps",
@@ -50,17 +51,23 @@ def export_main(argv: Sequence[str]) -> int:
     from seqboltz.export import export_checkpoint
 
     try:
-        path = export_checkpoint(
-            args.checkpoint,
-            args.out,
-            gibbs_steps=args.gibbs_steps,
-            max_gibbs_steps=args.max_gibbs_steps,
-            name=args.name or args.out.stem,
-            seed_from_data=not args.no_data,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            path = export_checkpoint(
+                args.checkpoint,
+                args.out,
+                gibbs_steps=args.gibbs_steps,
+                max_gibbs_steps=args.max_gibbs_steps,
+                name=args.name or args.out.stem,
+                seed_from_data=not args.no_data,
+            )
     except (FileNotFoundError, ValueError, TypeError) as exc:  # ExportError is a ValueError
         message = " ".join(str(exc).split())  # one line, whatever the exception held
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
+    for warning in caught:  # ours, each on one line, after the export succeeded
+        if not issubclass(warning.category, UserWarning):
+            continue
+        print(f"{parser.prog}: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     print(path)
     return 0

@@ -481,7 +481,7 @@ def export_checkpoint(
     checkpoint: str | Path,
     out: str | Path,
     *,
-    gibbs_steps: int = 30,
+    gibbs_steps: int | None = None,
     max_gibbs_steps: int | None = None,
     name: str | None = None,
     seed_from_data: bool = True,
@@ -491,6 +491,12 @@ def export_checkpoint(
     A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
     names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
     :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
+
+    ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
+    (:class:`~seqboltz.training.RecentreIntercept` records it), else 30. Another ``k`` than
+    the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
+    matched to one ``k``, and generations at another settle away from the data's mean pose.
+    The card's ``training`` entry keeps ``recentred_gibbs_steps``.
 
     The default seed frames are the first ``order`` frames of the first held-out sequence of
     the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
@@ -506,6 +512,18 @@ def export_checkpoint(
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
+    recentred = entry.get("recentred_gibbs_steps")
+    if gibbs_steps is None:
+        gibbs_steps = int(recentred) if recentred is not None else 30
+    elif recentred is not None and gibbs_steps != int(recentred):
+        warnings.warn(
+            f"{checkpoint} was re-centred for k = {int(recentred)} Gibbs steps per frame, and "
+            f"is exported with k = {gibbs_steps}: its generations will settle away from the "
+            f"data's mean (export with --gibbs-steps {int(recentred)}, or train with "
+            f"RecentreIntercept(gibbs_steps={gibbs_steps}))",
+            UserWarning,
+            stacklevel=2,
+        )
     seed_frames = None
     if seed_from_data and data and graph == "sequence" and isinstance(model, SequenceRBM):
         seed_frames = _default_seed(checkpoint, model.order)
@@ -518,6 +536,8 @@ def export_checkpoint(
         "metrics": dict(entry.get("metrics", {})),
         "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
     }
+    if recentred is not None:
+        training["recentred_gibbs_steps"] = int(recentred)
     if graph == "gibbs":
         card = build_rbm_card(model, name=name or checkpoint.stem, data=data, training=training)
         return export_onnx(model, out, card)

@@ -142,8 +142,17 @@ class RecentreIntercept(L.Callback):
     """Before every validation epoch, re-centre the residual CRBM's intercept on the training
     clips at the generation's ``gibbs_steps`` (see the module).
 
+    The intercept is matched to *one* ``k``: the hidden part's mean contribution depends on
+    the number of Gibbs steps, and the stable linear part amplifies the difference. On the Daz
+    clips a model re-centred at ``k = 10`` and generated at the card's ``k = 1`` held its arms
+    raised for a whole minute (Fréchet distance 25,815 against 11,861 re-centred at ``k = 1``;
+    ``benchmarks/RESULTS.md``, session 11). So ``gibbs_steps`` must be the ``k`` the model is
+    exported with, and every checkpoint records it (``checkpoint["seqboltz"]
+    ["recentred_gibbs_steps"]``): ``seqboltz export`` takes it as the card's ``k`` by default
+    and warns when asked for another.
+
     Args:
-        gibbs_steps: ``k`` of the sampler to match (the recipe's generation ``k``).
+        gibbs_steps: ``k`` of the sampler to match (the card's ``k``).
         seed: seed of the noise draw (the same every epoch).
     """
 
@@ -152,6 +161,7 @@ class RecentreIntercept(L.Callback):
             raise ValueError(f"RecentreIntercept: gibbs_steps must be >= 1; got {gibbs_steps}")
         self.gibbs_steps, self.seed = gibbs_steps, seed
         self.last_shift: float | None = None
+        self._matched = False
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -173,4 +183,17 @@ class RecentreIntercept(L.Callback):
                 extra[key] = getattr(datamodule, getter)("train")
         error = recentre_intercept(model, clips("train"), self.gibbs_steps, extra, self.seed)
         self.last_shift = float(error.norm())
+        self._matched = True
         pl_module.log("val/recentre_shift", self.last_shift, sync_dist=True)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self._matched:  # the intercept was matched at this k (now, or before a resume)
+            checkpoint.setdefault("seqboltz", {})["recentred_gibbs_steps"] = self.gibbs_steps
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        recorded = checkpoint.get("seqboltz", {}).get("recentred_gibbs_steps")
+        self._matched = recorded == self.gibbs_steps

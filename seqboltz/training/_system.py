@@ -827,7 +827,9 @@ class RBMSystem(L.LightningModule):
             entry["metrics"] = {
                 k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1
             }
-        checkpoint["seqboltz"] = entry
+        # update, not replace: callbacks run first and may add to the entry (RecentreIntercept
+        # records the k its intercept was matched to)
+        checkpoint.setdefault("seqboltz", {}).update(entry)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         chains = checkpoint.get("seqboltz", {}).get("pcd_chains")

@@ -334,3 +334,50 @@ def test_sampler_parts_that_do_not_separate_are_refused() -> None:
     )
     with pytest.raises(LoopGraphError, match="reads both a Gibbs step's and the emit's inputs"):
         loop_frame_graph(helper.make_model(graph), 2)
+
+
+def _recentred_checkpoint(tmp_path: Path, k: int) -> Path:
+    from seqboltz.models import save_model
+
+    ckpt = save_model(make("crbm"), tmp_path / "m.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state["seqboltz"]["recentred_gibbs_steps"] = k  # as RecentreIntercept records it
+    torch.save(state, ckpt)
+    return ckpt
+
+
+def test_export_takes_the_k_the_intercept_was_recentred_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqboltz.export import _onnx
+
+    cards: list[dict] = []
+    monkeypatch.setattr(_onnx, "export_onnx", lambda m, out, c, **kw: cards.append(c) or out)
+    ckpt = _recentred_checkpoint(tmp_path, 2)
+    export_checkpoint(ckpt, tmp_path / "m.onnx")
+    assert cards[-1]["gibbs_steps"] == 2
+    assert cards[-1]["training"]["recentred_gibbs_steps"] == 2
+    with pytest.warns(UserWarning, match="re-centred for k = 2 .* exported with k = 30"):
+        export_checkpoint(ckpt, tmp_path / "m.onnx", gibbs_steps=30)
+    assert cards[-1]["gibbs_steps"] == 30  # exported as asked
+    from seqboltz.models import save_model
+
+    plain = save_model(make("crbm"), tmp_path / "plain.ckpt")  # never re-centred: k = 30
+    export_checkpoint(plain, tmp_path / "p.onnx")
+    assert cards[-1]["gibbs_steps"] == 30 and "recentred_gibbs_steps" not in cards[-1]["training"]
+
+
+def test_export_cli_warns_in_one_line_when_k_is_not_the_recentred_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seqboltz.cli import main
+
+    ckpt = _recentred_checkpoint(tmp_path, 1)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--no-data", "--gibbs-steps", "3"]) == 0
+    captured = capsys.readouterr()
+    # (torch's exporter logs lines of its own to stderr)
+    lines = [line for line in captured.err.splitlines() if line.startswith("seqboltz export:")]
+    assert len(lines) == 1 and lines[0].startswith("seqboltz export: warning: ")
+    assert "re-centred for k = 1" in lines[0] and "--gibbs-steps 1" in lines[0]
+    assert captured.out.strip() == str(out) and out.exists()

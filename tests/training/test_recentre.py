@@ -56,3 +56,20 @@ def test_recentring_refuses_models_whose_sampler_reads_the_intercept() -> None:
         RecentreIntercept(gibbs_steps=0)
     with pytest.raises(ValueError, match="longer than the model's order"):
         sampler_mean_error(ResidualCRBM(4, 6, order=2), [np.zeros((2, 4))], gibbs_steps=1)
+
+
+def test_the_callback_records_the_k_it_matched_and_keeps_it_over_a_resume() -> None:
+    callback = RecentreIntercept(gibbs_steps=2)
+    checkpoint: dict = {}
+    callback.on_save_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
+    assert checkpoint == {}  # nothing matched yet: nothing claimed
+    callback._matched = True  # as on_validation_epoch_start leaves it
+    checkpoint = {"seqboltz": {"model": "kept"}}
+    callback.on_save_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
+    assert checkpoint["seqboltz"] == {"model": "kept", "recentred_gibbs_steps": 2}
+    resumed = RecentreIntercept(gibbs_steps=2)
+    resumed.on_load_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
+    assert resumed._matched  # a last.ckpt written before the next validation still says k
+    other_k = RecentreIntercept(gibbs_steps=5)
+    other_k.on_load_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
+    assert not other_k._matched  # matched at another k until it re-centres
