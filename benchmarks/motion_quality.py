@@ -72,7 +72,7 @@ from seqboltz.eval._sequence_report import (
     speed_control,
     speed_gain,
 )
-from seqboltz.models import SequenceRBM, load_model
+from seqboltz.models import SequenceRBM, load_model, recentred_gibbs_steps
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("motion_crbm", "motion_fcrbm")
@@ -240,7 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-path", help="a folder of the user's clips (--data.init_args.path)")
     parser.add_argument("--seeds", type=int, default=5, help="generation seeds per clip (>= 5)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of generations")
-    parser.add_argument("--gibbs-steps", type=int, default=30, help="k of Taylor's sampler")
+    parser.add_argument(
+        "--gibbs-steps",
+        type=int,
+        help="k of Taylor's sampler (default: each checkpoint's re-centred k, else 30)",
+    )
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads")
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "motion_quality")
@@ -292,17 +296,19 @@ def main(argv: list[str] | None = None) -> int:
         starts = np.stack([c[: model.order] for c in test])
         n_frames = round(args.seconds * ref.fps)
         t0 = time.perf_counter()
-        gens = generate_seeds(model_generator(model, dm, args.gibbs_steps), starts, n_frames, seeds)
-        mse = model_one_step_mse(model, dm, args.gibbs_steps, seeds[0])
+        k = args.gibbs_steps or recentred_gibbs_steps(ckpt) or 30
+        gens = generate_seeds(model_generator(model, dm, k), starts, n_frames, seeds)
+        mse = model_one_step_mse(model, dm, k, seeds[0])
         name = f"{type(model).__name__} ({label})"
         row = score_generations(name, gens, ref, one_step_mse=mse, n_boot=args.boot)
         row["checkpoint"] = str(ckpt)
         row["label"] = label
+        row["gibbs_steps"] = k
         row["generation_seconds"] = time.perf_counter() - t0
         rows.append(row)
         first_gens[name] = gens[0]
         if model.n_style > 0:
-            per_seed = [speed_control(model, dm, args.gibbs_steps, s) for s in seeds]
+            per_seed = [speed_control(model, dm, k, s) for s in seeds]
             gains = [speed_gain(seg) for seg in per_seed]
             speed[name] = {"segments": per_seed, "gain": gains}
         print(f"scored {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -282,7 +282,12 @@ def evaluate_main(argv: Sequence[str]) -> int:
         type=float,
         help="sequence models: length of the generations (default 60 for motion, 5 for speech)",
     )
-    parser.add_argument("--gibbs-steps", type=int, default=30, help="sequence models: k")
+    parser.add_argument(
+        "--gibbs-steps",
+        type=int,
+        help="sequence models: k (default: the k the checkpoint's intercept was re-centred "
+        "at, the one its card will carry; else 30)",
+    )
     parser.add_argument(
         "--seeds", type=int, default=5, help="motion models: generation seeds per held-out clip"
     )
@@ -353,6 +358,16 @@ def _evaluate_structured(model: EnergyModel, args: argparse.Namespace) -> int:
     return 0
 
 
+def _gibbs_steps(args: argparse.Namespace) -> int:
+    """``--gibbs-steps``, else the k the checkpoint was re-centred at, else 30."""
+    from seqboltz.models import recentred_gibbs_steps
+
+    if args.gibbs_steps is not None:
+        return int(args.gibbs_steps)
+    recorded = recentred_gibbs_steps(args.checkpoint)
+    return 30 if recorded is None else recorded
+
+
 def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     from seqboltz.eval._sequence_report import evaluate_sequence_model
     from seqboltz.models import SequenceRBM
@@ -371,7 +386,7 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
         model,
         dm,
         seconds=default_seconds if args.seconds is None else args.seconds,
-        gibbs_steps=args.gibbs_steps,
+        gibbs_steps=_gibbs_steps(args),
         seed=args.seed,
         out_dir=args.out,
         **extra,

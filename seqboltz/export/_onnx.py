@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from seqboltz._io import atomic_path
 from seqboltz.export._loop import EMIT_INPUTS, PART_OUTPUTS, STEP_INPUTS, loop_frame_graph
-from seqboltz.models import EnergyModel, SequenceRBM, load_model
+from seqboltz.models import EnergyModel, SequenceRBM, load_model, recentred_gibbs_steps
 from seqboltz.models._base import ExportPath
 
 __all__ = [
@@ -512,14 +512,14 @@ def export_checkpoint(
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
-    recentred = entry.get("recentred_gibbs_steps")
+    recentred = recentred_gibbs_steps(ckpt)
     if gibbs_steps is None:
-        gibbs_steps = int(recentred) if recentred is not None else 30
-    elif recentred is not None and gibbs_steps != int(recentred):
+        gibbs_steps = recentred if recentred is not None else 30
+    elif recentred is not None and gibbs_steps != recentred:
         warnings.warn(
-            f"{checkpoint} was re-centred for k = {int(recentred)} Gibbs steps per frame, and "
+            f"{checkpoint} was re-centred for k = {recentred} Gibbs steps per frame, and "
             f"is exported with k = {gibbs_steps}: its generations will settle away from the "
-            f"data's mean (export with --gibbs-steps {int(recentred)}, or train with "
+            f"data's mean (export with --gibbs-steps {recentred}, or train with "
             f"RecentreIntercept(gibbs_steps={gibbs_steps}))",
             UserWarning,
             stacklevel=2,
@@ -537,7 +537,7 @@ def export_checkpoint(
         "hyper_parameters": _plain(ckpt.get("hyper_parameters", {})),
     }
     if recentred is not None:
-        training["recentred_gibbs_steps"] = int(recentred)
+        training["recentred_gibbs_steps"] = recentred
     if graph == "gibbs":
         card = build_rbm_card(model, name=name or checkpoint.stem, data=data, training=training)
         return export_onnx(model, out, card)

@@ -19,6 +19,7 @@ from seqboltz.models._registry import (
     load_model,
     model_from_spec,
     model_spec,
+    recentred_gibbs_steps,
     register_model,
     save_model,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "load_model",
     "model_from_spec",
     "model_spec",
+    "recentred_gibbs_steps",
     "register_model",
     "save_model",
 ]

@@ -21,7 +21,14 @@ from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._structured import StructuredOutputCRBM
 
-__all__ = ["load_model", "model_from_spec", "model_spec", "register_model", "save_model"]
+__all__ = [
+    "load_model",
+    "model_from_spec",
+    "model_spec",
+    "recentred_gibbs_steps",
+    "register_model",
+    "save_model",
+]
 
 _REGISTRY: dict[str, type[EnergyModel]] = {}
 
@@ -117,3 +124,27 @@ def load_model(checkpoint: str | Path, map_location: str = "cpu") -> EnergyModel
     except (TypeError, RuntimeError) as exc:
         raise ValueError(f"{path}: the model spec and weights do not fit: {exc}") from exc
     return model.eval()
+
+
+def recentred_gibbs_steps(checkpoint: str | Path | dict[str, Any]) -> int | None:
+    """The ``k`` (Gibbs steps per frame) a checkpoint's intercept was re-centred at, if any.
+
+    :class:`~seqboltz.training.RecentreIntercept` matches a residual CRBM's intercept to its
+    sampler at one ``k`` and records it in the checkpoint; generations at another ``k``
+    settle away from the data's mean pose. ``seqboltz export`` and ``seqboltz evaluate`` take
+    it as their default ``k``.
+
+    Args:
+        checkpoint: a checkpoint's path, or the dictionary ``torch.load`` read from it.
+
+    Returns:
+        The recorded ``k``, or ``None`` (never re-centred, or not a seqboltz checkpoint).
+    """
+    ckpt = (
+        checkpoint
+        if isinstance(checkpoint, dict)
+        else torch.load(checkpoint, map_location="cpu", weights_only=True)
+    )
+    entry = ckpt.get("seqboltz") if isinstance(ckpt, dict) else None
+    value = entry.get("recentred_gibbs_steps") if isinstance(entry, dict) else None
+    return int(value) if value is not None else None

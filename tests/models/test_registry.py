@@ -326,3 +326,31 @@ def test_a_forgotten_constructor_argument_fails() -> None:
 
     with pytest.raises(TypeError, match="takes 'weight'"):
         NamedLikeAWeight(3, 2).init_args()
+
+
+def test_recentred_gibbs_steps_reads_what_the_checkpoint_records(tmp_path) -> None:
+    from seqboltz.models import recentred_gibbs_steps, save_model
+
+    path = save_model(BernoulliRBM(4, 3), tmp_path / "m.ckpt")
+    assert recentred_gibbs_steps(path) is None  # never re-centred
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["seqboltz"]["recentred_gibbs_steps"] = 1
+    torch.save(ckpt, path)
+    assert recentred_gibbs_steps(path) == 1
+    assert recentred_gibbs_steps(ckpt) == 1  # or the dictionary already read
+    assert recentred_gibbs_steps({"state_dict": {}}) is None
+
+
+def test_evaluate_defaults_to_the_recentred_k(tmp_path) -> None:
+    import argparse
+
+    from seqboltz.eval._cli import _gibbs_steps
+    from seqboltz.models import save_model
+
+    path = save_model(BernoulliRBM(4, 3), tmp_path / "m.ckpt")
+    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None)) == 30
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["seqboltz"]["recentred_gibbs_steps"] = 1
+    torch.save(ckpt, path)
+    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None)) == 1
+    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=7)) == 7  # asked for
