@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
+from _trainer import quiet_trainer
 from torch.utils.data import DataLoader
 
 from seqboltz.models import ConditionalRBM, ResidualCRBM
@@ -44,21 +44,6 @@ def _loader(clips: list[np.ndarray], controls: list[np.ndarray], shuffle: bool) 
         for a, h, b in zip(v, hist, ctl, strict=True)
     ]
     return DataLoader(rows, batch_size=64, shuffle=shuffle)  # type: ignore[arg-type]
-
-
-def _trainer(epochs: int, callbacks: list[L.Callback], **kwargs: object) -> L.Trainer:
-    return L.Trainer(  # type: ignore[arg-type]
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
 
 
 def _model(clips: list[np.ndarray], controls: list[np.ndarray]) -> ResidualCRBM:
@@ -105,7 +90,7 @@ def test_the_conditional_mean_learns_what_the_linear_start_cannot() -> None:
     linear = {k: v.clone() for k, v in m.state_dict().items() if "hidden" not in k}
     linear.pop("weight", None)
     cb = FitConditionalMean(lr=0.05)
-    trainer = _trainer(8, [cb])
+    trainer = quiet_trainer(max_epochs=8, callbacks=[cb])
     system = RBMSystem(m, k=1, lr=1e-3, eval_log_z="none", mean_field_negative=True)
     trainer.fit(system, _loader(clips, controls, shuffle=True), val)
     end = _mean_error(m, val)
@@ -160,12 +145,12 @@ def test_a_resumed_run_continues_adam_where_it_stopped(tmp_path) -> None:  # typ
     loader = _loader(clips, controls, shuffle=False)
     steps = len(loader)
     m = _model(clips, controls)
-    first = _trainer(1, [FitConditionalMean(lr=0.01)], default_root_dir=str(tmp_path))
+    first = quiet_trainer(tmp_path, max_epochs=1, callbacks=[FitConditionalMean(lr=0.01)])
     first.fit(RBMSystem(m, k=1, lr=1e-3, eval_log_z="none"), loader)
     ckpt = tmp_path / "one.ckpt"
     first.save_checkpoint(ckpt)
     cb = FitConditionalMean(lr=0.01)
-    second = _trainer(2, [cb], default_root_dir=str(tmp_path))
+    second = quiet_trainer(tmp_path, max_epochs=2, callbacks=[cb])
     second.fit(
         RBMSystem(_model(clips, controls), k=1, lr=1e-3, eval_log_z="none"), loader, ckpt_path=ckpt
     )

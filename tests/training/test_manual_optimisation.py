@@ -5,12 +5,14 @@ itself; training, checkpoints and resumes are the same as under automatic optimi
 from __future__ import annotations
 
 import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pytest
 import torch
+from _trainer import quiet_trainer
 from lightning.pytorch.callbacks import GradientAccumulationScheduler, ModelCheckpoint
 
 from seqboltz.data import ArrayDataModule, DigitsDataModule
@@ -20,24 +22,10 @@ from seqboltz.training import RBMSystem
 STEPS_PER_EPOCH = 13  # DigitsDataModule's 1257 training digits in batches of 100
 
 
-def _trainer(tmp_path: Path | None = None, **kwargs: Any) -> L.Trainer:
-    defaults: dict[str, Any] = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
-        "precision": "64-true",
-        "max_epochs": 3,
-        "log_every_n_steps": 5,
-    }
-    if tmp_path is not None:
-        defaults.update(enable_checkpointing=True, default_root_dir=str(tmp_path))
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
+# float64 (the runs are compared to rtol 1e-12), three epochs, no validation
+_trainer = partial(
+    quiet_trainer, limit_val_batches=0, precision="64-true", max_epochs=3, log_every_n_steps=5
+)
 
 
 class _KeepAutomatic(L.Callback):
@@ -173,7 +161,8 @@ def test_resume_continues_steps_and_optimizer_state(tmp_path: Path, first_automa
     first = _system("bernoulli")
     save = ModelCheckpoint(save_last=True, save_top_k=0)
     callbacks: list[L.Callback] = [save, _KeepAutomatic()] if first_automatic else [save]
-    _trainer(tmp_path, max_epochs=2, callbacks=callbacks).fit(first, datamodule=_data())
+    saving = _trainer(tmp_path, enable_checkpointing=True, max_epochs=2, callbacks=callbacks)
+    saving.fit(first, datamodule=_data())
     assert first.automatic_optimization is first_automatic
     assert first.generator is not None
 
@@ -191,7 +180,8 @@ def test_resume_continues_steps_and_optimizer_state(tmp_path: Path, first_automa
 def test_a_manual_checkpoint_resumes_under_automatic_optimisation(tmp_path: Path) -> None:
     first = _system("bernoulli")
     save = ModelCheckpoint(save_last=True, save_top_k=0)
-    _trainer(tmp_path, max_epochs=1, callbacks=[save]).fit(first, datamodule=_data())
+    saving = _trainer(tmp_path, enable_checkpointing=True, max_epochs=1, callbacks=[save])
+    saving.fit(first, datamodule=_data())
     assert not first.automatic_optimization
     second = _system("bernoulli")
     trainer = _trainer(max_epochs=2, gradient_clip_val=10.0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
+from _trainer import quiet_trainer
 from PIL import Image
 
 from seqboltz.data import DigitsDataModule
@@ -16,17 +16,12 @@ from seqboltz.training import RBMSystem, SavePictures
 
 
 def _fit(model: torch.nn.Module, callback: SavePictures, tmp_path: Path, epochs: int = 1) -> None:
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
+        tmp_path,
         max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        callbacks=[callback],
         limit_train_batches=3,
         limit_val_batches=0,
-        default_root_dir=str(tmp_path),
-        callbacks=[callback],
     )
     trainer.fit(RBMSystem(model, eval_log_z="none"), DigitsDataModule(batch_size=50))
 

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
+from _trainer import quiet_trainer
 
 from seqboltz.models import BernoulliRBM, StructuredOutputCRBM
 from seqboltz.training import RBMSystem
@@ -68,15 +68,7 @@ def test_validation_logs_output_and_subset_error() -> None:
     torch.manual_seed(0)
     model = StructuredOutputCRBM(4, 3, n_cond=5, inference="exact_map")
     system = RBMSystem(model, k=1, lr=0.1, weight_decay=0.0)
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(max_epochs=2)
     trainer.fit(system, train_dataloaders=train, val_dataloaders=val)
     expected = model.prediction_errors(y[:70], x[:70])
     metrics = trainer.callback_metrics

@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from _trainer import quiet_trainer
 
 from seqboltz.data import ArrayDataModule, DigitsDataModule
 from seqboltz.eval import exact_log_partition, log_likelihood
@@ -21,22 +22,6 @@ from seqboltz.models import (
 )
 from seqboltz.training import RBMSystem
 from seqboltz.training._system import chain_noise, mode_noise
-
-
-def _trainer(tmp_path: Path | None = None, **kwargs: object) -> L.Trainer:
-    defaults: dict[str, object] = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-    }
-    if tmp_path is not None:
-        defaults["default_root_dir"] = str(tmp_path)
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)  # type: ignore[arg-type]
 
 
 def _gaussian_data(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -61,7 +46,7 @@ def test_training_improves_exact_log_likelihood(digits: DigitsDataModule, persis
     system = RBMSystem(model, k=1, persistent=persistent, lr=0.05, init_from_data=False)
     test = digits.eval_tensor()
     before = log_likelihood(model, test, exact_log_partition(model)).mean()
-    _trainer(max_epochs=15).fit(system, digits)
+    quiet_trainer(max_epochs=15).fit(system, digits)
     after = log_likelihood(model, test, exact_log_partition(model)).mean()
     assert after > before + 5.0, (before, after)
     if persistent:
@@ -91,7 +76,7 @@ def test_cd_k_loss_is_the_free_energy_difference(closed_form: bool) -> None:
 def test_pcd_chains_persist_and_are_checkpointed(digits: DigitsDataModule, tmp_path: Path) -> None:
     torch.manual_seed(0)
     system = RBMSystem(BernoulliRBM(64, 16), persistent=True, n_chains=37)
-    trainer = _trainer(tmp_path, max_steps=5, enable_checkpointing=True)
+    trainer = quiet_trainer(tmp_path, max_steps=5, enable_checkpointing=True)
     trainer.fit(system, digits)
     assert system.chains is not None and system.chains.shape == (37, 64)
     ckpt = next(tmp_path.rglob("*.ckpt"))
@@ -127,7 +112,7 @@ def test_momentum_schedule(digits: DigitsDataModule) -> None:
             if idx == 0:
                 seen.append(trainer.optimizers[0].param_groups[0]["momentum"])
 
-    _trainer(max_epochs=3, limit_train_batches=2, callbacks=[Spy()]).fit(system, digits)
+    quiet_trainer(max_epochs=3, limit_train_batches=2, callbacks=[Spy()]).fit(system, digits)
     assert seen == [0.5, 0.9, 0.9]
 
 
@@ -136,7 +121,7 @@ def test_gaussian_sigma_stays_within_bounds_under_aggressive_updates() -> None:
     dm = ArrayDataModule.from_arrays(data[:400], data[400:500], data[500:], "gaussian", 50)
     model = GaussianBernoulliRBM(10, 6, min_sigma=0.5, max_sigma=1.5)
     system = RBMSystem(model, lr=0.05, sigma_lr_scale=20.0)
-    _trainer(max_epochs=5, gradient_clip_val=10.0).fit(system, dm)
+    quiet_trainer(max_epochs=5, gradient_clip_val=10.0).fit(system, dm)
     assert torch.all(model.sigma >= 0.5 - 1e-6) and torch.all(model.sigma <= 1.5 + 1e-6)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -146,7 +131,7 @@ def test_sparsity_target_lowers_mean_activation(digits: DigitsDataModule) -> Non
         torch.manual_seed(0)
         model = BernoulliRBM(64, 16)
         system = RBMSystem(model, lr=0.05, sparsity_target=0.05, sparsity_cost=sparsity_cost)
-        _trainer(max_epochs=5).fit(system, digits)
+        quiet_trainer(max_epochs=5).fit(system, digits)
         with torch.no_grad():
             return float(model.hidden_probs(digits.train_tensor).mean())
 
@@ -162,7 +147,7 @@ def test_divergence_stops_with_a_clear_message(digits: DigitsDataModule, closed_
         model, lr=10.0, init_from_data=False, divergence_threshold=1e8, closed_form=closed_form
     )
     with pytest.raises(FloatingPointError, match=r"training diverged at epoch 0, step \d+"):
-        _trainer(max_epochs=3).fit(system, dm)
+        quiet_trainer(max_epochs=3).fit(system, dm)
 
 
 def test_nan_batch_is_rejected() -> None:
@@ -183,11 +168,11 @@ def test_wrong_batch_shape_is_rejected() -> None:
 
 def test_model_and_data_mismatch_is_reported(digits: DigitsDataModule) -> None:
     with pytest.raises(ValueError, match=r"784 visible units but the data .* has 64 features"):
-        _trainer(max_steps=1).fit(RBMSystem(BernoulliRBM(784, 10)), digits)
+        quiet_trainer(max_steps=1).fit(RBMSystem(BernoulliRBM(784, 10)), digits)
     with pytest.raises(
         ValueError, match="gaussian visibles but DigitsDataModule provides bernoulli"
     ):
-        _trainer(max_steps=1).fit(RBMSystem(GaussianBernoulliRBM(64, 10)), digits)
+        quiet_trainer(max_steps=1).fit(RBMSystem(GaussianBernoulliRBM(64, 10)), digits)
 
 
 @pytest.mark.parametrize(
@@ -208,7 +193,7 @@ def test_test_loop_reports_exact_log_likelihood(digits: DigitsDataModule) -> Non
     torch.manual_seed(0)
     model = BernoulliRBM(64, 10)
     system = RBMSystem(model, eval_log_z="auto")
-    trainer = _trainer(max_epochs=2)
+    trainer = quiet_trainer(max_epochs=2)
     trainer.fit(system, digits)
     (metrics,) = trainer.test(system, digits, verbose=False)
     expected = log_likelihood(model, digits.eval_tensor(), exact_log_partition(model)).mean()
@@ -312,7 +297,7 @@ def test_percloss_learns_a_structured_mapping() -> None:
     model = StructuredOutputCRBM(8, 6, n_cond=8)
     before = float((model.predict(x, "map") != y).float().mean())
     system = RBMSystem(model, k=1, negative="perceptron", lr=0.1, weight_decay=0.0)
-    _trainer(max_epochs=15).fit(system, train_dataloaders=loader)
+    quiet_trainer(max_epochs=15).fit(system, train_dataloaders=loader)
     after = float((model.predict(x, "map") != y).float().mean())
     assert before > 0.3 and after < 0.02, (before, after)
 
@@ -444,7 +429,7 @@ def _fit(kind: str, closed_form: bool, **trainer_kwargs: object) -> tuple[RBMSys
     kwargs: dict[str, object] = {"max_epochs": 2, "precision": "64-true"}
     kwargs.update(trainer_kwargs)
     loader = torch.utils.data.DataLoader(batches, batch_size=None)  # type: ignore[arg-type]
-    _trainer(**kwargs).fit(system, train_dataloaders=loader)
+    quiet_trainer(**kwargs).fit(system, train_dataloaders=loader)
     return system, counter.calls
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import inspect
 import math
+from functools import partial
 from typing import Any
 
 import lightning as L
 import pytest
 import torch
+from _trainer import quiet_trainer
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from seqboltz.data import DigitsDataModule
@@ -17,20 +19,7 @@ from seqboltz.models import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.training import RBMSystem
 from seqboltz.training._system import _FusedMomentumSGD
 
-
-def _trainer(**kwargs: Any) -> L.Trainer:
-    defaults: dict[str, Any] = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
-    }
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
+_trainer = partial(quiet_trainer, limit_val_batches=0)
 
 
 @pytest.fixture(scope="module")
