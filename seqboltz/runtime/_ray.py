@@ -30,6 +30,9 @@ __all__ = ["ChunkTask", "ray_map_chunks", "run_synthesis_ray"]
 ChunkTask = Callable[[SynthesisJob, list[int]], dict[str, list[Any]]]
 ChunkResults = Iterator[dict[str, list[Any]]]
 
+#: seconds an interrupted run waits for its cancelled tasks to end
+_CANCEL_WAIT_S = 60.0
+
 
 def _import_ray() -> Any:
     try:
@@ -49,7 +52,9 @@ def ray_map_chunks(
     Args:
         task: the per-chunk function (the one-machine one by default).
         max_retries: times Ray reruns a chunk whose worker died or which raised; after that the
-            run stops with :class:`RuntimeError` (a rerun resumes it).
+            run stops with :class:`RuntimeError` (a rerun resumes it). The chunks still running
+            then are ended with their workers (a file being written is left as a hidden
+            temporary file, ``.seq_….tmp``, which a rerun ignores).
         num_cpus: CPUs a task holds (each chunk runs one single-threaded ONNX session).
     """
     ray = _import_ray()
@@ -70,9 +75,15 @@ def ray_map_chunks(
                         f"{max_retries} retries: {type(cause).__name__}: {cause}; "
                         "rerun the same command to resume"
                     ) from None
-        finally:
-            for ref in pending:  # an interrupted run leaves no task behind
-                ray.cancel(ref)
+        finally:  # an interrupted run leaves no task behind
+            for ref in pending:
+                # force: a running chunk ends with its worker. Without it Ray raises
+                # KeyboardInterrupt wherever the task happens to be, say halfway through its
+                # first `import onnx`, and reuses the worker with that module half-initialised:
+                # every chunk it runs after that fails, a resume in this process included.
+                ray.cancel(ref, force=True)
+            if pending:  # and nothing of this run writes once it has returned
+                ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT_S)
 
     return map_chunks
 

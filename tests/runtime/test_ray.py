@@ -1,12 +1,14 @@
 """``seqboltz synthesize --ray`` on a local Ray cluster that this module starts (2 CPUs): the
 files equal a one-machine run byte for byte, a task whose worker dies is retried without
-rewriting or duplicating a file, and an interrupted run resumes to the same files."""
+rewriting or duplicating a file, an interrupted run ends the chunks still running with their
+workers, and it resumes to the same files."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,27 @@ def _die_once(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
 def _fail_at_4(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
     """The real chunk, except that the chunk holding sequence 4 always fails."""
     if 4 in indices:
+        raise OSError("the shared disk went away")
+    return _run_chunk(job, indices)
+
+
+def _fail_at_4_beside_a_long_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
+    """The real chunk, except: the chunk of sequence 6 runs for a minute (it writes its
+    worker's pid to ``long-started``, and ``interrupted`` if something raises inside it), and
+    the chunk of sequence 4 fails once that one is running."""
+    folder = Path(job.out).parent
+    if 6 in indices:
+        (folder / "long-starting").write_text(str(os.getpid()))
+        (folder / "long-starting").rename(folder / "long-started")
+        try:
+            time.sleep(60)
+        except BaseException:
+            (folder / "interrupted").touch()
+            raise
+    if 4 in indices:
+        deadline = time.monotonic() + 60
+        while not (folder / "long-started").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         raise OSError("the shared disk went away")
     return _run_chunk(job, indices)
 
@@ -125,3 +148,34 @@ def test_without_ray_the_flag_is_one_line(
     err = capsys.readouterr().err
     needs = "--ray needs Ray: pip install 'seqboltz[distributed]'"
     assert err == f"seqboltz synthesize: error: {needs}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_stopped_run_ends_its_running_chunks_with_their_workers(
+    cluster: None, crbm_path: tuple[Any, Path], tmp_path: Path
+) -> None:
+    """A chunk still running when the run stops is ended with its worker, not interrupted
+    inside it: Ray's KeyboardInterrupt lands wherever the task is (in the middle of a first
+    ``import onnx``, say), and the worker, reused with that module half-initialised, fails
+    every chunk it runs after that, a resume's included."""
+    out = tmp_path / "ray"
+    job = SynthesisJob(model=str(crbm_path[1]), out=str(out), **COMMON)
+    with pytest.raises(RuntimeError, match=r"sequences 4\.\.5 failed after 0 retries: OSError"):
+        run_synthesis_ray(job, progress=False, task=_fail_at_4_beside_a_long_chunk, max_retries=0)
+    worker = int((tmp_path / "long-started").read_text())
+    deadline = time.monotonic() + 10  # its exit is reported as it closes its sockets
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(worker), "the long chunk's worker lives on"
+    assert not (tmp_path / "interrupted").exists()
+    assert not list(out.glob("seq_00000[67].npy"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
