@@ -10,11 +10,13 @@ configuration, ``--frames`` frames are generated frame by frame with the seed→
   ``--gibbs-steps`` k: an artifact with that k on its card (the card's k runs with the Gibbs-step
   Loop written out), and the k = 30 artifact run at that k (through its Loop); with a seqboltz
   from before ``max_gibbs_steps`` (for before/after), one artifact per k, k unrolled at export;
-* the runtime in blocks (``--block-frames``, default 16): ``Artifact.generate``, which
-  advances ``block`` frames a call (``Artifact.steps``: a straight-line graph of ``block``
-  frames at the card's k, the ``Loop`` over frames at another k), timed over the whole call
-  (frames/s) and per call (p50/p99 ms/step: from a call's start to the next call's, over
-  its frames), after a warm-up call that builds its sessions;
+* the runtime in blocks (``--block-frames``, default 16 and 64, a row each):
+  ``Artifact.generate`` with ``block_frames = block``, which advances ``block`` frames a call
+  (``Artifact.steps``: straight-line graphs of ``block``, ``block // 4``, … frames at the
+  card's k, the ``Loop`` over frames at another k), timed over the whole call (frames/s) and
+  per call (p50/p99 ms/step: from a call's start to the next call's, over its frames), after
+  a warm-up call that builds its sessions; "Loop only" rows run every block through the
+  ``Loop`` (no straight-line graph), at the largest block;
 * the pure-compute ceiling: the same step's math and noise generation in a tight numpy loop
   (no session, no I/O), batch 1, 64, 256, in float64 and float32 — float64 is what keeps a
   sequence's frames independent of its batch, so float64 / float32 is the cost of that rule.
@@ -25,6 +27,7 @@ frame of every sequence in the batch). Run from the repository root::
     python benchmarks/generate.py [--frames 200] [--threads 1] [--json PATH]
     python benchmarks/generate.py --gibbs-steps 30,10,3,1 --batches 1,256 --no-ceiling
     python benchmarks/generate.py --gibbs-steps 30,1 --batches 1,256 --no-ceiling --rounds 3
+    python benchmarks/generate.py --gibbs-steps 1 --batches 1 --block-frames 16,32,64,128
 
 With ``--rounds R`` every configuration runs ``R`` times, the rounds interleaved (all
 configurations once, then again), and the table holds each configuration's median round; the
@@ -113,9 +116,9 @@ def time_blocks(
     straight: bool = True,
 ) -> dict[str, float]:
     """The runtime's frames/s generating in blocks (``Artifact.generate``, ``block`` frames a
-    call), over the whole call; a first call of two blocks and two frames builds and warms the
-    sessions. ``straight=False``: every block through the ``Loop`` over frames (no
-    straight-line graph), as before the block graph."""
+    call), over the whole call; a first call of two blocks and two frames, and one of each
+    smaller straight-line block, build and warm the sessions. ``straight=False``: every block
+    through the ``Loop`` over frames (no straight-line graph), as before the block graph."""
     from seqboltz.runtime import _artifact
 
     art = load_artifact(path, threads=threads)
@@ -135,6 +138,9 @@ def time_blocks(
     art.steps = timed  # type: ignore[method-assign]
     try:
         art.generate(2 * block + 2, seed=1, count=batch, **kwargs)  # the block's and Loop's
+        sizes = [size for size, _ in getattr(art, "_ladder", list)()]  # block, block // 4, …
+        if len(sizes) > 1:  # one call of each straight-line block
+            art.generate(sum(sizes) + 2, seed=1, count=batch, **kwargs)
         calls.clear()
         t0 = time.perf_counter()
         art.generate(frames, seed=0, count=batch, **kwargs)
@@ -197,14 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,64,256", help="batches of the runtime rows")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the numpy ceiling rows")
     parser.add_argument(
-        "--block-frames", type=int, default=16, help="frames a call of the block rows (0: none)"
+        "--block-frames",
+        default="16,64",
+        help="frames a call of the block rows, comma-separated, a row each (0: none)",
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="interleaved rounds; the table shows medians"
     )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.block_frames < 0:
-        parser.error("--rounds takes an integer >= 1 and --block-frames one >= 0")
+    blocks = [int(x) for x in args.block_frames.split(",") if int(x)]
+    if args.rounds < 1 or min(blocks, default=1) < 1:
+        parser.error("--rounds takes an integer >= 1 and --block-frames integers >= 0")
     ks = [int(x) for x in args.gibbs_steps.split(",")]
     batches = [int(x) for x in args.batches.split(",")]
     if min(ks) < 1 or min(batches) < 1:
@@ -250,26 +259,27 @@ def main(argv: list[str] | None = None) -> int:
                         ),
                     )
                 )
-        for card_k, k, label in runs if args.block_frames else ():
-            for b in batches:
-                configs.append(
-                    (
-                        f"runtime in blocks of {args.block_frames} (generate)" + label,
-                        b,
-                        lambda b=b, k=k, path=paths[card_k]: time_blocks(
-                            path, b, args.frames, args.threads, k, args.block_frames
-                        ),
+        for card_k, k, label in runs:
+            for block in blocks:
+                for b in batches:
+                    configs.append(
+                        (
+                            f"runtime in blocks of {block} (generate)" + label,
+                            b,
+                            lambda b=b, k=k, path=paths[card_k], block=block: time_blocks(
+                                path, b, args.frames, args.threads, k, block
+                            ),
+                        )
                     )
-                )
-        for card_k, k, label in runs if args.block_frames else ():  # the blocks' Loop alone
+        for card_k, k, label in runs if blocks else ():  # the largest blocks' Loop alone
             if card_k != k:
                 continue
             configs.append(
                 (
-                    f"runtime in blocks of {args.block_frames}, Loop only (generate)" + label,
+                    f"runtime in blocks of {max(blocks)}, Loop only (generate)" + label,
                     1,
                     lambda k=k, path=paths[card_k]: time_blocks(
-                        path, 1, args.frames, args.threads, k, args.block_frames, straight=False
+                        path, 1, args.frames, args.threads, k, max(blocks), straight=False
                     ),
                 )
             )
@@ -324,11 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         tag = "" if k == K else f", k = {k}"
         runtime = results.get(f"runtime (onnxruntime, float64){tag} b1")
         eager = results.get(f"torch eager (float64){tag} b1")
-        blocks = results.get(f"runtime in blocks of {args.block_frames} (generate){tag} b1")
-        for label, got in (
-            ("runtime", runtime),
-            (f"runtime in blocks of {args.block_frames}", blocks),
-        ):
+        rows_b1 = [("runtime", runtime)] + [
+            (
+                f"runtime in blocks of {block}",
+                results.get(f"runtime in blocks of {block} (generate){tag} b1"),
+            )
+            for block in blocks
+        ]
+        for label, got in rows_b1:
             if got and eager:
                 ratio = got["frames_per_s"] / eager["frames_per_s"]
                 at_p50 = got["p50_frames_per_s"] / eager["p50_frames_per_s"]

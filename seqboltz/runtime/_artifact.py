@@ -35,12 +35,17 @@ __all__ = ["Artifact", "ArtifactError", "load_artifact"]
 
 CARD_KEY = "seqboltz.card"
 SUPPORTED_SCHEMA = 1
-#: the most nodes of a straight-line block graph (:meth:`Artifact.steps` with ``blocks``): 16
-#: frames at k = 1 of the benchmark's CRBM (222 nodes) and of the embedded residual CRBMs (526
-#: and 565) ran 7-14 % faster at batch 1 than the ``Loop`` over frames (the same at batch 64);
-#: at k = 30 (250 nodes a frame) blocks of 4 were no faster and took 0.1 s to build, 16 0.56 s
-#: (``benchmarks/results_s10_runtime.md``)
-BLOCK_NODES = 600
+#: the most nodes a frame of a straight-line block graph may have (:meth:`Artifact.steps`
+#: with ``blocks``; the block's own bookkeeping aside): at k = 1 the benchmark's CRBM has 13
+#: and the embedded residual CRBMs 32 and 34, and their blocks ran 7-14 % faster at batch 1
+#: than the ``Loop`` over frames (the same at batch 64); at k = 30 (187 a frame) blocks of 4
+#: were no faster and took 0.1 s to build, 16 0.56 s (``benchmarks/results_s10_runtime.md``).
+#: Session 10's rule, 600 nodes for a block of 16, was 37.5 a frame.
+BLOCK_NODES = 40
+#: the straight-line block sizes of :attr:`Artifact.block_frames` ``= n``: ``n``, ``n // 4``,
+#: ``n // 16``, … while more than one frame; :meth:`Artifact.steps` runs the largest that fit,
+#: the rest through the ``Loop`` (or :meth:`Artifact.step` for one frame)
+BLOCK_LADDER = 4
 #: the most rows × Gibbs steps for which :meth:`Artifact.generate` runs blocks through the
 #: ``Loop`` over frames (where there is no straight-line block graph): at k = 1 the ``Loop``
 #: was 1.8× / 1.2× frame by frame at batch 1 / 256, at k = 30 1.1× at batch 1 but 0.92× at
@@ -125,15 +130,20 @@ class Artifact:
     #: several-frames graph; ``None``: :meth:`steps` calls :meth:`step` frame by frame
     step_graph: bytes | None = field(default=None, repr=False)
     _loop_session: Any = field(default=None, init=False, repr=False, compare=False)
-    #: frames :meth:`generate` advances a call (:meth:`steps` with ``blocks``), and of one
-    #: straight-line block of it at the card's ``k`` where that graph is small
-    #: (:data:`BLOCK_NODES`): ``n ≥ block_frames`` frames are whole blocks and the rest goes
-    #: through the ``Loop``; ``1``: :meth:`generate` steps frame by frame
-    block_frames: int = 16
+    #: frames :meth:`generate` advances a call (:meth:`steps` with ``blocks``), and of the
+    #: largest straight-line block at the card's ``k`` where that graph is small
+    #: (:data:`BLOCK_NODES`; smaller blocks of :data:`BLOCK_LADDER` take the rest, then the
+    #: ``Loop``); ``1``: :meth:`generate` steps frame by frame. 64: at batch 1, k = 1, 8 %
+    #: more frames/s than 16 (``benchmarks/results_s11_runtime.md``); a call's noise is
+    #: rows × 64 × k × W floats
+    block_frames: int = 64
     _frames_sessions: dict[bool, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _block_sessions: dict[int, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _ladders: dict[int, list[tuple[int, Any]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _lock: threading.Lock = field(
@@ -308,16 +318,17 @@ class Artifact:
         ONNX ``Loop`` over frames, :func:`~seqboltz.runtime._frames.frames_graph`);
         ``style``/``controls`` ``(B, S)`` hold for every frame.
 
-        ``blocks`` (what :meth:`generate` uses): at the card's ``k``, whole blocks of
-        :attr:`block_frames` frames run as one straight-line graph each
-        (:func:`~seqboltz.runtime._frames.block_graph`, where it has at most
-        :data:`BLOCK_NODES` nodes), the rest through the ``Loop``; the same bits."""
+        ``blocks`` (what :meth:`generate` uses): at the card's ``k``, whole blocks run as one
+        straight-line graph each (:func:`~seqboltz.runtime._frames.block_graph`, where a frame
+        of it has at most :data:`BLOCK_NODES` nodes), the largest first (:attr:`block_frames`,
+        then :data:`BLOCK_LADDER` times fewer frames), the rest through the ``Loop``; the same
+        bits."""
         if noise.ndim != 4 or noise.shape[1] < 1:
             raise ArtifactError(f"noise must have shape (B, n >= 1, k, W); got {noise.shape}")
         card_k = self.loop_graph is None or noise.shape[2] == self.gibbs_steps
-        b, n, size = noise.shape[0], noise.shape[1], self.block_frames
-        block = self._block() if blocks and card_k and 1 < size <= n else None
-        if block is None:
+        b, n = noise.shape[0], noise.shape[1]
+        ladder = self._ladder() if blocks and card_k else ()
+        if not ladder or n < ladder[-1][0]:
             return self._steps_loop(history, noise, style, controls, card_k)
         feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
         frames = np.empty((b, n, self.frame_size))
@@ -325,12 +336,13 @@ class Artifact:
         del feeds["noise"]
         noise = np.ascontiguousarray(noise, dtype=np.float64)
         t = 0
-        while n - t >= size:
-            feeds[BLOCK + "history"] = window
-            feeds[BLOCK + "noise"] = noise[:, t : t + size]
-            frames[:, t : t + size] = block.run(["frames"], feeds)[0]
-            _shift(window, frames[:, t : t + size])
-            t += size
+        for size, block in ladder:
+            while n - t >= size:
+                feeds[BLOCK + "history"] = window
+                feeds[BLOCK + "noise"] = noise[:, t : t + size]
+                frames[:, t : t + size] = block.run(["frames"], feeds)[0]
+                _shift(window, frames[:, t : t + size])
+                t += size
         if t == n - 1:
             frames[:, t] = self.step(window, noise[:, t], style, controls)
         elif t < n:
@@ -362,29 +374,45 @@ class Artifact:
         out: np.ndarray = session.run(["frames"], feeds)[0]
         return out
 
-    def _block(self) -> Any:
-        """The session of the straight-line graph of :attr:`block_frames` frames at the card's
-        ``k`` (:func:`~seqboltz.runtime._frames.block_graph`, created on first use, once), or
+    def _ladder(self) -> list[tuple[int, Any]]:
+        """``(frames, session)`` of each straight-line block :meth:`steps` runs, largest first:
+        :attr:`block_frames` frames, then :data:`BLOCK_LADDER` times fewer while more than one
+        (:meth:`_block` each; sizes without a graph left out); empty: none."""
+        ladder = self._ladders.get(self.block_frames)
+        if ladder is None:
+            sizes, size = [], self.block_frames
+            while size > 1:
+                sizes.append(size)
+                size //= max(BLOCK_LADDER, 2)
+            ladder = [(size, block) for size in sizes if (block := self._block(size)) is not None]
+            self._ladders[self.block_frames] = ladder
+        return ladder
+
+    def _block(self, frames: int | None = None) -> Any:
+        """The session of the straight-line graph of ``frames`` frames (default
+        :attr:`block_frames`) at the card's ``k``
+        (:func:`~seqboltz.runtime._frames.block_graph`, created on first use, once), or
         ``None`` where there is none: no :attr:`step_graph`, a frame graph that keeps a
-        subgraph, or a block graph of more than :data:`BLOCK_NODES` nodes (there the ``Loop``
-        over frames is as fast, and builds in less time)."""
-        if self.step_graph is None:
+        subgraph, or more than :data:`BLOCK_NODES` nodes a frame (there the ``Loop`` over
+        frames is as fast, and builds in less time)."""
+        size = self.block_frames if frames is None else frames
+        if self.step_graph is None or size < 1:
             return None
         with self._lock:
-            if self.block_frames not in self._block_sessions:
+            if size not in self._block_sessions:
                 import onnx
 
-                self._block_sessions[self.block_frames] = None
+                self._block_sessions[size] = None
                 frame = onnx.load_from_string(self.step_graph)
-                sizes = (self.order, self.frame_size, self.gibbs_steps, self.block_frames)
+                sizes = (self.order, self.frame_size, self.gibbs_steps, size)
                 try:
                     proto = block_graph(frame, *sizes)
                 except ValueError:
                     return None
-                if len(proto.graph.node) <= BLOCK_NODES:
-                    session = self._session(proto.SerializeToString())
-                    self._block_sessions[self.block_frames] = session
-            return self._block_sessions[self.block_frames]
+                first = BLOCK + "0/"  # frame 0's nodes: each frame has as many
+                if sum(n.output[0].startswith(first) for n in proto.graph.node) <= BLOCK_NODES:
+                    self._block_sessions[size] = self._session(proto.SerializeToString())
+            return self._block_sessions[size]
 
     def _frames(self, card_k: bool) -> Any:
         """The session of the several-frames graph of :attr:`step_graph` (``card_k``) or

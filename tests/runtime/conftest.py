@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -27,6 +28,29 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _one_by_one(
+    art: Any,
+    history: np.ndarray,
+    noise: np.ndarray,
+    style: np.ndarray | None = None,
+) -> np.ndarray:
+    """``n`` calls of ``art.step`` (``noise (B, n, k, W)``), the window shifted in numpy:
+    ``(B, n, D)``, the frames every several-frames path must give bit for bit."""
+    window, frames = history.copy(), []
+    for t in range(noise.shape[1]):
+        v = art.step(window, noise[:, t], style, None)
+        frames.append(v)
+        window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
+    return np.stack(frames, axis=1)
+
+
+@pytest.fixture(scope="session")
+def one_by_one() -> Callable[..., np.ndarray]:
+    """:func:`_one_by_one`: frame by frame through ``step``, the reference of the block and
+    ``Loop`` tests (``test_frames.py``, ``test_blocks.py``)."""
+    return _one_by_one
 
 
 @pytest.fixture(scope="session")

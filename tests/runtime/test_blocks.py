@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from seqboltz.errors import ModelDiverged
 from seqboltz.noise import gibbs_uniforms, sequence_rng
 from seqboltz.runtime import load_artifact
-from seqboltz.runtime._frames import block_graph, frames_graph
+from seqboltz.runtime._frames import BLOCK, block_graph, frames_graph
 
 D, ORDER, K = 8, 3, 5
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,21 +32,12 @@ def frame_by_frame(art, n_frames: int, **kwargs):  # type: ignore[no-untyped-def
     return stream, stream.run(art.step, n_frames)
 
 
-def one_by_one(art, history, noise, style=None):  # type: ignore[no-untyped-def]
-    """``n`` calls of ``step``, the window shifted in numpy: ``(B, n, D)``."""
-    window, frames = history.copy(), []
-    for t in range(noise.shape[1]):
-        v = art.step(window, noise[:, t], style, None)
-        frames.append(v)
-        window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
-    return np.stack(frames, axis=1)
-
-
-@pytest.mark.parametrize("block", [2, 4, 7, 16])
+@pytest.mark.parametrize("block", [2, 4, 7, 16, 64])
 @pytest.mark.parametrize("k", [K, 1, 2])
 def test_generate_in_blocks_equals_frame_by_frame(crbm_path, k: int, block: int) -> None:
-    """Three seeds, 23 frames (a partial last block for every block size but 1 frame over),
-    4 sequences: the same bits as frame by frame, and the streams end in the same state."""
+    """Three seeds, 23 frames (a partial last block for every block size but 1 frame over;
+    blocks of 64 run 23 frames as 16 + 4 + 3), 4 sequences: the same bits as frame by frame,
+    and the streams end in the same state."""
     _, path = crbm_path
     art = replace(load_artifact(path), block_frames=block)
     seeds = np.random.default_rng(block).normal(size=(4, ORDER, D))
@@ -125,22 +116,24 @@ def test_diverging_sequences_stop_at_the_same_frames(diverging_path) -> None:
 
 
 @pytest.mark.parametrize("path", [*EMBEDDED, FIXED_K], ids=[p.name for p in [*EMBEDDED, FIXED_K]])
-def test_steps_in_blocks_on_the_embedded_and_old_artifacts(path: Path) -> None:
+def test_steps_in_blocks_on_the_embedded_and_old_artifacts(path: Path, one_by_one) -> None:
     """The embedded models (Box-Muller visible noise, style) and an artifact with ``k``
-    unrolled at export: whole blocks, a last frame through ``step`` and a rest through the
-    ``Loop`` give ``step``'s bits; the block graph drops the per-frame bookkeeping."""
-    art = replace(load_artifact(path), block_frames=4)
-    history = np.random.default_rng(1).normal(size=(3, art.order, art.frame_size))
-    style = np.linspace(-1, 1, 3)[:, None] if art.style_size else None
-    k = art.gibbs_steps
-    for n in (4, 9, 10):
+    unrolled at export: whole blocks (of 16 and of 4), a last frame through ``step`` and a
+    rest through the ``Loop`` give ``step``'s bits; the block graph drops the per-frame
+    bookkeeping."""
+    base = load_artifact(path)
+    history = np.random.default_rng(1).normal(size=(3, base.order, base.frame_size))
+    style = np.linspace(-1, 1, 3)[:, None] if base.style_size else None
+    k = base.gibbs_steps
+    for block, n in ((4, 4), (4, 9), (4, 10), (16, 23)):
+        art = replace(base, block_frames=block)
         noise = np.stack(
             [gibbs_uniforms(sequence_rng(2, i), n, k, art.noise_width) for i in range(3)]
         )
         np.testing.assert_array_equal(
             art.steps(history, noise, style, blocks=True), one_by_one(art, history, noise, style)
         )
-    assert art._block() is not None
+        assert art._block() is not None
     frame = onnx.load_from_string(art.step_graph)
     block = block_graph(frame, art.order, art.frame_size, k, 8)
     per_frame = (len(block.graph.node) - 4) / 8  # Split, Reshape ×2, Concat of the frames
@@ -152,7 +145,7 @@ def test_steps_in_blocks_on_the_embedded_and_old_artifacts(path: Path) -> None:
     assert not any("noise" == x for n in block.graph.node for x in n.input)
 
 
-def test_another_k_and_the_loop_graph_have_no_block(crbm_path) -> None:
+def test_another_k_and_the_loop_graph_have_no_block(crbm_path, one_by_one) -> None:
     """The Gibbs-step ``Loop`` is a subgraph: no block graph (``ValueError``); ``steps`` with
     ``blocks`` at another ``k`` goes through the ``Loop`` over frames, with the same bits; and
     ``steps`` without ``blocks`` (the service's call) builds no block graph at the card's k."""
@@ -232,22 +225,56 @@ def test_a_graph_that_reads_the_whole_window() -> None:
     assert not any(n.op_type in ("Shape", "Identity") for n in block.graph.node)
 
 
-def test_a_large_block_graph_is_not_built(crbm_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A block graph of more than ``BLOCK_NODES`` nodes is not built: the ``Loop`` over frames
-    instead, the same bits; within the budget, the block graph."""
+def test_a_large_block_graph_is_not_built(
+    crbm_path, one_by_one, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block graph of more than ``BLOCK_NODES`` nodes a frame is not built: the ``Loop``
+    over frames instead, the same bits; within the budget, the block graph."""
     from seqboltz.runtime import _artifact
 
     _, path = crbm_path
     base = load_artifact(path)
-    nodes = len(block_graph(onnx.load_from_string(base.step_graph), ORDER, D, K, 4).graph.node)
+    block = block_graph(onnx.load_from_string(base.step_graph), ORDER, D, K, 4)
+    nodes = [n for n in block.graph.node if n.output[0].startswith(BLOCK + "3/")]  # frame 3's
+    assert len(nodes) * 4 < len(block.graph.node)
     history = np.random.default_rng(4).normal(size=(2, ORDER, D))
     noise = np.random.default_rng(5).random((2, 11, K, base.noise_width))
     want = one_by_one(base, history, noise)
-    for budget, built in ((nodes, True), (nodes - 1, False)):
+    for budget, built in ((len(nodes), True), (len(nodes) - 1, False)):
         monkeypatch.setattr(_artifact, "BLOCK_NODES", budget)
         art = replace(base, block_frames=4)
         np.testing.assert_array_equal(art.steps(history, noise, blocks=True), want)
         assert (art._block() is not None) == built
+        assert len(art._ladder()) == built
+
+
+def test_steps_run_the_largest_blocks_first(crbm_path, one_by_one) -> None:
+    """Blocks of 16 make the ladder 16, 4: 39 frames are two blocks of 16, one of 4, and 3
+    frames through the ``Loop``; 37 frames end with one frame through ``step``; 64 frames on
+    an artifact of blocks of 64 are one call. The same bits every way."""
+    _, path = crbm_path
+    base = load_artifact(path)
+    history = np.random.default_rng(6).normal(size=(3, ORDER, D))
+    noise = np.random.default_rng(7).random((3, 64, K, base.noise_width))
+    for block, n, want_calls in ((16, 39, [16, 16, 4]), (16, 37, [16, 16, 4]), (64, 64, [64])):
+        art = replace(base, block_frames=block)
+        assert [size for size, _ in art._ladder()] == [s for s in (64, 16, 4) if s <= block]
+        calls: list[int] = []
+        art._ladders[block] = [(size, Counted(s, size, calls)) for size, s in art._ladder()]
+        got = art.steps(history, noise[:, :n], blocks=True)
+        np.testing.assert_array_equal(got, one_by_one(base, history, noise[:, :n]))
+        assert calls == want_calls
+
+
+class Counted:
+    """A block session that records the frames of each call."""
+
+    def __init__(self, session: ort.InferenceSession, frames: int, calls: list[int]) -> None:
+        self.session, self.frames, self.calls = session, frames, calls
+
+    def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append(self.frames)
+        return self.session.run(*args, **kwargs)
 
 
 def test_generate_picks_blocks_by_graph_and_size(
@@ -259,7 +286,7 @@ def test_generate_picks_blocks_by_graph_and_size(
     from seqboltz.runtime import _artifact
 
     _, path = crbm_path
-    art = load_artifact(path)
+    art = replace(load_artifact(path), block_frames=16)
     calls: list[int] = []
     steps = art.steps
 

@@ -17,19 +17,11 @@ from seqboltz.runtime._frames import frames_graph
 D, ORDER, K = 8, 3, 5
 
 
-def one_by_one(art, history, noise, style=None):  # type: ignore[no-untyped-def]
-    """``n`` calls of ``step``, the window shifted in numpy: ``(B, n, D)``."""
-    window, frames = history.copy(), []
-    for t in range(noise.shape[1]):
-        v = art.step(window, noise[:, t], style, None)
-        frames.append(v)
-        window = np.concatenate([v[:, None], window[:, :-1]], axis=1)
-    return np.stack(frames, axis=1)
-
-
 @pytest.mark.parametrize("k", [K, 2])
 @pytest.mark.parametrize("name", ["crbm", "fcrbm"])
-def test_steps_equal_step_frame_by_frame(crbm_path, fcrbm_path, name: str, k: int) -> None:
+def test_steps_equal_step_frame_by_frame(
+    crbm_path, fcrbm_path, one_by_one, name: str, k: int
+) -> None:
     """Five sequences, 1 and 9 frames, at the card's ``k`` (the unrolled graph) and another
     (the Gibbs-step loop inside the loop over frames): the same bits as ``step``."""
     _, path = crbm_path if name == "crbm" else fcrbm_path
