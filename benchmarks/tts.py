@@ -25,7 +25,8 @@ whole prompts held out by a hash of their text):
    their text with *predicted* durations (ridge duration model), started from the training
    prompts' mean first frames (silence), and the real recordings, decoded by PocketSphinx:
    prompt identification with a grammar of every prompt text, and WER with its general
-   language model. PocketSphinx also aligned the training corpus.
+   language model, with 95 % bootstrap intervals over prompts of the WER and (paired) of its
+   ratio to the real recordings'. PocketSphinx also aligned the training corpus.
 
 Run from the repository root::
 
@@ -495,8 +496,9 @@ def intelligibility(
     out: dict[str, dict[str, Any]] = {}
     short = [len(prompt_words(t)) <= 2 for t in texts]
     for name, ws in waves.items():
-        hits, homophone, errors, words = [], [], 0, 0
-        hyps = []
+        hits, homophone, hyps = [], [], []
+        errors: list[int] = []
+        words: list[int] = []
         for i, (w, text) in enumerate(zip(ws, texts, strict=True)):
             hyp = rec.identify(w, rate)
             hyps.append(" ".join(hyp))
@@ -504,7 +506,7 @@ def intelligibility(
             homophone.append(rec.same_prompt(hyp, prompt_words(text)))
             if i < wer_prompts:
                 e, n = word_error_rate(prompt_words(text), rec.transcribe(w, rate))
-                errors, words = errors + e, words + n
+                errors, words = [*errors, e], [*words, n]
         h, s_ = np.array(hits), np.array(short)
         out[name] = {
             "identified": float(h.mean()),
@@ -512,17 +514,51 @@ def intelligibility(
             "identified_short": float(h[s_].mean()) if s_.any() else math.nan,
             "identified_long": float(h[~s_].mean()) if (~s_).any() else math.nan,
             "short_prompts": int(s_.sum()),
-            "wer": errors / max(words, 1),
+            "wer": sum(errors) / max(sum(words), 1),
+            "wer_errors": errors,
+            "wer_words": words,
             "prompts": len(ws),
             "wer_prompts": min(wer_prompts, len(ws)),
             "hypotheses": hyps,
         }
         print(
-            f"recognised {name}: " + str({k: v for k, v in out[name].items() if k != "hypotheses"}),
+            f"recognised {name}: "
+            + str({k: v for k, v in out[name].items() if k not in HIDDEN_KEYS}),
             file=sys.stderr,
             flush=True,
         )
+    wer_intervals(out)
     return out
+
+
+HIDDEN_KEYS = ("hypotheses", "wer_errors", "wer_words")
+
+
+def wer_intervals(
+    out: dict[str, dict[str, Any]], reference: str = "real recordings", n_resamples: int = 2000
+) -> None:
+    """Adds to each system of :func:`intelligibility`'s ``out`` a 95 % bootstrap interval of
+    its WER (``Σ errors / Σ words`` over resampled prompts) and, paired (the same resampled
+    prompts), of its WER's ratio to ``reference``'s."""
+    if reference not in out or not out[reference]["wer_words"]:
+        return
+    ref_e = np.array(out[reference]["wer_errors"], dtype=float)
+    ref_n = np.array(out[reference]["wer_words"], dtype=float)
+    idx = np.random.default_rng(0).integers(0, len(ref_e), size=(n_resamples, len(ref_e)))
+    ref_wer = ref_e[idx].sum(axis=1) / np.maximum(ref_n[idx].sum(axis=1), 1)
+    for v in out.values():
+        e = np.array(v["wer_errors"], dtype=float)
+        n = np.array(v["wer_words"], dtype=float)
+        if len(e) != len(ref_e):
+            continue
+        wer = e[idx].sum(axis=1) / np.maximum(n[idx].sum(axis=1), 1)
+        v["wer_ci"] = [float(x) for x in np.percentile(wer, [2.5, 97.5])]
+        v["wer_ratio"] = v["wer"] / out[reference]["wer"] if out[reference]["wer"] else math.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = wer / ref_wer  # inf where a resample has no real errors
+        ratio = ratio[~np.isnan(ratio)]  # 0/0: a resample with no words wrong in either
+        # nearest rank, not interpolation: the upper end may be inf (no real errors drawn)
+        v["wer_ratio_ci"] = [float(x) for x in np.percentile(ratio, [2.5, 97.5], method="nearest")]
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -932,8 +968,17 @@ def print_tables(r: dict[str, Any]) -> None:
             "\nintelligibility on test prompts (PocketSphinx), synthesised with predicted durations"
         )
         keys = ["identified", "identified_homophones", "identified_short", "identified_long"]
+        ci = lambda v, key: "[{:.3f}, {:.3f}]".format(*v[key]) if key in v else ""  # noqa: E731
         rows = [
-            [k, *[v.get(m, math.nan) for m in keys], v["wer"], r["peak_level"].get(k, math.nan)]
+            [
+                k,
+                *[v.get(m, math.nan) for m in keys],
+                v["wer"],
+                ci(v, "wer_ci"),
+                v.get("wer_ratio", math.nan),
+                ci(v, "wer_ratio_ci"),
+                r["peak_level"].get(k, math.nan),
+            ]
             for k, v in r["intelligibility"].items()
         ]
         print(
@@ -945,10 +990,13 @@ def print_tables(r: dict[str, Any]) -> None:
                     "1-2 words",
                     "3+ words",
                     "WER",
+                    "95 %",
+                    "× real",
+                    "95 %",
                     "peak |x|",
                 ],
                 rows,
-                [0, 3, 3, 3, 3, 3, 3],
+                [0, 3, 3, 3, 3, 3, 0, 2, 0, 3],
             )
         )
 
