@@ -331,18 +331,24 @@ class Artifact:
         if not ladder or n < ladder[-1][0]:
             return self._steps_loop(history, noise, style, controls, card_k)
         feeds = self._feeds(history, noise[:, 0], style, controls)  # checks frame 0's inputs
-        frames = np.empty((b, n, self.frame_size))
-        window = np.array(feeds.pop("history"))  # a copy: shifted in place
+        feeds[BLOCK + "history"] = feeds.pop("history")
         del feeds["noise"]
         noise = np.ascontiguousarray(noise, dtype=np.float64)
+        if n == ladder[0][0]:  # one block: its frames as they come
+            feeds[BLOCK + "noise"] = noise
+            out: np.ndarray = ladder[0][1].run(["frames"], feeds)[0]
+            return out
+        frames = np.empty((b, n, self.frame_size))
+        window = np.array(feeds[BLOCK + "history"])  # a copy: shifted in place
         t = 0
         for size, block in ladder:
             while n - t >= size:
                 feeds[BLOCK + "history"] = window
                 feeds[BLOCK + "noise"] = noise[:, t : t + size]
                 frames[:, t : t + size] = block.run(["frames"], feeds)[0]
-                _shift(window, frames[:, t : t + size])
                 t += size
+                if t < n:
+                    _shift(window, frames[:, t - size : t])
         if t == n - 1:
             frames[:, t] = self.step(window, noise[:, t], style, controls)
         elif t < n:

@@ -506,17 +506,21 @@ class FrameStream:
         first non-finite one are accepted and returned (fewer than ``n``: the stream is then
         at that frame, its noise not drawn, as if those frames had been pushed one by one)."""
         k, w = self.spec.gibbs_steps, self.spec.noise_width
-        noise = np.empty((self.batch, n, k, w))
-        for row, rng in enumerate(self._rngs):
-            noise[row] = gibbs_uniforms(rng, n, k, w)
+        if self.batch == 1:  # no copy into a batch
+            noise = gibbs_uniforms(self._rngs[0], n, k, w)[None]
+        else:
+            noise = np.empty((self.batch, n, k, w))
+            for row, rng in enumerate(self._rngs):
+                noise[row] = gibbs_uniforms(rng, n, k, w)
         frames = np.asarray(steps(self.window, noise, self.style, self.controls))
         if frames.shape != (self.batch, n, self.spec.frame_size):
             raise ValueError(
                 f"steps must return ({self.batch}, {n}, {self.spec.frame_size}); got {frames.shape}"
             )
-        finite = np.isfinite(frames).all(axis=(0, 2))
-        good = n if finite.all() else int(np.argmin(finite))
-        frames = frames[:, :good]
+        good = n
+        if not np.isfinite(frames).all():
+            good = int(np.argmin(np.isfinite(frames).all(axis=(0, 2))))
+            frames = frames[:, :good]
         window = self.window.copy()
         _shift(window, frames)
         self.window = window
