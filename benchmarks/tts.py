@@ -22,8 +22,9 @@ whole prompts held out by a hash of their text):
    mode) is scored on the **validation** prompts; each family's best by MCD (with every
    generation mode of the chosen residual CRBM) is scored once on the **test** prompts.
 4. **Intelligibility** (:mod:`seqboltz.speech._recognize`): the test prompts synthesised from
-   their text with *predicted* durations (ridge duration model), started from the training
-   prompts' mean first frames (silence), and the real recordings, decoded by PocketSphinx:
+   their text with *predicted* durations (ridge duration model; ``--intel-durations natural``:
+   the aligned ones, to separate the durations' errors from the spectra's), started from the
+   training prompts' mean first frames (silence), and the real recordings, decoded by PocketSphinx:
    prompt identification with a grammar of every prompt text, and WER with its general
    language model, with 95 % bootstrap intervals over prompts of the WER and (paired) of its
    ratio to the real recordings'. PocketSphinx also aligned the training corpus.
@@ -623,6 +624,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--wer-prompts", type=int, default=20, help="test prompts decoded freely for WER"
     )
+    parser.add_argument(
+        "--intel-durations",
+        choices=["predicted", "natural"],
+        default="predicted",
+        help="durations of the decoded synthetic speech: the duration model's (from text) or "
+        "the aligned ones (to tell the durations' share of the WER from the spectra's)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tts_bench")
@@ -874,7 +882,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 4. intelligibility: held-out prompts synthesised from text with predicted durations
     if not args.no_intelligibility:
         assert dm.duration_model is not None
-        _, p_ctl = predicted_controls(test, dm.duration_model)
+        if args.intel_durations == "natural":
+            p_ctl = list(t_controls)
+        else:
+            _, p_ctl = predicted_controls(test, dm.duration_model)
         silence = np.mean([z[:order] for z in clips], axis=0)  # the training prompts' start
         p_seeds = [silence] * len(test)
         waves_by: dict[str, list[np.ndarray]] = {
@@ -965,7 +976,8 @@ def print_tables(r: dict[str, Any]) -> None:
         print(markdown_table(["system", *metrics, "MCD - linear"], rows, [0] * 6))
     if r.get("intelligibility"):
         print(
-            "\nintelligibility on test prompts (PocketSphinx), synthesised with predicted durations"
+            "\nintelligibility on test prompts (PocketSphinx), synthesised with "
+            f"{r.get('settings', {}).get('intel_durations', 'predicted')} durations"
         )
         keys = ["identified", "identified_homophones", "identified_short", "identified_long"]
         ci = lambda v, key: "[{:.3f}, {:.3f}]".format(*v[key]) if key in v else ""  # noqa: E731
