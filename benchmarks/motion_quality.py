@@ -126,6 +126,9 @@ REALISM = {
     "frechet": "Fréchet",
     "foot_skating": "foot skating",
 }
+#: reported beside them, not counted: the Fréchet distance pooled over clips per seed, as FID
+#: is computed (its interval resamples the seeds only)
+POOLED = {"frechet_pooled": "Fréchet, pooled"}
 
 
 def target_report(rows: list[dict[str, Any]], baseline_name: str, n_boot: int) -> str:
@@ -151,15 +154,27 @@ def target_report(rows: list[dict[str, Any]], baseline_name: str, n_boot: int) -
             cells.append(f"{title} {mean:+.3g} [{low:+.3g}, {high:+.3g}] ({verdict})")
         lines.append(f"  {row['model']}: " + "; ".join(cells))
         lines.append(f"    wins {wins}/4, overlaps {ties}/4 (target: >= 3 wins, no loss)")
+        for key, title in POOLED.items():
+            if key not in row.get("cells", {}) or key not in base.get("cells", {}):
+                continue
+            mean, low, high = paired_difference(row, base, key, n_boot)
+            (lo_a, hi_a), (lo_b, hi_b) = row[f"{key}_ci"], base[f"{key}_ci"]
+            verdict = "wins" if hi_a < lo_b else "loses" if lo_a > hi_b else "overlaps"
+            lines.append(
+                f"    beside them, {title}: {row[key]:.4g} against {base[key]:.4g}, "
+                f"{mean:+.3g} [{low:+.3g}, {high:+.3g}] ({verdict})"
+            )
     real = next((r for r in rows if r["model"] == REAL_NAME), None)
     if real is not None:  # the ceiling: real training motion scored like a generation
         cells = []
-        for key in ("npss", "pskl", "frechet"):
-            if f"{key}_ci" not in real:
+        for key in ("npss", "pskl", "frechet", "frechet_pooled"):
+            if f"{key}_ci" not in real and key not in real:
                 continue
-            (lo_a, hi_a), (lo_b, hi_b) = real[f"{key}_ci"], base[f"{key}_ci"]
+            (lo_a, hi_a) = real.get(f"{key}_ci", (real[key], real[key]))
+            (lo_b, hi_b) = base[f"{key}_ci"]
             verdict = "wins" if hi_a < lo_b else "loses" if lo_a > hi_b else "overlaps"
-            cells.append(f"{REALISM[key]} {real[key]:.4g} against {base[key]:.4g} ({verdict})")
+            title = {**REALISM, **POOLED}[key]
+            cells.append(f"{title} {real[key]:.4g} against {base[key]:.4g} ({verdict})")
         lines.append(f"  {REAL_NAME}, real training motion: " + "; ".join(cells))
     return "\n".join(lines)
 
@@ -188,7 +203,9 @@ def training_seed_report(
         seeds = [r["label"].rsplit("@", 1)[1] for r in runs]
         lines.append(f"  {name}, {len(runs)} training runs (seeds {', '.join(seeds)}):")
         per: dict[str, Any] = {}
-        for key, title in REALISM.items():
+        for key, title in {**REALISM, **POOLED}.items():
+            if any(key not in r.get("cells", {}) for r in [*runs, base]):
+                continue
             cells = np.stack([np.asarray(r["cells"][key], dtype=np.float64) for r in runs])
             ref = np.asarray(base["cells"][key], dtype=np.float64)
             diff = bootstrap_ci(cells - ref[None], n_boot=n_boot)
@@ -210,8 +227,9 @@ def training_seed_report(
                 f"({verdict}); difference {diff[0]:+.3g} [{diff[1]:+.3g}, {diff[2]:+.3g}]; "
                 f"per run {runs_text}; runs winning {run_wins}/{len(runs)}"
             )
-        wins = sum(v["pooled_verdict"] == "wins" for v in per.values())
-        losses = sum(v["pooled_verdict"] == "loses" for v in per.values())
+        counted = [v for k, v in per.items() if k in REALISM]
+        wins = sum(v["pooled_verdict"] == "wins" for v in counted)
+        losses = sum(v["pooled_verdict"] == "loses" for v in counted)
         lines.append(f"    pooled: wins {wins}/4, loses {losses}/4 (target: >= 3 wins, no loss)")
         figures[name] = {"seeds": seeds, "measures": per, "wins": wins, "losses": losses}
     return "\n".join(lines), figures

@@ -105,11 +105,19 @@ _COLUMNS: dict[str, tuple[str, int]] = {
     "pskl": ("PSKL, mean of both ↓", 3),
     "ps_entropy": ("PS entropy", 3),
     "frechet": ("Fréchet pose+vel ↓", 1),
+    "frechet_pooled": ("Fréchet, pooled ↓", 1),
     "foot_skating": ("foot skating ↓", 2),
     "std_within": ("dims in 0.5–2× (last 10 s)", 2),
     "diversity": ("diversity across seeds", 2),
     "copy_distance": ("nearest-train distance", 2),
 }
+
+
+#: columns with one value per seed, not per clip × seed: ``frechet_pooled`` is the Fréchet
+#: distance of all held-out clips' generations of one seed pooled against all held-out frames,
+#: as FID pools a model's samples (Heusel et al. 2017); ``frechet`` scores each generation
+#: alone, which also rewards a generation for wandering over more of the held-out poses
+_POOLED = ("frechet_pooled",)
 
 
 class SplitView:
@@ -298,8 +306,12 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
     poses = np.concatenate([p for _, p, _ in test_body])
     spread = pose_spread(poses)
     body.real["diversity"] = (spread, spread, spread)
+    # real motion on the pooled protocol: every training frame against every held-out frame.
+    # (The per-generation column has no real value: a real clip is shorter than a 60-s
+    # generation, and one scored alone against the pool scores worse than the models do;
+    # benchmarks/motion_real_frechet.py, session 11.)
     fd = frechet_distance(train_features, real_features)
-    body.real["frechet"] = (fd, fd, fd)
+    body.real["frechet_pooled"] = (fd, fd, fd)
     ref.body = body
     return ref
 
@@ -438,7 +450,8 @@ def score_generations(
             f"got shape {gens.shape}"
         )
     n_seeds, n_clips, _, dim = gens.shape
-    tables = {k: np.full((n_clips, n_seeds), np.nan) for k in _COLUMNS}
+    tables = {k: np.full((n_clips, n_seeds), np.nan) for k in _COLUMNS if k not in _POOLED}
+    features: dict[tuple[int, int], np.ndarray] = {}
     tables["foot_contact"] = np.full((n_clips, n_seeds), np.nan)
     last = round(10 * ref.fps)
     body = ref.body
@@ -473,7 +486,8 @@ def score_generations(
                 exploded += 1
                 continue
             poses[c, s] = pose
-            tables["frechet"][c, s] = body.real_features.distance(pose_velocity_features(pose, vel))
+            features[c, s] = pose_velocity_features(pose, vel)
+            tables["frechet"][c, s] = body.real_features.distance(features[c, s])
             if body.feet:
                 skate, contact = foot_skating(
                     pos[:, body.feet], ref.fps, body.floor, body.threshold, body.up_axis
@@ -496,6 +510,14 @@ def score_generations(
     # captured clips; the tables themselves are kept, so two rows can be compared clip by
     # clip (:func:`paired_difference`)
     tables = {key: group_phase_copies(table, ref.groups) for key, table in tables.items()}
+    if body is not None:  # one value per seed: every clip's generation of that seed pooled
+        pooled = [
+            body.real_features.distance(np.concatenate([features[c, s] for c in range(n_clips)]))
+            if all((c, s) in features for c in range(n_clips))
+            else np.nan
+            for s in range(n_seeds)
+        ]
+        tables["frechet_pooled"] = np.asarray(pooled, dtype=np.float64)[None, :]
     row["cells"] = {key: table.tolist() for key, table in tables.items()}
     for key, table in tables.items():
         if np.isnan(table).all():
@@ -660,10 +682,19 @@ class SequenceEvaluation:
         ]
         if len(self.reference) > 1:
             notes.append(
-                f"{REAL_NAME}: the held-out clips' own values, except NPSS, PSKL and Fréchet, "
-                "which score real *training* motion against the held-out clips as a generation "
-                "is scored (NPSS and PSKL with training motion of the held-out clip's kind where "
-                "the data names kinds): what a model that generated real motion would get."
+                f"{REAL_NAME}: the held-out clips' own values, except NPSS, PSKL and the pooled "
+                "Fréchet distance, which score real *training* motion against the held-out clips "
+                "as a generation is scored (NPSS and PSKL with training motion of the held-out "
+                "clip's kind where the data names kinds; Fréchet with every training frame): "
+                "what a model that generated real motion would get. The per-generation Fréchet "
+                "distance has no real value: a real clip is shorter than a generation."
+            )
+        if any("frechet_pooled" in r for r in self.rows):
+            notes.append(
+                "Fréchet, pooled: every held-out clip's generation of one seed pooled against "
+                "every held-out frame, as FID pools a model's samples; the mean over seeds, "
+                "its interval resampling the seeds only. Fréchet pose+vel scores each "
+                "generation alone, which also rewards wandering over more of the held-out poses."
             )
         if "length_unit" in s:
             notes.append(

@@ -212,6 +212,19 @@ def test_reference_finds_the_feet_and_the_copy_check_catches_replayed_training_m
     row_g = score_generations("glide", glide, ref, n_boot=100)
     assert np.isnan(row_g["diversity"])  # one seed: no pair to compare
     assert row_g["frechet"] > row_h["frechet"]
+    # pooled (as FID): the held-out clips replayed, pooled, are the reference itself (but for
+    # their first frames, the start)
+    assert row_h["frechet_pooled"] < 0.01 * row_g["frechet_pooled"]
+    assert row_h["cells"]["frechet_pooled"] == [[row_h["frechet_pooled"]]]  # one per seed
+    assert row_g["frechet_pooled"] > row_h["frechet_pooled"]
+    assert "frechet_pooled" in real and "frechet" not in real  # real: pooled protocol only
+    two_seeds = score_generations("two", np.concatenate([held, glide]), ref, n_boot=100)
+    np.testing.assert_allclose(
+        two_seeds["cells"]["frechet_pooled"][0],
+        [row_h["frechet_pooled"], row_g["frechet_pooled"]],
+        rtol=1e-9,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.slow
