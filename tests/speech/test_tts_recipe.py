@@ -6,7 +6,7 @@ Why steps: the hybrid's network (``FitConditionalMean``) leaves its plateau afte
 Adam steps, whatever an epoch holds; 10 epochs were enough on the Asterisk prompts (853
 batches each) and far too few on 2 minutes of CMU ARCTIC ``slt``. Why not the lowest
 ``val_mean_error``: on ``slt`` it rose all through training while the free-running MCD fell,
-and selecting on it kept the plateau's model (benchmarks/results_s11_tts.md).
+and selecting on it kept the plateau's model (benchmarks/RESULTS.md, "Text-to-speech, session 11").
 """
 
 from __future__ import annotations
