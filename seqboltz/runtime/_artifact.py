@@ -133,9 +133,9 @@ class Artifact:
     #: frames :meth:`generate` advances a call (:meth:`steps` with ``blocks``), and of the
     #: largest straight-line block at the card's ``k`` where that graph is small
     #: (:data:`BLOCK_NODES`; smaller blocks of :data:`BLOCK_LADDER` take the rest, then the
-    #: ``Loop``); ``1``: :meth:`generate` steps frame by frame. 64: at batch 1, k = 1, 8 %
-    #: more frames/s than 16 (``benchmarks/results_s11_runtime.md``); a call's noise is
-    #: rows × 64 × k × W floats
+    #: ``Loop``); ``1``: :meth:`generate` steps frame by frame. 64: at batch 1, k = 1, 6-8 %
+    #: more frames/s than 16 and as fast as 128, which takes twice as long to build
+    #: (``benchmarks/results_s11_runtime.md``); a call's noise is rows × 64 × k × W floats
     block_frames: int = 64
     _frames_sessions: dict[bool, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
