@@ -1,4 +1,5 @@
-"""Audio files: reading (any rate, resampled), atomic WAV writing, and log-mel spectrograms.
+"""Audio files: reading (any rate, resampled), atomic WAV writing, log-mel spectrograms, and
+the soft limiter that keeps synthesised speech from clipping.
 
 Reading and writing go through soundfile (libsndfile), resampling through soxr (libsoxr),
 log-mel spectrograms through :mod:`seqboltz.speech._dsp` (numpy): all of it torch-free.
@@ -14,7 +15,23 @@ import numpy as np
 from seqboltz._io import atomic_path
 from seqboltz.speech._base import SpeechFeatureError
 
-__all__ = ["AudioFileError", "log_mel_spectrogram", "read_audio", "resample", "write_wav"]
+__all__ = [
+    "LIMIT_CEILING",
+    "LIMIT_KNEE",
+    "AudioFileError",
+    "log_mel_spectrogram",
+    "read_audio",
+    "resample",
+    "soft_limit",
+    "write_wav",
+]
+
+LIMIT_KNEE = 0.9
+"""Sample magnitude below which :func:`soft_limit` leaves speech unchanged (real speech and
+WORLD's resynthesis of it peak below it: 0.65 and 0.91 on CMU ARCTIC slt's test prompts)."""
+
+LIMIT_CEILING = 0.98
+"""Magnitude :func:`soft_limit` approaches and never reaches (0.18 dB below full scale)."""
 
 
 class AudioFileError(SpeechFeatureError):
@@ -69,8 +86,44 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return np.asarray(soxr.resample(wave, int(orig_rate), int(new_rate), quality="HQ"))
 
 
+def soft_limit(
+    wave: np.ndarray, knee: float = LIMIT_KNEE, ceiling: float = LIMIT_CEILING
+) -> np.ndarray:
+    """Samples above ``knee`` in magnitude bent smoothly towards ``ceiling``, never reaching it.
+
+    ``knee + (ceiling − knee)·tanh((|x| − knee)/(ceiling − knee))``, sign kept; samples at or
+    below ``knee`` are returned unchanged. The curve is continuous with slope 1 at the knee and
+    monotone. It acts on each sample alone (no gain, no state), so limiting an utterance whole
+    or chunk by chunk gives the same samples.
+
+    Args:
+        wave: samples, any shape.
+        knee, ceiling: ``0 < knee < ceiling <= 1``.
+
+    Returns:
+        float64 samples of the same shape, ``|y| < ceiling``.
+    """
+    if not 0.0 < knee < ceiling <= 1.0:
+        raise ValueError(f"need 0 < knee < ceiling <= 1, got knee {knee}, ceiling {ceiling}")
+    x = np.asarray(wave, dtype=np.float64)
+    mag = np.abs(x)
+    over = mag > knee
+    if not over.any():
+        return x
+    span = ceiling - knee
+    # tanh rounds to 1 in float64 far above the knee: stay strictly below the ceiling
+    bent = np.minimum(knee + span * np.tanh((mag[over] - knee) / span), np.nextafter(ceiling, 0))
+    out = x.copy()
+    out[over] = np.sign(x[over]) * bent
+    return out
+
+
 def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) -> Path:
     """Write 16-bit PCM mono WAV atomically (a temporary file, then a rename).
+
+    Samples beyond ±1 are clipped there (a last guard: :meth:`WorldFeatures.synthesize
+    <seqboltz.speech.WorldFeatures.synthesize>` already limits its output with
+    :func:`soft_limit`, so speech it made never reaches them).
 
     Raises:
         AudioFileError: a wave that is not ``(N,)`` finite samples.

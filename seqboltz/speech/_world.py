@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from seqboltz.speech._audio import soft_limit
 from seqboltz.speech._base import SpeechFeatureError, SpeechFeatures
 
 __all__ = [
@@ -237,8 +238,12 @@ class WorldFeatures(SpeechFeatures):
         ``N = T · frame_period · sample_rate / 1000`` samples.
 
         A frame is voiced where its ``voiced`` value is above 0.5; its F0 is then
-        ``exp(log F0)`` clipped to ``[f0_floor, f0_ceil]``. ``clip``: limit the samples to
-        [-1, 1] (``False``: as WORLD made them, e.g. to scale a loud utterance down instead).
+        ``exp(log F0)`` clipped to ``[f0_floor, f0_ceil]``. ``clip``: pass the samples through
+        :func:`~seqboltz.speech._audio.soft_limit` (unchanged up to 0.9 in magnitude, bent
+        smoothly above it, always below 0.98: WORLD's pulses from generated frames reach 2.3
+        on ARCTIC, and a hard clip at ±1 flattened them); ``False``: as WORLD made them (e.g.
+        to scale a loud utterance down instead). The limiter acts on each sample alone, so
+        synthesising a prompt whole or in chunks limits the same samples the same way.
         """
         frames = self.check_frames(frames)
         pyworld, pysptk = _vocoder()
@@ -256,7 +261,7 @@ class WorldFeatures(SpeechFeatures):
             self.sample_rate,
             self.frame_period,
         )
-        return np.asarray(np.clip(wave, -1.0, 1.0) if clip else wave)
+        return soft_limit(wave) if clip else np.asarray(wave)
 
 
 def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray, floor: float) -> np.ndarray:
