@@ -41,6 +41,7 @@ import numpy as np
 from seqboltz._io import atomic_write
 from seqboltz.runtime._artifact import Artifact, ArtifactError, load_artifact
 from seqboltz.runtime._stream import FrameStream
+from seqboltz.speech._audio import soft_limit as _soft_limit
 from seqboltz.speech._voice import TextPlan, VoiceCard, VoiceError
 
 __all__ = ["PEAK", "AudioChunker", "Speech", "TextToSpeech", "load_voice", "soft_limit"]
@@ -169,19 +170,11 @@ def _picture(path: Path, speech: Speech) -> None:
 
 
 def soft_limit(wave: np.ndarray, knee: float = 0.8, peak: float = PEAK) -> np.ndarray:
-    """Samples above ``knee`` in magnitude bent smoothly towards ``peak`` (never reached):
-    ``knee + (peak − knee)·tanh((|x| − knee)/(peak − knee))``, sign kept; below the knee the
-    samples are unchanged. Memoryless, so a stream can limit each chunk as it goes."""
-    x = np.asarray(wave, dtype=np.float64)
-    mag = np.abs(x)
-    over = mag > knee
-    if not over.any():
-        return x
-    span = peak - knee
-    out = x.copy()
-    bent = np.minimum(knee + span * np.tanh((mag[over] - knee) / span), np.nextafter(peak, 0.0))
-    out[over] = np.sign(x[over]) * bent  # tanh rounds to 1 in float64 far above the knee
-    return out
+    """The stream's limiter: :func:`seqboltz.speech._audio.soft_limit` (samples above
+    ``knee`` bent smoothly towards ``peak``, never reaching it; below the knee unchanged) at
+    the runtime's knee and :data:`PEAK`. Memoryless, so a stream can limit each chunk as it
+    goes."""
+    return _soft_limit(wave, knee, peak)
 
 
 class AudioChunker:
