@@ -135,7 +135,7 @@ class Artifact:
     #: (:data:`BLOCK_NODES`; smaller blocks of :data:`BLOCK_LADDER` take the rest, then the
     #: ``Loop``); ``1``: :meth:`generate` steps frame by frame. 64: at batch 1, k = 1, 6-8 %
     #: more frames/s than 16 and as fast as 128, which takes twice as long to build
-    #: (``benchmarks/results_s11_runtime.md``); a call's noise is rows × 64 × k × W floats
+    #: (``benchmarks/RESULTS.md``, session 11); a call's noise is rows × 64 × k × W floats
     block_frames: int = 64
     _frames_sessions: dict[bool, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
