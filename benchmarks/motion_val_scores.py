@@ -2,9 +2,9 @@
 
 For choosing between recipe variants without touching the test clips: each checkpoint
 generates 60 s from every validation clip's start for 5 seeds at the k its intercept was
-re-centred at (else 1), scored by the motion report (``score_generations`` through
-``SplitView``); AR (order 3) is scored once on the same starts and seeds. Prints one line per
-model and writes the means as JSON.
+re-centred at (else 1), scored by the motion report (``tune_motion.validation_rows``: the
+report's ``score_generations`` through ``SplitView``); AR is scored on the same starts and
+seeds. Prints one line per model and writes the values as JSON.
 
     python benchmarks/motion_val_scores.py out.json a@0=runs/a/…/best.ckpt b@0=runs/b/…/best.ckpt
 """
@@ -18,20 +18,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `tune_motion` when run as a script
+
+from tune_motion import validation_rows
+
 from seqboltz._io import atomic_write
-from seqboltz.eval._cli import datamodule_from_checkpoint
-from seqboltz.eval._sequence_report import (
-    SplitView,
-    ar_row,
-    generate_seeds,
-    model_generator,
-    motion_reference,
-    score_generations,
-)
-from seqboltz.models import load_model, recentred_gibbs_steps
+from seqboltz.models import recentred_gibbs_steps
 
 KEYS = ("npss", "pskl", "frechet", "frechet_pooled", "foot_skating", "std_ratio_median")
 
@@ -50,19 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         name, sep, path = spec.partition("=")
         if not sep:
             parser.error(f"{spec!r}: give NAME=PATH")
-        model = load_model(path).double().eval()
-        dm = datamodule_from_checkpoint(path)
-        dm.prepare_data()
-        dm.setup("fit")
-        view = SplitView(dm, "val")
-        ref = motion_reference(view)
-        starts = np.stack([c[: model.order] for c in view.clips("test")])
-        seeds, n = list(range(args.seeds)), round(args.seconds * ref.fps)
         k = recentred_gibbs_steps(path) or 1
-        gens = generate_seeds(model_generator(model, view, k), starts, n, seeds)
-        row = score_generations(name, gens, ref, n_boot=1)
+        row, peer = validation_rows(path, args.seeds, args.seconds, k)
         if "AR" not in out:
-            peer = ar_row(dm, ref, 3, seeds, n, n_boot=1)
             out["AR"] = {key: peer[key] for key in KEYS}
             print("AR", {key: round(peer[key], 3) for key in KEYS}, flush=True)
         out[name] = {key: row[key] for key in KEYS}

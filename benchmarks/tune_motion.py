@@ -100,19 +100,21 @@ def overrides(params: dict[str, Any], root: Path, data_path: str | None) -> list
     return args
 
 
-def validation_realism(checkpoint: Path, seeds: int, seconds: float) -> dict[str, Any]:
-    """The chosen checkpoint's realism on the validation clips: its row, AR's, and the score."""
+def validation_rows(
+    checkpoint: str | Path, seeds: int, seconds: float, gibbs_steps: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint's motion-report row on its validation clips, and AR's (order 3 … the
+    model's order) on the same starts and seeds: ``seconds`` of generation from every
+    validation clip's start for seeds ``0 … seeds - 1`` at ``gibbs_steps``."""
     import numpy as np
 
     from seqboltz.eval._cli import datamodule_from_checkpoint
     from seqboltz.eval._sequence_report import (
-        REALISM_KEYS,
         SplitView,
         ar_row,
         generate_seeds,
         model_generator,
         motion_reference,
-        realism_score,
         score_generations,
     )
     from seqboltz.models import load_model
@@ -125,13 +127,16 @@ def validation_realism(checkpoint: Path, seeds: int, seconds: float) -> dict[str
     ref = motion_reference(view)
     starts = np.stack([c[: model.order] for c in view.clips("test")])
     n, seed_list = round(seconds * ref.fps), list(range(seeds))
-    row = score_generations(
-        "model",
-        generate_seeds(model_generator(model, view, 1), starts, n, seed_list),
-        ref,
-        n_boot=1,
-    )
-    peer = ar_row(dm, ref, int(model.order), seed_list, n, n_boot=1)
+    gens = generate_seeds(model_generator(model, view, gibbs_steps), starts, n, seed_list)
+    row = score_generations("model", gens, ref, n_boot=1)
+    return row, ar_row(dm, ref, int(model.order), seed_list, n, n_boot=1)
+
+
+def validation_realism(checkpoint: Path, seeds: int, seconds: float) -> dict[str, Any]:
+    """The chosen checkpoint's realism on the validation clips: its row, AR's, and the score."""
+    from seqboltz.eval._sequence_report import REALISM_KEYS, realism_score
+
+    row, peer = validation_rows(checkpoint, seeds, seconds)
     out = {"score": realism_score(row, peer)}
     for key in REALISM_KEYS:
         out[key], out[f"{key}_ar"] = row[key], peer[key]
