@@ -73,3 +73,29 @@ def test_the_callback_records_the_k_it_matched_and_keeps_it_over_a_resume() -> N
     other_k = RecentreIntercept(gibbs_steps=5)
     other_k.on_load_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
     assert not other_k._matched  # matched at another k until it re-centres
+
+
+@pytest.mark.realdata
+def test_a_fitted_checkpoint_records_the_recentred_k_beside_the_model(tmp_path) -> None:
+    """A real fit: the callback's record survives the system's own checkpoint entry."""
+    from _trainer import quiet_trainer
+
+    from seqboltz.data import MotionDataModule, motion_fixture_folder
+    from seqboltz.models import load_model, recentred_gibbs_steps
+    from seqboltz.training import RBMSystem
+
+    dm = MotionDataModule(path=str(motion_fixture_folder("cmu_daz_bvh")), order=3)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = ResidualCRBM(dm.n_features, 8, order=3, train_linear=False, max_radius=0.99)
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, log_every_n_steps=1
+    )
+    callback = RecentreIntercept(gibbs_steps=2)
+    trainer.callbacks.append(callback)
+    trainer.fit(RBMSystem(model, eval_log_z="none"), datamodule=dm)
+    assert callback.last_shift is not None  # it re-centred before the validation
+    path = tmp_path / "fitted.ckpt"
+    trainer.save_checkpoint(path)
+    assert recentred_gibbs_steps(path) == 2
+    assert isinstance(load_model(path), ResidualCRBM)  # the model's own entry is intact
