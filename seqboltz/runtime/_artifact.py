@@ -39,7 +39,7 @@ SUPPORTED_SCHEMA = 1
 #: with ``blocks``; the block's own bookkeeping aside): at k = 1 the benchmark's CRBM has 13
 #: and the embedded residual CRBMs 32 and 34, and their blocks ran 7-14 % faster at batch 1
 #: than the ``Loop`` over frames (the same at batch 64); at k = 30 (187 a frame) blocks of 4
-#: were no faster and took 0.1 s to build, 16 0.56 s (``benchmarks/results_s10_runtime.md``).
+#: were no faster and took 0.1 s to build, 16 0.56 s (``benchmarks/RESULTS.md``, session 10).
 #: Session 10's rule, 600 nodes for a block of 16, was 37.5 a frame.
 BLOCK_NODES = 40
 #: the straight-line block sizes of :attr:`Artifact.block_frames` ``= n``: ``n``, ``n // 4``,
@@ -49,7 +49,7 @@ BLOCK_LADDER = 4
 #: the most rows × Gibbs steps for which :meth:`Artifact.generate` runs blocks through the
 #: ``Loop`` over frames (where there is no straight-line block graph): at k = 1 the ``Loop``
 #: was 1.8× / 1.2× frame by frame at batch 1 / 256, at k = 30 1.1× at batch 1 but 0.92× at
-#: batch 256 (``benchmarks/results_s10_runtime.md``)
+#: batch 256 (``benchmarks/RESULTS.md``, session 10)
 LOOP_ROWS = 256
 COMMON_FIELDS = ("schema_version", "name", "kind", "frame_size", "n_hidden", "noise_rule")
 REQUIRED_FIELDS = {
