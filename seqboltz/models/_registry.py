@@ -65,13 +65,20 @@ def model_from_spec(spec: dict[str, Any]) -> EnergyModel:
     return _REGISTRY[kind](**spec.get("init_args", {}))
 
 
-def save_model(model: EnergyModel, path: str | Path, data: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: EnergyModel,
+    path: str | Path,
+    data: dict[str, Any] | None = None,
+    recentred_gibbs_steps: int | None = None,
+) -> Path:
     """Write ``model`` as a minimal seqboltz checkpoint (its spec and weights, the layout
     :class:`~seqboltz.training.RBMSystem` writes) that :func:`load_model` reads; returns ``path``.
 
     ``data`` is the DataModule record ``{"class_path", "init_args"}`` to keep beside it (as a
     trained checkpoint keeps its own), so that ``seqboltz evaluate`` and ``export`` rebuild the
-    data of a model assembled outside a fit (e.g. a stacked :class:`TwoLayerCRBM`).
+    data of a model assembled outside a fit (e.g. a stacked :class:`TwoLayerCRBM`);
+    ``recentred_gibbs_steps`` the ``k`` its intercept was re-centred at, if it was
+    (:func:`recentred_gibbs_steps` reads it back).
     """
     path = Path(path)
     state = {f"energy_model.{k}": t for k, t in model.state_dict().items()}
@@ -85,6 +92,8 @@ def save_model(model: EnergyModel, path: str | Path, data: dict[str, Any] | None
             "class_path": data["class_path"],
             "init_args": dict(data.get("init_args") or {}),
         }
+    if recentred_gibbs_steps is not None:
+        meta["recentred_gibbs_steps"] = int(recentred_gibbs_steps)
     entry = {"seqboltz": meta, "state_dict": state}
     atomic_write(path, lambda f: torch.save(entry, f))
     return path

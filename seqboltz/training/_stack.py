@@ -76,14 +76,16 @@ def stack_checkpoints(
         )
     model = TwoLayerCRBM.from_layers(lower, top).double()  # type: ignore[arg-type]
     record = data_record(layer1)
+    matched = None
     if recentre and isinstance(model.layer1, ResidualCRBM):
         dm = datamodule_from_checkpoint(layer1)
         dm.prepare_data()
         dm.setup("fit")
         clips = [np.asarray(c, dtype=np.float64) for c in dm.clips("train")]
         recentre_intercept(model, clips, gibbs_steps, iterations=iterations)
+        matched = gibbs_steps  # export and evaluate default to it
     record["init_args"] = {**record["init_args"], "order": model.order}
-    return save_model(model, out, data=record)
+    return save_model(model, out, data=record, recentred_gibbs_steps=matched)
 
 
 def _lower_sha256(layer2: str | Path) -> str | None:

@@ -339,11 +339,8 @@ def test_sampler_parts_that_do_not_separate_are_refused() -> None:
 def _recentred_checkpoint(tmp_path: Path, k: int) -> Path:
     from seqboltz.models import save_model
 
-    ckpt = save_model(make("crbm"), tmp_path / "m.ckpt")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    state["seqboltz"]["recentred_gibbs_steps"] = k  # as RecentreIntercept records it
-    torch.save(state, ckpt)
-    return ckpt
+    # as RecentreIntercept (and `seqboltz stack`) record it
+    return save_model(make("crbm"), tmp_path / "m.ckpt", recentred_gibbs_steps=k)
 
 
 def test_export_takes_the_k_the_intercept_was_recentred_at(

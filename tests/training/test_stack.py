@@ -11,7 +11,13 @@ import torch
 from seqboltz.cli import main
 from seqboltz.data import MotionDataModule, sha256_file
 from seqboltz.eval._cli import data_record
-from seqboltz.models import BinaryConditionalRBM, ResidualCRBM, TwoLayerCRBM, load_model
+from seqboltz.models import (
+    BinaryConditionalRBM,
+    ResidualCRBM,
+    TwoLayerCRBM,
+    load_model,
+    recentred_gibbs_steps,
+)
 from seqboltz.models._registry import save_model
 from seqboltz.training._recentre import sampler_mean_error
 
@@ -58,10 +64,12 @@ def test_stack_writes_a_recentred_model_with_its_windows(
     assert isinstance(model, TwoLayerCRBM) and model.lower == "residual"
     assert (model.order1, model.order2, model.order) == (3, 2, 5)
     assert data_record(out)["init_args"]["order"] == 5  # the stack's windows
+    assert recentred_gibbs_steps(out) == 2  # export and evaluate take the k it matched
     after = float(sampler_mean_error(model, clips, 2).norm())
     raw = tmp_path / "raw.ckpt"
     assert main(["stack", str(layer1), str(layer2), "--out", str(raw), "--no-recentre"]) == 0
     before = float(sampler_mean_error(load_model(raw).double(), clips, 2).norm())  # type: ignore[arg-type]
+    assert recentred_gibbs_steps(raw) is None  # not re-centred: nothing claimed
     assert before > 0.1 and after < 0.05 * before
 
 
