@@ -21,15 +21,20 @@ import numpy as np
 
 from seqboltz.noise import sequence_rng
 
+STABILISE_METHODS = ("scale", "clip")
+
 __all__ = [
+    "STABILISE_METHODS",
     "LinearAR",
     "RepeatLastFrame",
     "ar_spectral_radius",
+    "clip_ar_spectrum",
     "fit_linear_ar",
     "history_windows",
     "npss",
     "one_step_errors",
     "stabilise_ar",
+    "stabilised_coef",
     "std_ratio",
 ]
 
@@ -140,6 +145,16 @@ def fit_linear_ar(sequences: Sequence[np.ndarray], order: int, ridge: float = 1e
     return LinearAR(sol[:-1], sol[-1], np.cov(resid.T).reshape(targ.shape[1], targ.shape[1]))
 
 
+def _companion(coef: np.ndarray) -> np.ndarray:
+    """``(n·D, n·D)`` companion matrix of AR coefficients ``(n·D, D)`` (most recent lag first)."""
+    d = coef.shape[1]
+    order = coef.shape[0] // d
+    companion = np.zeros((order * d, order * d))
+    companion[:d] = coef.T
+    companion[d:, :-d] = np.eye((order - 1) * d)
+    return companion
+
+
 def ar_spectral_radius(coef: np.ndarray) -> float:
     """Largest eigenvalue modulus of the AR model's companion matrix.
 
@@ -152,38 +167,102 @@ def ar_spectral_radius(coef: np.ndarray) -> float:
         without bound when ``ρ > 1`` (a least-squares fit on a few seconds of motion can land
         just above 1 and blow up over a minute of generation).
     """
+    return float(np.abs(np.linalg.eigvals(_companion(coef))).max())
+
+
+def clip_ar_spectrum(coef: np.ndarray, max_radius: float) -> np.ndarray:
+    """AR coefficients whose companion roots above ``max_radius`` are moved onto that circle.
+
+    Every other root, and every root's direction ``u`` (the matrix polynomial's null vector,
+    ``(λⁿ I − Σ A_i λⁿ⁻ⁱ) u = 0``), is kept: with ``V'`` the block-Vandermonde matrix of
+    columns ``[λ'ⁿ⁻¹u; …; λ'u; u]``, ``C' = V' Λ' V'⁻¹`` is again a companion matrix, and its
+    first block row holds the new ``A_i``. Eigenvalue clipping, the simple baseline of
+    Siddiqi, Boots & Gordon (2007, "A constraint generation approach to learning stable
+    linear dynamical systems", NeurIPS). Unlike :func:`stabilise_ar`'s ``"scale"`` (every
+    root times ``γ``), it leaves the slower-than-``max_radius`` dynamics alone: on the CMU
+    selection AR's radius is 0.9992 and scaling to 0.99 damps every pose mode, while
+    clipping moves three of its 360 roots (``benchmarks/RESULTS.md``, session 12).
+
+    Args:
+        coef: ``(order·D, D)`` as :attr:`LinearAR.coef`.
+        max_radius: the largest allowed root modulus, in ``(0, 1]``.
+
+    Returns:
+        ``(order·D, D)`` coefficients with spectral radius ``<= max_radius`` (``coef``
+        itself when already inside).
+
+    Raises:
+        ValueError: the roots' directions are too close to dependent (a defective
+            companion) for the reconstruction to hold; :func:`stabilise_ar`'s ``"scale"``
+            always works.
+    """
+    if not 0 < max_radius <= 1:
+        raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
     d = coef.shape[1]
     order = coef.shape[0] // d
-    companion = np.zeros((order * d, order * d))
-    companion[:d] = coef.T
-    companion[d:, :-d] = np.eye((order - 1) * d)
-    return float(np.abs(np.linalg.eigvals(companion)).max())
+    lam, vec = np.linalg.eig(_companion(coef))
+    mod = np.abs(lam)
+    if mod.max() <= max_radius:
+        return coef
+    lam = np.where(mod > max_radius, lam * (max_radius / np.maximum(mod, 1e-300)), lam)
+    u = vec[-d:]  # the last block of [λⁿ⁻¹u; …; u] is u
+    basis = np.concatenate([u * lam[None] ** (order - 1 - j) for j in range(order)])
+    if np.linalg.cond(basis) > 1e10:
+        raise ValueError("the AR model's companion roots are too close to defective to clip")
+    first = (basis[:d] * lam[None]) @ np.linalg.inv(basis)  # first block row of V'Λ'V'⁻¹
+    if np.abs(first.imag).max() > 1e-6 * max(1.0, np.abs(first.real).max()):
+        raise ValueError("clipping the AR model's companion roots gave complex coefficients")
+    out = np.ascontiguousarray(first.real.T)
+    if ar_spectral_radius(out) > max_radius * (1 + 1e-6):
+        raise ValueError("clipping the AR model's companion roots did not bound the radius")
+    return out
 
 
-def stabilise_ar(ar: LinearAR, sequences: Sequence[np.ndarray], max_radius: float) -> LinearAR:
-    """The AR model with its companion spectrum shrunk to radius ``max_radius`` if above it.
+def stabilised_coef(coef: np.ndarray, max_radius: float, method: str = "scale") -> np.ndarray:
+    """``(order·D, D)`` AR coefficients brought inside companion radius ``max_radius``.
 
-    Scaling lag ``i``'s block ``A_i`` by ``γ^i`` multiplies every root of
+    ``"scale"``: lag ``i``'s block times ``γ^i`` with ``γ = max_radius / ρ`` (every root
+    times ``γ``); ``"clip"``: :func:`clip_ar_spectrum`. ``coef`` itself when inside.
+    """
+    if method not in STABILISE_METHODS:
+        raise ValueError(f"method must be one of {STABILISE_METHODS}; got {method!r}")
+    if not 0 < max_radius <= 1:
+        raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
+    radius = ar_spectral_radius(coef)
+    if radius <= max_radius:
+        return coef
+    if method == "clip":
+        return clip_ar_spectrum(coef, max_radius)
+    d = coef.shape[1]
+    order = coef.shape[0] // d
+    gamma = max_radius / radius
+    return coef * np.repeat(gamma ** np.arange(1, order + 1), d)[:, None]
+
+
+def stabilise_ar(
+    ar: LinearAR, sequences: Sequence[np.ndarray], max_radius: float, method: str = "scale"
+) -> LinearAR:
+    """The AR model with its companion spectrum brought inside radius ``max_radius``.
+
+    ``method="scale"``: scaling lag ``i``'s block ``A_i`` by ``γ^i`` multiplies every root of
     ``det(λⁿ - Σ A_i λⁿ⁻ⁱ) = 0`` by ``γ`` exactly, so ``γ = max_radius / ρ`` puts the
-    spectral radius at ``max_radius`` while keeping the shape of the dynamics; the intercept
-    and the residual covariance are then refitted on ``sequences`` with the new
-    coefficients. Unchanged (the same object) when ``ρ <= max_radius``.
+    spectral radius at ``max_radius`` while keeping the shape of the dynamics, but damps every
+    mode. ``method="clip"``: only the roots above ``max_radius`` move
+    (:func:`clip_ar_spectrum`). Either way the intercept and the residual covariance are
+    then refitted on ``sequences`` with the new coefficients. Unchanged (the same object)
+    when ``ρ <= max_radius``.
 
     Args:
         ar: a fitted model (:func:`fit_linear_ar`).
         sequences: its training sequences ``[(T_i, D)]``.
         max_radius: the largest allowed spectral radius, in ``(0, 1]``.
+        method: ``"scale"`` or ``"clip"`` (see above).
     """
-    if not 0 < max_radius <= 1:
-        raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
-    radius = ar_spectral_radius(ar.coef)
-    if radius <= max_radius:
+    coef = stabilised_coef(ar.coef, max_radius, method)
+    if coef is ar.coef:
         return ar
-    d, order = ar.coef.shape[1], ar.order
-    gamma = max_radius / radius
-    scale = np.repeat(gamma ** np.arange(1, order + 1), d)[:, None]
-    coef = ar.coef * scale
-    hist, targ = history_windows(sequences, order)
+    d = coef.shape[1]
+    hist, targ = history_windows(sequences, ar.order)
     resid = targ - hist.reshape(hist.shape[0], -1) @ coef
     intercept = resid.mean(0)
     resid = resid - intercept

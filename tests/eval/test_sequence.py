@@ -9,6 +9,7 @@ from seqboltz.eval._sequence import (
     LinearAR,
     RepeatLastFrame,
     ar_spectral_radius,
+    clip_ar_spectrum,
     fit_linear_ar,
     history_windows,
     npss,
@@ -114,3 +115,66 @@ def test_stabilise_ar_puts_the_spectral_radius_where_asked() -> None:
     assert stabilise_ar(stable, [x], 0.995) is stable  # already inside: unchanged
     with pytest.raises(ValueError, match="max_radius"):
         stabilise_ar(ar, [x], 1.5)
+
+
+def _roots(coef: np.ndarray) -> np.ndarray:
+    d = coef.shape[1]
+    companion = np.zeros((coef.shape[0], coef.shape[0]))
+    companion[:d], companion[d:, :-d] = coef.T, np.eye(coef.shape[0] - d)
+    return np.linalg.eigvals(companion)
+
+
+def _match(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance from a root of ``a`` to its nearest root of ``b``, both ways."""
+    dist = np.abs(a[:, None] - b[None])
+    return float(max(dist.min(1).max(), dist.min(0).max()))
+
+
+def test_clipping_moves_only_the_roots_outside_the_radius() -> None:
+    # one dimension: λ² - 1.85λ + 0.84 has roots 1.05 and 0.8; clipped: 0.99 and 0.8 exactly
+    coef = np.array([[1.85], [-0.84]])
+    clipped = clip_ar_spectrum(coef, 0.99)
+    np.testing.assert_allclose(clipped[:, 0], [0.99 + 0.8, -0.99 * 0.8], atol=1e-12)
+    # several coupled dimensions, complex pairs among the roots: the roots above 0.97 land on
+    # the circle with their phase, the others stay, and the lower blocks keep the shift form
+    rng = np.random.default_rng(0)
+    d, order = 4, 3
+    coef = rng.normal(scale=0.45, size=(order * d, d))
+    roots = _roots(coef)
+    outside = np.abs(roots) > 0.97
+    assert 0 < outside.sum() < len(roots) and np.iscomplexobj(roots)
+    clipped = clip_ar_spectrum(coef, 0.97)
+    assert clipped.shape == coef.shape and np.isrealobj(clipped)
+    expected = np.where(outside, roots * 0.97 / np.abs(roots), roots)
+    assert _match(_roots(clipped), expected) < 1e-8
+    assert ar_spectral_radius(clipped) == pytest.approx(0.97, abs=1e-9)
+    assert clip_ar_spectrum(clipped, 0.98) is clipped  # already inside: unchanged
+    # scaling moves every root instead
+    x = rng.normal(size=(200, d))
+    scaled = stabilise_ar(LinearAR(coef, np.zeros(d), np.eye(d)), [x], 0.97, method="scale")
+    gamma = 0.97 / np.abs(roots).max()
+    assert _match(_roots(scaled.coef), roots * gamma) < 1e-8
+    clip_fit = stabilise_ar(LinearAR(coef, np.zeros(d), np.eye(d)), [x], 0.97, method="clip")
+    np.testing.assert_allclose(clip_fit.coef, clipped)
+    with pytest.raises(ValueError, match="method must be one of"):
+        stabilise_ar(LinearAR(coef, np.zeros(d), np.eye(d)), [x], 0.97, method="shrink")
+    with pytest.raises(ValueError, match="max_radius"):
+        clip_ar_spectrum(coef, 0.0)
+
+
+def test_clipping_keeps_a_fitted_models_slow_modes() -> None:
+    # a fit on noisy data with a unit root: clipping to 0.99 keeps the 0.9 mode's decay, which
+    # scaling slows down by the same factor as the unit root's
+    rng = np.random.default_rng(1)
+    t = 3000
+    x = np.zeros((t, 2))
+    for i in range(1, t):
+        x[i] = x[i - 1] * [1.0, 0.9] + rng.normal(scale=0.1, size=2)
+    ar = fit_linear_ar([x], 1)
+    assert ar_spectral_radius(ar.coef) > 0.99
+    clipped = stabilise_ar(ar, [x], 0.95, method="clip")
+    scaled = stabilise_ar(ar, [x], 0.95, method="scale")
+    roots_c, roots_s = np.sort(np.abs(_roots(clipped.coef))), np.sort(np.abs(_roots(scaled.coef)))
+    assert roots_c[1] == pytest.approx(0.95, abs=1e-9) and roots_s[1] == pytest.approx(0.95)
+    assert roots_c[0] == pytest.approx(np.sort(np.abs(_roots(ar.coef)))[0], abs=1e-9)
+    assert roots_s[0] < roots_c[0] - 0.02

@@ -241,6 +241,16 @@ def test_the_start_with_controls_is_the_least_squares_fit_on_history_and_control
     trainable = {id(p) for params in s.parameter_roles().values() for p in params}
     assert id(s.control_to_visible) not in trainable and id(s.control_to_hidden) in trainable
     assert not s.control_to_visible.requires_grad
+    # clipped instead: only the roots above the radius move, the rest of the fit stays
+    c = ResidualCRBM(
+        3, 4, order=2, n_controls=2, max_radius=0.5, stabilise="clip", train_linear=False
+    ).double()
+    c.init_from_sequences(clips, controls=controls)
+    clipped = _np(c.autoregressive) @ _np(c.unwhiten).T
+    assert ar_spectral_radius(clipped) == pytest.approx(0.5, abs=1e-9)
+    assert not np.allclose(clipped, coef)
+    with pytest.raises(ValueError, match="stabilise must be one of"):
+        ResidualCRBM(3, 4, order=2, stabilise="shrink")
 
 
 def _random_controlled(seed: int, n: int) -> tuple[ResidualCRBM, dict[str, torch.Tensor], Any]:
