@@ -84,6 +84,36 @@ def tiny_tts_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _tiny_tts_artifact(tmp_path_factory.mktemp("tts"))
 
 
+ARCTIC_A0007 = "And you always want to see it in the superlative degree."
+
+
+@pytest.fixture(scope="session")
+def voice_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A voice as a user would bring one: two 16-kHz recordings with transcripts (pysptk's
+    ARCTIC a0007 and its first 2.2 s), one recording without, and the transcript file
+    ``text.txt`` (a comment and a line for a file that does not exist included); for
+    :class:`~seqboltz.data.TTSDataModule` (tests/data/test_tts.py, tests/eval,
+    tests/training)."""
+    import warnings
+
+    from seqboltz.speech import read_audio, write_wav
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pysptk
+
+    arctic = read_audio(pysptk.util.example_audio_file())
+    root = tmp_path_factory.mktemp("voice")
+    write_wav(root / "a0007.wav", arctic, 16000)
+    write_wav(root / "sub" / "a0007_part.wav", arctic[: int(2.2 * 16000)], 16000)
+    write_wav(root / "untranscribed.wav", arctic[:16000], 16000)
+    (root / "text.txt").write_text(
+        f"; my voice\na0007: {ARCTIC_A0007}\nsub/a0007_part: And you always want to see it.\n"
+        "beep: [a tone]\n"
+    )
+    return root
+
+
 @pytest.fixture(scope="session")
 def random_walk_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of three BVH clips (400, 300 and 260 frames at 120 fps) of a four-joint rig

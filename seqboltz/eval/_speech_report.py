@@ -33,7 +33,13 @@ from seqboltz.speech import (
     mel_cepstral_distortion,
 )
 
-__all__ = ["SpeechEvaluation", "evaluate_speech_model", "speech_errors"]
+__all__ = [
+    "SpeechEvaluation",
+    "evaluate_speech_model",
+    "free_running_mcd",
+    "speech_errors",
+    "utterance_mcd",
+]
 
 _CHUNK = 4096
 
@@ -70,6 +76,107 @@ class SpeechEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@torch.no_grad()
+def free_running_mcd(
+    model: SequenceRBM,
+    clips: list[np.ndarray],
+    controls: list[np.ndarray],
+    real: list[np.ndarray],
+    features: WorldFeatures,
+    delta_columns: list[int] | None = None,
+    gibbs_steps: int = 1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-utterance MCD and global-variance ratio of a text-to-speech model run free.
+
+    Every utterance is generated from its first ``order`` frames to its end, the model
+    feeding on its own frames and reading the utterance's own per-frame linguistic controls
+    (natural durations), exactly as :meth:`~seqboltz.models.SequenceRBM.generate` (the path
+    the runtime's card takes; ``generation="mean"`` speaks the conditional mean), and scored
+    by :func:`utterance_mcd` (with ``delta_columns``, MLPG with unit variances as the card's
+    ``MLPG_GENERATION``, Tokuda et al. 2000; a GV ratio below 1 is over-smoothed).
+
+    Args:
+        model: a sequence model with controls (``n_controls`` = the controls' width).
+        clips: standardised frames ``[(T_i, D')]`` (statics, then Δ and Δ² with deltas).
+        controls: ``[(T_i, C)]`` aligned with ``clips``.
+        real: raw WORLD frames ``[(T_i, D)]`` of the same utterances.
+        features: the fitted :class:`~seqboltz.speech.WorldFeatures` (standardisation).
+        delta_columns: the static columns with Δ and Δ² (``None``: frames are statics).
+        gibbs_steps: ``k`` per frame.
+        seed: the generation seed (sequence ``i`` draws from ``sequence_rng(seed, i)``).
+
+    Returns:
+        ``(mcd_db, gv_ratio)``, each ``(N,)``; ``inf`` and ``nan`` for an utterance whose
+        generation is not finite.
+    """
+    order = int(model.order)
+    if not clips or len(clips) != len(controls) or len(clips) != len(real):
+        raise ValueError("need the same number (> 0) of clips, controls and real utterances")
+    if min(c.shape[0] for c in clips) <= order:
+        raise ValueError(f"every utterance needs more than order={order} frames")
+    t_max = max(c.shape[0] for c in clips)
+    padded = np.zeros((len(clips), t_max - order, controls[0].shape[1]))
+    for b, c in enumerate(controls):
+        padded[b, : c.shape[0] - order] = c[order:]
+    ref = model.reference_parameter()
+    starts = torch.from_numpy(np.stack([c[:order] for c in clips])).to(ref)
+    gen = model.generate(
+        starts, t_max - order, gibbs_steps, controls=torch.from_numpy(padded).to(ref), seed=seed
+    )
+    gen_np = gen.double().cpu().numpy()
+    frames = [
+        np.concatenate([clip[:order], gen_np[b, : clip.shape[0] - order]])
+        for b, clip in enumerate(clips)
+    ]
+    return utterance_mcd(frames, real, features, delta_columns)
+
+
+def utterance_mcd(
+    frames: list[np.ndarray],
+    real: list[np.ndarray],
+    features: WorldFeatures,
+    delta_columns: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MCD and global-variance ratio of standardised utterances against the recordings.
+
+    With ``delta_columns`` the statics are MLPG's trajectory from the frames' statics, Δ and
+    Δ² with unit variances; they are then de-standardised (``features``) and compared with
+    the raw WORLD frames of the same length: MCD without ``c₀`` (Kubichek 1993) averaged over
+    frames, and ``mean_m var(ĉ_m) / var(c_m)`` over ``c₁…`` (Toda & Tokuda 2007).
+
+    Args:
+        frames: standardised ``[(T_i, D')]``.
+        real: raw ``[(T_i, D)]``.
+        features: the fitted :class:`~seqboltz.speech.WorldFeatures`.
+        delta_columns: the static columns with Δ and Δ² (``None``: frames are statics).
+
+    Returns:
+        ``(mcd_db, gv_ratio)``, each ``(N,)``: ``inf`` and ``nan`` where an utterance is not
+        finite.
+    """
+    from seqboltz.speech._mlpg import mlpg_frames
+
+    if len(frames) != len(real):
+        raise ValueError(f"{len(frames)} generated utterances for {len(real)} recordings")
+    mcd = np.full(len(frames), np.inf)
+    gv = np.full(len(frames), np.nan)
+    mc = features.mcep_slice
+    for b, (z, raw) in enumerate(zip(frames, real, strict=True)):
+        if z.shape[0] != raw.shape[0]:
+            raise ValueError(f"utterance {b}: {z.shape[0]} frames against {raw.shape[0]} real")
+        if not np.isfinite(z).all():
+            continue
+        statics = mlpg_frames(z, delta_columns) if delta_columns else z
+        out = features.inverse_transform(statics[:, : features.dim])
+        if not np.isfinite(out).all():
+            continue
+        mcd[b] = float(mel_cepstral_distortion(raw[:, mc], out[:, mc]).mean())
+        var_r = raw[:, mc][:, 1:].var(axis=0)
+        gv[b] = float(np.mean(out[:, mc][:, 1:].var(axis=0) / np.maximum(var_r, 1e-300)))
+    return mcd, gv
 
 
 def speech_errors(

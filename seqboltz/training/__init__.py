@@ -2,7 +2,7 @@
 
 from seqboltz.training._calibrate import CalibrateStyleGain
 from seqboltz.training._conditional_mean import FitConditionalMean
-from seqboltz.training._generation import GenerationMetric
+from seqboltz.training._generation import GenerationMetric, SpeechGenerationMetric
 from seqboltz.training._pictures import SavePictures
 from seqboltz.training._recentre import RecentreIntercept
 from seqboltz.training._system import RBMSystem
@@ -14,4 +14,5 @@ __all__ = [
     "RBMSystem",
     "RecentreIntercept",
     "SavePictures",
+    "SpeechGenerationMetric",
 ]

@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import torch
 
-__all__ = ["GenerationMetric", "drift_penalty", "generation_score"]
+__all__ = ["GenerationMetric", "SpeechGenerationMetric", "drift_penalty", "generation_score"]
 
 #: What a non-finite or exploded generation scores (worse than any finite NPSS, which is < 2F).
 DIVERGED_SCORE = 1e3
@@ -285,3 +285,67 @@ class GenerationMetric(L.Callback):
         ar = fit_linear_ar(dm.clips("train"), seeds.shape[1])
         generated = ar.generate(seeds, max(real.shape[1], self.horizon), seed=self.seed)
         return self._score(trainer, real, generated)[0]
+
+
+class SpeechGenerationMetric(L.Callback):
+    """Log ``val/mcd_db`` (and ``val/gv_ratio``): the free-running MCD of a text-to-speech
+    model on the validation utterances, at each validation.
+
+    The acoustic model's one-step error is a poor guide to the speech it makes: on CMU
+    ARCTIC ``slt`` the hybrid residual CRBM's one-step error of its mean was lowest at the
+    linear start and rose all through training, while the MCD of whole utterances run free
+    fell (``benchmarks/RESULTS.md``, session 11). This callback generates every validation
+    utterance from its first ``order`` frames with its own linguistic controls (natural
+    durations), the way ``seqboltz synthesize --text`` speaks (the model's generation path,
+    MLPG over Δ and Δ² where the data carry them), and scores it against the recording
+    (:func:`~seqboltz.eval._speech_report.free_running_mcd`), so ``ModelCheckpoint(monitor=
+    "val/mcd_db")`` keeps the checkpoint that speaks best. A generation that is not finite
+    scores :data:`DIVERGED_SCORE`.
+
+    Needs a DataModule with ``clips``, ``control_clips``, ``prompts``, ``features`` (a
+    :class:`~seqboltz.speech.WorldFeatures`) and ``delta_columns`` when ``deltas`` is set,
+    as :class:`~seqboltz.data.TTSDataModule`.
+
+    Args:
+        gibbs_steps: ``k`` per frame (the card's; ``generation="mean"`` ignores it).
+        seed: the generation seed.
+        max_utterances: at most this many validation utterances (the first ones).
+    """
+
+    def __init__(self, gibbs_steps: int = 1, seed: int = 0, max_utterances: int = 64) -> None:
+        if gibbs_steps < 1 or max_utterances < 1:
+            raise ValueError(
+                "SpeechGenerationMetric: need gibbs_steps >= 1 and max_utterances >= 1; got "
+                f"{gibbs_steps}, {max_utterances}"
+            )
+        self.gibbs_steps, self.seed, self.max_utterances = gibbs_steps, seed, max_utterances
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from seqboltz.eval._speech_report import free_running_mcd
+
+        if trainer.sanity_checking:
+            return
+        model: Any = getattr(pl_module, "energy_model", None)
+        dm: Any = trainer.datamodule  # type: ignore[attr-defined]
+        needed = ("clips", "control_clips", "prompts", "features")
+        if model is None or not all(hasattr(dm, name) for name in needed):
+            raise ValueError(
+                "SpeechGenerationMetric needs a sequence model and a DataModule with clips(), "
+                f"control_clips(), prompts() and features (a TTSDataModule); got "
+                f"{type(model).__name__} and {type(dm).__name__}"
+            )
+        n = self.max_utterances
+        clips, controls = dm.clips("val")[:n], dm.control_clips("val")[:n]
+        real = [p.frames for p in dm.prompts("val")[:n]]
+        columns = list(dm.delta_columns) if getattr(dm, "deltas", False) else None
+        was_training = model.training
+        model.eval()
+        try:
+            mcd, gv = free_running_mcd(
+                model, clips, controls, real, dm.features, columns, self.gibbs_steps, self.seed
+            )
+        finally:
+            model.train(was_training)
+        finite = np.isfinite(mcd).all()
+        pl_module.log("val/mcd_db", float(mcd.mean()) if finite else DIVERGED_SCORE)
+        pl_module.log("val/gv_ratio", float(np.mean(gv)) if finite else math.nan)

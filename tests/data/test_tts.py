@@ -20,8 +20,6 @@ from seqboltz.data._tts import (
 from seqboltz.speech import read_audio, resample, write_wav
 from seqboltz.speech._text import PAUSE, frame_feature_names
 
-ARCTIC_A0007 = "And you always want to see it in the superlative degree."
-
 
 @pytest.fixture(scope="module")
 def arctic() -> np.ndarray:
@@ -33,17 +31,9 @@ def arctic() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory, arctic: np.ndarray) -> Path:
+def folder(voice_folder: Path) -> Path:
     """Two 16-kHz recordings with transcripts, one without, and a transcript file."""
-    root = tmp_path_factory.mktemp("voice")
-    write_wav(root / "a0007.wav", arctic, 16000)
-    write_wav(root / "sub" / "a0007_part.wav", arctic[: int(2.2 * 16000)], 16000)
-    write_wav(root / "untranscribed.wav", arctic[:16000], 16000)
-    (root / "text.txt").write_text(
-        f"; my voice\na0007: {ARCTIC_A0007}\nsub/a0007_part: And you always want to see it.\n"
-        "beep: [a tone]\n"
-    )
-    return root
+    return voice_folder
 
 
 def test_read_transcripts(tmp_path: Path) -> None:

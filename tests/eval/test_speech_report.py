@@ -11,9 +11,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from seqboltz.data import SpeechDataModule
-from seqboltz.eval._speech_report import evaluate_speech_model, speech_errors
-from seqboltz.models import ConditionalRBM, FactoredConditionalRBM
+from seqboltz.data import SpeechDataModule, TTSDataModule
+from seqboltz.eval._speech_report import (
+    evaluate_speech_model,
+    free_running_mcd,
+    speech_errors,
+    utterance_mcd,
+)
+from seqboltz.models import ConditionalRBM, FactoredConditionalRBM, ResidualCRBM
 from seqboltz.speech import WorldFeatures, read_audio, resample
 
 
@@ -110,3 +115,90 @@ def test_log_mel_features_report_log_spectral_distance(
     assert "log-spectral distance" in report.table()
     assert all(r["lsd_db"] > 0 and "mcd_db" not in r for r in report.rows)
     assert sf.info(report.files["generated"]).samplerate == 8000
+
+
+@pytest.fixture(scope="module")
+def voice(voice_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> TTSDataModule:
+    """The two-recording voice with Δ and Δ² (real WORLD frames, PocketSphinx alignments)."""
+    dm = TTSDataModule(
+        path=str(voice_folder), transcripts=str(voice_folder / "text.txt"), order=2,
+        deltas=True, cache_dir=str(tmp_path_factory.mktemp("voice_cache")),
+    )  # fmt: skip
+    dm.setup()
+    return dm
+
+
+def _rollout_inputs(dm: TTSDataModule) -> tuple[list[np.ndarray], ...]:
+    clips = dm.clips("train") + dm.clips("test")
+    controls = dm.control_clips("train") + dm.control_clips("test")
+    real = [p.frames for s in ("train", "test") for p in dm.prompts(s)]
+    return clips, controls, real
+
+
+def test_utterance_mcd_is_zero_for_the_recording_and_exact_for_a_known_offset(
+    voice: TTSDataModule,
+) -> None:
+    """The recording's own standardised frames (statics, Δ, Δ²) score MCD ~ 0 and GV ratio ~ 1:
+    MLPG of consistent deltas and the de-standardisation lose nothing. A known offset δ on
+    ``c₁`` scores ``10 / ln 10 · √2 · δ`` exactly, and halving the spread of ``c₁…`` a quarter
+    of the variance."""
+    clips, _, real = _rollout_inputs(voice)
+    wf = voice.features
+    mcd, gv = utterance_mcd(clips, real, wf, voice.delta_columns)
+    assert mcd.shape == gv.shape == (len(clips),)
+    np.testing.assert_array_less(mcd, 1e-6)
+    np.testing.assert_allclose(gv, 1.0, atol=1e-6)
+    mc = wf.mcep_slice
+    shifted = []
+    for raw in real:
+        out = raw.copy()
+        out[:, mc.start + 1] += 0.05
+        shifted.append(wf.transform(out))  # statics only: no Δ columns
+    mcd, _ = utterance_mcd(shifted, real, wf)
+    np.testing.assert_allclose(mcd, 10 / math.log(10) * math.sqrt(2) * 0.05, rtol=1e-6)
+    flat = []
+    for raw in real:
+        out = raw.copy()
+        c = out[:, mc][:, 1:]
+        out[:, mc.start + 1 : mc.stop] = c.mean(0) + 0.5 * (c - c.mean(0))
+        flat.append(wf.transform(out))
+    _, gv = utterance_mcd(flat, real, wf)
+    np.testing.assert_allclose(gv, 0.25, rtol=1e-6)
+    bad = [c.copy() for c in clips]
+    bad[0][5, 3] = math.nan
+    mcd, gv = utterance_mcd(bad, real, wf, voice.delta_columns)
+    assert math.isinf(mcd[0]) and math.isnan(gv[0]) and np.isfinite(mcd[1:]).all()
+    with pytest.raises(ValueError, match="2 generated utterances for 1 recordings"):
+        utterance_mcd(clips, real[:1], wf)
+    with pytest.raises(ValueError, match="utterance 0"):
+        utterance_mcd([c[:-1] for c in clips], real, wf)
+
+
+def test_free_running_mcd_runs_the_model_on_its_own_frames(voice: TTSDataModule) -> None:
+    """The least-squares linear start on the real linguistic controls, run free from each
+    utterance's first frames, speaks at a few dB and over-smoothed; a model that blows up
+    scores inf; the scores are those of the model's own generation path."""
+    clips, controls, real = _rollout_inputs(voice)
+    linear = ResidualCRBM(
+        voice.n_features, 4, order=2, n_controls=voice.n_controls, ridge=1e-3,
+        visible_noise=0.0, train_linear=False, start_history_noise=1.0,
+        history_to_hidden=False, generation="mean",
+    ).double()  # fmt: skip
+    linear.init_from_sequences(clips, controls=controls)
+    mcd, gv = free_running_mcd(linear, clips, controls, real, voice.features, voice.delta_columns)
+    assert np.all((mcd > 1.0) & (mcd < 20.0)) and np.all((gv > 0.01) & (gv < 1.0))
+    gen = linear.generate(
+        torch.from_numpy(clips[0][None, :2]), clips[0].shape[0] - 2, 1,
+        controls=torch.from_numpy(controls[0][None, 2:]), seed=0,
+    )  # fmt: skip
+    own = np.concatenate([clips[0][:2], gen[0].numpy()])
+    expected, _ = utterance_mcd([own], real[:1], voice.features, voice.delta_columns)
+    assert mcd[0] == pytest.approx(expected[0], rel=1e-9)  # padding the batch changes nothing
+    with torch.no_grad():
+        linear.visible_bias.fill_(math.nan)
+    mcd, gv = free_running_mcd(linear, clips, controls, real, voice.features, voice.delta_columns)
+    assert np.isinf(mcd).all() and np.isnan(gv).all()
+    with pytest.raises(ValueError, match="same number"):
+        free_running_mcd(linear, clips, controls[:1], real, voice.features)
+    with pytest.raises(ValueError, match="more than order=2 frames"):
+        free_running_mcd(linear, [c[:2] for c in clips], controls, real, voice.features)

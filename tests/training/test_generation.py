@@ -16,6 +16,7 @@ from seqboltz.training import RBMSystem
 from seqboltz.training._generation import (
     DIVERGED_SCORE,
     GenerationMetric,
+    SpeechGenerationMetric,
     drift_penalty,
     generation_score,
 )
@@ -188,3 +189,51 @@ def test_bad_arguments() -> None:
         GenerationMetric(seeds=0)
     with pytest.raises(ValueError, match="measures must be"):
         GenerationMetric(measures="fid")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_utterances >= 1"):
+        SpeechGenerationMetric(max_utterances=0)
+
+
+def test_speech_callback_logs_the_free_running_mcd_of_the_validation_voice(
+    voice_folder: Path, folder: Path, tmp_path: Path
+) -> None:
+    """Inside a real fit on a two-recording voice: ``val/mcd_db`` is the mean free-running
+    MCD of the validation utterances (MLPG over the data's Δ and Δ²), so ModelCheckpoint can
+    monitor it; a motion DataModule is refused in one line."""
+    from _trainer import quiet_trainer
+
+    from seqboltz.data import TTSDataModule
+    from seqboltz.eval._speech_report import free_running_mcd
+    from seqboltz.models import ResidualCRBM
+
+    dm = TTSDataModule(
+        path=str(voice_folder), transcripts=str(voice_folder / "text.txt"), order=2,
+        deltas=True, batch_size=64, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = ResidualCRBM(
+        dm.n_features, 8, order=2, n_controls=dm.n_controls, visible_noise=0.0,
+        train_linear=False, start_history_noise=1.0, history_to_hidden=False, generation="mean",
+    )  # fmt: skip
+    callback = SpeechGenerationMetric()
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, log_every_n_steps=1
+    )
+    trainer.callbacks.append(callback)
+    trainer.fit(RBMSystem(model, eval_log_z="none"), datamodule=dm)
+    logged = float(trainer.callback_metrics["val/mcd_db"])
+    mcd, gv = free_running_mcd(
+        model.double().eval(), dm.clips("val"), dm.control_clips("val"),
+        [p.frames for p in dm.prompts("val")], dm.features, dm.delta_columns,
+    )  # fmt: skip
+    assert 1.0 < logged < 20.0 and logged == pytest.approx(float(mcd.mean()), rel=1e-4)
+    assert float(trainer.callback_metrics["val/gv_ratio"]) == pytest.approx(gv.mean(), rel=1e-4)
+    clips = MotionDataModule(path=str(folder), order=2, held_out_fraction=0.3)
+    clips.setup("fit")
+    motion = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    motion.callbacks.append(SpeechGenerationMetric())
+    with pytest.raises(ValueError, match="SpeechGenerationMetric needs"):
+        motion.fit(
+            RBMSystem(ConditionalRBM(clips.n_features, 8, order=2), eval_log_z="none"),
+            datamodule=clips,
+        )
