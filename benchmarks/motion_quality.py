@@ -51,6 +51,7 @@ from seqboltz._io import atomic_write
 from seqboltz.eval._cli import datamodule_from_checkpoint
 from seqboltz.eval._motion_metrics import bootstrap_ci
 from seqboltz.eval._sequence import (
+    STABILISE_METHODS,
     RepeatLastFrame,
     fit_linear_ar,
     one_step_errors,
@@ -274,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also score AR with its spectrum shrunk to this radius (the stabilisation a "
         "ResidualCRBM's max_radius applies), to show what the hidden units add beyond it",
     )
+    parser.add_argument(
+        "--ar-stabilise",
+        nargs="+",
+        choices=STABILISE_METHODS,
+        default=["scale"],
+        help="with --ar-radius: how (scale: every root times the same factor; clip: only the "
+        "roots above the radius); one AR row per method",
+    )
     args = parser.parse_args(argv)
     if args.ar_radius is not None and not 0 < args.ar_radius <= 1:
         parser.error(f"--ar-radius must be in (0, 1]; got {args.ar_radius}")
@@ -340,9 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     ar = fit_linear_ar(train_clips, order)
     repeat = RepeatLastFrame(order)
     peers = [(AR_NAME.format(order=order), ar.generate, ar.predict)]
-    if args.ar_radius is not None:
-        stable = stabilise_ar(ar, train_clips, args.ar_radius)
-        name = f"linear AR (order {order}, radius <= {args.ar_radius:g})"
+    for method in args.ar_stabilise if args.ar_radius is not None else []:
+        stable = stabilise_ar(ar, train_clips, args.ar_radius, method)
+        how = ", roots clipped" if method == "clip" else ""
+        name = f"linear AR (order {order}, radius <= {args.ar_radius:g}{how})"
         peers.append((name, stable.generate, stable.predict))
     peers.append((REPEAT_NAME, repeat.generate, repeat.predict))
     for name, gen, predict in peers:
@@ -365,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "data_path": args.data_path,
         "data": repr(dm),
         "ar_radius": args.ar_radius,
+        "ar_stabilise": args.ar_stabilise,
     }
     if ref.body is not None:
         settings["length_unit"] = ref.body.length_unit
