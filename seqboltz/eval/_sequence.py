@@ -176,9 +176,9 @@ def clip_ar_spectrum(coef: np.ndarray, max_radius: float) -> np.ndarray:
     Every other root, and every root's direction ``u`` (the matrix polynomial's null vector,
     ``(λⁿ I − Σ A_i λⁿ⁻ⁱ) u = 0``), is kept: with ``V'`` the block-Vandermonde matrix of
     columns ``[λ'ⁿ⁻¹u; …; λ'u; u]``, ``C' = V' Λ' V'⁻¹`` is again a companion matrix, and its
-    first block row holds the new ``A_i``. Eigenvalue clipping, the simple baseline of
-    Siddiqi, Boots & Gordon (2007, "A constraint generation approach to learning stable
-    linear dynamical systems", NeurIPS). Unlike :func:`stabilise_ar`'s ``"scale"`` (every
+    first block row holds the new ``A_i``. Eigenvalue clipping, the simple fix that Siddiqi,
+    Boots & Gordon (2007, "A constraint generation approach to learning stable linear
+    dynamical systems", NeurIPS) discuss before their own method. Unlike :func:`stabilise_ar`'s ``"scale"`` (every
     root times ``γ``), it leaves the slower-than-``max_radius`` dynamics alone: on the CMU
     selection AR's radius is 0.9992 and scaling to 0.99 damps every pose mode, while
     clipping moves three of its 360 roots (``benchmarks/RESULTS.md``, session 12).
