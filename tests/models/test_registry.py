@@ -257,6 +257,7 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "visible_noise": 0.5,
         "ridge": 0.01,
         "max_radius": 0.95,
+        "stabilise": "clip",
         "train_linear": False,
         "n_controls": 2,
         "start_history_noise": 0.5,
