@@ -178,9 +178,10 @@ def clip_ar_spectrum(coef: np.ndarray, max_radius: float) -> np.ndarray:
     columns ``[λ'ⁿ⁻¹u; …; λ'u; u]``, ``C' = V' Λ' V'⁻¹`` is again a companion matrix, and its
     first block row holds the new ``A_i``. Eigenvalue clipping, the simple fix that Siddiqi,
     Boots & Gordon (2007, "A constraint generation approach to learning stable linear
-    dynamical systems", NeurIPS) discuss before their own method. Unlike :func:`stabilise_ar`'s ``"scale"`` (every
-    root times ``γ``), it leaves the slower-than-``max_radius`` dynamics alone: on the CMU
-    selection AR's radius is 0.9992 and scaling to 0.99 damps every pose mode, while
+    dynamical systems", NeurIPS) discuss before their own method. Unlike
+    :func:`stabilise_ar`'s ``"scale"`` (every root times ``γ``), it leaves the
+    slower-than-``max_radius`` dynamics alone: on the CMU selection AR's radius is 0.9992
+    and scaling to 0.99 damps every pose mode, while
     clipping moves three of its 360 roots (``benchmarks/RESULTS.md``, session 12).
 
     Args:
