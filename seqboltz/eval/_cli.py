@@ -379,9 +379,11 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
     default_seconds = 60.0
     extra: dict[str, Any] = {"n_seeds": args.seeds}
     if isinstance(getattr(dm, "features", None), SpeechFeatures):
-        from seqboltz.eval._speech_report import evaluate_speech_model
+        from seqboltz.eval._speech_report import evaluate_speech_model, evaluate_tts_model
 
         evaluate, default_seconds, extra = evaluate_speech_model, 5.0, {}
+        if callable(getattr(dm, "control_clips", None)):  # text to speech: prompts run free
+            evaluate = evaluate_tts_model
     report = evaluate(
         model,
         dm,

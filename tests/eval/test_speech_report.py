@@ -202,3 +202,42 @@ def test_free_running_mcd_runs_the_model_on_its_own_frames(voice: TTSDataModule)
         free_running_mcd(linear, clips, controls[:1], real, voice.features)
     with pytest.raises(ValueError, match="more than order=2 frames"):
         free_running_mcd(linear, [c[:2] for c in clips], controls, real, voice.features)
+
+
+def test_tts_report_puts_the_model_beside_the_linear_acoustic_model(
+    voice: TTSDataModule, tmp_path: Path
+) -> None:
+    """A residual CRBM with no hidden contribution and the linear start the baseline chose is
+    the baseline: both rollouts (torch's generate, numpy's linear model) give the same MCD,
+    paired difference 0. The report writes the prompt's WAVs and spectrograms."""
+    from seqboltz.eval._speech_report import LINEAR_HISTORY_NOISE, evaluate_tts_model
+
+    diffs = {}
+    for noise in LINEAR_HISTORY_NOISE:
+        model = ResidualCRBM(
+            voice.n_features, 4, order=2, n_controls=voice.n_controls, ridge=1e-3,
+            visible_noise=0.0, train_linear=False, start_history_noise=noise,
+            history_to_hidden=False, generation="mean",
+        ).double()  # fmt: skip
+        model.init_from_sequences(voice.clips("train"), controls=voice.control_clips("train"))
+        with torch.no_grad():
+            model.weight.zero_()
+        report = evaluate_tts_model(model, voice, out_dir=tmp_path / f"n{noise:g}", n_boot=200)
+        chosen = report.settings["linear_history_noise"]
+        assert chosen in LINEAR_HISTORY_NOISE and report.settings["mlpg"] is True
+        names = [r["model"] for r in report.rows]
+        assert names == ["ResidualCRBM", f"linear acoustic model (history noise {chosen:g})"]
+        for row in report.rows:
+            assert 1.0 < row["mcd_db"] < 20.0 and 0 <= row["vuv_error"] <= 1
+            assert 0 < row["gv_ratio"] < 2 and row["f0_rmse_hz"] >= 0
+        diffs[noise] = report.rows[0]["mcd_minus_linear"]
+        table = report.table()
+        assert "run free, natural durations" in table and "− linear [95 %]" in table
+        for label in ("real", "generated", "linear", "spectrograms"):
+            assert Path(report.files[label]).stat().st_size > 0
+        rate = sf.info(report.files["generated"]).samplerate
+        assert rate == voice.features.sample_rate
+    same = diffs[chosen]
+    assert same == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    other = diffs[next(n for n in LINEAR_HISTORY_NOISE if n != chosen)]
+    assert abs(other[0]) > 1e-3  # the other start is another model

@@ -15,6 +15,7 @@ Asterisk voice improves to about 15,000).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def test_recipe_fits_by_steps(
     """Three copies of one ARCTIC utterance (one each for training, validation and test: the
     data module holds one out of a tiny set), two batches an epoch, 6 steps validated every 3:
     validation runs at steps 3 and 6, in epochs 1 and 2 (0-based), each logs the free-running
-    MCD, ``best.ckpt`` is the step with the lower one and ``last.ckpt`` is step 6's model."""
+    MCD, ``best.ckpt`` is the step with the lower one and ``last.ckpt`` is step 6's model;
+    ``seqboltz evaluate`` reports the kept model on the test prompt."""
     from seqboltz.cli import main
     from seqboltz.speech import read_audio
 
@@ -92,3 +94,11 @@ def test_recipe_fits_by_steps(
     assert len(mcd) == 2 and all(1.0 < m < 30.0 for m in mcd)
     best = torch.load(logs / "checkpoints" / "best.ckpt", weights_only=False)
     assert best["global_step"] == 3 * (1 + int(mcd[1] < mcd[0]))
+    # `seqboltz evaluate` speaks the test prompt free, beside the linear acoustic model
+    report = tmp_path / "report.json"
+    ckpt = logs / "checkpoints" / "best.ckpt"
+    assert main(["evaluate", str(ckpt), f"--json={report}", f"--out={tmp_path / 'eval'}"]) == 0
+    rows = json.loads(report.read_text())["rows"]
+    assert rows[0]["model"] == "ResidualCRBM" and rows[1]["model"].startswith("linear acoustic")
+    assert all(1.0 < r["mcd_db"] < 30.0 for r in rows) and len(rows[0]["mcd_minus_linear"]) == 3
+    assert (tmp_path / "eval" / "generated.wav").stat().st_size > 0
