@@ -286,7 +286,8 @@ def evaluate_main(argv: Sequence[str]) -> int:
         "--gibbs-steps",
         type=int,
         help="sequence models: k (default: the k the checkpoint's intercept was re-centred "
-        "at, the one its card will carry; else 30)",
+        "at, the one its card will carry; 1 for a model whose frames do not depend on k; "
+        "else 30)",
     )
     parser.add_argument(
         "--seeds", type=int, default=5, help="motion models: generation seeds per held-out clip"
@@ -358,14 +359,14 @@ def _evaluate_structured(model: EnergyModel, args: argparse.Namespace) -> int:
     return 0
 
 
-def _gibbs_steps(args: argparse.Namespace) -> int:
-    """``--gibbs-steps``, else the k the checkpoint was re-centred at, else 30."""
-    from seqboltz.models import recentred_gibbs_steps
+def _gibbs_steps(args: argparse.Namespace, model: EnergyModel) -> int:
+    """``--gibbs-steps``, else :func:`~seqboltz.models.default_gibbs_steps` (the k the
+    checkpoint was re-centred at; 1 for a model whose frames do not depend on k; else 30)."""
+    from seqboltz.models import default_gibbs_steps, recentred_gibbs_steps
 
     if args.gibbs_steps is not None:
         return int(args.gibbs_steps)
-    recorded = recentred_gibbs_steps(args.checkpoint)
-    return 30 if recorded is None else recorded
+    return default_gibbs_steps(model, recentred_gibbs_steps(args.checkpoint))
 
 
 def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
@@ -388,7 +389,7 @@ def _evaluate_sequence(model: EnergyModel, args: argparse.Namespace) -> int:
         model,
         dm,
         seconds=default_seconds if args.seconds is None else args.seconds,
-        gibbs_steps=_gibbs_steps(args),
+        gibbs_steps=_gibbs_steps(args, model),
         seed=args.seed,
         out_dir=args.out,
         **extra,

@@ -32,7 +32,7 @@ def export_main(argv: Sequence[str]) -> int:
         metavar="K",
         help="k, Gibbs steps per frame that samplers use unless a request names another "
         "(the card's gibbs_steps; default: the k the checkpoint's intercept was re-centred "
-        "at, else 30)",
+        "at; 1 for a model whose frames do not depend on k; else 30)",
     )
     parser.add_argument(
         "--max-gibbs-steps",

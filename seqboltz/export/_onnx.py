@@ -36,7 +36,13 @@ from torch import Tensor, nn
 
 from seqboltz._io import atomic_path
 from seqboltz.export._loop import EMIT_INPUTS, PART_OUTPUTS, STEP_INPUTS, loop_frame_graph
-from seqboltz.models import EnergyModel, SequenceRBM, load_model, recentred_gibbs_steps
+from seqboltz.models import (
+    EnergyModel,
+    SequenceRBM,
+    default_gibbs_steps,
+    load_model,
+    recentred_gibbs_steps,
+)
 from seqboltz.models._base import ExportPath
 
 __all__ = [
@@ -493,7 +499,9 @@ def export_checkpoint(
     :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
 
     ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
-    (:class:`~seqboltz.training.RecentreIntercept` records it), else 30. Another ``k`` than
+    (:class:`~seqboltz.training.RecentreIntercept` records it), else 1 for a model whose
+    frames do not depend on ``k`` (``generation="mean"``), else 30
+    (:func:`~seqboltz.models.default_gibbs_steps`). Another ``k`` than
     the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
     matched to one ``k``, and generations at another settle away from the data's mean pose.
     The card's ``training`` entry keeps ``recentred_gibbs_steps``.
@@ -514,7 +522,7 @@ def export_checkpoint(
     data = entry.get("data")
     recentred = recentred_gibbs_steps(ckpt)
     if gibbs_steps is None:
-        gibbs_steps = recentred if recentred is not None else 30
+        gibbs_steps = default_gibbs_steps(model, recentred)
     elif recentred is not None and gibbs_steps != recentred:
         warnings.warn(
             f"{checkpoint} was re-centred for k = {recentred} Gibbs steps per frame, and "

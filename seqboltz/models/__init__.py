@@ -16,6 +16,8 @@ from seqboltz.models._crbm2 import BinaryConditionalRBM, TwoLayerCRBM
 from seqboltz.models._mc import MeanCovarianceRBM
 from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._registry import (
+    DEFAULT_GIBBS_STEPS,
+    default_gibbs_steps,
     load_model,
     model_from_spec,
     model_spec,
@@ -27,6 +29,7 @@ from seqboltz.models._residual import ResidualCRBM
 from seqboltz.models._structured import StructuredInference, StructuredOutputCRBM
 
 __all__ = [
+    "DEFAULT_GIBBS_STEPS",
     "AnnealingPath",
     "BernoulliRBM",
     "BinaryConditionalRBM",
@@ -46,6 +49,7 @@ __all__ = [
     "StructuredInference",
     "StructuredOutputCRBM",
     "TwoLayerCRBM",
+    "default_gibbs_steps",
     "load_model",
     "model_from_spec",
     "model_spec",

@@ -22,6 +22,8 @@ from seqboltz.models._rbm import BernoulliRBM, GaussianBernoulliRBM
 from seqboltz.models._structured import StructuredOutputCRBM
 
 __all__ = [
+    "DEFAULT_GIBBS_STEPS",
+    "default_gibbs_steps",
     "load_model",
     "model_from_spec",
     "model_spec",
@@ -157,3 +159,27 @@ def recentred_gibbs_steps(checkpoint: str | Path | dict[str, Any]) -> int | None
     entry = ckpt.get("seqboltz") if isinstance(ckpt, dict) else None
     value = entry.get("recentred_gibbs_steps") if isinstance(entry, dict) else None
     return int(value) if value is not None else None
+
+
+#: ``k`` when neither the request nor the checkpoint names one (Taylor et al.'s sampler).
+DEFAULT_GIBBS_STEPS = 30
+
+
+def default_gibbs_steps(model: Any, recentred: int | None) -> int:
+    """The ``k`` to generate with when none is named.
+
+    The ``k`` the checkpoint's intercept was re-centred at (:func:`recentred_gibbs_steps`)
+    if any; else 1 for a model whose frames do not depend on ``k`` (a
+    :class:`~seqboltz.models.ResidualCRBM` with ``generation="mean"``, the text-to-speech
+    recipe's: its chain never moves, so more steps only draw unused noise, 30 rows of it per
+    frame); else :data:`DEFAULT_GIBBS_STEPS`.
+
+    Args:
+        model: the loaded model.
+        recentred: the checkpoint's recorded ``k``, or ``None``.
+    """
+    if recentred is not None:
+        return int(recentred)
+    if getattr(model, "generation", "sampler") == "mean":
+        return 1
+    return DEFAULT_GIBBS_STEPS

@@ -362,6 +362,12 @@ def test_export_takes_the_k_the_intercept_was_recentred_at(
     plain = save_model(make("crbm"), tmp_path / "plain.ckpt")  # never re-centred: k = 30
     export_checkpoint(plain, tmp_path / "p.onnx")
     assert cards[-1]["gibbs_steps"] == 30 and "recentred_gibbs_steps" not in cards[-1]["training"]
+    from seqboltz.models import ResidualCRBM
+
+    # a conditional-mean speaker's frames do not depend on k: one step, not 30 rows of noise
+    speaker = ResidualCRBM(4, 3, order=2, visible_noise=0.0, generation="mean")
+    export_checkpoint(save_model(speaker, tmp_path / "speaker.ckpt"), tmp_path / "s.onnx")
+    assert cards[-1]["gibbs_steps"] == 1 and cards[-1]["max_gibbs_steps"] == 30
 
 
 def test_export_cli_warns_in_one_line_when_k_is_not_the_recentred_one(

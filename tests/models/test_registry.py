@@ -346,12 +346,19 @@ def test_evaluate_defaults_to_the_recentred_k(tmp_path) -> None:
     import argparse
 
     from seqboltz.eval._cli import _gibbs_steps
-    from seqboltz.models import save_model
+    from seqboltz.models import ResidualCRBM, default_gibbs_steps, save_model
 
-    path = save_model(BernoulliRBM(4, 3), tmp_path / "m.ckpt")
-    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None)) == 30
+    model = BernoulliRBM(4, 3)
+    path = save_model(model, tmp_path / "m.ckpt")
+    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None), model) == 30
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt["seqboltz"]["recentred_gibbs_steps"] = 1
     torch.save(ckpt, path)
-    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None)) == 1
-    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=7)) == 7  # asked for
+    assert _gibbs_steps(argparse.Namespace(checkpoint=path, gibbs_steps=None), model) == 1
+    asked = argparse.Namespace(checkpoint=path, gibbs_steps=7)
+    assert _gibbs_steps(asked, model) == 7  # asked for
+    # a model whose frames do not depend on k (the text-to-speech recipe's conditional mean)
+    speaker = ResidualCRBM(4, 3, order=2, generation="mean")
+    sampler = ResidualCRBM(4, 3, order=2)
+    assert default_gibbs_steps(speaker, None) == 1 and default_gibbs_steps(sampler, None) == 30
+    assert default_gibbs_steps(speaker, 5) == 5  # a recorded k still wins
