@@ -466,6 +466,25 @@ def apply_mlpg(frames: np.ndarray, variances: np.ndarray, columns: list[int]) ->
     return out
 
 
+def global_variance(frames: list[np.ndarray], wf: WorldFeatures) -> np.ndarray:
+    """Mean over utterances of each mel-cepstral coefficient's variance within the utterance
+    (c1…; Toda & Tokuda 2007's global variance), from raw WORLD frames."""
+    mc = wf.mcep_slice
+    return np.asarray(np.mean([f[:, mc][:, 1:].var(axis=0) for f in frames], axis=0))
+
+
+def scale_to_gv(raw: np.ndarray, gv: np.ndarray, wf: WorldFeatures) -> np.ndarray:
+    """Raw frames with each mel-cepstral coefficient c1… scaled about its utterance mean so
+    that its variance within the utterance is ``gv`` (a GV post-filter; c0, F0 and
+    aperiodicity untouched)."""
+    mc = wf.mcep_slice
+    out = raw.copy()
+    c = out[:, mc.start + 1 : mc.stop]
+    mean = c.mean(axis=0)
+    out[:, mc.start + 1 : mc.stop] = mean + (c - mean) * np.sqrt(gv / np.maximum(c.var(0), 1e-12))
+    return out
+
+
 def predicted_controls(
     prompts: list[TTSPrompt], durations: DurationModel
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -616,6 +635,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--save-models", default=None, help="save each trained residual CRBM")
     parser.add_argument("--no-test", action="store_true", help="stop after validation")
     parser.add_argument("--no-intelligibility", action="store_true")
+    parser.add_argument(
+        "--intel-gv",
+        action="store_true",
+        help="also decode every system with its mel-cepstra scaled, utterance by utterance, "
+        "to the training prompts' global variance (Toda & Tokuda 2007's GV, as a post-filter)",
+    )
     parser.add_argument(
         "--intel-samplers",
         action="store_true",
@@ -892,14 +917,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "real recordings": [read_audio(p.wav) for p in test],
             "WORLD analysis-synthesis": [wf.synthesize(p.frames) for p in test],
         }
+        gv = global_variance([p.frames for p in dm.prompts("train")], wf) if args.intel_gv else None
         for label, gen in selected.items():
             if "sampler, visible noise 0" in label or (
                 "sampler" in label and not args.intel_samplers
             ):
                 continue
-            waves_by[label] = [
-                wf.synthesize(wf.inverse_transform(g[:, : wf.dim])) for g in gen(p_seeds, p_ctl)
-            ]
+            raws = [wf.inverse_transform(g[:, : wf.dim]) for g in gen(p_seeds, p_ctl)]
+            waves_by[label] = [wf.synthesize(r) for r in raws]
+            if gv is not None:
+                waves_by[f"{label}, GV post-filter"] = [
+                    wf.synthesize(scale_to_gv(r, gv, wf)) for r in raws
+                ]
         results["peak_level"] = {
             k: float(max(np.abs(w).max() for w in ws)) for k, ws in waves_by.items()
         }
