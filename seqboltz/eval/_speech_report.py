@@ -42,7 +42,6 @@ __all__ = [
     "linear_rollout",
     "model_rollout",
     "speech_errors",
-    "utterance_mcd",
     "utterance_scores",
 ]
 
@@ -113,7 +112,7 @@ def free_running_mcd(
     feeding on its own frames and reading the utterance's own per-frame linguistic controls
     (natural durations), exactly as :meth:`~seqboltz.models.SequenceRBM.generate` (the path
     the runtime's card takes; ``generation="mean"`` speaks the conditional mean), and scored
-    by :func:`utterance_mcd` (with ``delta_columns``, MLPG with unit variances as the card's
+    by :func:`utterance_scores` (with ``delta_columns``, MLPG with unit variances as the card's
     ``MLPG_GENERATION``, Tokuda et al. 2000; a GV ratio below 1 is over-smoothed).
 
     Args:
@@ -132,7 +131,8 @@ def free_running_mcd(
     """
     _check_rollout(clips, controls, real, int(model.order))
     frames = model_rollout(model, clips, controls, gibbs_steps, seed)
-    return utterance_mcd(frames, real, features, delta_columns)
+    scores = utterance_scores(frames, real, features, delta_columns)
+    return scores["mcd_db"], scores["gv_ratio"]
 
 
 @torch.no_grad()
@@ -227,17 +227,6 @@ def utterance_scores(
             f0r, f0g = np.exp(raw[both, features.lf0_index]), np.exp(gen[both, features.lf0_index])
             out["f0_rmse_hz"][b] = float(np.sqrt(np.mean((f0r - f0g) ** 2)))
     return out
-
-
-def utterance_mcd(
-    frames: list[np.ndarray],
-    real: list[np.ndarray],
-    features: WorldFeatures,
-    delta_columns: list[int] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(mcd_db, gv_ratio)`` of :func:`utterance_scores`, each ``(N,)``."""
-    scores = utterance_scores(frames, real, features, delta_columns)
-    return scores["mcd_db"], scores["gv_ratio"]
 
 
 def _check_rollout(

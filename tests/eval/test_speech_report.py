@@ -16,7 +16,7 @@ from seqboltz.eval._speech_report import (
     evaluate_speech_model,
     free_running_mcd,
     speech_errors,
-    utterance_mcd,
+    utterance_scores,
 )
 from seqboltz.models import ConditionalRBM, FactoredConditionalRBM, ResidualCRBM
 from seqboltz.speech import WorldFeatures, read_audio, resample
@@ -128,6 +128,10 @@ def voice(voice_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> TTSDa
     return dm
 
 
+def _mcd_gv(scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return scores["mcd_db"], scores["gv_ratio"]
+
+
 def _rollout_inputs(dm: TTSDataModule) -> tuple[list[np.ndarray], ...]:
     clips = dm.clips("train") + dm.clips("test")
     controls = dm.control_clips("train") + dm.control_clips("test")
@@ -135,7 +139,7 @@ def _rollout_inputs(dm: TTSDataModule) -> tuple[list[np.ndarray], ...]:
     return clips, controls, real
 
 
-def test_utterance_mcd_is_zero_for_the_recording_and_exact_for_a_known_offset(
+def test_utterance_scores_are_zero_for_the_recording_and_exact_for_a_known_offset(
     voice: TTSDataModule,
 ) -> None:
     """The recording's own standardised frames (statics, Δ, Δ²) score MCD ~ 0 and GV ratio ~ 1:
@@ -144,8 +148,11 @@ def test_utterance_mcd_is_zero_for_the_recording_and_exact_for_a_known_offset(
     of the variance."""
     clips, _, real = _rollout_inputs(voice)
     wf = voice.features
-    mcd, gv = utterance_mcd(clips, real, wf, voice.delta_columns)
+    scores = utterance_scores(clips, real, wf, voice.delta_columns)
+    mcd, gv = _mcd_gv(scores)
     assert mcd.shape == gv.shape == (len(clips),)
+    np.testing.assert_allclose(scores["vuv_error"], 0.0)
+    np.testing.assert_allclose(scores["f0_rmse_hz"], 0.0, atol=1e-6)
     np.testing.assert_array_less(mcd, 1e-6)
     np.testing.assert_allclose(gv, 1.0, atol=1e-6)
     mc = wf.mcep_slice
@@ -154,7 +161,7 @@ def test_utterance_mcd_is_zero_for_the_recording_and_exact_for_a_known_offset(
         out = raw.copy()
         out[:, mc.start + 1] += 0.05
         shifted.append(wf.transform(out))  # statics only: no Δ columns
-    mcd, _ = utterance_mcd(shifted, real, wf)
+    mcd = utterance_scores(shifted, real, wf)["mcd_db"]
     np.testing.assert_allclose(mcd, 10 / math.log(10) * math.sqrt(2) * 0.05, rtol=1e-6)
     flat = []
     for raw in real:
@@ -162,16 +169,16 @@ def test_utterance_mcd_is_zero_for_the_recording_and_exact_for_a_known_offset(
         c = out[:, mc][:, 1:]
         out[:, mc.start + 1 : mc.stop] = c.mean(0) + 0.5 * (c - c.mean(0))
         flat.append(wf.transform(out))
-    _, gv = utterance_mcd(flat, real, wf)
+    gv = utterance_scores(flat, real, wf)["gv_ratio"]
     np.testing.assert_allclose(gv, 0.25, rtol=1e-6)
     bad = [c.copy() for c in clips]
     bad[0][5, 3] = math.nan
-    mcd, gv = utterance_mcd(bad, real, wf, voice.delta_columns)
+    mcd, gv = _mcd_gv(utterance_scores(bad, real, wf, voice.delta_columns))
     assert math.isinf(mcd[0]) and math.isnan(gv[0]) and np.isfinite(mcd[1:]).all()
     with pytest.raises(ValueError, match="2 generated utterances for 1 recordings"):
-        utterance_mcd(clips, real[:1], wf)
+        utterance_scores(clips, real[:1], wf)
     with pytest.raises(ValueError, match="utterance 0"):
-        utterance_mcd([c[:-1] for c in clips], real, wf)
+        utterance_scores([c[:-1] for c in clips], real, wf)
 
 
 def test_free_running_mcd_runs_the_model_on_its_own_frames(voice: TTSDataModule) -> None:
@@ -192,7 +199,7 @@ def test_free_running_mcd_runs_the_model_on_its_own_frames(voice: TTSDataModule)
         controls=torch.from_numpy(controls[0][None, 2:]), seed=0,
     )  # fmt: skip
     own = np.concatenate([clips[0][:2], gen[0].numpy()])
-    expected, _ = utterance_mcd([own], real[:1], voice.features, voice.delta_columns)
+    expected = utterance_scores([own], real[:1], voice.features, voice.delta_columns)["mcd_db"]
     assert mcd[0] == pytest.approx(expected[0], rel=1e-9)  # padding the batch changes nothing
     with torch.no_grad():
         linear.visible_bias.fill_(math.nan)
