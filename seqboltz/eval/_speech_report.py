@@ -374,8 +374,10 @@ def evaluate_tts_model(
     same front end's controls and history (:func:`~seqboltz.models._residual.fit_linear_arx`,
     its history-noise level chosen on the validation prompts from
     :data:`LINEAR_HISTORY_NOISE`), run the same way (Ling, Deng & Yu 2013 compare RBM
-    acoustic models against the same kind of baseline). The model row carries the paired MCD
-    difference with a bootstrap interval over prompts.
+    acoustic models against the same kind of baseline). A data module without a validation
+    split (``val_fraction=0``) validates on the test prompts, which favours the baseline, not
+    the model. The model row carries the paired MCD difference with a bootstrap interval over
+    prompts.
 
     Args:
         model: a sequence model with controls (a :class:`~seqboltz.models.ResidualCRBM` from

@@ -304,7 +304,9 @@ class SpeechGenerationMetric(L.Callback):
 
     Needs a DataModule with ``clips``, ``control_clips``, ``prompts``, ``features`` (a
     :class:`~seqboltz.speech.WorldFeatures`) and ``delta_columns`` when ``deltas`` is set,
-    as :class:`~seqboltz.data.TTSDataModule`.
+    as :class:`~seqboltz.data.TTSDataModule`. Its ``"val"`` split is the test prompts when
+    ``val_fraction`` is 0: give it a validation split (the recipe's 5 %) before selecting on
+    this score.
 
     Args:
         gibbs_steps: ``k`` per frame (the card's; ``generation="mean"`` ignores it).
