@@ -227,13 +227,13 @@ def stabilised_coef(coef: np.ndarray, max_radius: float, method: str = "scale") 
     """
     if method not in STABILISE_METHODS:
         raise ValueError(f"method must be one of {STABILISE_METHODS}; got {method!r}")
+    if method == "clip":
+        return clip_ar_spectrum(coef, max_radius)
     if not 0 < max_radius <= 1:
         raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
     radius = ar_spectral_radius(coef)
     if radius <= max_radius:
         return coef
-    if method == "clip":
-        return clip_ar_spectrum(coef, max_radius)
     d = coef.shape[1]
     order = coef.shape[0] // d
     gamma = max_radius / radius

@@ -26,6 +26,7 @@ import torch
 
 from seqboltz.eval._sequence import LinearAR, RepeatLastFrame, fit_linear_ar, history_windows
 from seqboltz.models import SequenceRBM
+from seqboltz.models._residual import LinearARX, fit_linear_arx
 from seqboltz.speech import (
     SpeechFeatures,
     WorldFeatures,
@@ -239,7 +240,7 @@ def _check_rollout(
 
 
 def linear_rollout(
-    arx: Any, clips: list[np.ndarray], controls: list[np.ndarray], order: int
+    arx: LinearARX, clips: list[np.ndarray], controls: list[np.ndarray], order: int
 ) -> list[np.ndarray]:
     """The linear acoustic model's frames run free: each utterance from its first ``order``
     frames, every next frame the model's mean given its own last ``order`` frames and the
@@ -391,7 +392,6 @@ def evaluate_tts_model(
         n_boot: bootstrap resamples of the paired difference.
     """
     from seqboltz.eval._motion_metrics import bootstrap_ci
-    from seqboltz.models._residual import fit_linear_arx
 
     del seconds
     wf: WorldFeatures = datamodule.features
