@@ -642,6 +642,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "to the training prompts' global variance (Toda & Tokuda 2007's GV, as a post-filter)",
     )
     parser.add_argument(
+        "--intel-postfilter",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also decode every system through the mel-cepstral formant-emphasis post-filter "
+        "with each of these betas (HTS/Merlin's, pf_coef = 1 + beta)",
+    )
+    parser.add_argument(
         "--intel-samplers",
         action="store_true",
         help="decode the samplers' speech too (noisy speech decodes several times slower)",
@@ -928,6 +936,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if gv is not None:
                 waves_by[f"{label}, GV post-filter"] = [
                     wf.synthesize(scale_to_gv(r, gv, wf)) for r in raws
+                ]
+            for beta in args.intel_postfilter:
+                waves_by[f"{label}, post-filter {beta:g}"] = [
+                    wf.synthesize(r, postfilter=beta) for r in raws
                 ]
         results["peak_level"] = {
             k: float(max(np.abs(w).max() for w in ws)) for k, ws in waves_by.items()

@@ -464,15 +464,19 @@ def _tts_outputs(
     columns: list[int] | None,
     text: str,
 ) -> dict[str, str]:
-    """WAVs of one test prompt (real resynthesised, each system) and their spectrograms."""
+    """WAVs of one test prompt (real resynthesised, each system through the post-filter an
+    exported voice speaks with, :data:`~seqboltz.speech._voice.POSTFILTER_BETA`) and their
+    spectrograms."""
     from seqboltz.speech import log_mel_spectrogram, write_wav
     from seqboltz.speech._mlpg import mlpg_frames
+    from seqboltz.speech._voice import POSTFILTER_BETA
     from seqboltz.viz import plot_spectrograms
 
     waves = {"real": wf.synthesize(real)}
     for name, z in frames.items():
         statics = mlpg_frames(z, columns) if columns else z
-        waves[name] = wf.synthesize(wf.inverse_transform(statics[:, : wf.dim]))
+        raw = wf.inverse_transform(statics[:, : wf.dim])
+        waves[name] = wf.synthesize(raw, postfilter=POSTFILTER_BETA)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     for i, wave in enumerate(waves.values()):  # real, the model, the linear model

@@ -41,6 +41,13 @@ def export_main(argv: Sequence[str]) -> int:
         help="the most Gibbs steps per frame a request may name (the card's max_gibbs_steps; "
         "default max(--gibbs-steps, 30))",
     )
+    parser.add_argument(
+        "--postfilter",
+        type=float,
+        metavar="BETA",
+        help="text-to-speech models only: the formant-emphasis post-filter their waveforms "
+        "are made with, c2... times 1 + BETA (default 0.4, HTS's and Merlin's; 0: none)",
+    )
     parser.add_argument("--name", help="model name in the card (default: the file's stem)")
     parser.add_argument(
         "--no-data",
@@ -60,6 +67,7 @@ def export_main(argv: Sequence[str]) -> int:
                 max_gibbs_steps=args.max_gibbs_steps,
                 name=args.name or args.out.stem,
                 seed_from_data=not args.no_data,
+                postfilter=args.postfilter,
             )
     except (FileNotFoundError, ValueError, TypeError) as exc:  # ExportError is a ValueError
         message = " ".join(str(exc).split())  # one line, whatever the exception held

@@ -491,6 +491,7 @@ def export_checkpoint(
     max_gibbs_steps: int | None = None,
     name: str | None = None,
     seed_from_data: bool = True,
+    postfilter: float | None = None,
 ) -> Path:
     """Export a ``seqboltz fit`` checkpoint: the model, its data statistics and a default seed.
 
@@ -506,6 +507,10 @@ def export_checkpoint(
     matched to one ``k``, and generations at another settle away from the data's mean pose.
     The card's ``training`` entry keeps ``recentred_gibbs_steps``.
 
+    A text-to-speech model's card gets the formant-emphasis post-filter its waveforms are
+    made with (``features["postfilter"]``; ``postfilter=None``:
+    :data:`~seqboltz.speech._voice.POSTFILTER_BETA`, 0: none); another model refuses one.
+
     The default seed frames are the first ``order`` frames of the first held-out sequence of
     the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
     unavailable data set: the mean frame, all zeros).
@@ -520,6 +525,7 @@ def export_checkpoint(
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
+    data = _with_postfilter(checkpoint, data, postfilter)
     recentred = recentred_gibbs_steps(ckpt)
     if gibbs_steps is None:
         gibbs_steps = default_gibbs_steps(model, recentred)
@@ -564,6 +570,25 @@ def export_checkpoint(
         training=training,
     )
     return export_onnx(model, out, card, gibbs_steps=gibbs_steps)
+
+
+def _with_postfilter(
+    checkpoint: Path, data: dict[str, Any] | None, postfilter: float | None
+) -> dict[str, Any] | None:
+    """A voice's data entry with the post-filter it is exported with in its statistics
+    (``None``: :data:`~seqboltz.speech._voice.POSTFILTER_BETA`); other models unchanged, and
+    refused if one is asked for."""
+    from seqboltz.speech._voice import POSTFILTER_BETA, VoiceCard, postfilter_card
+
+    stats = dict((data or {}).get("stats") or {})
+    if VoiceCard.is_voice({"features": stats}):
+        beta = POSTFILTER_BETA if postfilter is None else postfilter
+        return {**(data or {}), "stats": {**stats, "postfilter": postfilter_card(beta)}}
+    if postfilter is not None:
+        raise ValueError(
+            f"{checkpoint} is not a text-to-speech model: a post-filter applies only to voices"
+        )
+    return data
 
 
 def _default_seed(checkpoint: Path, order: int) -> np.ndarray | None:

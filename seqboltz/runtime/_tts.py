@@ -12,7 +12,9 @@ phone (the card's duration model) → per-frame linguistic controls → the acou
 free over them (:class:`~seqboltz.runtime.FrameStream`, the one frame loop, started from the
 card's silence frames; sequence 0 of ``seed``'s noise) → for a model with Δ and Δ² in its
 frames, the statics by the card's block MLPG (:meth:`VoiceCard.statics`; the audio chunker
-runs the same blocks as the frames arrive) → WORLD → a waveform of exactly
+runs the same blocks as the frames arrive) → the card's formant-emphasis post-filter on the
+mel-cepstra (:func:`~seqboltz.speech._world.formant_postfilter`, frame by frame) → WORLD → a
+waveform of exactly
 ``Σ durations · frame_period`` ms. An utterance whose peak is above :data:`PEAK` is scaled
 down to it as a whole (the gain is recorded), so no sample is clipped.
 :meth:`Speech.write` saves the WAV, a log-mel spectrogram PNG with the phone boundaries, the
@@ -258,7 +260,7 @@ class AudioChunker:
         s = max(0, a - self.context)
         e = min(self.frames.shape[0], end + self.lookahead)
         raw = self.voice.features.inverse_transform(self.frames[s:e])
-        wave = self.voice.features.synthesize(raw, clip=False)
+        wave = self.voice.features.synthesize(raw, clip=False, postfilter=self.voice.postfilter)
         final = end >= self.n_frames
         lo = (a - s) * self.hop - (h if a > 0 else 0)
         hi = (end - s) * self.hop + (0 if final else h)
@@ -361,7 +363,7 @@ class TextToSpeech:
         """Raw WORLD frames, the waveform (scaled to :data:`PEAK` if louder) and the gain, of
         standardised model frames (their statics: :meth:`VoiceCard.statics`)."""
         raw = self.voice.features.inverse_transform(self.voice.statics(frames))
-        wave = self.voice.features.synthesize(raw, clip=False)
+        wave = self.voice.features.synthesize(raw, clip=False, postfilter=self.voice.postfilter)
         peak = float(np.max(np.abs(wave))) if wave.size else 0.0
         gain = PEAK / peak if peak > PEAK else 1.0
         return raw, np.asarray(wave * gain), gain

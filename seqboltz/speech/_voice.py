@@ -35,6 +35,7 @@ units). :meth:`VoiceCard.statics` and the runtime's audio chunker both use it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +58,39 @@ from seqboltz.speech._text import (
 )
 from seqboltz.speech._world import WorldFeatures
 
-__all__ = ["TextPlan", "VoiceCard", "VoiceError", "voice_stats"]
+__all__ = [
+    "POSTFILTER_BETA",
+    "TextPlan",
+    "VoiceCard",
+    "VoiceError",
+    "postfilter_card",
+    "voice_stats",
+]
 
 
 class VoiceError(BadRequest):
     """A text that cannot be spoken, or a model card that is no usable voice (one line)."""
+
+
+POSTFILTER_BETA = 0.4
+"""The formant-emphasis post-filter a voice is exported with
+(:func:`~seqboltz.speech._world.formant_postfilter`; HTS's and Merlin's default, ``pf_coef``
+1.4, not tuned here). On the 11 held-out CMU ARCTIC ``slt`` prompts spoken from their text,
+over five training seeds, it lowered PocketSphinx's word error rate in every seed: CRBM + MLPG
+0.520 -> 0.466, the linear acoustic model 0.527 -> 0.464 (real recordings 0.196;
+benchmarks/RESULTS.md, text-to-speech session 13). It changes only the waveform: the frames,
+and so the MCD, are the model's."""
+
+
+def postfilter_card(beta: float) -> dict[str, Any]:
+    """The card entry of a voice's post-filter (``features["postfilter"]``)."""
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"post-filter beta must be finite and >= 0, got {beta}")
+    return {
+        "method": "mel-cepstral formant emphasis (Yoshimura et al. 2005): c2... times 1 + beta, "
+        "c0 keeps each frame's power",
+        "beta": float(beta),
+    }
 
 
 def voice_stats(
@@ -170,6 +199,9 @@ class VoiceCard:
         delta_columns: the static columns whose Δ and Δ² the model generates too (``K``;
             empty: statics only).
         generation: with deltas, how statics are made (:data:`MLPG_GENERATION`'s keys).
+        postfilter: the ``beta`` of the formant-emphasis post-filter the waveform is made
+            with (:func:`~seqboltz.speech._world.formant_postfilter`; 0: none, as on cards
+            exported before it existed).
     """
 
     name: str
@@ -179,6 +211,7 @@ class VoiceCard:
     silence_frames: np.ndarray | None
     delta_columns: tuple[int, ...] = ()
     generation: dict[str, Any] | None = None
+    postfilter: float = 0.0
 
     @property
     def frame_size(self) -> int:
@@ -260,7 +293,25 @@ class VoiceCard:
             raise VoiceError(
                 f"model {name!r}: silence frames of shape {seed.shape}, expected ({order}, {size})"
             )
-        return cls(name, world, order, durations, seed, columns, generation)
+        return cls(
+            name, world, order, durations, seed, columns, generation,
+            cls._postfilter(name, feats.get("postfilter")),
+        )  # fmt: skip
+
+    @staticmethod
+    def _postfilter(name: str, entry: Any) -> float:
+        """The card's post-filter ``beta``, checked (0: none on the card)."""
+        if entry is None:
+            return 0.0
+        try:
+            beta = float(entry["beta"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VoiceError(f"model {name!r}: unreadable post-filter on its card ({exc})") from exc
+        if not (math.isfinite(beta) and beta >= 0):
+            raise VoiceError(
+                f"model {name!r}: post-filter beta must be finite and >= 0, got {beta}"
+            )
+        return beta
 
     @staticmethod
     def _deltas(name: str, deltas: Any, dim: int) -> tuple[tuple[int, ...], dict[str, Any] | None]:

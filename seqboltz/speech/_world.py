@@ -35,6 +35,7 @@ from seqboltz.speech._base import SpeechFeatureError, SpeechFeatures
 __all__ = [
     "SpeechFeatureError",
     "WorldFeatures",
+    "formant_postfilter",
     "mel_cepstral_distortion",
 ]
 
@@ -76,6 +77,44 @@ def mel_cepstral_distortion(c_ref: np.ndarray, c_est: np.ndarray) -> np.ndarray:
         )
     diff = c_ref[..., 1:] - c_est[..., 1:]
     return np.asarray(10.0 / math.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=-1)))
+
+
+def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: int) -> np.ndarray:
+    """The mel-cepstral formant-emphasis post-filter of HTS and Merlin, frame by frame.
+
+    Every coefficient from ``c₂`` on is multiplied by ``1 + beta``, which deepens the
+    spectral valleys and sharpens the formants that a statistical model's averaged frames
+    blur; then ``c₀`` moves so that each frame's spectral power (the sum of its power
+    spectrum over ``fft_size // 2 + 1`` bins, :func:`pysptk.mc2sp`) is what it was. Merlin's
+    ``pf_coef`` is ``1 + beta`` (1.4 by default); ``beta = 0`` returns the frames unchanged.
+    Each frame is filtered alone, so a waveform made in chunks gets the same frames.
+
+    Args:
+        mcep: ``(T, M+1)`` natural-log mel-cepstra ``c₀ … c_M``.
+        beta: emphasis, ``>= 0``.
+        alpha: the mel-cepstrum's all-pass constant.
+        fft_size: FFT length of the power spectra the energy is kept on.
+
+    Returns:
+        ``(T, M+1)`` filtered mel-cepstra.
+
+    Reference: Yoshimura et al. (2005), "Incorporating a mixed excitation model and
+    postfilter into HMM-based text-to-speech synthesis", Systems and Computers in Japan.
+    """
+    c = np.asarray(mcep, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] < 3:
+        raise SpeechFeatureError(f"mel-cepstra must be (T, M+1) with M >= 2, got {c.shape}")
+    if not (math.isfinite(beta) and beta >= 0):
+        raise SpeechFeatureError(f"post-filter beta must be finite and >= 0, got {beta}")
+    if beta == 0 or c.shape[0] == 0:
+        return c.copy()
+    _, pysptk = _vocoder()
+    out = np.ascontiguousarray(c.copy())
+    out[:, 2:] *= 1.0 + beta
+    power = pysptk.mc2sp(np.ascontiguousarray(c), alpha, fft_size).sum(axis=1)
+    power_out = pysptk.mc2sp(out, alpha, fft_size).sum(axis=1)
+    out[:, 0] += 0.5 * np.log(power / power_out)
+    return out
 
 
 @dataclass
@@ -233,7 +272,9 @@ class WorldFeatures(SpeechFeatures):
         return np.asarray(10.0 ** (out / 20.0))
 
     # ------------------------------------------------------------------ synthesis
-    def synthesize(self, frames: np.ndarray, clip: bool = True) -> np.ndarray:
+    def synthesize(
+        self, frames: np.ndarray, clip: bool = True, postfilter: float = 0.0
+    ) -> np.ndarray:
         """Waveform ``(N,)`` float64 of raw frames ``(T, dim)`` through WORLD,
         ``N = T · frame_period · sample_rate / 1000`` samples.
 
@@ -244,10 +285,15 @@ class WorldFeatures(SpeechFeatures):
         on ARCTIC, and a hard clip at ±1 flattened them); ``False``: as WORLD made them (e.g.
         to scale a loud utterance down instead). The limiter acts on each sample alone, so
         synthesising a prompt whole or in chunks limits the same samples the same way.
+        ``postfilter``: the ``beta`` of :func:`formant_postfilter` applied to the mel-cepstra
+        first (0: none).
         """
         frames = self.check_frames(frames)
         pyworld, pysptk = _vocoder()
         mcep = np.ascontiguousarray(frames[:, self.mcep_slice])
+        if postfilter:
+            assert self.alpha is not None  # set in __post_init__
+            mcep = formant_postfilter(mcep, postfilter, self.alpha, self.fft_size)
         voiced = frames[:, self.vuv_index] > 0.5
         f0 = np.where(
             voiced, np.clip(np.exp(frames[:, self.lf0_index]), self.f0_floor, self.f0_ceil), 0.0

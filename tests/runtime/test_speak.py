@@ -235,3 +235,51 @@ def test_deltas_voice_speaks_mlpg_statics(tts_delta_model: Path) -> None:
     assert np.array_equal(chunker.frames, statics)
     assert np.concatenate(chunks).shape == speech.wave.shape
     assert np.concatenate(list(tts.stream(TEXT, seed=0))).shape == speech.wave.shape
+
+
+def test_export_records_the_postfilter_and_speech_uses_it(
+    tts_delta_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``seqboltz export`` puts the default post-filter on a voice's card, and both speak()
+    and the stream vocode with it; ``--postfilter 0`` exports none; a negative one, or one
+    for a model that is no voice, is one line and writes nothing."""
+    import torch
+
+    from seqboltz.speech import WorldFeatures
+    from seqboltz.speech._voice import POSTFILTER_BETA
+
+    ckpt = tts_delta_model.parent / "tts.ckpt"
+    tts = load_voice(tts_delta_model)
+    assert tts.artifact.card["features"]["postfilter"]["beta"] == POSTFILTER_BETA
+    assert tts.voice.postfilter == POSTFILTER_BETA == 0.4
+    seen: list[float] = []
+    synthesize = WorldFeatures.synthesize
+
+    def spy(self: WorldFeatures, frames: np.ndarray, clip: bool = True, postfilter: float = 0.0):
+        seen.append(postfilter)
+        return synthesize(self, frames, clip, postfilter)
+
+    monkeypatch.setattr(WorldFeatures, "synthesize", spy)
+    tts.speak(TEXT, seed=0)
+    n_speak = len(seen)
+    assert list(tts.stream(TEXT, seed=0))
+    assert n_speak == 1 and len(seen) > 1 and set(seen) == {POSTFILTER_BETA}
+    off = tmp_path / "off.onnx"
+    assert main(["export", str(ckpt), "--out", str(off), "--no-data", "--postfilter", "0"]) == 0
+    assert load_voice(off).voice.postfilter == 0.0
+    capsys.readouterr()
+    bad = tmp_path / "bad.onnx"
+    assert main(["export", str(ckpt), "--out", str(bad), "--no-data", "--postfilter", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "seqboltz export: error: post-filter beta must be finite and >= 0, got -1.0"
+    plain = tmp_path / "plain.ckpt"
+    entry = torch.load(ckpt, weights_only=True)
+    del entry["seqboltz"]["data"]["stats"]["front_end"]
+    torch.save(entry, plain)
+    assert main(["export", str(plain), "--out", str(bad), "--postfilter", "0.4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a text-to-speech model: a post-filter applies only to voices")
+    assert "\n" not in err and not bad.exists()

@@ -14,7 +14,7 @@ from seqboltz.speech import WorldFeatures
 from seqboltz.speech._align import PhoneAlignment
 from seqboltz.speech._duration import DurationModel
 from seqboltz.speech._text import FRONTEND_VERSION, frame_feature_names, text_to_utterance
-from seqboltz.speech._voice import VoiceCard, VoiceError, voice_stats
+from seqboltz.speech._voice import VoiceCard, VoiceError, postfilter_card, voice_stats
 
 ORDER = 2
 
@@ -53,6 +53,24 @@ def test_plan(card: dict) -> None:
         voice.plan("a", [1, 0, 1])
     with pytest.raises(VoiceError, match="text is empty"):
         voice.plan("   ")
+
+
+def test_postfilter_on_the_card(card: dict) -> None:
+    """A card without a post-filter (exported before it existed) speaks without one; one
+    with it gives its beta; an unreadable or negative one is one line."""
+    assert VoiceCard.from_card(card).postfilter == 0.0
+    features = card["features"] | {"postfilter": postfilter_card(0.4)}
+    assert VoiceCard.from_card(card | {"features": features}).postfilter == 0.4
+    for bad, message in [
+        ({"beta": -1.0}, "post-filter beta must be finite and >= 0, got -1.0"),
+        ({"beta": float("nan")}, "post-filter beta must be finite and >= 0"),
+        ({}, "unreadable post-filter on its card"),
+        ("0.4", "unreadable post-filter on its card"),
+    ]:
+        with pytest.raises(VoiceError, match=message):
+            VoiceCard.from_card(card | {"features": card["features"] | {"postfilter": bad}})
+    with pytest.raises(ValueError, match="beta must be finite and >= 0"):
+        postfilter_card(-0.5)
 
 
 def test_not_a_voice(card: dict) -> None:
