@@ -31,6 +31,12 @@ alignment those durations imply (:meth:`~seqboltz.speech._align.PhoneAlignment.f
 MLPG (:class:`~seqboltz.speech._mlpg.BlockMLPG`, block by block so that a stream needs only
 ``block + overlap`` frames ahead), with the variances it states (``null``: 1 in standardised
 units). :meth:`VoiceCard.statics` and the runtime's audio chunker both use it.
+
+**The post-filter.** ``seqboltz export`` writes ``features["postfilter"]`` on a voice's card
+(:func:`postfilter_card`, :data:`POSTFILTER_BETA` unless ``--postfilter`` names another): the
+mel-cepstral formant emphasis the runtime applies, frame by frame, before WORLD
+(:func:`~seqboltz.speech._world.formant_postfilter`). It changes the waveform, not the frames.
+A card without it (exported before the post-filter existed) speaks without one.
 """
 
 from __future__ import annotations
