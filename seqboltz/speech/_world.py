@@ -36,6 +36,7 @@ __all__ = [
     "SpeechFeatureError",
     "WorldFeatures",
     "formant_postfilter",
+    "mcep_power_spectrum",
     "mel_cepstral_distortion",
 ]
 
@@ -79,13 +80,38 @@ def mel_cepstral_distortion(c_ref: np.ndarray, c_est: np.ndarray) -> np.ndarray:
     return np.asarray(10.0 / math.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=-1)))
 
 
+def mcep_power_spectrum(mcep: np.ndarray, alpha: float, fft_size: int) -> np.ndarray:
+    """Power spectra of mel-cepstra, frame by frame: what :func:`pysptk.mc2sp` returns (equal
+    to 1e-13 in log), as one matrix product instead of a conversion per frame.
+
+    ``log |H(e^{jω})| = Σ_m c_m cos(m ω̃)`` with the all-pass warped frequency
+    ``ω̃ = atan2((1 − α²) sin ω, (1 + α²) cos ω − 2α)`` (Fukada et al. 1992), at the
+    ``fft_size // 2 + 1`` bins from 0 to π.
+
+    Args:
+        mcep: ``(T, M+1)`` natural-log mel-cepstra ``c₀ … c_M``.
+        alpha: the all-pass constant.
+        fft_size: FFT length.
+
+    Returns:
+        ``(T, fft_size // 2 + 1)`` power spectrum ``|H|²``.
+    """
+    c = np.asarray(mcep, dtype=np.float64)
+    w = np.linspace(0.0, math.pi, fft_size // 2 + 1)
+    warped = np.arctan2(
+        (1 - alpha * alpha) * np.sin(w), (1 + alpha * alpha) * np.cos(w) - 2 * alpha
+    )
+    basis = np.cos(np.outer(np.arange(c.shape[-1]), warped))
+    return np.asarray(np.exp(2.0 * (c @ basis)))
+
+
 def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: int) -> np.ndarray:
     """The mel-cepstral formant-emphasis post-filter of HTS and Merlin, frame by frame.
 
     Every coefficient from ``c₂`` on is multiplied by ``1 + beta``, which deepens the
     spectral valleys and sharpens the formants that a statistical model's averaged frames
     blur; then ``c₀`` moves so that each frame's spectral power (the sum of its power
-    spectrum over ``fft_size // 2 + 1`` bins, :func:`pysptk.mc2sp`) is what it was. Merlin's
+    spectrum over ``fft_size // 2 + 1`` bins, :func:`mcep_power_spectrum`) is what it was. Merlin's
     ``pf_coef`` is ``1 + beta`` (1.4 by default); ``beta = 0`` returns the frames unchanged.
     Each frame is filtered alone, so a waveform made in chunks gets the same frames.
 
@@ -108,11 +134,10 @@ def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: in
         raise SpeechFeatureError(f"post-filter beta must be finite and >= 0, got {beta}")
     if beta == 0 or c.shape[0] == 0:
         return c.copy()
-    _, pysptk = _vocoder()
-    out = np.ascontiguousarray(c.copy())
+    out = c.copy()
     out[:, 2:] *= 1.0 + beta
-    power = pysptk.mc2sp(np.ascontiguousarray(c), alpha, fft_size).sum(axis=1)
-    power_out = pysptk.mc2sp(out, alpha, fft_size).sum(axis=1)
+    power = mcep_power_spectrum(c, alpha, fft_size).sum(axis=1)
+    power_out = mcep_power_spectrum(out, alpha, fft_size).sum(axis=1)
     out[:, 0] += 0.5 * np.log(power / power_out)
     return out
 
@@ -265,11 +290,13 @@ class WorldFeatures(SpeechFeatures):
         n_bins = self.fft_size // 2 + 1
         freqs = np.linspace(0.0, self.sample_rate / 2, n_bins)
         xp = np.concatenate([[0.0], self._band_centres(), [self.sample_rate / 2]])
-        out = np.empty((bap.shape[0], n_bins))
-        for t in range(bap.shape[0]):
-            fp = np.concatenate([[_LOG_AP_FLOOR_DB], np.minimum(bap[t], 0.0), [0.0]])
-            out[t] = np.interp(freqs, xp, fp)
-        return np.asarray(10.0 ** (out / 20.0))
+        # linear interpolation is linear in the values: one weight matrix for every frame
+        weights = np.stack([np.interp(freqs, xp, e) for e in np.eye(xp.shape[0])], axis=1)
+        t = bap.shape[0]
+        fp = np.concatenate(
+            [np.full((t, 1), _LOG_AP_FLOOR_DB), np.minimum(bap, 0.0), np.zeros((t, 1))], axis=1
+        )
+        return np.asarray(10.0 ** ((fp @ weights.T) / 20.0))
 
     # ------------------------------------------------------------------ synthesis
     def synthesize(
@@ -289,16 +316,16 @@ class WorldFeatures(SpeechFeatures):
         first (0: none).
         """
         frames = self.check_frames(frames)
-        pyworld, pysptk = _vocoder()
-        mcep = np.ascontiguousarray(frames[:, self.mcep_slice])
+        pyworld, _ = _vocoder()
+        assert self.alpha is not None  # set in __post_init__
+        mcep = frames[:, self.mcep_slice]
         if postfilter:
-            assert self.alpha is not None  # set in __post_init__
             mcep = formant_postfilter(mcep, postfilter, self.alpha, self.fft_size)
         voiced = frames[:, self.vuv_index] > 0.5
         f0 = np.where(
             voiced, np.clip(np.exp(frames[:, self.lf0_index]), self.f0_floor, self.f0_ceil), 0.0
         )
-        sp = pysptk.mc2sp(mcep, self.alpha, self.fft_size)
+        sp = mcep_power_spectrum(mcep, self.alpha, self.fft_size)  # pysptk.mc2sp, vectorised
         ap = self._decode_aperiodicity(frames[:, self.bap_slice])
         wave = pyworld.synthesize(
             np.ascontiguousarray(f0),
