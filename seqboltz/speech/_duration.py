@@ -4,9 +4,13 @@ mean-per-phone baseline it is compared with.
 Both predict the number of acoustic frames of each phone of an :class:`~seqboltz.speech.
 Utterance` from :func:`~seqboltz.speech.phone_features` (numpy only, so the torch-free runtime
 and the service use them). :class:`DurationModel` regresses ``log`` frames on the features
-(ridge, closed form) and predicts ``round(exp(ŷ))`` (at least one frame); the log domain keeps
-the predictions positive and the errors relative, as in HTS's log-normal state durations
-(Yoshimura et al. 1998). :class:`MeanDurationModel` predicts each phone's mean training
+(ridge, closed form) and predicts the log-normal's mean, ``round(exp(ŷ + σ²/2))`` with ``σ²``
+the training residuals' variance (at least one frame); the log domain keeps the predictions
+positive and the errors relative, as in HTS's log-normal state durations (Yoshimura et al.
+1998). ``exp(ŷ)`` alone is the log-normal's median: on the Asterisk prompts its speech came
+out 12 % too short (predicted speech 0.884 of the aligned frames on the training prompts
+themselves, 0.857 on the one- and two-word test prompts; benchmarks/RESULTS.md,
+text-to-speech session 13). :class:`MeanDurationModel` predicts each phone's mean training
 duration. Edge pauses (leading and trailing silence) depend on how a recording was cut, not
 on the text: both models predict a fixed edge pause (its training median), and
 :func:`duration_rmse` leaves them out by default.
@@ -55,6 +59,9 @@ class DurationModel:
         self.frame_period = frame_period
         self.weights: np.ndarray | None = None
         self.edge_frames = 1
+        #: variance of the training residuals of ``log`` frames (``σ²``; 0 on a card written
+        #: before it was recorded, which then predicts the median as it did)
+        self.log_residual_var = 0.0
 
     def fit(self, utts: Sequence[Utterance], durations: Sequence[np.ndarray]) -> DurationModel:
         """Fit on aligned utterances (frames per phone); returns self."""
@@ -72,6 +79,7 @@ class DurationModel:
         penalty = self.ridge * np.eye(x.shape[1])
         penalty[-1, -1] = 0.0
         self.weights = np.linalg.solve(x.T @ x + penalty, x.T @ y)
+        self.log_residual_var = float(np.var(y - x @ self.weights))
         all_edges = np.concatenate(edges)
         self.edge_frames = int(np.median(all_edges)) if all_edges.size else 1
         return self
@@ -81,7 +89,7 @@ class DurationModel:
         if self.weights is None:
             raise RuntimeError("DurationModel is not fitted: call fit() first")
         x = phone_features(utt)
-        y = x @ self.weights[:-1] + self.weights[-1]
+        y = x @ self.weights[:-1] + self.weights[-1] + self.log_residual_var / 2
         out = np.maximum(np.rint(np.exp(y)), 1).astype(np.int64)
         out[_edge_mask(utt)] = max(self.edge_frames, 1)
         return out
@@ -95,6 +103,7 @@ class DurationModel:
             "ridge": self.ridge,
             "frame_period": self.frame_period,
             "edge_frames": self.edge_frames,
+            "log_residual_var": self.log_residual_var,
             "weights": [float(w) for w in self.weights],
         }
 
@@ -111,6 +120,11 @@ class DurationModel:
                 f"{len(phone_feature_names()) + 1}"
             )
         m.edge_frames = int(d["edge_frames"])
+        m.log_residual_var = float(d.get("log_residual_var", 0.0))
+        if not (np.isfinite(m.log_residual_var) and m.log_residual_var >= 0):
+            raise ValueError(
+                f"duration model log_residual_var must be >= 0, got {m.log_residual_var}"
+            )
         return m
 
 

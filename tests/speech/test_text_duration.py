@@ -78,6 +78,32 @@ def test_round_trip(data: tuple[list[Utterance], list[np.ndarray]]) -> None:
         DurationModel.from_dict(bad)
 
 
+def test_predicts_the_mean_not_the_median() -> None:
+    """Log-normal durations with a wide spread (σ = 0.5, as real phones have): the model's
+    predictions add up to the data's frames, where ``exp(ŷ)``, the median, falls short by
+    about ``exp(-σ²/2)``; a card without the recorded variance predicts the median as
+    before."""
+    rng = np.random.default_rng(1)
+    utts = [text_to_utterance(t) for t in TEXTS * 3]
+    durs = []
+    for u in utts:
+        d = np.array([max(1, round(12 * np.exp(0.5 * rng.standard_normal()))) for _ in u.phones])
+        durs.append(d)
+    model = DurationModel(ridge=1.0).fit(utts, durs)
+    assert 0.12 < model.log_residual_var < 0.3  # σ² = 0.25, less what the fit absorbs (0.18)
+    inner = [slice(1, len(u.phones) - 1) for u in utts]  # edge pauses aside
+    real = sum(d[i].sum() for d, i in zip(durs, inner, strict=True))
+    pred = sum(model.predict(u)[i].sum() for u, i in zip(utts, inner, strict=True))
+    old = DurationModel.from_dict(model.to_dict() | {"log_residual_var": 0.0})
+    median = sum(old.predict(u)[i].sum() for u, i in zip(utts, inner, strict=True))
+    assert 0.95 < pred / real < 1.05
+    assert median / real < 0.94  # measured 0.906
+    legacy = {k: v for k, v in model.to_dict().items() if k != "log_residual_var"}
+    assert DurationModel.from_dict(legacy).log_residual_var == 0.0
+    with pytest.raises(ValueError, match="log_residual_var must be >= 0"):
+        DurationModel.from_dict(model.to_dict() | {"log_residual_var": -1.0})
+
+
 def test_errors(data: tuple[list[Utterance], list[np.ndarray]]) -> None:
     utts, durs = data
     with pytest.raises(RuntimeError, match="not fitted"):
