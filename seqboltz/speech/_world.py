@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -97,12 +98,20 @@ def mcep_power_spectrum(mcep: np.ndarray, alpha: float, fft_size: int) -> np.nda
         ``(T, fft_size // 2 + 1)`` power spectrum ``|H|²``.
     """
     c = np.asarray(mcep, dtype=np.float64)
+    return np.asarray(np.exp(2.0 * (c @ _warped_cosines(c.shape[-1], alpha, fft_size))))
+
+
+@lru_cache(maxsize=16)
+def _warped_cosines(n_coef: int, alpha: float, fft_size: int) -> np.ndarray:
+    """``(n_coef, fft_size // 2 + 1)`` basis ``cos(m ω̃)`` of :func:`mcep_power_spectrum`, made
+    once per voice's settings (read-only: it is shared between calls)."""
     w = np.linspace(0.0, math.pi, fft_size // 2 + 1)
     warped = np.arctan2(
         (1 - alpha * alpha) * np.sin(w), (1 + alpha * alpha) * np.cos(w) - 2 * alpha
     )
-    basis = np.cos(np.outer(np.arange(c.shape[-1]), warped))
-    return np.asarray(np.exp(2.0 * (c @ basis)))
+    basis = np.cos(np.outer(np.arange(n_coef), warped))
+    basis.flags.writeable = False
+    return basis
 
 
 def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: int) -> np.ndarray:
