@@ -6,6 +6,7 @@ from seqboltz.training._generation import GenerationMetric, SpeechGenerationMetr
 from seqboltz.training._pictures import SavePictures
 from seqboltz.training._recentre import RecentreIntercept
 from seqboltz.training._system import RBMSystem
+from seqboltz.training._warm_start import WarmStartHidden
 
 __all__ = [
     "CalibrateStyleGain",
@@ -15,4 +16,5 @@ __all__ = [
     "RecentreIntercept",
     "SavePictures",
     "SpeechGenerationMetric",
+    "WarmStartHidden",
 ]

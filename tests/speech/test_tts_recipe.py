@@ -27,6 +27,7 @@ from seqboltz.speech import write_wav
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "tts_rcrbm.yaml"
+ADAPT = REPO / "recipes" / "tts_rcrbm_adapt.yaml"
 ARCTIC_A0007 = "And you always want to see it in the superlative degree."
 
 
@@ -52,6 +53,17 @@ def test_recipe_budget_is_in_steps() -> None:
     # Lightning 2.6 rewrites last.ckpt only when the monitored value improves)
     assert monitored == [{"monitor": "val/mcd_db", "mode": "min", "filename": "best"}]
     assert [c for c in checkpoints if c.get("save_last")] == [{"save_last": True}]
+
+
+def test_adapt_recipe_is_the_recipe_started_from_another_voice() -> None:
+    """The adaptation recipe is tts_rcrbm.yaml with a warm start as its last callback (so
+    ``--trainer.callbacks.checkpoint=PATH`` names the source) and a shorter budget."""
+    base, adapt = yaml.safe_load(RECIPE.read_text()), yaml.safe_load(ADAPT.read_text())
+    assert adapt["model"] == base["model"] and adapt["data"] == base["data"]
+    assert _callbacks(adapt)[:-1] == _callbacks(base)
+    assert _callbacks(adapt)[-1][0] == "seqboltz.training.WarmStartHidden"
+    trainer = adapt["trainer"]
+    assert trainer["max_steps"] == 20 * 213 and trainer["val_check_interval"] == 213
 
 
 @pytest.mark.slow
@@ -102,3 +114,47 @@ def test_recipe_fits_by_steps(
     assert rows[0]["model"] == "ResidualCRBM" and rows[1]["model"].startswith("linear acoustic")
     assert all(1.0 < r["mcd_db"] < 30.0 for r in rows) and len(rows[0]["mcd_minus_linear"]) == 3
     assert (tmp_path / "eval" / "generated.wav").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_adapt_recipe_starts_from_the_source_voice(
+    arctic_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``seqboltz fit`` of the adaptation recipe, its source named on the command line as the
+    README gives it: three steps later the hidden units' view of the controls is still the
+    source voice's (within Adam's three steps), not a fresh draw."""
+    from seqboltz.cli import main
+    from seqboltz.speech import read_audio
+
+    audio = read_audio(arctic_path)
+    voice = tmp_path / "voice"
+    for name in ("a", "b", "c"):
+        write_wav(voice / f"{name}.wav", audio, 16000)
+    (voice / "t.txt").write_text("".join(f"{n}: {ARCTIC_A0007}\n" for n in "abc"))
+    monkeypatch.chdir(tmp_path)
+
+    def fit(recipe: Path, root: str, seed: int, *extra: str) -> dict[str, torch.Tensor]:
+        argv = [
+            "fit", "--config", str(recipe), f"--seed_everything={seed}",
+            f"--data.init_args.path={voice}", f"--data.init_args.transcripts={voice / 't.txt'}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--data.init_args.batch_size=512",
+            "--model.energy_model.init_args.n_hidden=8", "--trainer.max_steps=3",
+            "--trainer.val_check_interval=3", f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu", *extra,
+        ]  # fmt: skip
+        assert main(argv) == 0
+        last = tmp_path / root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+        return torch.load(last, weights_only=False)["state_dict"]
+
+    fit(RECIPE, "source", 1)
+    # a source whose hidden units are far from any fresh start (weights of about 0.1, not 1e-3)
+    key = "energy_model.control_to_hidden"
+    ckpt = tmp_path / "source" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    entry = torch.load(ckpt, weights_only=False)
+    entry["state_dict"][key] = entry["state_dict"][key] * 100
+    torch.save(entry, ckpt)
+    source = entry["state_dict"][key]
+    adapted = fit(ADAPT, "adapted", 0, f"--trainer.callbacks.checkpoint={ckpt}")[key]
+    cold = fit(RECIPE, "cold", 0)[key]
+    assert source.abs().mean() > 0.05 and cold.abs().mean() < 0.005
+    assert (adapted - source).abs().max() < 0.005  # Adam moves a weight at most 1e-3 a step

@@ -40,8 +40,9 @@ def test_every_recipe_is_tested() -> None:
 # the TTS recipe force-aligns every prompt on a fresh cache (minutes): a few suffice here
 FAST_DEV_ARGS = {"tts_crbm.yaml": ["--data.init_args.max_utterances=12"]}
 
-# recipes that train on a lower layer's checkpoint: run after that layer (below)
-STACKED = {"mnist_conv_dbn_layer2.yaml", "motion_rcrbm_layer2.yaml"}
+# recipes that train on a lower layer's checkpoint, or start from another model's: run after
+# that model (below; tts_rcrbm_adapt.yaml in tests/speech/test_tts_recipe.py)
+STACKED = {"mnist_conv_dbn_layer2.yaml", "motion_rcrbm_layer2.yaml", "tts_rcrbm_adapt.yaml"}
 
 
 @pytest.mark.realdata
