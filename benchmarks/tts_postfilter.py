@@ -5,9 +5,10 @@ An exported voice (``seqboltz export``) speaks prompts from their text alone thr
 runtime (:meth:`TextToSpeech.speak`: predicted durations, the card's MLPG, the written
 waveform) once for every post-filter strength ``beta``
 (:func:`~seqboltz.speech._world.formant_postfilter`; 0 is none), and PocketSphinx scores each
-waveform as ``benchmarks/tts.py`` does: prompt identification with the grammar of every prompt
-text, and the word error rate of free decoding with its general language model. The real
-recordings are scored beside them.
+waveform as ``benchmarks/tts.py`` does: prompt identification with the grammar of every
+prompt text, and the word error rate of free decoding with its general language model. The
+real recordings are scored beside them. ``--generations mlpg statics`` speaks every prompt
+once for each way of making the statics too (:data:`~seqboltz.speech._voice.GENERATIONS`).
 
 ``--split select`` (the default) speaks the validation prompts and ``--train-prompts``
 training prompts (a seeded draw; the acoustic model has seen their frames, so they flatter
@@ -40,6 +41,7 @@ from seqboltz.data import TTSDataModule
 from seqboltz.runtime import load_voice
 from seqboltz.speech import read_audio
 from seqboltz.speech._recognize import PromptRecognizer, prompt_words, word_error_rate
+from seqboltz.speech._voice import GENERATIONS
 
 COLUMNS = ("identified", "identified_short", "identified_long", "wer", "wer_ratio")
 
@@ -54,6 +56,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--split", default="select", choices=["select", "test"])
     parser.add_argument("--train-prompts", type=int, default=120, help="with --split select")
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8])
+    parser.add_argument(
+        "--generations",
+        nargs="+",
+        default=None,
+        choices=sorted(GENERATIONS),
+        help="how a voice with deltas makes its statics, each tried with every beta "
+        "(default: the card's own)",
+    )
     parser.add_argument(
         "--wer-prompts", type=int, default=20, help="prompts also decoded freely for WER"
     )
@@ -84,9 +94,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rate = card_voice.sample_rate
     short = np.array([len(prompt_words(p.text)) <= 2 for p in prompts])
     waves: dict[str, list[np.ndarray]] = {"real recordings": [read_audio(p.wav) for p in prompts]}
-    for beta in args.betas:
-        tts.voice = dataclasses.replace(card_voice, postfilter=beta)
-        waves[f"beta {beta:g}"] = [tts.speak(p.text, seed=args.seed).wave for p in prompts]
+    for generation in args.generations or [None]:
+        voice = card_voice
+        if generation is not None:
+            voice = dataclasses.replace(voice, generation=dict(GENERATIONS[generation]))
+        for beta in args.betas:
+            tts.voice = dataclasses.replace(voice, postfilter=beta)
+            label = f"beta {beta:g}" if generation is None else f"{generation}, beta {beta:g}"
+            waves[label] = [tts.speak(p.text, seed=args.seed).wave for p in prompts]
     tts.voice = card_voice
     rows: dict[str, dict[str, Any]] = {}
     for name, ws in waves.items():

@@ -48,6 +48,12 @@ def export_main(argv: Sequence[str]) -> int:
         help="text-to-speech models only: the formant-emphasis post-filter their waveforms "
         "are made with, c2... times 1 + BETA (default 0.4, HTS's and Merlin's; 0: none)",
     )
+    parser.add_argument(
+        "--generation",
+        choices=["mlpg", "statics"],
+        help="text-to-speech models with delta frames only: how the statics are made, MLPG "
+        "(the default) or the model's statics as they are",
+    )
     parser.add_argument("--name", help="model name in the card (default: the file's stem)")
     parser.add_argument(
         "--no-data",
@@ -68,6 +74,7 @@ def export_main(argv: Sequence[str]) -> int:
                 name=args.name or args.out.stem,
                 seed_from_data=not args.no_data,
                 postfilter=args.postfilter,
+                generation=args.generation,
             )
     except (FileNotFoundError, ValueError, TypeError) as exc:  # ExportError is a ValueError
         message = " ".join(str(exc).split())  # one line, whatever the exception held

@@ -492,32 +492,35 @@ def export_checkpoint(
     name: str | None = None,
     seed_from_data: bool = True,
     postfilter: float | None = None,
+    generation: str | None = None,
 ) -> Path:
     """Export a ``seqboltz fit`` checkpoint: the model, its data statistics and a default seed.
 
-    A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
-    names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
-    :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
+        A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
+        names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
+        :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
 
-    ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
-    (:class:`~seqboltz.training.RecentreIntercept` records it), else 1 for a model whose
-    frames do not depend on ``k`` (``generation="mean"``), else 30
-    (:func:`~seqboltz.models.default_gibbs_steps`). Another ``k`` than
-    the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
-    matched to one ``k``, and generations at another settle away from the data's mean pose.
-    The card's ``training`` entry keeps ``recentred_gibbs_steps``.
+        ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
+        (:class:`~seqboltz.training.RecentreIntercept` records it), else 1 for a model whose
+        frames do not depend on ``k`` (``generation="mean"``), else 30
+        (:func:`~seqboltz.models.default_gibbs_steps`). Another ``k`` than
+        the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
+        matched to one ``k``, and generations at another settle away from the data's mean pose.
+        The card's ``training`` entry keeps ``recentred_gibbs_steps``.
 
-    A text-to-speech model's card gets the formant-emphasis post-filter its waveforms are
-    made with (``features["postfilter"]``; ``postfilter=None``:
-    :data:`~seqboltz.speech._voice.POSTFILTER_BETA`, 0: none); another model refuses one.
+        A text-to-speech model's card gets the formant-emphasis post-filter its waveforms are
+        made with (``features["postfilter"]``; ``postfilter=None``:
+        :data:`~seqboltz.speech._voice.POSTFILTER_BETA`, 0: none); another model refuses one.
+    A voice with Δ and Δ² frames speaks MLPG's statics unless ``generation="statics"`` (its
+    statics as they are; :data:`~seqboltz.speech._voice.GENERATIONS`) is asked for.
 
-    The default seed frames are the first ``order`` frames of the first held-out sequence of
-    the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
-    unavailable data set: the mean frame, all zeros).
+        The default seed frames are the first ``order`` frames of the first held-out sequence of
+        the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
+        unavailable data set: the mean frame, all zeros).
 
-    Raises:
-        ExportError: the model declares no export path (checked first; nothing is written).
-        FileNotFoundError, ValueError: a missing or unreadable checkpoint.
+        Raises:
+            ExportError: the model declares no export path (checked first; nothing is written).
+            FileNotFoundError, ValueError: a missing or unreadable checkpoint.
     """
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint)
@@ -525,7 +528,7 @@ def export_checkpoint(
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     entry = ckpt.get("seqboltz", {})
     data = entry.get("data")
-    data = _with_postfilter(checkpoint, data, postfilter)
+    data = _with_voice_options(checkpoint, data, postfilter, generation)
     recentred = recentred_gibbs_steps(ckpt)
     if gibbs_steps is None:
         gibbs_steps = default_gibbs_steps(model, recentred)
@@ -572,23 +575,39 @@ def export_checkpoint(
     return export_onnx(model, out, card, gibbs_steps=gibbs_steps)
 
 
-def _with_postfilter(
-    checkpoint: Path, data: dict[str, Any] | None, postfilter: float | None
+def _with_voice_options(
+    checkpoint: Path,
+    data: dict[str, Any] | None,
+    postfilter: float | None,
+    generation: str | None = None,
 ) -> dict[str, Any] | None:
     """A voice's data entry with the post-filter it is exported with in its statistics
-    (``None``: :data:`~seqboltz.speech._voice.POSTFILTER_BETA`); other models unchanged, and
-    refused if one is asked for."""
-    from seqboltz.speech._voice import POSTFILTER_BETA, VoiceCard, postfilter_card
+    (``None``: :data:`~seqboltz.speech._voice.POSTFILTER_BETA`) and, for a voice with deltas,
+    how its statics are made (``generation``, a key of
+    :data:`~seqboltz.speech._voice.GENERATIONS`; ``None``: as trained, MLPG); other models
+    unchanged, and refused if either is asked for."""
+    from seqboltz.speech._voice import GENERATIONS, POSTFILTER_BETA, VoiceCard, postfilter_card
 
     stats = dict((data or {}).get("stats") or {})
-    if VoiceCard.is_voice({"features": stats}):
-        beta = POSTFILTER_BETA if postfilter is None else postfilter
-        return {**(data or {}), "stats": {**stats, "postfilter": postfilter_card(beta)}}
-    if postfilter is not None:
-        raise ValueError(
-            f"{checkpoint} is not a text-to-speech model: a post-filter applies only to voices"
-        )
-    return data
+    if not VoiceCard.is_voice({"features": stats}):
+        for option, value in (("a post-filter", postfilter), ("a generation mode", generation)):
+            if value is not None:
+                raise ValueError(
+                    f"{checkpoint} is not a text-to-speech model: {option} applies only to voices"
+                )
+        return data
+    beta = POSTFILTER_BETA if postfilter is None else postfilter
+    stats["postfilter"] = postfilter_card(beta)
+    if generation is not None:
+        if generation not in GENERATIONS:
+            raise ValueError(f"generation must be one of {sorted(GENERATIONS)}, got {generation!r}")
+        if not stats.get("deltas"):
+            raise ValueError(
+                f"{checkpoint} has no Δ and Δ² frames: its statics are its frames, "
+                "so there is no generation mode to choose"
+            )
+        stats["deltas"] = {**stats["deltas"], "generation": dict(GENERATIONS[generation])}
+    return {**(data or {}), "stats": stats}
 
 
 def _default_seed(checkpoint: Path, order: int) -> np.ndarray | None:

@@ -288,7 +288,7 @@ class AudioChunker:
         self.pushed += x.shape[0]
         if self.pushed > self.n_frames:
             raise ValueError(f"more than the utterance's {self.n_frames} frames pushed")
-        statics = x if self.mlpg is None else self.mlpg.push(x)
+        statics = x[:, : self.voice.features.dim] if self.mlpg is None else self.mlpg.push(x)
         self.frames = np.concatenate([self.frames, statics])
         ready = []
         while (end := self._cut(final=False)) is not None:

@@ -171,6 +171,18 @@ free-running error variances, which a card cannot know at export: on the validat
 they gained 0.006 dB of MCD (residual CRBM) and 0.020 dB (linear) over no MLPG, against 0.013
 and 0.037 dB with the free-running variances (benchmarks/RESULTS.md, session 7)."""
 
+STATICS_GENERATION: dict[str, Any] = {
+    "method": "statics",
+}
+"""The other way a voice with deltas may speak: the model's statics as they are, its Δ and Δ²
+unused (what ``seqboltz export --generation statics`` writes on the card). MLPG smooths the
+trajectory, which lowers the MCD a little and, on the recogniser, costs words: with the
+post-filter the statics were better identified and transcribed on the non-test prompts of
+both voices (benchmarks/RESULTS.md, session 14). Nothing waits for MLPG's look-ahead."""
+
+GENERATIONS = {"mlpg": MLPG_GENERATION, "statics": STATICS_GENERATION}
+"""Generation modes by their ``seqboltz export --generation`` name."""
+
 
 @dataclass(frozen=True)
 class TextPlan:
@@ -226,20 +238,27 @@ class VoiceCard:
         """Values per model frame: the statics, then Δ and Δ² of :attr:`delta_columns`."""
         return int(self.features.dim + 2 * len(self.delta_columns))
 
+    @property
+    def uses_mlpg(self) -> bool:
+        """Whether the statics come from MLPG (a voice with deltas whose card does not ask
+        for :data:`STATICS_GENERATION`)."""
+        method = (self.generation or MLPG_GENERATION).get("method")
+        return bool(self.delta_columns) and method != STATICS_GENERATION["method"]
+
     def mlpg_solver(self) -> BlockMLPG | None:
-        """A fresh block MLPG for one utterance (``None``: a statics-only voice)."""
-        if not self.delta_columns:
+        """A fresh block MLPG for one utterance (``None``: statics used as they are)."""
+        if not self.uses_mlpg:
             return None
         g = self.generation or MLPG_GENERATION
         var = None if g.get("variances") is None else np.asarray(g["variances"], dtype=float)
         return BlockMLPG(self.delta_columns, var, int(g["block"]), int(g["overlap"]))
 
     def statics(self, frames: np.ndarray) -> np.ndarray:
-        """Standardised model frames ``(T, D + 2K)`` → statics ``(T, D)`` (the card's MLPG;
-        a statics-only voice's frames unchanged)."""
+        """Standardised model frames ``(T, D + 2K)`` → statics ``(T, D)`` (the card's MLPG,
+        or the first ``D`` columns)."""
         solver = self.mlpg_solver()
         if solver is None:
-            return np.asarray(frames, dtype=np.float64)
+            return np.asarray(frames, dtype=np.float64)[:, : self.features.dim]
         return block_mlpg(frames, solver.columns, solver.variances, solver.block, solver.overlap)
 
     @staticmethod
@@ -329,8 +348,11 @@ class VoiceCard:
         try:
             columns = tuple(int(c) for c in deltas["columns"])
             windows = [tuple(float(x) for x in w) for w in deltas["windows"]]
-            generation = dict(MLPG_GENERATION) | dict(deltas.get("generation") or {})
-            block, overlap = int(generation["block"]), int(generation["overlap"])
+            own = dict(deltas.get("generation") or {})
+            statics = own.get("method") == STATICS_GENERATION["method"]
+            generation = own if statics else dict(MLPG_GENERATION) | own
+            block = 1 if statics else int(generation["block"])
+            overlap = 0 if statics else int(generation["overlap"])
         except (KeyError, TypeError, ValueError) as exc:
             raise VoiceError(f"model {name!r}: unreadable deltas on its card ({exc})") from exc
         if windows != [tuple(w) for w in DELTA_WINDOWS]:

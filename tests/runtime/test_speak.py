@@ -283,3 +283,47 @@ def test_export_records_the_postfilter_and_speech_uses_it(
     err = capsys.readouterr().err.strip()
     assert err.endswith("is not a text-to-speech model: a post-filter applies only to voices")
     assert "\n" not in err and not bad.exists()
+
+
+def test_export_generation_statics_speaks_the_models_own_statics(
+    tts_delta_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``seqboltz export --generation statics``: the card asks for the model's statics as
+    they are, speak() and the stream vocode exactly those (no MLPG), and the frames are the
+    MLPG voice's; a voice without deltas, or a model that is no voice, refuses it in one line."""
+    import torch
+
+    from seqboltz.runtime._tts import AudioChunker
+    from seqboltz.speech._voice import STATICS_GENERATION
+
+    ckpt = tts_delta_model.parent / "tts.ckpt"
+    out = tmp_path / "statics.onnx"
+    argv = ["export", str(ckpt), "--out", str(out), "--gibbs-steps", "2", "--no-data"]
+    assert main([*argv, "--generation", "statics"]) == 0
+    tts, mlpg = load_voice(out), load_voice(tts_delta_model)
+    assert tts.artifact.card["features"]["deltas"]["generation"] == STATICS_GENERATION
+    assert not tts.voice.uses_mlpg and mlpg.voice.uses_mlpg and tts.voice.mlpg_solver() is None
+    plan = tts.plan(TEXT)
+    frames = tts.frames(plan, seed=0)
+    assert np.array_equal(frames, mlpg.frames(plan, seed=0))  # the same model, the same frames
+    speech = tts.speak(TEXT, seed=0)
+    assert np.allclose(speech.frames, tts.voice.features.inverse_transform(frames[:, :30]))
+    assert not np.allclose(speech.frames, mlpg.speak(TEXT, seed=0).frames)
+    chunker = AudioChunker(tts.voice, plan.n_frames)
+    chunks = [c for f in frames for c in chunker.push(f)] + chunker.finish()
+    assert np.array_equal(chunker.frames, frames[:, :30])
+    assert np.concatenate(chunks).shape == speech.wave.shape
+    capsys.readouterr()
+    bad = tmp_path / "bad.onnx"
+    plain = tmp_path / "plain.ckpt"
+    entry = torch.load(ckpt, weights_only=True)
+    del entry["seqboltz"]["data"]["stats"]["deltas"]
+    torch.save(entry, plain)
+    assert main(["export", str(plain), "--out", str(bad), "--generation", "statics"]) == 2
+    assert "has no Δ and Δ² frames" in capsys.readouterr().err
+    del entry["seqboltz"]["data"]["stats"]["front_end"]
+    torch.save(entry, plain)
+    assert main(["export", str(plain), "--out", str(bad), "--generation", "mlpg"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a text-to-speech model: a generation mode applies only to voices")
+    assert "\n" not in err and not bad.exists()
