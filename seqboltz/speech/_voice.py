@@ -175,10 +175,10 @@ STATICS_GENERATION: dict[str, Any] = {
     "method": "statics",
 }
 """The other way a voice with deltas may speak: the model's statics as they are, its Δ and Δ²
-unused (what ``seqboltz export --generation statics`` writes on the card). MLPG smooths the
-trajectory, which lowers the MCD a little and, on the recogniser, costs words: with the
-post-filter the statics were better identified and transcribed on the non-test prompts of
-both voices (benchmarks/RESULTS.md, session 14). Nothing waits for MLPG's look-ahead."""
+unused (what ``seqboltz export --generation statics`` writes on the card); a stream's audio
+then waits for no MLPG look-ahead. MLPG stays the default: it lowers the MCD (by 0.04 dB on
+the adapted ``slt`` voices), and on the non-test prompts neither way was the more intelligible
+on both voices (benchmarks/RESULTS.md, "Text-to-speech, session 14")."""
 
 GENERATIONS = {"mlpg": MLPG_GENERATION, "statics": STATICS_GENERATION}
 """Generation modes by their ``seqboltz export --generation`` name."""
