@@ -57,7 +57,7 @@ from seqboltz.speech._text import (
     frame_features,
     normalize_text,
 )
-from seqboltz.speech._voice import voice_stats
+from seqboltz.speech._voice import seen_pauses, voice_stats
 
 __all__ = [
     "ASTERISK_TRANSCRIPTS",
@@ -468,7 +468,8 @@ class TTSDataModule(SequenceDataModule):
         aligner's card, the controls' size, the duration model fitted on the training
         prompts (:class:`~seqboltz.speech._duration.DurationModel`) and the training prompts'
         mean first ``order`` frames (standardised; their leading silence, where synthesis
-        starts): what a checkpoint, and so an exported model card, needs to speak a text
+        starts) and the kinds of sentence-internal pause they hold: what a checkpoint, and so
+        an exported model card, needs to speak a text
         (:func:`~seqboltz.speech._voice.voice_stats`; one artifact carries both models)."""
         self._split("train")
         assert self.features is not None and self.duration_model is not None
@@ -480,6 +481,7 @@ class TTSDataModule(SequenceDataModule):
             silence_frames=np.mean(starts, axis=0),
             aligner=self.aligner.card(),
             delta_columns=self.delta_columns if self.deltas else None,
+            pauses_seen=seen_pauses(p.alignment.utterance for p in self.prompts("train")),
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:

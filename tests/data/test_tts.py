@@ -93,6 +93,9 @@ def test_folder_datamodule(folder: Path, tmp_path: Path) -> None:
     stats = dm.stats()
     assert stats["front_end"]["version"] and stats["aligner"]["aligner"] == "pocketsphinx"
     assert stats["sample_rate"] == 16000 and stats["n_controls"] == dm.n_controls
+    # the sentence-internal pause kinds the training prompts hold, for the voice's plan
+    heard = {p.pause for q in dm.prompts("train") for p in q.alignment.utterance.phones}
+    assert stats["pauses_seen"] == sorted(heard & {1, 2})
     from seqboltz.speech._duration import DurationModel
 
     durations = DurationModel.from_dict(stats["duration_model"])

@@ -14,7 +14,14 @@ from seqboltz.speech import WorldFeatures
 from seqboltz.speech._align import PhoneAlignment
 from seqboltz.speech._duration import DurationModel
 from seqboltz.speech._text import FRONTEND_VERSION, frame_feature_names, text_to_utterance
-from seqboltz.speech._voice import VoiceCard, VoiceError, postfilter_card, voice_stats
+from seqboltz.speech._voice import (
+    VoiceCard,
+    VoiceError,
+    postfilter_card,
+    seen_pauses,
+    speakable_pauses,
+    voice_stats,
+)
 
 ORDER = 2
 
@@ -53,6 +60,42 @@ def test_plan(card: dict) -> None:
         voice.plan("a", [1, 0, 1])
     with pytest.raises(VoiceError, match="text is empty"):
         voice.plan("   ")
+
+
+def _internal_pauses(plan_or_utt: object) -> list[int]:
+    utt = getattr(plan_or_utt, "utterance", plan_or_utt)
+    return [p.pause for p in utt.phones[1:-1] if p.symbol == "pau"]  # type: ignore[attr-defined]
+
+
+def test_pauses_the_voice_never_heard_are_spoken_as_ones_it_did(card: dict) -> None:
+    """A voice trained on one-sentence prompts (minor pauses only, as CMU ARCTIC slt) speaks
+    a sentence break as a minor pause, and its controls as the training prompts had them; a
+    voice that heard none runs the words on; a card without the entry speaks what the text
+    asks; an unreadable entry is one line."""
+    text = "Welcome to Zorblax Industries. Your balance is 42 dollars, thank you."
+    asked = text_to_utterance(text)
+    assert _internal_pauses(asked) == [2, 1]
+    assert seen_pauses([asked, text_to_utterance("Hold.")]) == [1, 2]
+    assert seen_pauses([text_to_utterance("Hold, please.")]) == [1]
+    assert speakable_pauses(asked, [1, 2]) is asked
+    assert _internal_pauses(speakable_pauses(asked, [1])) == [1, 1]
+    assert _internal_pauses(speakable_pauses(text_to_utterance("Hold, please."), [2])) == [2]
+    run_on = speakable_pauses(asked, [])
+    assert _internal_pauses(run_on) == [] and [w.text for w in run_on.words] == [
+        w.text for w in asked.words
+    ]
+    voice = VoiceCard.from_card(card)
+    assert voice.pauses_seen is None and _internal_pauses(voice.plan(text)) == [2, 1]
+    heard = {**card, "features": {**card["features"], "pauses_seen": [1]}}
+    minor = VoiceCard.from_card(heard)
+    plan = minor.plan(text)
+    assert minor.pauses_seen == (1,) and _internal_pauses(plan) == [1, 1]
+    major = frame_feature_names().index("pause_major")
+    assert plan.controls[:, major].max() == 0 and voice.plan(text).controls[:, major].max() == 1
+    for bad in ([3], ["x"], 5):
+        broken = {**card, "features": {**card["features"], "pauses_seen": bad}}
+        with pytest.raises(VoiceError, match="pauses_seen"):
+            VoiceCard.from_card(broken)
 
 
 def test_postfilter_on_the_card(card: dict) -> None:
