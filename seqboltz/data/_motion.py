@@ -634,8 +634,11 @@ class MotionDataModule(SequenceDataModule):
     def stats(self) -> dict[str, Any]:
         """The fitted :meth:`MotionFeatures.to_dict` (JSON-serialisable) plus ``"order"``,
         ``"split"`` (``{"mode", "train", "val", "test"}`` clip names) and, with a style,
-        ``"style": {"kind", "columns", "window", "mean", "std", "kinds"}`` (raw speed in length
-        units per second = ``style[:, 0] * std + mean``)."""
+        ``"style": {"kind", "columns", "window", "mean", "std", "kinds", "low", "high"}`` (raw
+        speed in length units per second = ``style[:, 0] * std + mean``; ``low``/``high`` per
+        column: the training frames' 1st and 99th percentile of the standardised speed, the
+        smallest and largest value of a kind, the styles a request can be trusted in:
+        ``seqboltz export`` puts them on the card as ``conditioning.style.range``)."""
         self._split("train")
         d = self.features.to_dict()
         d["order"] = self.order
@@ -649,6 +652,15 @@ class MotionDataModule(SequenceDataModule):
                 style.update(
                     window=self.style_window, mean=self._style_stats[0], std=self._style_stats[1]
                 )
+            train = self.style_clips("train")
+            if train:
+                frames = np.concatenate(train)
+                speed = "root_speed" in self.style
+                low = [np.percentile(c, 1) if speed and j == 0 else c.min() for j, c in
+                       enumerate(frames.T)]  # fmt: skip
+                high = [np.percentile(c, 99) if speed and j == 0 else c.max() for j, c in
+                        enumerate(frames.T)]  # fmt: skip
+                style.update(low=[float(x) for x in low], high=[float(x) for x in high])
             d["style"] = style
         return d
 

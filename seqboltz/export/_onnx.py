@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -446,6 +447,9 @@ def build_card(
             else "style features as in training"
         )
         conditioning["style"] = {"size": model.n_style, "meaning": meaning, "stats": style_stats}
+        trusted = _style_range(model, style_stats)
+        if trusted is not None:
+            conditioning["style"]["range"] = trusted
     n_controls = int(getattr(model, "n_controls", 0))
     if n_controls:
         conditioning["controls"] = {"size": n_controls, "meaning": "per-frame controls"}
@@ -573,6 +577,30 @@ def export_checkpoint(
         training=training,
     )
     return export_onnx(model, out, card, gibbs_steps=gibbs_steps)
+
+
+def _style_range(model: Any, style_stats: Any) -> dict[str, Any] | None:
+    """The requested styles a styled model can be trusted with (``conditioning.style.range``):
+    the training frames' range per column (``low``/``high`` of
+    :meth:`~seqboltz.data.MotionDataModule.stats`) divided by the model's generation gain
+    ``g`` (:attr:`~seqboltz.models.ResidualCRBM.style_gain`; the model multiplies a request by
+    it), so that what reaches the model stays inside what it was trained on. ``None``:
+    statistics without the range (older checkpoints)."""
+    if not isinstance(style_stats, dict) or "low" not in style_stats or "high" not in style_stats:
+        return None
+    gain_buffer = getattr(model, "style_gain", None)
+    gain = 1.0 if gain_buffer is None else float(gain_buffer)
+    if not (math.isfinite(gain) and gain > 0):
+        return None
+    low = [float(x) / gain for x in style_stats["low"]]
+    high = [float(x) / gain for x in style_stats["high"]]
+    return {
+        "min": low,
+        "max": high,
+        "gain": gain,
+        "why": "the training styles (speed: 1st-99th percentile) divided by the generation "
+        "gain; the runtime clips every request into it (benchmarks/motion_style_range.py)",
+    }
 
 
 def _with_voice_options(

@@ -235,6 +235,28 @@ class Artifact:
     def style_size(self) -> int:
         return int(self.card.get("conditioning", {}).get("style", {}).get("size", 0))
 
+    @functools.cached_property
+    def style_range(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(low, high)`` ``(S,)``: the requested styles the model can be trusted with (the
+        card's ``conditioning.style.range``, written by ``seqboltz export`` from the training
+        styles and the model's generation gain); every step clips its style into it.
+        ``None``: the card records none (every style is fed as asked)."""
+        entry = self.card.get("conditioning", {}).get("style", {}).get("range")
+        if entry is None:
+            return None
+        try:
+            low = np.asarray(entry["min"], dtype=np.float64)
+            high = np.asarray(entry["max"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"model {self.name!r}: unreadable style range ({exc})") from exc
+        size = self.style_size
+        if low.shape != (size,) or high.shape != (size,) or not (low <= high).all():
+            raise ArtifactError(
+                f"model {self.name!r}: its style range must be {size} (min, max) pairs with "
+                f"min <= max; got {entry.get('min')!r}, {entry.get('max')!r}"
+            )
+        return low, high
+
     @property
     def controls_size(self) -> int:
         return int(self.card.get("conditioning", {}).get("controls", {}).get("size", 0))
@@ -300,6 +322,8 @@ class Artifact:
             if name in self.input_names:
                 if value is None:
                     raise ArtifactError(f"model {self.name!r} needs {name} for every step")
+                if name == "style" and self.style_range is not None:  # what it was trained on
+                    value = np.clip(value, *self.style_range)
                 feeds[name] = np.ascontiguousarray(value, dtype=np.float64)
         return feeds
 
@@ -697,7 +721,7 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
         raise ArtifactError(f"{path}: graph inputs {names} do not match the card ({expected})")
     if card.get("family", "sequence") == "sequence":
         _check_graph_gibbs_steps(path, card, session.get_inputs()[1].shape)
-    return Artifact(
+    artifact = Artifact(
         path=path,
         card=card,
         session=session,
@@ -706,6 +730,8 @@ def load_artifact(path: str | os.PathLike[str], threads: int = 1) -> Artifact:
         session_options=options,
         step_graph=step_graph,
     )
+    _ = artifact.style_range  # an unreadable range is refused at load, in one line
+    return artifact
 
 
 def _check_card_gibbs_steps(path: Path, card: dict[str, Any]) -> None:

@@ -44,10 +44,11 @@ the two minutes of CMU ARCTIC ``slt`` are one sentence a prompt, so they hold mi
 seen. Both ``slt`` voices, from a cold start and adapted, answered "Welcome to Zorblax
 Industries. Your balance is 42 dollars." with c0 at 8.4-8.9 standard deviations in that
 pause: a burst 148-156 dB above the median speech frame (a peak of 5e6-1.4e7), which the
-utterance's peak limiter answered by scaling the whole utterance down to silence. :func:`voice_stats` records the kinds of sentence-internal pause the training
-prompts held (``features["pauses_seen"]``), and :meth:`VoiceCard.plan` speaks any other kind
-as the nearest one heard (:func:`speakable_pauses`; none heard: no pause). A card without the
-entry speaks every pause as the text asks.
+utterance's peak limiter answered by scaling the whole utterance down to silence.
+:func:`voice_stats` records the kinds of sentence-internal pause the training prompts held
+(``features["pauses_seen"]``), and :meth:`VoiceCard.plan` speaks any other kind as the nearest
+one heard (:func:`speakable_pauses`; none heard: no pause). A card without the entry speaks
+every pause as the text asks.
 """
 
 from __future__ import annotations

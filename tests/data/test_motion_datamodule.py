@@ -182,6 +182,11 @@ def test_manifest_split_and_kind_style(tmp_path: Path) -> None:
         "kind=run",
         "kind=walk",
     ]
+    # the styles a request can be trusted in: the speed's 1st-99th percentile, a kind's 0-1
+    train_style = np.concatenate(dm.style_clips("train"))
+    stats = dm.stats()["style"]
+    assert stats["low"] == pytest.approx([np.percentile(train_style[:, 0], 1), 0.0, 0.0])
+    assert stats["high"] == pytest.approx([np.percentile(train_style[:, 0], 99), 1.0, 1.0])
     for split, kind in (("val", "walk"), ("test", "run")):
         style = np.concatenate(dm.style_clips(split))
         np.testing.assert_array_equal(style[:, 1:], [[kind == "run", kind == "walk"]] * len(style))

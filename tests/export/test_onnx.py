@@ -384,3 +384,21 @@ def test_export_cli_warns_in_one_line_when_k_is_not_the_recentred_one(
     assert len(lines) == 1 and lines[0].startswith("seqboltz export: warning: ")
     assert "re-centred for k = 1" in lines[0] and "--gibbs-steps 1" in lines[0]
     assert captured.out.strip() == str(out) and out.exists()
+
+
+def test_card_records_the_styles_a_request_can_be_trusted_with() -> None:
+    """A styled model's card gets ``conditioning.style.range``: the training styles' range
+    (``low``/``high`` in the data statistics) over the model's generation gain; statistics
+    without it (older checkpoints) give no range."""
+    from seqboltz.models import ResidualCRBM
+
+    model = ResidualCRBM(4, 6, order=2, n_style=2).double()
+    model.style_gain.fill_(2.0)  # type: ignore[operator]
+    style = {"kind": "root_speed+kind", "window": 30, "mean": 10.0, "std": 5.0}
+    data = {"stats": {"style": {**style, "low": [-1.5, 0.0], "high": [2.5, 1.0]}}}
+    card = build_card(model, name="styled", gibbs_steps=1, data=data)
+    trusted = card["conditioning"]["style"]["range"]
+    assert trusted["min"] == [-0.75, 0.0] and trusted["max"] == [1.25, 0.5]
+    assert trusted["gain"] == 2.0
+    older = build_card(model, name="styled", gibbs_steps=1, data={"stats": {"style": style}})
+    assert "range" not in older["conditioning"]["style"]

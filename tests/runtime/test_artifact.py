@@ -153,3 +153,35 @@ def test_runtime_imports_and_samples_without_torch(crbm_path, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
     assert len(list(out_dir.glob("seq_*.npy"))) == 3
+
+
+def test_the_style_range_on_the_card_clips_every_request(tmp_path: Path) -> None:
+    """The embedded speed-steerable model carries the styles it can be trusted with
+    (``conditioning.style.range``: the training speeds' 1st-99th percentile over its
+    generation gain); a request beyond it generates what the bound does, in every path
+    (one step, blocks), and a card whose range does not fit is refused at load in one line."""
+    path = Path(__file__).resolve().parents[2] / "serving" / "models" / "motion_speed.onnx"
+    art = load_artifact(path)
+    assert art.style_range is not None
+    low, high = art.style_range
+    gain = art.card["conditioning"]["style"]["range"]["gain"]
+    stats = art.card["conditioning"]["style"]["stats"]
+    assert high == pytest.approx(np.asarray(stats["high"]) / gain)
+    assert low == pytest.approx(np.asarray(stats["low"]) / gain)
+    at_bound = art.generate(70, style=high, seed=3)
+    assert np.array_equal(art.generate(70, style=high + 2.0, seed=3), at_bound)
+    assert not np.array_equal(art.generate(70, style=high - 0.5, seed=3), at_bound)
+    history = np.zeros((1, art.order, art.frame_size))
+    noise = np.random.default_rng(0).random((1, art.gibbs_steps, art.noise_width))
+    one = art.step(history, noise, np.array([[low[0] - 5.0]]))
+    assert np.array_equal(one, art.step(history, noise, np.array([[low[0]]])))
+    proto = onnx.load(str(path))
+    card = json.loads(next(p.value for p in proto.metadata_props if p.key == CARD_KEY))
+    card["conditioning"]["style"]["range"]["min"] = [1.0, 2.0]
+    for p in proto.metadata_props:
+        if p.key == CARD_KEY:
+            p.value = json.dumps(card)
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(ArtifactError, match="style range must be 1 \\(min, max\\) pairs"):
+        load_artifact(bad)
