@@ -31,6 +31,19 @@ ADAPT = REPO / "recipes" / "tts_rcrbm_adapt.yaml"
 ARCTIC_A0007 = "And you always want to see it in the superlative degree."
 
 
+def _three_prompt_voice(arctic_path: Path, tmp_path: Path) -> Path:
+    """A folder of three copies of one ARCTIC utterance and their transcript file ``t.txt``
+    (one each for training, validation and test)."""
+    from seqboltz.speech import read_audio
+
+    audio = read_audio(arctic_path)
+    voice = tmp_path / "voice"
+    for name in ("a", "b", "c"):
+        write_wav(voice / f"{name}.wav", audio, 16000)
+    (voice / "t.txt").write_text("".join(f"{n}: {ARCTIC_A0007}\n" for n in "abc"))
+    return voice
+
+
 def _callbacks(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(c["class_path"], c.get("init_args", {})) for c in config["trainer"]["callbacks"]]
 
@@ -76,13 +89,8 @@ def test_recipe_fits_by_steps(
     MCD, ``best.ckpt`` is the step with the lower one and ``last.ckpt`` is step 6's model;
     ``seqboltz evaluate`` reports the kept model on the test prompt."""
     from seqboltz.cli import main
-    from seqboltz.speech import read_audio
 
-    audio = read_audio(arctic_path)
-    voice = tmp_path / "voice"
-    for name in ("a", "b", "c"):
-        write_wav(voice / f"{name}.wav", audio, 16000)
-    (voice / "t.txt").write_text("".join(f"{n}: {ARCTIC_A0007}\n" for n in "abc"))
+    voice = _three_prompt_voice(arctic_path, tmp_path)
     monkeypatch.chdir(tmp_path)
     argv = [
         "fit", "--config", str(RECIPE),
@@ -124,13 +132,8 @@ def test_adapt_recipe_starts_from_the_source_voice(
     README gives it: three steps later the hidden units' view of the controls is still the
     source voice's (within Adam's three steps), not a fresh draw."""
     from seqboltz.cli import main
-    from seqboltz.speech import read_audio
 
-    audio = read_audio(arctic_path)
-    voice = tmp_path / "voice"
-    for name in ("a", "b", "c"):
-        write_wav(voice / f"{name}.wav", audio, 16000)
-    (voice / "t.txt").write_text("".join(f"{n}: {ARCTIC_A0007}\n" for n in "abc"))
+    voice = _three_prompt_voice(arctic_path, tmp_path)
     monkeypatch.chdir(tmp_path)
 
     def fit(recipe: Path, root: str, seed: int, *extra: str) -> dict[str, torch.Tensor]:
