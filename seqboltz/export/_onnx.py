@@ -500,31 +500,31 @@ def export_checkpoint(
 ) -> Path:
     """Export a ``seqboltz fit`` checkpoint: the model, its data statistics and a default seed.
 
-        A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
-        names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
-        :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
+    A sequence model's card gets ``gibbs_steps`` (the ``k`` samplers use unless a request
+    names another) and ``max_gibbs_steps`` (default ``max(gibbs_steps,``
+    :data:`DEFAULT_MAX_GIBBS_STEPS` ``)``), the most a request may name.
 
-        ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
-        (:class:`~seqboltz.training.RecentreIntercept` records it), else 1 for a model whose
-        frames do not depend on ``k`` (``generation="mean"``), else 30
-        (:func:`~seqboltz.models.default_gibbs_steps`). Another ``k`` than
-        the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
-        matched to one ``k``, and generations at another settle away from the data's mean pose.
-        The card's ``training`` entry keeps ``recentred_gibbs_steps``.
+    ``gibbs_steps=None`` takes the ``k`` the checkpoint's intercept was re-centred at
+    (:class:`~seqboltz.training.RecentreIntercept` records it), else 1 for a model whose
+    frames do not depend on ``k`` (``generation="mean"``), else 30
+    (:func:`~seqboltz.models.default_gibbs_steps`). Another ``k`` than
+    the recorded one is exported as asked, with a :class:`UserWarning`: the intercept is
+    matched to one ``k``, and generations at another settle away from the data's mean pose.
+    The card's ``training`` entry keeps ``recentred_gibbs_steps``.
 
-        A text-to-speech model's card gets the formant-emphasis post-filter its waveforms are
-        made with (``features["postfilter"]``; ``postfilter=None``:
-        :data:`~seqboltz.speech._voice.POSTFILTER_BETA`, 0: none); another model refuses one.
+    A text-to-speech model's card gets the formant-emphasis post-filter its waveforms are
+    made with (``features["postfilter"]``; ``postfilter=None``:
+    :data:`~seqboltz.speech._voice.POSTFILTER_BETA`, 0: none); another model refuses one.
     A voice with Δ and Δ² frames speaks MLPG's statics unless ``generation="statics"`` (its
     statics as they are; :data:`~seqboltz.speech._voice.GENERATIONS`) is asked for.
 
-        The default seed frames are the first ``order`` frames of the first held-out sequence of
-        the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
-        unavailable data set: the mean frame, all zeros).
+    The default seed frames are the first ``order`` frames of the first held-out sequence of
+    the data module the checkpoint names (rebuilt and set up; ``seed_from_data=False`` or an
+    unavailable data set: the mean frame, all zeros).
 
-        Raises:
-            ExportError: the model declares no export path (checked first; nothing is written).
-            FileNotFoundError, ValueError: a missing or unreadable checkpoint.
+    Raises:
+        ExportError: the model declares no export path (checked first; nothing is written).
+        FileNotFoundError, ValueError: a missing or unreadable checkpoint.
     """
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint)
