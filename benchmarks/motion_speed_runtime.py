@@ -1,0 +1,59 @@
+"""Benchmark: the speed-control gain of an exported steerable motion model through the runtime
+(what the service serves, the card's style range included), with ``motion_quality.py``'s
+protocol (``speed_control``: the 10 % -> 90 % -> 10 % quantiles of the training speeds, 20 s
+each, from the held-out clips' starts), 10 seeds. ``motion_quality.py`` measures a checkpoint
+through torch; the embedded ``motion_speed.onnx`` has no checkpoint in the repository.
+
+    python benchmarks/motion_speed_runtime.py serving/models/motion_speed.onnx out.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqboltz.data import MotionDataModule
+from seqboltz.eval._sequence_report import speed_control, speed_gain
+from seqboltz.runtime import load_artifact
+
+
+def main(model: str, out: str) -> dict[int, Any]:
+    warnings.filterwarnings("ignore", category=UserWarning)
+    art = load_artifact(model)
+    dm = MotionDataModule(**art.card["training"]["data"]["init_args"])
+    dm.prepare_data()
+    dm.setup()
+
+    class Runtime:  # the one method speed_control calls, through the artifact
+        order = art.order
+
+        def generate(
+            self, starts: torch.Tensor, n: int, k: int, style: torch.Tensor, seed: int = 0
+        ) -> torch.Tensor:
+            frames = art.generate(
+                n, seed=seed, seed_frames=starts.numpy(), style=style.numpy(), gibbs_steps=k
+            )
+            return torch.from_numpy(np.asarray(frames))
+
+    results: dict[int, Any] = {}
+    for seed in range(10):
+        segments = speed_control(Runtime(), dm, art.gibbs_steps, seed)  # type: ignore[arg-type]
+        results[seed] = {"segments": segments, "gain": speed_gain(segments)}
+        measured = [round(s["measured"], 3) for s in segments]
+        requested = [round(s["requested"], 3) for s in segments]
+        print(seed, round(results[seed]["gain"], 3), measured, requested, flush=True)
+    gains = [r["gain"] for r in results.values()]
+    passed = sum(g >= 0.7 for g in gains)
+    print(f"gain >= 0.7 in {passed}/10 (range {min(gains):.2f}-{max(gains):.2f})")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
