@@ -1,31 +1,42 @@
 """Benchmark: the speed-control gain of an exported steerable motion model through the runtime
 (what the service serves, the card's style range included), with ``motion_quality.py``'s
 protocol (``speed_control``: the 10 % -> 90 % -> 10 % quantiles of the training speeds, 20 s
-each, from the held-out clips' starts), 10 seeds. ``motion_quality.py`` measures a checkpoint
-through torch; the embedded ``motion_speed.onnx`` has no checkpoint in the repository.
+each, from the held-out clips' starts), 10 seeds by default (``--seeds``).
+``motion_quality.py`` measures a checkpoint through torch; the embedded ``motion_speed.onnx``
+has no checkpoint in the repository.
 
-    python benchmarks/motion_speed_runtime.py serving/models/motion_speed.onnx out.json
+    python benchmarks/motion_speed_runtime.py --model MODEL.onnx --json out.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqboltz.data import MotionDataModule
+from seqboltz.eval._cli import datamodule_from_card
 from seqboltz.eval._sequence_report import speed_control, speed_gain
-from seqboltz.runtime import load_artifact
+from seqboltz.runtime import ArtifactError, load_artifact
 
 
-def main(model: str, out: str) -> dict[int, Any]:
+def main(argv: list[str] | None = None) -> dict[int, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="serving/models/motion_speed.onnx")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    art = load_artifact(model)
-    dm = MotionDataModule(**art.card["training"]["data"]["init_args"])
+    try:
+        art = load_artifact(args.model)
+        dm = datamodule_from_card(art.card)
+    except (ArtifactError, ValueError) as exc:
+        parser.error(str(exc))
+    if not art.style_size:
+        parser.error(f"model {art.name!r} takes no style")
     dm.prepare_data()
     dm.setup()
 
@@ -41,7 +52,7 @@ def main(model: str, out: str) -> dict[int, Any]:
             return torch.from_numpy(np.asarray(frames))
 
     results: dict[int, Any] = {}
-    for seed in range(10):
+    for seed in range(args.seeds):
         segments = speed_control(Runtime(), dm, art.gibbs_steps, seed)  # type: ignore[arg-type]
         results[seed] = {"segments": segments, "gain": speed_gain(segments)}
         measured = [round(s["measured"], 3) for s in segments]
@@ -49,11 +60,12 @@ def main(model: str, out: str) -> dict[int, Any]:
         print(seed, round(results[seed]["gain"], 3), measured, requested, flush=True)
     gains = [r["gain"] for r in results.values()]
     passed = sum(g >= 0.7 for g in gains)
-    print(f"gain >= 0.7 in {passed}/10 (range {min(gains):.2f}-{max(gains):.2f})")
-    with open(out, "w") as f:
-        json.dump(results, f, indent=1)
+    print(f"gain >= 0.7 in {passed}/{len(gains)} (range {min(gains):.2f}-{max(gains):.2f})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main()

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import dump_json, markdown_table
 
-from seqboltz.runtime import load_artifact
+from seqboltz.eval._cli import datamodule_from_card
+from seqboltz.runtime import ArtifactError, load_artifact
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -44,13 +45,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    from seqboltz.data import MotionDataModule
-
-    art = load_artifact(args.model)
-    init = dict(art.card["training"]["data"]["init_args"])
-    init["path"] = args.path
-    keep = ("path", "order", "target_fps", "rotation", "up_axis", "forward_axis", "style")
-    dm = MotionDataModule(**{k: init[k] for k in keep if k in init}, style_window=30)
+    try:
+        art = load_artifact(args.model)
+        dm = datamodule_from_card(art.card, path=args.path)
+    except (ArtifactError, ValueError) as exc:
+        parser.error(str(exc))
+    if not art.style_size:
+        parser.error(f"model {art.name!r} takes no style")
     dm.prepare_data()
     dm.setup()
     real = np.concatenate(dm.clips("train"))

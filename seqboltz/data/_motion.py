@@ -655,12 +655,10 @@ class MotionDataModule(SequenceDataModule):
             train = self.style_clips("train")
             if train:
                 frames = np.concatenate(train)
-                speed = "root_speed" in self.style
-                low = [np.percentile(c, 1) if speed and j == 0 else c.min() for j, c in
-                       enumerate(frames.T)]  # fmt: skip
-                high = [np.percentile(c, 99) if speed and j == 0 else c.max() for j, c in
-                        enumerate(frames.T)]  # fmt: skip
-                style.update(low=[float(x) for x in low], high=[float(x) for x in high])
+                low, high = frames.min(0), frames.max(0)
+                if "root_speed" in self.style:  # the speed is column 0; kinds follow
+                    low[0], high[0] = np.percentile(frames[:, 0], [1, 99])
+                style.update(low=low.tolist(), high=high.tolist())
             d["style"] = style
         return d
 

@@ -27,6 +27,7 @@ from seqboltz.models import EnergyModel, load_model
 __all__ = [
     "EvaluationReport",
     "data_record",
+    "datamodule_from_card",
     "datamodule_from_checkpoint",
     "evaluate_checkpoint",
     "evaluate_main",
@@ -174,6 +175,26 @@ def datamodule_from_checkpoint(checkpoint: str | Path) -> Any:
         return build_datamodule(record["class_path"], record["init_args"])
     except ValueError as exc:
         raise ValueError(f"cannot rebuild the data {checkpoint} was trained on: {exc}") from exc
+
+
+def datamodule_from_card(card: dict[str, Any], **overrides: Any) -> Any:
+    """Rebuild the DataModule an exported model was trained on, from its card's
+    ``training.data`` (``overrides`` replace init arguments that are not ``None``).
+
+    Raises:
+        ValueError: the card records no data, or it cannot be rebuilt (one line saying why).
+    """
+    record = (card.get("training") or {}).get("data") or {}
+    if "class_path" not in record:
+        raise ValueError(f"model {card.get('name', '?')!r} records no training data on its card")
+    init_args = {**(record.get("init_args") or {})}
+    init_args.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return build_datamodule(record["class_path"], init_args)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot rebuild the data {card.get('name', '?')!r} was trained on: {exc}"
+        ) from exc
 
 
 def parse_data_spec(spec: str, overrides: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:

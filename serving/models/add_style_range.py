@@ -12,54 +12,79 @@ against the graph's ``model.style_gain``) and rewrites the card::
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 
-def main(path: str) -> int:
+def add_style_range(path: Path) -> dict[str, Any]:
+    """Rewrite ``path``'s card with its style range (returned).
+
+    Raises:
+        ValueError: a model without a style, or whose card does not say how it was trained
+            (its data, their sha256, the gain), or whose data are not those (one line).
+    """
     import onnx
     from onnx import numpy_helper
 
-    from seqboltz.data import MotionDataModule
+    from seqboltz.eval._cli import datamodule_from_card
     from seqboltz.export._onnx import CARD_KEY, _style_range
+    from seqboltz.runtime import load_artifact
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    proto = onnx.load(path)
-    card = json.loads(next(p.value for p in proto.metadata_props if p.key == CARD_KEY))
-    dm = MotionDataModule(**card["training"]["data"]["init_args"])
+    card = load_artifact(path).card  # a readable seqboltz artifact, or one line saying why
+    entry = (card.get("conditioning") or {}).get("style")
+    if not entry:
+        raise ValueError(f"{path}: model {card.get('name')!r} takes no style")
+    metrics = card.get("training", {}).get("metrics", {})
+    if "val/style_gain" not in metrics:
+        raise ValueError(f"{path}: its card records no calibrated style gain (val/style_gain)")
+    gain = float(metrics["val/style_gain"])
+    proto = onnx.load(str(path))
+    graph_gain = [
+        float(numpy_helper.to_array(i)) for i in proto.graph.initializer if i.name.endswith("gain")
+    ]
+    if graph_gain != [gain]:
+        raise ValueError(f"{path}: the card's gain {gain} is not the graph's {graph_gain}")
+    dm = datamodule_from_card(card)
     dm.prepare_data()
     dm.setup("fit")
-    tensor = dm.train_tensor
-    assert tensor is not None
-    sha = hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-    if sha != card["training"]["data"]["train_sha256"]:
-        print(f"{path}: its training data is not this data (sha256 {sha})", file=sys.stderr)
-        return 2
-    gain = float(card["training"]["metrics"]["val/style_gain"])
-    graph_gain = next(
-        float(numpy_helper.to_array(i)) for i in proto.graph.initializer if i.name.endswith("gain")
-    )
-    if abs(graph_gain - gain) > 1e-9:
-        print(f"{path}: the card's gain {gain} is not the graph's {graph_gain}", file=sys.stderr)
-        return 2
+    raw = dm.train_tensor.detach().cpu().contiguous().numpy().tobytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    if sha != card["training"]["data"].get("train_sha256"):
+        raise ValueError(f"{path}: its training data are not these (sha256 {sha})")
     style = dm.stats()["style"]
-    entry = card["conditioning"]["style"]
     entry["stats"].update(low=style["low"], high=style["high"])
     entry["range"] = _style_range(SimpleNamespace(style_gain=gain), style)
     for p in proto.metadata_props:
         if p.key == CARD_KEY:
             p.value = json.dumps(card, sort_keys=True)
     onnx.checker.check_model(proto, full_check=True)
-    part = Path(path).with_suffix(".part")
+    part = path.with_suffix(".part")
     onnx.save(proto, str(part))
-    part.replace(path)
-    print(json.dumps(entry["range"], indent=1))
+    part.replace(path)  # all or nothing
+    return dict(entry["range"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="the exported .onnx, rewritten in place")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from seqboltz.runtime import ArtifactError
+
+    try:
+        trusted = add_style_range(args.model)
+    except (ArtifactError, ValueError) as exc:
+        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(json.dumps(trusted, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

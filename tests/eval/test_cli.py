@@ -142,3 +142,19 @@ def test_parse_data_spec() -> None:
     )
     with pytest.raises(ValueError, match="has no data class_path"):
         parse_data_spec("{init_args: {}}")
+
+
+def test_datamodule_from_card_rebuilds_an_artifacts_training_data() -> None:
+    """An exported model's card names its training data: the embedded speed model's rebuilds
+    with the card's own arguments (its style and window), an override replaces one, and a
+    card without data is one line."""
+    from seqboltz.eval._cli import datamodule_from_card
+    from seqboltz.runtime import load_artifact
+
+    repo = Path(__file__).resolve().parents[2]
+    card = load_artifact(repo / "serving" / "models" / "motion_speed.onnx").card
+    dm = datamodule_from_card(card)
+    assert (dm.style, dm.style_window, dm.order) == ("root_speed", 30, 3)
+    assert datamodule_from_card(card, order=2, path=None).order == 2  # None: the card's
+    with pytest.raises(ValueError, match="records no training data on its card"):
+        datamodule_from_card({"name": "bare"})
