@@ -6,6 +6,7 @@ needs (run the scripts from the repository root, e.g. ``python benchmarks/train_
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -314,6 +315,25 @@ def quiet_trainer(max_epochs: int, callbacks: list[Any] | None = None) -> Any:
         limit_val_batches=0,
         callbacks=callbacks or [],
     )
+
+
+def styled_artifact(parser: argparse.ArgumentParser, model: str, **overrides: Any) -> Any:
+    """``(artifact, its training DataModule, set up)`` of an exported model with a style; a
+    missing or unreadable file, data that cannot be rebuilt, or a model without a style end
+    the script through ``parser.error`` (one line)."""
+    from seqboltz.eval._cli import datamodule_from_card
+    from seqboltz.runtime import ArtifactError, load_artifact
+
+    try:
+        art = load_artifact(model)
+        dm = datamodule_from_card(art.card, **overrides)
+    except (ArtifactError, ValueError) as exc:
+        parser.error(str(exc))
+    if not art.style_size:
+        parser.error(f"model {art.name!r} takes no style")
+    dm.prepare_data()
+    dm.setup()
+    return art, dm
 
 
 def fit_recipe(recipe: str | Path, root: Path, threads: int | None = None) -> Path:

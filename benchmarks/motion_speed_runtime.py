@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqboltz.eval._cli import datamodule_from_card
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
+
+from _common import styled_artifact
+
 from seqboltz.eval._sequence_report import speed_control, speed_gain
-from seqboltz.runtime import ArtifactError, load_artifact
 
 
 def main(argv: list[str] | None = None) -> dict[int, Any]:
@@ -30,15 +34,7 @@ def main(argv: list[str] | None = None) -> dict[int, Any]:
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    try:
-        art = load_artifact(args.model)
-        dm = datamodule_from_card(art.card)
-    except (ArtifactError, ValueError) as exc:
-        parser.error(str(exc))
-    if not art.style_size:
-        parser.error(f"model {art.name!r} takes no style")
-    dm.prepare_data()
-    dm.setup()
+    art, dm = styled_artifact(parser, args.model)
 
     class Runtime:  # the one method speed_control calls, through the artifact
         order = art.order

@@ -26,10 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import dump_json, markdown_table
-
-from seqboltz.eval._cli import datamodule_from_card
-from seqboltz.runtime import ArtifactError, load_artifact
+from _common import dump_json, markdown_table, styled_artifact
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -45,15 +42,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
-    try:
-        art = load_artifact(args.model)
-        dm = datamodule_from_card(art.card, path=args.path)
-    except (ArtifactError, ValueError) as exc:
-        parser.error(str(exc))
-    if not art.style_size:
-        parser.error(f"model {art.name!r} takes no style")
-    dm.prepare_data()
-    dm.setup()
+    art, dm = styled_artifact(parser, args.model, path=args.path)
     real = np.concatenate(dm.clips("train"))
     style = np.concatenate(dm.style_clips("train"))[:, 0]
     n = round(args.seconds * (art.frame_rate or 30.0))
