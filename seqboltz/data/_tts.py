@@ -39,14 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from seqboltz._io import atomic_write
-from seqboltz.data._datamodule import sharded_loader
 from seqboltz.data._fetch import PinnedDebPackage, default_cache_dir, fetch_deb, sha256_file
 from seqboltz.data._speech import fetch_speech_prompts, find_wavs
-from seqboltz.data._windows import SequenceDataModule, WindowDataset, WindowSplit, collate_windows
+from seqboltz.data._windows import SequenceDataModule, WindowDataset, WindowSplit
 from seqboltz.speech import WorldFeatures, read_audio
 from seqboltz.speech._align import AlignmentError, ForcedAligner, PhoneAlignment
 from seqboltz.speech._duration import DurationModel
@@ -155,30 +152,11 @@ class TTSPrompt:
 
 
 class _ControlWindows(WindowDataset):
-    """Windows whose per-frame extra input is the model's ``controls`` (not a style); with
-    ``own_history`` ``(N, D)`` (rows aligned with ``data``), each window's history is taken
-    from it instead with probability ``own_prob`` (the target stays the real frame)."""
-
-    def __init__(
-        self,
-        *args: Any,
-        own_history: torch.Tensor | None = None,
-        own_prob: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.own_history, self.own_prob = own_history, own_prob
-        self.own_generator = torch.Generator().manual_seed(kwargs.get("seed", 0) + 1)
+    """Windows whose per-frame extra input is the model's ``controls`` (not a style)."""
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
         batch = super().__getitems__(indices)
         batch["cond"]["controls"] = batch["cond"].pop("style")
-        if self.own_history is not None and self.own_prob > 0:
-            rows = self.targets[torch.as_tensor(indices, dtype=torch.long)]
-            own = self.own_history[rows[:, None] - self.lags]
-            pick = torch.rand(len(rows), generator=self.own_generator) < self.own_prob
-            real = batch["cond"]["history"]
-            batch["cond"]["history"] = torch.where(pick[:, None, None], own, real)
         return batch
 
 
@@ -207,6 +185,8 @@ class TTSDataModule(SequenceDataModule):
             :class:`~seqboltz.data.SpeechDataModule`.
         cache_dir: cache of the fetched corpus, the features and the alignments.
     """
+
+    window_dataset = _ControlWindows
 
     def __init__(
         self,
@@ -255,8 +235,6 @@ class TTSDataModule(SequenceDataModule):
         self.duration_model: DurationModel | None = None
         self.skipped: dict[str, str] = {}
         self._prompts: dict[str, list[TTSPrompt]] = {}
-        self._own_history: torch.Tensor | None = None
-        self._own_prob = 0.0
         self.save_hyperparameters()
 
     # ------------------------------------------------------------------ data
@@ -441,28 +419,6 @@ class TTSDataModule(SequenceDataModule):
         assert controls is not None
         return controls
 
-    def set_train_history(self, clips: Sequence[np.ndarray] | None, prob: float = 1.0) -> None:
-        """Train on histories a model generated itself ("data as demonstrator": Venkatraman,
-        Hebert & Bagnell 2015): with probability ``prob`` a training window's history comes
-        from ``clips`` (standardised, aligned with :meth:`clips` of ``"train"``; e.g. the
-        model's free-running output from each prompt's first frames) while its target stays
-        the real frame, so the model learns to correct its own drift. ``None``: real histories.
-        """
-        if clips is None:
-            self._own_history, self._own_prob = None, 0.0
-            return
-        real = self.clips("train")
-        if len(clips) != len(real) or any(
-            np.shape(c) != r.shape for c, r in zip(clips, real, strict=True)
-        ):
-            raise ValueError("own histories must have the training clips' shapes")
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
-        stacked = np.concatenate([np.asarray(c, dtype=np.float32) for c in clips])
-        if not np.isfinite(stacked).all():
-            raise ValueError("own histories contain NaN or infinite values")
-        self._own_history, self._own_prob = torch.from_numpy(stacked), prob
-
     def stats(self) -> dict[str, Any]:
         """The fitted features' ``to_dict()`` plus ``order``, the front end's card, the
         aligner's card, the controls' size, the duration model fitted on the training
@@ -482,28 +438,6 @@ class TTSDataModule(SequenceDataModule):
             aligner=self.aligner.card(),
             delta_columns=self.delta_columns if self.deltas else None,
             pauses_seen=seen_pauses(p.alignment.utterance for p in self.prompts("train")),
-        )
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
-        s = self._split(split)
-        dataset = _ControlWindows(
-            s.data,
-            s.targets,
-            self.order,
-            s.style,
-            history_noise=self.history_noise if split == "train" else 0.0,
-            seed=self.shuffle_seed,
-            own_history=self._own_history if split == "train" else None,
-            own_prob=self._own_prob,
-        )
-        return sharded_loader(
-            dataset,
-            self.trainer,
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.shuffle_seed,
-            collate_fn=collate_windows,
-            num_workers=self.num_workers,
         )
 
     def __repr__(self) -> str:

@@ -6,11 +6,17 @@ never straddles two sequences. Batches are
 
 ``{"v": (B, D) frame t, "cond": {"history": (B, order, D) frames t-1 … t-order (index 0 is
 t-1), "style": (B, S) if the data has a style}}``, float32.
+
+A training split may also take histories the model generated itself
+(:meth:`SequenceDataModule.set_train_history`, "data as demonstrator": Venkatraman, Hebert &
+Bagnell 2015): a window's history then comes, with a set probability, from the model's own
+frames at the same rows while its target stays the real frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -21,14 +27,36 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqboltz.data._datamodule import sharded_loader
 
-__all__ = ["SequenceDataModule", "WindowDataset", "WindowSplit", "collate_windows"]
+__all__ = [
+    "OwnHistory",
+    "SequenceDataModule",
+    "WindowDataset",
+    "WindowSplit",
+    "collate_windows",
+]
+
+
+@dataclass
+class OwnHistory:
+    """Histories a model generated itself, shared by a DataModule and its live training
+    datasets (so a refresh reaches the next batch without rebuilding the loader).
+
+    Attributes:
+        frames: ``(N, D)`` float32 rows aligned with the split's concatenated data; ``None``:
+            real histories only.
+        prob: probability that a window's history comes from ``frames``.
+    """
+
+    frames: Tensor | None = None
+    prob: float = 0.0
 
 
 class WindowDataset(Dataset[dict[str, Any]]):
     """Windows ``(frame t, frames t-1 … t-order)`` over a concatenated ``(N, D)`` split.
 
     ``targets`` holds the row of frame ``t`` of each window; ``__getitems__`` slices a whole
-    batch at once."""
+    batch at once. With ``own`` (:class:`OwnHistory`), each window's history is taken from
+    ``own.frames`` instead with probability ``own.prob``; the target stays the real frame."""
 
     def __init__(
         self,
@@ -38,6 +66,7 @@ class WindowDataset(Dataset[dict[str, Any]]):
         style: Tensor | None,
         history_noise: float = 0.0,
         seed: int = 0,
+        own: OwnHistory | None = None,
     ) -> None:
         self.data = data
         self.targets = targets
@@ -45,6 +74,8 @@ class WindowDataset(Dataset[dict[str, Any]]):
         self.style = style
         self.history_noise = history_noise
         self.generator = torch.Generator().manual_seed(seed) if history_noise > 0 else None
+        self.own = own
+        self.own_generator = torch.Generator().manual_seed(seed + 1)
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -55,6 +86,11 @@ class WindowDataset(Dataset[dict[str, Any]]):
         if self.generator is not None:  # training-time noise on the history (see the module)
             noise = torch.randn(history.shape, generator=self.generator, dtype=history.dtype)
             history = history + self.history_noise * noise
+        own = self.own
+        if own is not None and own.frames is not None and own.prob > 0:
+            pick = torch.rand(len(rows), generator=self.own_generator) < own.prob
+            mine = own.frames[rows[:, None] - self.lags]
+            history = torch.where(pick[:, None, None], mine, history)
         cond: dict[str, Tensor] = {"history": history}
         if self.style is not None:
             cond["style"] = self.style[rows]
@@ -127,6 +163,8 @@ class SequenceDataModule(L.LightningDataModule):
     """
 
     visible_kind = "gaussian"
+    #: the windows a split's loader serves (a subclass may rename the per-frame extra input)
+    window_dataset: type[WindowDataset] = WindowDataset
 
     def __init__(
         self,
@@ -151,6 +189,7 @@ class SequenceDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.num_workers = num_workers
         self._splits: dict[str, WindowSplit] = {}
+        self._own = OwnHistory()
 
     def _split(self, split: str) -> WindowSplit:
         if not self._splits:
@@ -200,20 +239,48 @@ class SequenceDataModule(L.LightningDataModule):
         """Number of windows (targets) of a split."""
         return int(self._split(split).targets.shape[0])
 
+    def set_train_history(self, clips: Sequence[np.ndarray] | None, prob: float = 1.0) -> None:
+        """Train on histories a model generated itself ("data as demonstrator": Venkatraman,
+        Hebert & Bagnell 2015): with probability ``prob`` a training window's history comes
+        from ``clips`` (standardised, aligned with :meth:`clips` of ``"train"``; e.g. the
+        model's free-running output from each sequence's first frames)
+        while its target stays the real frame, so the model learns to correct its own drift.
+        ``None``: real histories. Loaders already made see the change at their next batch.
+        """
+        if clips is None:
+            self._own.frames, self._own.prob = None, 0.0
+            return
+        real = self._split("train").arrays
+        if len(clips) != len(real) or any(
+            np.shape(c) != r.shape for c, r in zip(clips, real, strict=True)
+        ):
+            raise ValueError("own histories must have the training clips' shapes")
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        stacked = np.concatenate([np.asarray(c, dtype=np.float32) for c in clips])
+        if not np.isfinite(stacked).all():
+            raise ValueError("own histories contain NaN or infinite values")
+        self._own.frames, self._own.prob = torch.from_numpy(stacked), prob
+
     def stats(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
+    def _dataset(self, split: str) -> WindowDataset:
+        """The windows of a split (history noise and own histories on ``"train"`` only)."""
         s = self._split(split)
+        return self.window_dataset(
+            s.data,
+            s.targets,
+            self.order,
+            s.style,
+            history_noise=self.history_noise if split == "train" else 0.0,
+            seed=self.shuffle_seed,
+            own=self._own if split == "train" else None,
+        )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[dict[str, Any]]:
         return sharded_loader(
-            WindowDataset(
-                s.data,
-                s.targets,
-                self.order,
-                s.style,
-                history_noise=self.history_noise if split == "train" else 0.0,
-                seed=self.shuffle_seed,
-            ),
+            self._dataset(split),
             self.trainer,
             self.batch_size,
             shuffle=shuffle,

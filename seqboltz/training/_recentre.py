@@ -39,7 +39,27 @@ from torch import Tensor
 from seqboltz.models import ResidualCRBM, TwoLayerCRBM
 from seqboltz.noise import gibbs_uniforms
 
-__all__ = ["RecentreIntercept", "recentre_intercept", "sampler_mean_error"]
+__all__ = ["RecentreIntercept", "extra_clips", "recentre_intercept", "sampler_mean_error"]
+
+
+def extra_clips(model: Any, datamodule: Any, split: str) -> dict[str, Sequence[np.ndarray]]:
+    """The per-frame inputs a model reads, from a DataModule's split: ``{"controls": …}``
+    (``control_clips``) and/or ``{"style": …}`` (``style_clips``), each ``[(T_i, ·)]``
+    aligned with ``datamodule.clips(split)``."""
+    extra: dict[str, Sequence[np.ndarray]] = {}
+    for size, key, getter in (
+        ("n_controls", "controls", "control_clips"),
+        ("n_style", "style", "style_clips"),
+    ):
+        if getattr(model, size, 0):
+            per_frame = getattr(datamodule, getter, None)
+            if not callable(per_frame):
+                raise ValueError(
+                    f"{type(model).__name__} reads {key}; {type(datamodule).__name__} has no "
+                    f"{getter}()"
+                )
+            extra[key] = per_frame(split)
+    return extra
 
 
 def _windows(
@@ -174,13 +194,7 @@ class RecentreIntercept(L.Callback):
                 "RecentreIntercept needs a ResidualCRBM and a DataModule with clips(); got "
                 f"{type(model).__name__} and {type(datamodule).__name__}"
             )
-        extra: dict[str, Sequence[np.ndarray]] = {}
-        for size, key, getter in (
-            ("n_controls", "controls", "control_clips"),
-            ("n_style", "style", "style_clips"),
-        ):
-            if getattr(model, size, 0):
-                extra[key] = getattr(datamodule, getter)("train")
+        extra = extra_clips(model, datamodule, "train")
         error = recentre_intercept(model, clips("train"), self.gibbs_steps, extra, self.seed)
         self.last_shift = float(error.norm())
         self._matched = True

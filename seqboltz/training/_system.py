@@ -33,6 +33,7 @@ from torch import Tensor
 from seqboltz.eval import ais_log_partition, exact_log_partition, log_likelihood
 from seqboltz.functional import ContrastiveStep
 from seqboltz.models import Conditioning, EnergyModel, GibbsStep, NoiseSpec, model_spec
+from seqboltz.training._recentre import extra_clips
 
 __all__ = ["ClosedFormCD", "RBMSystem", "chain_noise", "mode_noise"]
 
@@ -745,19 +746,9 @@ class RBMSystem(L.LightningModule):
                     f"{type(self.energy_model).__name__} starts from whole training sequences; "
                     f"{type(datamodule).__name__} has no clips()"
                 )
-            extra: dict[str, Any] = {}  # their per-frame controls and style too
-            for size, key, getter in (
-                ("n_controls", "controls", "control_clips"),
-                ("n_style", "styles", "style_clips"),
-            ):
-                if getattr(self.energy_model, size, 0):
-                    per_frame = getattr(datamodule, getter, None)
-                    if not callable(per_frame):
-                        raise ValueError(
-                            f"{type(self.energy_model).__name__} has {key} and starts from "
-                            f"whole sequences; {type(datamodule).__name__} has no {getter}()"
-                        )
-                    extra[key] = per_frame("train")
+            extra: dict[str, Any] = extra_clips(self.energy_model, datamodule, "train")
+            if "style" in extra:  # their per-frame controls and style too
+                extra["styles"] = extra.pop("style")
             init_sequences(clips("train"), **extra)
 
     def on_fit_start(self) -> None:

@@ -295,6 +295,35 @@ def test_history_noise_only_on_training_windows(folder: Path) -> None:
         torch.testing.assert_close(x["cond"]["history"], y["cond"]["history"])
 
 
+def test_own_histories_replace_real_ones_in_live_training_loaders(folder: Path) -> None:
+    """Histories a model generated itself (data as demonstrator) reach a loader that already
+    exists, on training windows only; the targets stay real."""
+    dm = _setup(folder, order=3, batch_size=1000)
+    loader = dm.train_dataloader()
+    real = next(iter(loader))
+    own = [c + 100.0 for c in dm.clips("train")]
+    dm.set_train_history(own, prob=1.0)
+    mine = next(iter(loader))  # the same loader, made before the call
+    torch.testing.assert_close(mine["v"], real["v"])
+    torch.testing.assert_close(mine["cond"]["history"], real["cond"]["history"] + 100.0)
+    dm.set_train_history(own, prob=0.5)
+    half = next(iter(loader))["cond"]["history"]
+    shifted = (half[:, 0, 0] - real["cond"]["history"][:, 0, 0]).abs() > 50
+    assert 0.35 < float(shifted.double().mean()) < 0.65
+    whole = (half - real["cond"]["history"]).abs() > 50  # a window's history is all one kind
+    assert bool((whole.all(dim=(1, 2)) | ~whole.any(dim=(1, 2))).all())
+    val = next(iter(dm.val_dataloader()))["cond"]["history"]
+    assert float(val.abs().max()) < 50  # never on validation or test windows
+    with pytest.raises(ValueError, match="training clips' shapes"):
+        dm.set_train_history(own[:-1])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        dm.set_train_history([np.full_like(c, np.nan) for c in own])
+    with pytest.raises(ValueError, match=r"prob must be in \[0, 1\]"):
+        dm.set_train_history(own, prob=1.5)
+    dm.set_train_history(None)
+    torch.testing.assert_close(next(iter(loader))["cond"]["history"], real["cond"]["history"])
+
+
 def test_frame_rate_and_argument_errors(folder: Path) -> None:
     dm = _setup(folder, target_fps=50.0)  # 120 -> 50 fps: two phase copies, interpolated
     assert len(dm.source_clips("train")) == 6 and dm.source_clips("train")[0].fps == 50.0
