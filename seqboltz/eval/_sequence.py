@@ -29,6 +29,7 @@ __all__ = [
     "RepeatLastFrame",
     "ar_spectral_radius",
     "clip_ar_spectrum",
+    "clip_length_radius",
     "fit_linear_ar",
     "history_windows",
     "npss",
@@ -238,6 +239,37 @@ def stabilised_coef(coef: np.ndarray, max_radius: float, method: str = "scale") 
     order = coef.shape[0] // d
     gamma = max_radius / radius
     return coef * np.repeat(gamma ** np.arange(1, order + 1), d)[:, None]
+
+
+#: the range :func:`clip_length_radius` keeps to (time constants of 10 to 2,000 frames)
+CLIP_LENGTH_RADIUS_RANGE = (0.9, 0.9995)
+
+
+def clip_length_radius(sequences: Sequence[np.ndarray]) -> float:
+    """The companion spectral radius whose time constant is the median clip's length:
+    ``ρ = 1 − 1 / median(T_i)``, kept within :data:`CLIP_LENGTH_RADIUS_RANGE`.
+
+    A mode of a linear dynamical system with root modulus ``ρ`` decays with time constant
+    ``1 / (1 − ρ)`` frames. A least-squares fit cannot tell such a mode's rate from the
+    data when it is slower than the clips it was fitted on: it extrapolates, and the roots
+    land just inside (or outside) the unit circle. In a free-running generation these slow
+    modes let the body drift for a minute. Clipping the spectrum at this radius
+    (:func:`clip_ar_spectrum`) keeps every mode the clips can show and bounds the rest.
+    On the CMU selection (median 322 frames at 30 fps) it is 0.9969, a hair under AR's own
+    0.9992 and 0.9970; on the Daz clips (median 91 frames) 0.989. Validation chose about
+    these radii on each set (``benchmarks/RESULTS.md``, session 15).
+
+    Args:
+        sequences: training clips ``[(T_i, ·)]``.
+
+    Returns:
+        ``ρ`` in :data:`CLIP_LENGTH_RADIUS_RANGE`.
+    """
+    lengths = [np.shape(s)[0] for s in sequences]
+    if not lengths:
+        raise ValueError("no clips to take a length from")
+    low, high = CLIP_LENGTH_RADIUS_RANGE
+    return float(np.clip(1.0 - 1.0 / max(float(np.median(lengths)), 1.0), low, high))
 
 
 def stabilise_ar(

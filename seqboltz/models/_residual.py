@@ -240,6 +240,9 @@ class ResidualCRBM(SequenceRBM):
         max_radius: if set, the least-squares start is stabilised to this companion spectral
             radius (:func:`seqboltz.eval._sequence.stabilise_ar`) before training: a fit on
             a few seconds of a user's clips can land above 1 and blow up over a minute.
+            ``"auto"``: the radius whose time constant is the median training clip's length
+            (:func:`seqboltz.eval._sequence.clip_length_radius`; :attr:`start_radius` holds
+            it once fitted), so no mode is slower than the clips can show.
         stabilise: how: ``"scale"`` multiplies every companion root by ``γ = max_radius / ρ``,
             damping every mode; ``"clip"`` moves only the roots above ``max_radius`` onto it
             (:func:`seqboltz.eval._sequence.clip_ar_spectrum`). On the CMU selection scaling
@@ -302,7 +305,7 @@ class ResidualCRBM(SequenceRBM):
         init_std: float = 0.01,
         visible_noise: float = 1.0,
         ridge: float = 1e-4,
-        max_radius: float | None = None,
+        max_radius: float | str | None = None,
         stabilise: str = "scale",
         train_linear: bool = True,
         n_controls: int = 0,
@@ -320,8 +323,11 @@ class ResidualCRBM(SequenceRBM):
                 "need n_visible, n_hidden, order >= 1 and visible_noise, ridge >= 0; got "
                 f"{n_visible}, {n_hidden}, {order}, {visible_noise}, {ridge}"
             )
-        if max_radius is not None and not 0 < max_radius <= 1:
-            raise ValueError(f"max_radius must be in (0, 1]; got {max_radius}")
+        if isinstance(max_radius, str):
+            if max_radius != "auto":
+                raise ValueError(f"max_radius must be in (0, 1] or 'auto'; got {max_radius!r}")
+        elif max_radius is not None and not 0 < max_radius <= 1:
+            raise ValueError(f"max_radius must be in (0, 1] or 'auto'; got {max_radius}")
         from seqboltz.eval._sequence import STABILISE_METHODS  # numpy, defined once
 
         if stabilise not in STABILISE_METHODS:
@@ -335,6 +341,8 @@ class ResidualCRBM(SequenceRBM):
         self.n_controls, self.n_style = n_controls, n_style
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
+        #: the radius the start was stabilised to (``max_radius``, or what ``"auto"`` chose)
+        self.start_radius: float | None = None if isinstance(max_radius, str) else max_radius
         self.stabilise = stabilise
         self.start_history_noise = start_history_noise
         self.history_to_hidden = history_to_hidden
@@ -389,7 +397,11 @@ class ResidualCRBM(SequenceRBM):
             styles: their per-frame style ``[(T_i, S)]`` (only, and then required, for a
                 model with ``n_style > 0``).
         """
-        from seqboltz.eval._sequence import fit_linear_ar, stabilise_ar  # numpy, defined once
+        from seqboltz.eval._sequence import (  # numpy, defined once
+            clip_length_radius,
+            fit_linear_ar,
+            stabilise_ar,
+        )
 
         clips = [np.asarray(s, dtype=np.float64) for s in sequences]
         if not clips or any(c.ndim != 2 or c.shape[1] != self.n_visible for c in clips):
@@ -407,10 +419,13 @@ class ResidualCRBM(SequenceRBM):
             )
         if not all(np.isfinite(c).all() for c in clips):
             raise ValueError("sequences contain NaN or infinite values")
+        if self.max_radius == "auto":
+            self.start_radius = clip_length_radius(clips)
+        radius = self.start_radius
         if ctls is None and self.start_history_noise == 0:  # the motion path, unchanged
             ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
-            if self.max_radius is not None:
-                ar = stabilise_ar(ar, clips, self.max_radius, self.stabilise)
+            if radius is not None:
+                ar = stabilise_ar(ar, clips, radius, self.stabilise)
             coef, intercept, resid_cov = ar.coef, ar.intercept, ar.residual_cov
             control_coef = None
         else:
@@ -420,7 +435,7 @@ class ResidualCRBM(SequenceRBM):
                 self.order,
                 ridge=self.ridge,
                 history_noise=self.start_history_noise,
-                max_radius=self.max_radius,
+                max_radius=radius,
                 stabilise=self.stabilise,
             )
             coef, intercept, resid_cov = arx.coef, arx.intercept, arx.residual_cov
@@ -690,7 +705,8 @@ class ResidualCRBM(SequenceRBM):
     def extra_repr(self) -> str:
         return (
             f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, order={self.order}, "
-            f"visible_noise={self.visible_noise}, max_radius={self.max_radius}, "
+            f"visible_noise={self.visible_noise}, max_radius={self.max_radius!r}, "
+            f"start_radius={self.start_radius}, "
             f"stabilise={self.stabilise!r}, "
             f"train_linear={self.train_linear}, n_controls={self.n_controls}, "
             f"start_history_noise={self.start_history_noise}, "

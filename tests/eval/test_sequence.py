@@ -10,6 +10,7 @@ from seqboltz.eval._sequence import (
     RepeatLastFrame,
     ar_spectral_radius,
     clip_ar_spectrum,
+    clip_length_radius,
     fit_linear_ar,
     history_windows,
     npss,
@@ -160,6 +161,18 @@ def test_clipping_moves_only_the_roots_outside_the_radius() -> None:
         stabilise_ar(LinearAR(coef, np.zeros(d), np.eye(d)), [x], 0.97, method="shrink")
     with pytest.raises(ValueError, match="max_radius"):
         clip_ar_spectrum(coef, 0.0)
+
+
+def test_the_clip_length_radius_has_the_median_clips_time_constant() -> None:
+    clips = [np.zeros((n, 2)) for n in (50, 100, 400)]
+    assert clip_length_radius(clips) == pytest.approx(1 - 1 / 100)
+    assert clip_length_radius([np.zeros((321, 1)), np.zeros((323, 1))]) == pytest.approx(
+        1 - 1 / 322
+    )
+    assert clip_length_radius([np.zeros((3, 2))]) == 0.9  # kept within the range
+    assert clip_length_radius([np.zeros((10**6, 2))]) == 0.9995
+    with pytest.raises(ValueError, match="no clips"):
+        clip_length_radius([])
 
 
 def test_clipping_keeps_a_fitted_models_slow_modes() -> None:

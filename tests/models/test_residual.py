@@ -12,7 +12,12 @@ import pytest
 import torch
 from scipy.special import expit, logsumexp
 
-from seqboltz.eval._sequence import ar_spectral_radius, fit_linear_ar, history_windows
+from seqboltz.eval._sequence import (
+    ar_spectral_radius,
+    clip_length_radius,
+    fit_linear_ar,
+    history_windows,
+)
 from seqboltz.models import ResidualCRBM
 from seqboltz.models._residual import box_muller, fit_log_scale
 from seqboltz.noise import gibbs_uniforms, sequence_rng
@@ -179,6 +184,28 @@ def test_a_frozen_linear_part_stays_at_the_stabilised_start() -> None:
     torch.testing.assert_close(m.autoregressive.detach(), start[0])
     torch.testing.assert_close(m.visible_bias.detach(), start[1])
     assert ResidualCRBM(3, 4, order=2, train_linear=False).init_args()["train_linear"] is False
+
+
+def test_an_auto_radius_comes_from_the_training_clips_lengths() -> None:
+    # random walks: a unit root, slower than any clip can show, is clipped to 1 - 1/120
+    clips = [np.cumsum(np.random.default_rng(i).normal(size=(120, 3)), 0) for i in range(4)]
+    radius = clip_length_radius(clips)
+    assert radius == pytest.approx(1 - 1 / 120)
+    assert ar_spectral_radius(fit_linear_ar(clips, 2).coef) > radius
+    auto = ResidualCRBM(3, 4, order=2, max_radius="auto", stabilise="clip").double()
+    assert auto.start_radius is None  # until fitted
+    auto.init_from_sequences(clips)
+    assert auto.start_radius == radius
+    fixed = ResidualCRBM(3, 4, order=2, max_radius=radius, stabilise="clip").double()
+    fixed.init_from_sequences(clips)
+    torch.testing.assert_close(auto.autoregressive, fixed.autoregressive, rtol=0, atol=0)
+    torch.testing.assert_close(auto.visible_bias, fixed.visible_bias, rtol=0, atol=0)
+    coef = _np(auto.autoregressive) @ _np(auto.unwhiten).T
+    assert ar_spectral_radius(coef) == pytest.approx(radius, abs=1e-9)
+    assert auto.init_args()["max_radius"] == "auto" and "start_radius=" in repr(auto)
+    for bad in ("fast", 1.5, 0.0):
+        with pytest.raises(ValueError, match=r"max_radius must be in \(0, 1\] or 'auto'"):
+            ResidualCRBM(3, 4, order=2, max_radius=bad)
 
 
 # -- frame-level controls (text-to-speech's linguistic features) -----------------------------
