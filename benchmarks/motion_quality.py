@@ -30,6 +30,13 @@ Run from the repository root, e.g. a short proof run and the full one::
     python benchmarks/motion_quality.py --checkpoint runs/x/last.ckpt  # no training
     python benchmarks/motion_quality.py --recipes motion_rcrbm --train-seeds 5 --gibbs-steps 1
     python benchmarks/motion_quality.py --checkpoint r@0=runs/a/best.ckpt r@1=runs/b/best.ckpt
+    python benchmarks/motion_quality.py --artifact shipped=serving/models/motion_crbm.onnx \
+        --checkpoint new=runs/x/best.ckpt   # what the service serves, through the runtime
+
+An ``--artifact`` is an exported model scored through the torch-free runtime (what the
+service streams, at its card's ``k``; the same seed gives the same frames as its checkpoint
+would), on the data its card was trained on, rebuilt and checked against the card
+(:func:`~seqboltz.eval._cli.datamodule_from_card`); every model in one run must share it.
 """
 
 from __future__ import annotations
@@ -243,6 +250,28 @@ def _setup(checkpoint: Path) -> Any:
     return dm
 
 
+def _load_artifacts(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Any]:
+    """``{NAME: (artifact, its training DataModule, set up)}`` of ``NAME=PATH.onnx`` specs; a
+    bad spec, file or card ends the script through ``parser.error`` (one line)."""
+    from seqboltz.eval._cli import datamodule_from_card
+    from seqboltz.runtime import ArtifactError, load_artifact
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--artifact {spec!r}: give NAME=PATH.onnx")
+        try:
+            art = load_artifact(path)
+            dm = datamodule_from_card(art.card)
+        except (ArtifactError, ValueError, OSError) as exc:
+            parser.error(f"--artifact {spec!r}: {exc}")
+        dm.prepare_data()
+        dm.setup()
+        out[name] = (art, dm)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="recipes to train")
@@ -254,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="train each recipe this many times (seed_everything 0..N-1) and summarise over them",
+    )
+    parser.add_argument(
+        "--artifact",
+        nargs="+",
+        default=[],
+        help="also score these exported models through the runtime (NAME=PATH.onnx)",
     )
     parser.add_argument("--epochs", type=int, help="override the recipes' max_epochs")
     parser.add_argument("--data-path", help="a folder of the user's clips (--data.init_args.path)")
@@ -293,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.train_seeds < 0:
         parser.error(f"--train-seeds must be >= 0; got {args.train_seeds}")
+    artifacts = _load_artifacts(parser, args.artifact)
     if args.checkpoint:
         checkpoints = parse_checkpoints(args.checkpoint)
+    elif artifacts:
+        checkpoints = {}
     elif args.train_seeds:
         checkpoints = {
             f"{r}@{seed}": train(r, args.root, args.epochs, args.data_path, args.threads, seed)
@@ -338,6 +376,28 @@ def main(argv: list[str] | None = None) -> int:
             per_seed = [speed_control(model, dm, k, s) for s in seeds]
             gains = [speed_gain(seg) for seg in per_seed]
             speed[name] = {"segments": per_seed, "gain": gains}
+        print(f"scored {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    for label, (art, art_dm) in artifacts.items():
+        if baseline is None:
+            baseline = (art_dm, motion_reference(art_dm))
+        dm, ref = baseline
+        if art_dm.n_features != dm.n_features or repr(art_dm) != repr(dm):
+            parser.error(f"--artifact {label}: trained on other data than {dm!r}")
+        test = dm.clips("test")
+        starts = np.stack([c[: art.order] for c in test])
+        n_frames = round(args.seconds * ref.fps)
+        t0 = time.perf_counter()
+
+        def runtime(starts: np.ndarray, n: int, seed: int, art: Any = art) -> np.ndarray:
+            return art.generate(n, seed=seed, seed_frames=starts, gibbs_steps=art.gibbs_steps)
+
+        gens = generate_seeds(runtime, starts, n_frames, seeds)
+        name = f"{art.name} ({label}, runtime)"
+        row = score_generations(name, gens, ref, n_boot=args.boot)
+        row.update(label=label, checkpoint=None, gibbs_steps=art.gibbs_steps)
+        row["generation_seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        first_gens[name] = gens[0]
         print(f"scored {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     assert baseline is not None
@@ -391,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         n_ok = sum(g >= 0.7 for g in s["gain"])
         print(f"\n{name}: speed-control gain per seed [{gains}]; >= 0.7 in {n_ok}/{len(seeds)}")
     if args.pictures is not None and ref.body is not None:
-        models = rows[: len(checkpoints)]
+        models = rows[: len(checkpoints) + len(artifacts)]
         model_name = next((r["model"] for r in models if not r["exploded"]), models[0]["model"])
         ar_name = AR_NAME.format(order=order)
         if np.isfinite(first_gens[model_name]).all():
