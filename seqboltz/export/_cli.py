@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from seqboltz.speech._voice import GENERATIONS
+
 __all__ = ["export_main"]
 
 
@@ -50,7 +52,7 @@ def export_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--generation",
-        choices=["mlpg", "statics"],
+        choices=sorted(GENERATIONS),
         help="text-to-speech models with delta frames only: how the statics are made, MLPG "
         "(the default) or the model's statics as they are",
     )

@@ -53,7 +53,6 @@ every pause as the text asks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +74,7 @@ from seqboltz.speech._text import (
     front_end_card,
     text_to_utterance,
 )
-from seqboltz.speech._world import WorldFeatures
+from seqboltz.speech._world import WorldFeatures, postfilter_beta_problem
 
 __all__ = [
     "POSTFILTER_BETA",
@@ -107,8 +106,9 @@ and so the MCD, are the model's."""
 
 def postfilter_card(beta: float) -> dict[str, Any]:
     """The card entry of a voice's post-filter (``features["postfilter"]``)."""
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"post-filter beta must be finite and >= 0, got {beta}")
+    problem = postfilter_beta_problem(beta)
+    if problem:
+        raise ValueError(problem)
     return {
         "method": "mel-cepstral formant emphasis (Yoshimura et al. 2005): c2... times 1 + beta, "
         "c0 keeps each frame's power",
@@ -406,10 +406,9 @@ class VoiceCard:
             beta = float(entry["beta"])
         except (KeyError, TypeError, ValueError) as exc:
             raise VoiceError(f"model {name!r}: unreadable post-filter on its card ({exc})") from exc
-        if not (math.isfinite(beta) and beta >= 0):
-            raise VoiceError(
-                f"model {name!r}: post-filter beta must be finite and >= 0, got {beta}"
-            )
+        problem = postfilter_beta_problem(beta)
+        if problem:
+            raise VoiceError(f"model {name!r}: {problem}")
         return beta
 
     @staticmethod

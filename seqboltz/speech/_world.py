@@ -39,6 +39,7 @@ __all__ = [
     "formant_postfilter",
     "mcep_power_spectrum",
     "mel_cepstral_distortion",
+    "postfilter_beta_problem",
 ]
 
 _LOG_AP_FLOOR_DB = -60.0
@@ -114,6 +115,14 @@ def _warped_cosines(n_coef: int, alpha: float, fft_size: int) -> np.ndarray:
     return basis
 
 
+def postfilter_beta_problem(beta: float) -> str | None:
+    """What is wrong with a post-filter ``beta`` (one line), or ``None``: it must be finite
+    and ``>= 0`` (0: no post-filter)."""
+    if math.isfinite(beta) and beta >= 0:
+        return None
+    return f"post-filter beta must be finite and >= 0, got {beta}"
+
+
 def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: int) -> np.ndarray:
     """The mel-cepstral formant-emphasis post-filter of HTS and Merlin, frame by frame.
 
@@ -139,8 +148,9 @@ def formant_postfilter(mcep: np.ndarray, beta: float, alpha: float, fft_size: in
     c = np.asarray(mcep, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] < 3:
         raise SpeechFeatureError(f"mel-cepstra must be (T, M+1) with M >= 2, got {c.shape}")
-    if not (math.isfinite(beta) and beta >= 0):
-        raise SpeechFeatureError(f"post-filter beta must be finite and >= 0, got {beta}")
+    problem = postfilter_beta_problem(beta)
+    if problem:
+        raise SpeechFeatureError(problem)
     if beta == 0 or c.shape[0] == 0:
         return c.copy()
     out = c.copy()
