@@ -243,9 +243,11 @@ class SequenceDataModule(L.LightningDataModule):
         """Train on histories a model generated itself ("data as demonstrator": Venkatraman,
         Hebert & Bagnell 2015): with probability ``prob`` a training window's history comes
         from ``clips`` (standardised, aligned with :meth:`clips` of ``"train"``; e.g. the
-        model's free-running output from each sequence's first frames)
-        while its target stays the real frame, so the model learns to correct its own drift.
-        ``None``: real histories. Loaders already made see the change at their next batch.
+        model's free-running output from each sequence's first frames) while its target
+        stays the real frame, so the model learns to correct its own drift. ``None``: real
+        histories. Loaders already made see the change at their next batch. (On motion, the
+        residual CRBM trained on its own short rollouts diverged: ``benchmarks/RESULTS.md``,
+        session 15.)
         """
         if clips is None:
             self._own.frames, self._own.prob = None, 0.0
