@@ -77,8 +77,10 @@ def save_model(
     :class:`~seqboltz.training.RBMSystem` writes) that :func:`load_model` reads; returns ``path``.
 
     ``data`` is the DataModule record ``{"class_path", "init_args"}`` to keep beside it (as a
-    trained checkpoint keeps its own), so that ``seqboltz evaluate`` and ``export`` rebuild the
-    data of a model assembled outside a fit (e.g. a stacked :class:`TwoLayerCRBM`);
+    trained checkpoint keeps its own), with its ``stats`` (what ``export`` puts on the card:
+    a motion model's features and skeleton) and ``train_sha256`` when given, so that
+    ``seqboltz evaluate`` and ``export`` rebuild the data of a model assembled outside a fit
+    (e.g. a stacked :class:`TwoLayerCRBM`);
     ``recentred_gibbs_steps`` the ``k`` its intercept was re-centred at, if it was
     (:func:`recentred_gibbs_steps` reads it back).
     """
@@ -93,6 +95,7 @@ def save_model(
         meta["data"] = {
             "class_path": data["class_path"],
             "init_args": dict(data.get("init_args") or {}),
+            **{k: data[k] for k in ("stats", "train_sha256") if data.get(k) is not None},
         }
     if recentred_gibbs_steps is not None:
         meta["recentred_gibbs_steps"] = int(recentred_gibbs_steps)

@@ -22,6 +22,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["stack_checkpoints", "stack_main"]
 
@@ -85,17 +86,25 @@ def stack_checkpoints(
         recentre_intercept(model, clips, gibbs_steps, iterations=iterations)
         matched = gibbs_steps  # export and evaluate default to it
     record["init_args"] = {**record["init_args"], "order": model.order}
+    stats = _recorded(layer1, "stats")
+    if isinstance(stats, dict):  # the features' inverse, so an export speaks motion (BVH)
+        record["stats"] = {**stats, "order": model.order} if "order" in stats else stats
     return save_model(model, out, data=record, recentred_gibbs_steps=matched)
+
+
+def _recorded(checkpoint: str | Path, key: str) -> Any:
+    """``key`` of the data entry a seqboltz checkpoint recorded (``None`` if none)."""
+    import torch
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    data = ckpt.get("seqboltz", {}).get("data") if isinstance(ckpt, dict) else None
+    return (data or {}).get(key)
 
 
 def _lower_sha256(layer2: str | Path) -> str | None:
     """The sha256 of the first layer ``layer2`` was trained on, as its
     :class:`~seqboltz.data.CRBMHiddenDataModule` recorded it (``None`` if it recorded none)."""
-    import torch
-
-    ckpt = torch.load(layer2, map_location="cpu", weights_only=True)
-    data = ckpt.get("seqboltz", {}).get("data") if isinstance(ckpt, dict) else None
-    value = (data or {}).get("init_args", {}).get("checkpoint_sha256")
+    value = (_recorded(layer2, "init_args") or {}).get("checkpoint_sha256")
     return value if isinstance(value, str) else None
 
 

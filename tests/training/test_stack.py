@@ -108,3 +108,26 @@ def test_stack_refuses_layers_that_do_not_fit_in_one_line(
         data={**record, "init_args": {"checkpoint_sha256": sha256_file(layer1)}},
     )
     assert main(["stack", str(layer1), str(same), "--out", str(out), "--no-recentre"]) == 0
+
+
+def test_a_stack_keeps_the_first_layers_feature_statistics_for_export(
+    layers: tuple[Path, Path, list[np.ndarray]], random_walk_clips: Path, tmp_path: Path
+) -> None:
+    """The first layer's motion statistics (the features' inverse, the skeleton) travel with
+    the stack, at the stack's order, so its export writes BVH like a one-layer model's."""
+    layer1, layer2, _ = layers
+    dm = MotionDataModule(path=str(random_walk_clips), order=3, batch_size=32)
+    dm.setup("fit")
+    with_stats = tmp_path / "layer1_stats.ckpt"
+    record = {**data_record(layer1), "stats": dm.stats()}
+    save_model(load_model(layer1), with_stats, data=record)
+    out = tmp_path / "two_layer.ckpt"
+    assert main(["stack", str(with_stats), str(layer2), "--out", str(out), "--no-recentre"]) == 0
+    entry = torch.load(out, map_location="cpu", weights_only=True)["seqboltz"]["data"]
+    assert entry["stats"]["order"] == 5
+    assert {k: v for k, v in entry["stats"].items() if k != "order"} == {
+        k: v for k, v in dm.stats().items() if k != "order"
+    }
+    # a first layer saved without statistics stacks as before
+    assert main(["stack", str(layer1), str(layer2), "--out", str(out), "--no-recentre"]) == 0
+    assert "stats" not in torch.load(out, map_location="cpu", weights_only=True)["seqboltz"]["data"]
