@@ -317,22 +317,30 @@ def quiet_trainer(max_epochs: int, callbacks: list[Any] | None = None) -> Any:
     )
 
 
-def styled_artifact(parser: argparse.ArgumentParser, model: str, **overrides: Any) -> Any:
-    """``(artifact, its training DataModule, set up)`` of an exported model with a style; a
-    missing or unreadable file, data that cannot be rebuilt, or a model without a style end
-    the script through ``parser.error`` (one line)."""
+def artifact_with_data(
+    parser: argparse.ArgumentParser, model: str, what: str = "", **overrides: Any
+) -> Any:
+    """``(artifact, its training DataModule, set up)`` of an exported model; a missing or
+    unreadable file, or data that cannot be rebuilt, end the script through ``parser.error``
+    (one line, after ``what``)."""
     from seqboltz.eval._cli import datamodule_from_card
     from seqboltz.runtime import ArtifactError, load_artifact
 
     try:
         art = load_artifact(model)
         dm = datamodule_from_card(art.card, **overrides)
-    except (ArtifactError, ValueError) as exc:
-        parser.error(str(exc))
-    if not art.style_size:
-        parser.error(f"model {art.name!r} takes no style")
+    except (ArtifactError, ValueError, OSError) as exc:
+        parser.error(f"{what}{exc}")
     dm.prepare_data()
     dm.setup()
+    return art, dm
+
+
+def styled_artifact(parser: argparse.ArgumentParser, model: str, **overrides: Any) -> Any:
+    """:func:`artifact_with_data` of a model that takes a style (else ``parser.error``)."""
+    art, dm = artifact_with_data(parser, model, **overrides)
+    if not art.style_size:
+        parser.error(f"model {art.name!r} takes no style")
     return art, dm
 
 

@@ -52,7 +52,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `_common` when run as a script
 
-from _common import dump_json, fit_recipe, format_machine_info, machine_info, set_threads
+from _common import (
+    artifact_with_data,
+    dump_json,
+    fit_recipe,
+    format_machine_info,
+    machine_info,
+    set_threads,
+)
 
 from seqboltz._io import atomic_write
 from seqboltz.eval._cli import datamodule_from_checkpoint
@@ -253,22 +260,12 @@ def _setup(checkpoint: Path) -> Any:
 def _load_artifacts(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Any]:
     """``{NAME: (artifact, its training DataModule, set up)}`` of ``NAME=PATH.onnx`` specs; a
     bad spec, file or card ends the script through ``parser.error`` (one line)."""
-    from seqboltz.eval._cli import datamodule_from_card
-    from seqboltz.runtime import ArtifactError, load_artifact
-
     out: dict[str, Any] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--artifact {spec!r}: give NAME=PATH.onnx")
-        try:
-            art = load_artifact(path)
-            dm = datamodule_from_card(art.card)
-        except (ArtifactError, ValueError, OSError) as exc:
-            parser.error(f"--artifact {spec!r}: {exc}")
-        dm.prepare_data()
-        dm.setup()
-        out[name] = (art, dm)
+        out[name] = artifact_with_data(parser, path, what=f"--artifact {spec!r}: ")
     return out
 
 
