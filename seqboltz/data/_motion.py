@@ -88,6 +88,7 @@ MOTION_FIXTURES: dict[str, str] = {
     "cmu_mixed": "4b4e235fd18e0158f272bfea2dc77be30426fea0deae77e5d68d7970e35323e0",
     "cmu131_bvh": "05bf59f0e783c75d036177b8690d67833462eeba2323c59e502a547e1548d0d7",
     "cmu_daz_bvh": "332f36e45f5bd5df1317d63b3ea608cb32c36848ce7bcfccb1a33c7a2602e837",
+    "reactidle_bvh": "d8d1918ef4a77f1cd4d796155a715d8ebef3cf83d9906691da8d2bf66d17bb47",
 }
 """Committed motion fixtures (``seqboltz/data/motion_fixtures/<name>.tar.xz``) and the sha256 of
 each archive: ``cmu_mixed`` (the default data, CMU subjects 131, 135 and 5, ASF/AMC at 120 fps,
@@ -95,8 +96,11 @@ each archive: ``cmu_mixed`` (the default data, CMU subjects 131, 135 and 5, ASF/
 2-14, none of them in ``cmu_mixed``, in Hahne's Daz-friendly BVH rig of 43 joints at 120 fps: 6.2
 min of walks, runs, jumps, kicks, dribbling and standing with a fixed split holding out 15 whole
 clips; another source and skeleton, the "user's own clips" case, trained only through
-``--data.init_args.path``) and ``cmu131_bvh`` (CMU 131_01-03 in a 3dsMax-friendly BVH rig, 35 s:
-the earlier, smaller user's-clips case). Origins and licences:
+``--data.init_args.path``), ``reactidle_bvh`` (not CMU: ten people standing idle, captured
+markerless and solved onto a Blender rig whose joints carry position channels, 24 fps, 19 min,
+whole subjects held out; the source no recipe was tuned on) and ``cmu131_bvh`` (CMU 131_01-03
+in a 3dsMax-friendly BVH rig, 35 s: the earlier, smaller user's-clips case). Origins and
+licences:
 ``seqboltz/data/motion_fixtures/README.md``."""
 
 MANIFEST = "clips.json"
@@ -128,8 +132,8 @@ def motion_fixture_folder(name: str = "cmu_mixed", cache_dir: str | Path | None 
     atomically (extracted beside it, then renamed), so a crash leaves nothing half-written.
 
     Args:
-        name: a key of :data:`MOTION_FIXTURES` (``"cmu_mixed"``, ``"cmu_daz_bvh"`` or
-            ``"cmu131_bvh"``).
+        name: a key of :data:`MOTION_FIXTURES` (``"cmu_mixed"``, ``"cmu_daz_bvh"``,
+            ``"reactidle_bvh"`` or ``"cmu131_bvh"``).
         cache_dir: the cache (default :func:`~seqboltz.data.default_cache_dir`).
 
     Returns:
@@ -555,6 +559,18 @@ class MotionDataModule(SequenceDataModule):
         notes = []
         if rep["near_constant"]:
             notes.append(f"{len(rep['near_constant'])} near-constant dimensions dropped")
+        if rep.get("per_clip_constant"):
+            names = rep["per_clip_constant"]
+            notes.append(
+                f"{len(names)} dimensions constant within each clip (the performer's, not "
+                f"motion) dropped ({', '.join(names[:4])}{' …' if len(names) > 4 else ''})"
+            )
+        if rep.get("dependent"):
+            names = rep["dependent"]
+            notes.append(
+                f"{len(names)} dimensions that copy others dropped and restored from them "
+                f"({', '.join(names[:4])}{' …' if len(names) > 4 else ''})"
+            )
         if rep["outlier_heavy"]:
             names = [h["name"] for h in rep["outlier_heavy"]]
             notes.append(

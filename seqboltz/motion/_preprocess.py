@@ -49,9 +49,17 @@ directions are dropped like any constant dimension.
 Data checks (:meth:`MotionFeatures.report`): dimensions constant over the training frames
 (standard deviation below ``const_tol``) and near-constant rotation or position dimensions (below
 ``near_constant_tol`` radians, or that fraction of the skeleton's size for positions) are
-dropped and restored as their mean; outlier-heavy dimensions (excess kurtosis above
-``outlier_kurtosis``: a few glitch frames far from the rest) are standardised with the spread of
-their central 99.8 % so the glitches do not squash the motion, and
+dropped and restored as their mean, and so are per-clip constants (dimensions whose spread
+within a clip is below ``per_clip_tol`` of their spread over all clips: a property of the
+performer or the take, such as bone lengths stored as position channels, not motion; a model
+would have to invent how they move, and the held-out clips' values are another performer's);
+dimensions that are an affine function of the ones kept
+before them (to ``dependent_tol`` of their spread: a rig that stores one quantity twice, such
+as two joints that always share a rotation or position channels that copy each other) are
+dropped and restored from those (``dependent``), since a model over exactly collinear inputs
+has a rank-deficient history and a defective AR start; outlier-heavy dimensions (excess
+kurtosis above ``outlier_kurtosis``: a few glitch frames far from the rest) are standardised
+with the spread of their central 99.8 % so the glitches do not squash the motion, and
 :meth:`MotionFeatures.outlier_frames` marks frames beyond ``outlier_z`` for a data module to
 leave out of training; :meth:`MotionFeatures.range_check` finds frames far outside the training
 range (what a held-out clip on another branch or another rig looks like).
@@ -73,6 +81,7 @@ matrix and the root position equal to floating point (up to the dropped dimensio
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -207,6 +216,46 @@ class _Layout:
     pos_cols: tuple[tuple[int, int, int], ...]  # (joint index, channel column, feature column)
 
 
+def _per_clip_constant(
+    raw: np.ndarray, lengths: Sequence[int], spread: np.ndarray, tol: float
+) -> np.ndarray:
+    """``(F_raw,)`` bool: dimensions of ``raw`` ``(N, F_raw)`` (clips of ``lengths`` one after
+    another) whose root-mean-square deviation from each clip's own mean is below ``tol`` times
+    their ``spread`` over all clips (never with fewer than two clips or ``tol = 0``)."""
+    if tol <= 0 or len(lengths) < 2:
+        return np.zeros(raw.shape[1], dtype=bool)
+    bounds = np.cumsum([0, *lengths])
+    within = np.zeros(raw.shape[1])
+    for lo, hi in itertools.pairwise(bounds):
+        part = raw[lo:hi]
+        within += ((part - part.mean(axis=0)) ** 2).sum(axis=0)
+    within = np.sqrt(within / raw.shape[0])
+    return np.asarray((spread > 0) & (within < tol * spread))
+
+
+def _dependent_dims(raw: np.ndarray, candidates: np.ndarray, tol: float) -> np.ndarray:
+    """``(F_raw,)`` bool: the ``candidates`` columns of ``raw`` ``(N, F_raw)`` that are, to
+    ``tol`` of their spread, an affine function of the candidate columns before them (Gram-Schmidt
+    on the centred columns, in order, so the first of two copies is kept)."""
+    out = np.zeros(raw.shape[1], dtype=bool)
+    if tol <= 0:
+        return out
+    basis = np.zeros((raw.shape[0], 0))
+    for j in np.flatnonzero(candidates):
+        z = raw[:, j] - raw[:, j].mean()
+        norm = float(np.linalg.norm(z))
+        if norm == 0.0:
+            continue
+        r = z - basis @ (basis.T @ z)
+        r = r - basis @ (basis.T @ r)  # twice is enough (Giraud et al. 2005)
+        rest = float(np.linalg.norm(r))
+        if rest < tol * norm:
+            out[j] = True
+        else:
+            basis = np.concatenate([basis, (r / rest)[:, None]], axis=1)
+    return out
+
+
 def _layout(skeleton: Skeleton, rotation: str) -> _Layout:
     width = 6 if rotation == "rot6d" else 3
     suffixes = [f"r{k}" for k in range(6)] if width == 6 else [f"r{a}" for a in _AXES]
@@ -255,6 +304,14 @@ class MotionFeatures:
             as ``near_constant``): noise blown up to unit variance is not motion.
         rotation_bases: rotate rank-deficient rotation blocks into their principal axes so
             that their constant directions are dropped.
+        per_clip_tol: a dimension whose root-mean-square spread about each clip's own mean is
+            below this fraction of its spread over all training clips is a per-clip constant
+            (reported as ``per_clip_constant``) and is dropped and restored as its mean
+            (``0``: never; needs two or more training clips). The root's dimensions are never
+            (a clip may walk or turn at one steady rate).
+        dependent_tol: a kept dimension whose part not explained (least squares, with a
+            constant) by the kept dimensions before it is below this fraction of its spread
+            is dropped and restored from them (``0``: never).
         outlier_kurtosis: excess kurtosis above which a dimension counts as outlier-heavy and
             is scaled by its central 99.8 % (a Gaussian has 0; one frame in 10,000 at 50
             standard deviations gives about 600).
@@ -274,6 +331,8 @@ class MotionFeatures:
         outlier_kurtosis: float = 20.0,
         outlier_z: float = 10.0,
         range_margin: float = 4.0,
+        dependent_tol: float = 1e-8,
+        per_clip_tol: float = 0.02,
     ) -> None:
         if rotation not in _ROTATIONS:
             raise ValueError(f"rotation must be one of {_ROTATIONS}, got {rotation!r}")
@@ -283,7 +342,12 @@ class MotionFeatures:
                 raise ValueError(f"up_axis must be x, y or z (unsigned), got {up_axis!r}")
         if str(forward_axis).lower() != "auto":
             _parse_axis(forward_axis, "forward_axis")
-        for name, value in (("const_tol", const_tol), ("near_constant_tol", near_constant_tol)):
+        for name, value in (
+            ("const_tol", const_tol),
+            ("near_constant_tol", near_constant_tol),
+            ("dependent_tol", dependent_tol),
+            ("per_clip_tol", per_clip_tol),
+        ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         for name, value in (
@@ -300,6 +364,8 @@ class MotionFeatures:
         self.outlier_kurtosis = float(outlier_kurtosis)
         self.outlier_z = float(outlier_z)
         self.range_margin = float(range_margin)
+        self.dependent_tol = float(dependent_tol)
+        self.per_clip_tol = float(per_clip_tol)
         self.up_axis = str(up_axis).strip().lower().lstrip("+")
         self.forward_axis = str(forward_axis).strip().lower()
         if self.up_axis != "auto" and self.forward_axis != "auto":
@@ -313,6 +379,10 @@ class MotionFeatures:
         self._bases: dict[str, np.ndarray] = {}
         self._kept: np.ndarray | None = None
         self._constants: np.ndarray | None = None
+        # dependent raw dimensions: indices (K,), and raw[:, idx] = raw[:, kept] @ coef.T + icpt
+        self._dep_index = np.zeros(0, dtype=np.int64)
+        self._dep_coef = np.zeros((0, 0))
+        self._dep_icpt = np.zeros(0)
         self._mean: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._lo: np.ndarray | None = None
@@ -400,11 +470,11 @@ class MotionFeatures:
 
     def report(self) -> dict[str, Any]:
         """What :meth:`fit` found in the training data (JSON-serialisable): ``axes`` (up and
-        forward, and whether they were detected), ``dropped_constant`` and ``near_constant``
-        (names of dropped dimensions), ``outlier_heavy`` (``[{name, kurtosis, std,
-        robust_std}]``), ``outlier_frames`` (training frames beyond ``outlier_z``),
-        ``max_angle_from_mean`` (``expmap``: joints more than 120° from their mean rotation,
-        in degrees) and ``n_frames``."""
+        forward, and whether they were detected), ``dropped_constant``, ``near_constant``,
+        ``per_clip_constant`` and ``dependent`` (names of dropped dimensions),
+        ``outlier_heavy`` (``[{name, kurtosis, std, robust_std}]``), ``outlier_frames``
+        (training frames beyond ``outlier_z``), ``max_angle_from_mean`` (``expmap``: joints
+        more than 120° from their mean rotation, in degrees) and ``n_frames``."""
         self._require()
         return dict(self._report)
 
@@ -662,9 +732,15 @@ class MotionFeatures:
         std_all = raw.std(axis=0)
         constant = std_all < self.const_tol
         near = (std_all < tol) & ~constant
-        kept = ~(constant | near)
+        per_clip = ~(constant | near) & _per_clip_constant(
+            raw, [r.shape[0] for r in raws], std_all, self.per_clip_tol
+        )
+        per_clip[: len(_ROOT_NAMES)] = False  # a clip's steady walk or turn is motion
+        kept = ~(constant | near | per_clip)
         if not kept.any():
             raise ValueError("every feature is constant over the training clips: nothing to model")
+        dependent = _dependent_dims(raw, kept, self.dependent_tol)
+        kept &= ~dependent
         self.skeleton = sk
         self.frame_time = float(clips[0].frame_time)
         self.source_fps = None if source_fps is None else float(source_fps)
@@ -693,6 +769,7 @@ class MotionFeatures:
                 mean[j], std[j] = float(central.mean()), robust
         self._constants = mean_all
         self._kept = kept
+        self._set_dependent(np.flatnonzero(dependent), raw, kept)
         self._mean, self._std = mean, std
         z = (raw[:, kept] - mean) / std
         self._lo, self._hi = z.min(axis=0), z.max(axis=0)
@@ -702,6 +779,8 @@ class MotionFeatures:
             "n_frames": int(raw.shape[0]),
             "dropped_constant": [n for n, c in zip(names, constant, strict=True) if c],
             "near_constant": [n for n, c in zip(names, near, strict=True) if c],
+            "per_clip_constant": [n for n, c in zip(names, per_clip, strict=True) if c],
+            "dependent": [n for n, c in zip(names, dependent, strict=True) if c],
             "outlier_heavy": heavy,
             "outlier_frames": int((np.abs(z) > self.outlier_z).any(axis=1).sum()),
             "max_angle_from_mean": max_angle,
@@ -714,6 +793,19 @@ class MotionFeatures:
                 stacklevel=2,
             )
         return self
+
+    def _set_dependent(self, index: np.ndarray, raw: np.ndarray, kept: np.ndarray) -> None:
+        """Least-squares ``raw[:, index] ≈ raw[:, kept] β + c`` (exact up to ``dependent_tol``)
+        for :meth:`inverse_transform` to restore the dependent dimensions."""
+        self._dep_index = index.astype(np.int64)
+        if not index.size:
+            self._dep_coef, self._dep_icpt = np.zeros((0, int(kept.sum()))), np.zeros(0)
+            return
+        x = raw[:, kept]
+        centre = x.mean(axis=0)
+        sol = np.linalg.lstsq(x - centre, raw[:, index] - raw[:, index].mean(axis=0), rcond=None)[0]
+        self._dep_coef = sol.T.copy()
+        self._dep_icpt = raw[:, index].mean(axis=0) - centre @ sol
 
     def transform(self, clip: MotionClip) -> np.ndarray:
         """Standardised features of frames ``1 … T-1`` of ``clip``.
@@ -855,6 +947,8 @@ class MotionFeatures:
         n_frames = x.shape[0]
         raw = np.broadcast_to(constants, (n_frames, constants.size)).copy()
         raw[:, kept] = x * std + mean
+        if self._dep_index.size:
+            raw[:, self._dep_index] = raw[:, kept] @ self._dep_coef.T + self._dep_icpt
         raw = self._to_basis(raw, layout, inverse=True)
 
         # Root: integrate heading and ground-plane displacement.
@@ -902,8 +996,9 @@ class MotionFeatures:
         offsets and channels), ``raw_feature_names``, ``feature_names``, ``kept`` (bool per raw
         dimension), ``constants`` (per raw dimension), ``mean`` and ``std`` (per kept
         dimension), ``train_min``/``train_max`` (standardised, per kept dimension), ``bases``
-        (``{block: width×width row-major}``), ``references`` (``expmap``: ``{block: 3×3}``) and
-        ``report``.
+        (``{block: width×width row-major}``), ``references`` (``expmap``: ``{block: 3×3}``),
+        ``dependent`` (``{"index": raw dimensions, "coef": rows over the kept raw dimensions,
+        "intercept"}``), ``dependent_tol`` and ``report``.
         """
         sk, _layout, kept, constants, mean, std = self._require()
         return {
@@ -918,6 +1013,8 @@ class MotionFeatures:
             "outlier_kurtosis": self.outlier_kurtosis,
             "outlier_z": self.outlier_z,
             "range_margin": self.range_margin,
+            "dependent_tol": self.dependent_tol,
+            "per_clip_tol": self.per_clip_tol,
             "frame_time": self.frame_time,
             "fps": self.fps,
             "source_fps": self.source_fps,
@@ -933,6 +1030,11 @@ class MotionFeatures:
             "train_max": [float(v) for v in self._hi] if self._hi is not None else None,
             "bases": {k: v.tolist() for k, v in self._bases.items()},
             "references": {k: v.tolist() for k, v in self._refs.items()},
+            "dependent": {
+                "index": [int(i) for i in self._dep_index],
+                "coef": self._dep_coef.tolist(),
+                "intercept": [float(v) for v in self._dep_icpt],
+            },
             "report": self._report,
         }
 
@@ -961,6 +1063,8 @@ class MotionFeatures:
             outlier_kurtosis=d.get("outlier_kurtosis", 20.0),
             outlier_z=d.get("outlier_z", 10.0),
             range_margin=d.get("range_margin", 4.0),
+            dependent_tol=d.get("dependent_tol", 0.0),
+            per_clip_tol=d.get("per_clip_tol", 0.0),
         )
         sk = Skeleton.from_dict(d["skeleton"])
         layout = _layout(sk, mf.rotation)
@@ -999,5 +1103,20 @@ class MotionFeatures:
                 if arr.shape != mean.shape:
                     raise ValueError(f"{key} must have one entry per kept dimension")
                 setattr(mf, attr, arr)
+        dep = d.get("dependent") or {}
+        index = np.asarray(dep.get("index", []), dtype=np.int64)
+        coef = np.asarray(dep.get("coef", []), dtype=np.float64)
+        if not index.size:
+            coef = np.zeros((0, int(kept.sum())))
+        icpt = np.asarray(dep.get("intercept", []), dtype=np.float64)
+        if index.size and (
+            coef.shape != (index.size, int(kept.sum()))
+            or icpt.shape != index.shape
+            or index.min() < 0
+            or index.max() >= n_raw
+            or kept[index].any()
+        ):
+            raise ValueError("dependent: index/coef/intercept do not fit the kept dimensions")
+        mf._dep_index, mf._dep_coef, mf._dep_icpt = index, coef, icpt
         mf._report = dict(d.get("report") or {})
         return mf

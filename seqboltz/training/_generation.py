@@ -11,6 +11,7 @@ select on it.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import lightning as L
@@ -146,6 +147,8 @@ class GenerationMetric(L.Callback):
         self._ar_logged = False
         self._reference: Any = None
         self._ar_row: dict[str, Any] | None = None
+        self.best_score = math.inf  # the lowest val/gen_score of this fit
+        self._last_parts: dict[str, float] = {}
 
     def _starts(self, trainer: L.Trainer, order: int) -> tuple[np.ndarray, np.ndarray, Any]:
         dm = trainer.datamodule  # type: ignore[attr-defined]
@@ -201,6 +204,7 @@ class GenerationMetric(L.Callback):
             .numpy()
         )
         score, parts = self._score(trainer, real, generated)
+        self.best_score, self._last_parts = min(self.best_score, score), parts
         pl_module.log("val/gen_score", score, prog_bar=True)
         pl_module.log("val/gen_npss", parts["npss"])
         pl_module.log("val/gen_std_ratio", parts["std_ratio"])
@@ -255,12 +259,26 @@ class GenerationMetric(L.Callback):
             tail = generated[:, :, -min(self.frames, total) :].reshape(-1, generated.shape[-1])
             drift = drift_penalty(np.concatenate(dm.clips("val")), tail)
         value = score + drift if math.isfinite(score + drift) else DIVERGED_SCORE
+        self.best_score = min(self.best_score, value, DIVERGED_SCORE)
         pl_module.log("val/gen_score", min(value, DIVERGED_SCORE), prog_bar=True)
         pl_module.log("val/gen_drift", drift if math.isfinite(drift) else DIVERGED_SCORE)
         for key in ("npss", "pskl", "frechet", "foot_skating"):
             if math.isfinite(row.get(key, math.nan)):
                 pl_module.log(f"val/gen_{key}", float(row[key]))
                 pl_module.log(f"val/gen_{key}_ar", float(self._ar_row[key]))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Say so when every validation generation of the fit diverged or exploded: the
+        checkpoints then hold no usable model, whatever the exit status."""
+        if self.best_score >= DIVERGED_SCORE and math.isfinite(self.best_score):
+            ratio = self._last_parts.get("std_ratio", math.nan)
+            detail = f"; last median std ratio {ratio:.3g}" if math.isfinite(ratio) else ""
+            warnings.warn(
+                "GenerationMetric: every validation generation diverged or exploded (score "
+                f"{DIVERGED_SCORE:g}{detail} against the validation clips): the checkpoints of "
+                "this fit are not usable models",
+                stacklevel=2,
+            )
 
     def _score(
         self, trainer: L.Trainer, real: np.ndarray, generated: np.ndarray

@@ -210,7 +210,9 @@ def test_rotation_features_do_not_jump_at_180_degrees(rotation: str) -> None:
 
 def test_inverse_exact_on_synthetic_walker_and_constants_restored() -> None:
     clips = [walker_clip(seed=0), walker_clip(n_frames=250, seed=1, turn=-0.08)]
-    mf = MotionFeatures(near_constant_tol=0.0).fit(clips)
+    # dependent_tol=0: the walker's joints are all smooth functions of a few sinusoids, so
+    # some of its features are affine in others to 1e-10 (the foot hinge's second direction)
+    mf = MotionFeatures(near_constant_tol=0.0, dependent_tol=0.0).fit(clips)
     names = mf.feature_names()
     # constant dimensions are dropped: the frozen joint, the constant hand X position
     assert not any(n.startswith("Stiff_") for n in names)
@@ -230,6 +232,71 @@ def test_inverse_exact_on_synthetic_walker_and_constants_restored() -> None:
     np.testing.assert_allclose(stacked.mean(axis=0), 0.0, atol=1e-9)
     np.testing.assert_allclose(stacked.std(axis=0), 1.0, atol=1e-9)
     assert x.shape[1] == mf.n_features
+
+
+def test_dimensions_that_copy_others_are_dropped_and_restored_from_them() -> None:
+    """A rig that stores one quantity twice (a joint that always turns with another, a position
+    channel that is an affine copy of another: the ReActIdle rig's pelvis.L/pelvis.R) gives
+    exactly collinear features; they are dropped, reported, restored exactly, and carried by
+    to_dict."""
+    clip = walker_clip(n_frames=300)
+    sk = clip.skeleton
+    frames = clip.frames.copy()
+    spine, stiff = sk.channel_slice(sk.index("Spine")), sk.channel_slice(sk.index("Stiff"))
+    frames[:, stiff] = frames[:, spine]  # same channel order (ZXY): the same rotation
+    hand = sk.channel_slice(sk.index("Hand"))
+    frames[:, hand.start + 2] = 2.0 * frames[:, hand.start + 1] + 1.0
+    twin = MotionClip(sk, frames, clip.frame_time, "twin")
+    mf = MotionFeatures(near_constant_tol=0.0).fit([twin])
+    dependent = mf.report()["dependent"]
+    # the walker itself has a few: its joints are smooth functions of a few sinusoids
+    own = MotionFeatures(near_constant_tol=0.0).fit([clip]).report()["dependent"]
+    assert set(own) < set(dependent)
+    assert "Hand_Zposition" in dependent and "Hand_Yposition" not in dependent
+    assert {n.split("_")[0] for n in set(dependent) - set(own)} == {"Stiff", "Hand"}
+    assert not set(dependent) & set(mf.feature_names())
+    plain = MotionFeatures(near_constant_tol=0.0, dependent_tol=0.0).fit([twin])
+    assert plain.n_features == mf.n_features + len(dependent)
+    x = mf.transform(twin)
+    assert np.linalg.matrix_rank(x - x.mean(0)) == mf.n_features  # no collinear inputs left
+    back = assert_inverse_exact(mf, twin)
+    np.testing.assert_allclose(
+        back.frames[:, hand.start + 2], 2.0 * back.frames[:, hand.start + 1] + 1.0, atol=1e-6
+    )
+    mf2 = MotionFeatures.from_dict(json.loads(json.dumps(mf.to_dict())))
+    s = mf.initial_state(twin)
+    np.testing.assert_array_equal(
+        mf2.inverse_transform(x, s).frames, mf.inverse_transform(x, s).frames
+    )
+    bad = mf.to_dict()
+    bad["dependent"] = {**bad["dependent"], "coef": bad["dependent"]["coef"][:-1]}
+    with pytest.raises(ValueError, match="dependent"):
+        MotionFeatures.from_dict(bad)
+
+
+def test_per_clip_constants_are_dropped_and_restored_as_their_mean() -> None:
+    """A channel that is constant within every clip but differs between clips (a performer's
+    bone length stored as a position channel, as in the ReActIdle rig) is not motion: dropped,
+    reported and restored as its training mean; a clip's steady root speed is kept."""
+    clips = [walker_clip(seed=0), walker_clip(n_frames=250, seed=1, turn=-0.08)]
+    frames = [c.frames.copy() for c in clips]
+    sk = clips[0].skeleton
+    hand = sk.channel_slice(sk.index("Hand"))
+    frames[1][:, hand.start] = 14.0  # 12.0 in the first clip
+    frames[1][:, 0:3] = frames[1][:1, 0:3] + np.arange(250)[:, None] * [1.0, 0.0, 0.0]
+    frames[1][:, 1] = 90.0  # clip 2 glides at one steady speed: its root features are constant
+    two = [MotionClip(sk, f, c.frame_time, c.name) for f, c in zip(frames, clips, strict=True)]
+    mf = MotionFeatures(near_constant_tol=0.0, dependent_tol=0.0).fit(two)
+    assert mf.report()["per_clip_constant"] == ["Hand_Xposition"]
+    assert "Hand_Xposition" not in mf.feature_names()
+    assert {"root_vel_forward", "root_dheading"} <= set(mf.feature_names())
+    back = mf.inverse_transform(mf.transform(two[1]), mf.initial_state(two[1]))
+    n0, n1 = clips[0].n_frames - 1, clips[1].n_frames - 1
+    np.testing.assert_allclose(back.frames[:, hand.start], (12.0 * n0 + 14.0 * n1) / (n0 + n1))
+    off = MotionFeatures(near_constant_tol=0.0, dependent_tol=0.0, per_clip_tol=0.0).fit(two)
+    assert off.report()["per_clip_constant"] == [] and "Hand_Xposition" in off.feature_names()
+    with pytest.raises(ValueError, match="per_clip_tol"):
+        MotionFeatures(per_clip_tol=-1.0)
 
 
 def test_inverse_places_motion_anywhere() -> None:

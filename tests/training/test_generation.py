@@ -66,6 +66,34 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def test_a_fit_whose_every_generation_diverged_says_so(folder: Path) -> None:
+    """A fit can end with exit status 0 and every validation generation exploded (what the
+    ReActIdle clips first did); the metric then says the checkpoints are not usable."""
+    dm = MotionDataModule(path=str(folder), order=3, batch_size=50, held_out_fraction=0.3)
+    dm.setup("fit")
+    model = ConditionalRBM(dm.n_features, 8, order=3)
+    with torch.no_grad():  # history weights that double the frame every step
+        model.autoregressive.copy_(
+            torch.cat(
+                [2 * torch.eye(dm.n_features)] + [torch.zeros(dm.n_features, dm.n_features)] * 2
+            )
+        )
+    system = RBMSystem(model, lr=1e-9, mean_field_negative=True)
+    metric = GenerationMetric(frames=40, gibbs_steps=1)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        callbacks=[metric],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    with pytest.warns(UserWarning, match="every validation generation diverged"):
+        trainer.fit(system, datamodule=dm)
+    assert metric.best_score == DIVERGED_SCORE
+
+
 def test_callback_logs_scores_that_checkpointing_can_monitor(folder: Path, tmp_path: Path) -> None:
     dm = MotionDataModule(path=str(folder), order=3, batch_size=50, held_out_fraction=0.3)
     dm.setup("fit")
