@@ -54,7 +54,8 @@ def suggest(trial: Any) -> dict[str, Any]:
         "lr": trial.suggest_float("lr", 2e-4, 5e-3, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-5, 3e-3, log=True),
         "visible_noise": trial.suggest_float("visible_noise", 0.6, 1.0),
-        "max_radius": trial.suggest_categorical("max_radius", [0.97, 0.99, 0.995]),
+        # "auto": 1 - 1/(median training clip length), the committed recipe's (session 15)
+        "max_radius": trial.suggest_categorical("max_radius", ["auto", 0.97, 0.99, 0.995]),
         "order": trial.suggest_categorical("order", [2, 3, 4]),
         "k": trial.suggest_categorical("k", [1, 3]),
         "history_to_hidden": trial.suggest_categorical("history_to_hidden", [True, False]),
@@ -220,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                 "lr": 1e-3,
                 "weight_decay": 2e-4,
                 "visible_noise": 0.85,
-                "max_radius": 0.99,
+                "max_radius": "auto",
                 "order": 3,
                 "k": 1,
-                "history_to_hidden": True,
+                "history_to_hidden": False,
                 "selection": "npss",
             }
         )

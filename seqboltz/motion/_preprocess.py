@@ -178,10 +178,15 @@ class RootState:
     Args:
         position: ``(3,)`` root position (local translation of the root joint).
         heading: heading ``ψ`` in radians about the up axis.
+        performer: the values of the fitted features' per-clip constants (the performer's
+            bone lengths where a rig stores them as channels) to restore instead of their
+            training mean; :meth:`MotionFeatures.initial_state` reads them from the seed
+            clip, so a continuation keeps its performer's proportions. ``None``: the mean.
     """
 
     position: tuple[float, float, float]
     heading: float
+    performer: tuple[float, ...] | None = None
 
     @classmethod
     def coerce(cls, value: RootState | tuple[Any, float] | None) -> RootState:
@@ -383,6 +388,7 @@ class MotionFeatures:
         self._dep_index = np.zeros(0, dtype=np.int64)
         self._dep_coef = np.zeros((0, 0))
         self._dep_icpt = np.zeros(0)
+        self._per_clip_index = np.zeros(0, dtype=np.int64)  # raw indices of per-clip constants
         self._mean: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._lo: np.ndarray | None = None
@@ -498,7 +504,16 @@ class MotionFeatures:
         f = clip.frames[frame : frame + 1] if frame != -1 else clip.frames[-1:]
         t = local_translations(clip.skeleton, f)[0, 0]
         rot = local_rotations(clip.skeleton, f)[:, 0]
-        return RootState((float(t[0]), float(t[1]), float(t[2])), float(self._heading(rot)[0]))
+        performer = None
+        if self._per_clip_index.size and self._layout is not None:
+            start = frame if frame >= 0 else clip.n_frames - 2
+            pair = clip.frames[max(0, start) : max(0, start) + 2]
+            if pair.shape[0] == 2:  # one feature row; the per-clip values hold in every frame
+                row = self.raw_features(MotionClip(clip.skeleton, pair, clip.frame_time, "seed"))
+                performer = tuple(float(v) for v in row[0, self._per_clip_index])
+        return RootState(
+            (float(t[0]), float(t[1]), float(t[2])), float(self._heading(rot)[0]), performer
+        )
 
     def root_speed(self, clip: MotionClip) -> np.ndarray:
         """``(T-1,)`` ground-plane root speed of frames ``1 … T-1`` in length units per second."""
@@ -770,6 +785,7 @@ class MotionFeatures:
         self._constants = mean_all
         self._kept = kept
         self._set_dependent(np.flatnonzero(dependent), raw, kept)
+        self._per_clip_index = np.flatnonzero(per_clip).astype(np.int64)
         self._mean, self._std = mean, std
         z = (raw[:, kept] - mean) / std
         self._lo, self._hi = z.min(axis=0), z.max(axis=0)
@@ -947,6 +963,8 @@ class MotionFeatures:
         n_frames = x.shape[0]
         raw = np.broadcast_to(constants, (n_frames, constants.size)).copy()
         raw[:, kept] = x * std + mean
+        if state.performer is not None and len(state.performer) == self._per_clip_index.size:
+            raw[:, self._per_clip_index] = np.asarray(state.performer, dtype=np.float64)
         if self._dep_index.size:
             raw[:, self._dep_index] = raw[:, kept] @ self._dep_coef.T + self._dep_icpt
         raw = self._to_basis(raw, layout, inverse=True)
@@ -997,6 +1015,7 @@ class MotionFeatures:
         dimension), ``constants`` (per raw dimension), ``mean`` and ``std`` (per kept
         dimension), ``train_min``/``train_max`` (standardised, per kept dimension), ``bases``
         (``{block: width×width row-major}``), ``references`` (``expmap``: ``{block: 3×3}``),
+        ``per_clip_index`` (raw dimensions restored from :attr:`RootState.performer`),
         ``dependent`` (``{"index": raw dimensions, "coef": rows over the kept raw dimensions,
         "intercept"}``), ``dependent_tol`` and ``report``.
         """
@@ -1030,6 +1049,7 @@ class MotionFeatures:
             "train_max": [float(v) for v in self._hi] if self._hi is not None else None,
             "bases": {k: v.tolist() for k, v in self._bases.items()},
             "references": {k: v.tolist() for k, v in self._refs.items()},
+            "per_clip_index": [int(i) for i in self._per_clip_index],
             "dependent": {
                 "index": [int(i) for i in self._dep_index],
                 "coef": self._dep_coef.tolist(),
@@ -1118,5 +1138,11 @@ class MotionFeatures:
         ):
             raise ValueError("dependent: index/coef/intercept do not fit the kept dimensions")
         mf._dep_index, mf._dep_coef, mf._dep_icpt = index, coef, icpt
+        per_clip = np.asarray(d.get("per_clip_index", []), dtype=np.int64)
+        if per_clip.size and (
+            per_clip.min() < 0 or per_clip.max() >= n_raw or kept[per_clip].any()
+        ):
+            raise ValueError("per_clip_index must name dropped raw dimensions")
+        mf._per_clip_index = per_clip
         mf._report = dict(d.get("report") or {})
         return mf

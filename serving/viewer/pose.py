@@ -159,6 +159,7 @@ class PoseStream:
         self.state = RootState(
             (float(root[0]), float(root[1]), float(root[2])),
             self.state.heading + float(np.sum(dheading)),
+            self.state.performer,
         )
         wxyz = matrix_to_quaternion(rot)
         return Poses(

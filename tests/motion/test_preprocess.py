@@ -277,7 +277,8 @@ def test_dimensions_that_copy_others_are_dropped_and_restored_from_them() -> Non
 def test_per_clip_constants_are_dropped_and_restored_as_their_mean() -> None:
     """A channel that is constant within every clip but differs between clips (a performer's
     bone length stored as a position channel, as in the ReActIdle rig) is not motion: dropped,
-    reported and restored as its training mean; a clip's steady root speed is kept."""
+    reported, and restored from the seed clip (its initial state) or as its training mean; a
+    clip's steady root speed is kept."""
     clips = [walker_clip(seed=0), walker_clip(n_frames=250, seed=1, turn=-0.08)]
     frames = [c.frames.copy() for c in clips]
     sk = clips[0].skeleton
@@ -290,9 +291,17 @@ def test_per_clip_constants_are_dropped_and_restored_as_their_mean() -> None:
     assert mf.report()["per_clip_constant"] == ["Hand_Xposition"]
     assert "Hand_Xposition" not in mf.feature_names()
     assert {"root_vel_forward", "root_dheading"} <= set(mf.feature_names())
-    back = mf.inverse_transform(mf.transform(two[1]), mf.initial_state(two[1]))
+    state = mf.initial_state(two[1])  # carries the seed clip's own value: its performer
+    assert state.performer == pytest.approx((14.0,))
+    back = mf.inverse_transform(mf.transform(two[1]), state)
+    np.testing.assert_allclose(back.frames[:, hand.start], 14.0)
+    assert_inverse_exact(mf, two[1])
+    anyone = RootState(state.position, state.heading)  # no performer: the training mean
+    back = mf.inverse_transform(mf.transform(two[1]), anyone)
     n0, n1 = clips[0].n_frames - 1, clips[1].n_frames - 1
     np.testing.assert_allclose(back.frames[:, hand.start], (12.0 * n0 + 14.0 * n1) / (n0 + n1))
+    again = MotionFeatures.from_dict(json.loads(json.dumps(mf.to_dict())))
+    assert again.initial_state(two[1]) == state
     off = MotionFeatures(near_constant_tol=0.0, dependent_tol=0.0, per_clip_tol=0.0).fit(two)
     assert off.report()["per_clip_constant"] == [] and "Hand_Xposition" in off.feature_names()
     with pytest.raises(ValueError, match="per_clip_tol"):
