@@ -623,8 +623,14 @@ def real_row(ref: MotionReference) -> dict[str, Any]:
 
 # ---- the report ------------------------------------------------------------------------------
 def _num(value: float, digits: int) -> str:
-    """Fixed decimals, or 3 significant digits for values beyond ±1e5 (blown-up motion)."""
-    return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+    """Fixed decimals; 3 significant digits for values beyond ±1e5 (blown-up motion), and 2
+    for values too small for the decimals to show two (a rig in metres: a Fréchet distance of
+    0.078 m² is not "0.1", a foot sliding at 0.039 m/s not "0.04")."""
+    if abs(value) >= 1e5:
+        return f"{value:.3g}"
+    if 0 < abs(value) < 10 ** (1 - digits):
+        return f"{value:.2g}"
+    return f"{value:.{digits}f}"
 
 
 def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:

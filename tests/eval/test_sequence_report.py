@@ -254,3 +254,15 @@ def test_evaluate_sequence_model_prints_one_table_and_draws_the_body(
         assert png.size[1] > 400  # three rows: real, model, AR
     with Image.open(report.files["animation"]) as gif:
         assert gif.n_frames > 10
+
+
+def test_table_cells_keep_two_significant_digits_in_small_units() -> None:
+    """A rig in metres gives Fréchet distances near 0.08 and foot sliding near 0.04 m/s: the
+    table shows them, not "0.1" and "0.04" (nor "0.0" for a real 0.0026)."""
+    from seqboltz.eval._sequence_report import _num
+
+    assert _num(0.07755, 1) == "0.078"
+    assert _num(0.0026, 2) == "0.0026"
+    assert _num(0.0, 2) == "0.00"
+    assert _num(59.3, 1) == "59.3" and _num(2.534, 3) == "2.534" and _num(0.0028, 4) == "0.0028"
+    assert _num(2.5e7, 1) == "2.5e+07"
