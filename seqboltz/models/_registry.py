@@ -181,8 +181,10 @@ def default_gibbs_steps(model: Any, recentred: int | None) -> int:
         model: the loaded model.
         recentred: the checkpoint's recorded ``k``, or ``None``.
     """
+    from seqboltz.models._residual import ResidualCRBM  # registers through this module
+
     if recentred is not None:
         return int(recentred)
-    if getattr(model, "generation", "sampler") == "mean":
+    if isinstance(model, ResidualCRBM) and model.generation == "mean":
         return 1
     return DEFAULT_GIBBS_STEPS

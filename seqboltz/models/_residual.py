@@ -295,6 +295,7 @@ class ResidualCRBM(SequenceRBM):
     """
 
     whiten: Tensor  # (D, D) buffer M = L⁻¹
+    start_radius_: Tensor  # () float64 buffer, NaN until known
     unwhiten: Tensor  # (D, D) buffer L
 
     def __init__(
@@ -341,8 +342,10 @@ class ResidualCRBM(SequenceRBM):
         self.n_controls, self.n_style = n_controls, n_style
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
-        #: the radius the start was stabilised to (``max_radius``, or what ``"auto"`` chose)
-        self.start_radius: float | None = None if isinstance(max_radius, str) else max_radius
+        # the radius the start was stabilised to (``max_radius``, or what ``"auto"`` chose), a
+        # float64 buffer so that a checkpoint keeps it (NaN: not yet fitted / not recorded)
+        fixed = math.nan if isinstance(max_radius, str) or max_radius is None else max_radius
+        self.register_buffer("start_radius_", torch.tensor(fixed, dtype=torch.float64))
         self.stabilise = stabilise
         self.start_history_noise = start_history_noise
         self.history_to_hidden = history_to_hidden
@@ -372,6 +375,15 @@ class ResidualCRBM(SequenceRBM):
             self.register_buffer("style_gain", torch.ones(()))
         self.autoregressive.requires_grad_(train_linear)
         self.visible_bias.requires_grad_(train_linear)
+
+    @property
+    def start_radius(self) -> float | None:
+        """The companion spectral radius the least-squares start was stabilised to:
+        ``max_radius``, or the one ``"auto"`` chose from the training clips (kept in the
+        checkpoint); ``None`` before an ``"auto"`` start is fitted, without a bound, or in a
+        checkpoint from before it was recorded."""
+        value = float(self.start_radius_)
+        return None if math.isnan(value) else value
 
     @property
     def noise_width(self) -> int:
@@ -419,9 +431,12 @@ class ResidualCRBM(SequenceRBM):
             )
         if not all(np.isfinite(c).all() for c in clips):
             raise ValueError("sequences contain NaN or infinite values")
+        radius: float | None  # the Python value: the buffer may be float32
         if self.max_radius == "auto":
-            self.start_radius = clip_length_radius(clips)
-        radius = self.start_radius
+            radius = clip_length_radius(clips)
+            self.start_radius_.fill_(radius)
+        else:
+            radius = None if self.max_radius is None else float(self.max_radius)
         if ctls is None and self.start_history_noise == 0:  # the motion path, unchanged
             ar = fit_linear_ar(clips, self.order, ridge=self.ridge)
             if radius is not None:
@@ -666,6 +681,9 @@ class ResidualCRBM(SequenceRBM):
         # checkpoints from before the style gain generate as they did (g = 1)
         if self.n_style and prefix + "style_gain" not in state_dict:
             state_dict[prefix + "style_gain"] = torch.ones(())
+        # checkpoints from before the start's radius was recorded: a fixed one is known
+        if prefix + "start_radius_" not in state_dict:
+            state_dict[prefix + "start_radius_"] = self.start_radius_.clone()
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

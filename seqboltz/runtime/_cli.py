@@ -71,6 +71,12 @@ def synthesize_main(argv: Sequence[str]) -> int:
         help="continue every sequence from the last frames of this BVH clip (a motion model's "
         "rig, any frame rate), where it stands and faces",
     )
+    parser.add_argument(
+        "--fps",
+        metavar="RATE",
+        help="frame rate of --format bvh files: a number, or 'source' for the rate of the files "
+        "the model was trained on (default: the model's rate; rotations resampled by slerp)",
+    )
     parser.add_argument("--workers", type=int, help="processes (default: every core)")
     parser.add_argument("--chunk", type=int, default=16, help="sequences computed together")
     parser.add_argument("--no-progress", action="store_true")
@@ -102,6 +108,7 @@ def synthesize_main(argv: Sequence[str]) -> int:
             plot=args.plot,
             gibbs_steps=args.gibbs_steps,
             start=args.start,
+            fps=args.fps,
         )
         if args.ray is not None:
             from seqboltz.runtime._ray import run_synthesis_ray
@@ -136,6 +143,7 @@ def _speak(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "--ray": args.ray is not None,
         "--format": args.format != "npy",
         "--plot": args.plot,
+        "--fps": args.fps is not None,
     }
     given = [flag for flag, used in batch_only.items() if used]
     if given:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -112,6 +113,10 @@ class SynthesisJob:
     #: a BVH file (the model's rig, any frame rate) every sequence continues from its last
     #: ``order`` frames, in the clip's own place and heading (``None``: the card's seed frames)
     start: str | None = None
+    #: frame rate of written BVH files: a number, ``"source"`` (the rate of the files the
+    #: model was trained on, its card's ``features.source_fps``) or ``None`` (the model's rate);
+    #: rotations are resampled by slerp
+    fps: float | str | None = None
 
     def style_schedule(self) -> StyleSchedule | None:
         """:attr:`style` as a schedule (a constant is one segment from frame 0)."""
@@ -160,6 +165,10 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         raise ArtifactError(f"WAV needs a speech model; {art.name!r} is {domain!r}")
     if job.start is not None:
         _start_frames(job, art)  # one clear line for a wrong file, before any work
+    if job.fps is not None:
+        if job.fmt != "bvh":
+            raise ArtifactError(f"--fps sets the frame rate of BVH files; the format is {job.fmt}")
+        _bvh_fps(job, art)
     schedule = job.style_schedule()
     if art.style_size and schedule is None:
         raise ArtifactError(f"model {art.name!r} needs --style with {art.style_size} value(s)")
@@ -201,11 +210,37 @@ def _start_frames(job: SynthesisJob, art: Artifact) -> tuple[np.ndarray, Any]:
     return np.asarray(frames, dtype=np.float64), state
 
 
-def _motion_clip(art: Artifact, frames: np.ndarray, state: Any, name: str) -> Any:
-    """The :class:`~seqboltz.motion.MotionClip` of standardised frames ``(T, D)``."""
+def _bvh_fps(job: SynthesisJob, art: Artifact) -> float | None:
+    """The frame rate BVH files are written at (``None``: the model's own)."""
+    if job.fps is None:
+        return None
+    if job.fps == "source":
+        rate = art.card["features"].get("source_fps")
+        if not rate:
+            raise ArtifactError(
+                f"--fps source: model {art.name!r} does not record the frame rate of its "
+                "training files (its clips had more than one); give a number"
+            )
+        return float(rate)
+    try:
+        rate = float(job.fps)
+    except ValueError:
+        raise ArtifactError(f"--fps must be a number or 'source'; got {job.fps!r}") from None
+    if not (math.isfinite(rate) and 1 <= rate <= 1000):
+        raise ArtifactError(f"--fps must be between 1 and 1000 frames per second; got {rate:g}")
+    return rate
+
+
+def _motion_clip(
+    art: Artifact, frames: np.ndarray, state: Any, name: str, fps: float | None = None
+) -> Any:
+    """The :class:`~seqboltz.motion.MotionClip` of standardised frames ``(T, D)``, at ``fps``
+    (default the model's rate)."""
     from seqboltz.motion import MotionFeatures
 
-    return MotionFeatures.from_dict(art.card["features"]).inverse_transform(frames, state, name)
+    return MotionFeatures.from_dict(art.card["features"]).inverse_transform(
+        frames, state, name, fps=fps
+    )
 
 
 def _plot_body(path: Path, art: Artifact, clip: Any) -> None:
@@ -216,7 +251,9 @@ def _plot_body(path: Path, art: Artifact, clip: Any) -> None:
     render_clips(path, {"generated": clip}, up_axis=up, title=f"{art.name}: {path.stem}")
 
 
-def _writer(art: Artifact, fmt: str, state: Any = None) -> Callable[[Path, np.ndarray], None]:
+def _writer(
+    art: Artifact, fmt: str, state: Any = None, fps: float | None = None
+) -> Callable[[Path, np.ndarray], None]:
     """A function writing one sequence's standardised frames ``(T, D)`` to a path (a motion
     clip continues from root ``state``: the start clip's, or the features' default)."""
     card = art.card
@@ -230,7 +267,7 @@ def _writer(art: Artifact, fmt: str, state: Any = None) -> Callable[[Path, np.nd
         from seqboltz.motion import write_bvh
 
         def write_motion(path: Path, frames: np.ndarray) -> None:
-            write_bvh(path, _motion_clip(art, frames, state, path.stem))
+            write_bvh(path, _motion_clip(art, frames, state, path.stem, fps))
 
         return write_motion
     from seqboltz.speech import speech_features_from_dict, write_wav
@@ -293,7 +330,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         gibbs_steps=job.gibbs_steps,
     )
     frames, diverged = art.run_stream(stream, job.frames, stop_diverged=True)
-    write = _writer(art, job.fmt, state)
+    write = _writer(art, job.fmt, state, _bvh_fps(job, art))
     names = art.card["features"].get("feature_names") or []
     body = job.plot and "skeleton" in art.card["features"]  # a motion model with its rig
     for row, index in enumerate(indices):
@@ -384,6 +421,7 @@ def run_synthesis(
         "start": None
         if job.start is None
         else {"file": str(job.start), "sha256": _file_sha256(job.start)},
+        "bvh_fps": _bvh_fps(job, art) if job.fmt == "bvh" else None,
         "noise_rule": art.card["noise_rule"],
         "seconds": round(time.perf_counter() - start, 3),
         "files": [

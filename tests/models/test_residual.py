@@ -203,6 +203,14 @@ def test_an_auto_radius_comes_from_the_training_clips_lengths() -> None:
     coef = _np(auto.autoregressive) @ _np(auto.unwhiten).T
     assert ar_spectral_radius(coef) == pytest.approx(radius, abs=1e-9)
     assert auto.init_args()["max_radius"] == "auto" and "start_radius=" in repr(auto)
+    # the chosen radius travels with the weights (it is not an init argument)
+    again = ResidualCRBM(3, 4, order=2, max_radius="auto", stabilise="clip").double()
+    again.load_state_dict(auto.state_dict())
+    assert again.start_radius == radius
+    old = {k: v for k, v in auto.state_dict().items() if k != "start_radius_"}
+    again = ResidualCRBM(3, 4, order=2, max_radius="auto", stabilise="clip").double()
+    again.load_state_dict(old)  # a checkpoint from before it was recorded
+    assert again.start_radius is None
     for bad in ("fast", 1.5, 0.0):
         with pytest.raises(ValueError, match=r"max_radius must be in \(0, 1\] or 'auto'"):
             ResidualCRBM(3, 4, order=2, max_radius=bad)

@@ -243,3 +243,33 @@ def test_motion_continues_a_users_bvh_and_draws_the_body(tmp_path: Path) -> None
     with pytest.raises(ArtifactError, match=r"--start .*manifest.*expected HIERARCHY"):
         bad = dataclasses.replace(job, start=str(tmp_path / "a" / "manifest.shard-0-of-1.json"))
         run_synthesis(bad, progress=False)
+
+
+def test_bvh_is_written_at_the_users_frame_rate(tmp_path: Path) -> None:
+    """``--fps`` writes BVH at another rate (the same motion, resampled by slerp); ``source``
+    is the rate of the files the model was trained on (the embedded model's CMU AMC: 120)."""
+    import dataclasses
+
+    from seqboltz.motion import read_bvh
+
+    job = SynthesisJob(model=str(EMBEDDED), out=str(tmp_path / "m"), count=1, frames=31, fmt="bvh")
+    run_synthesis(job, progress=False)
+    model_rate = read_bvh(tmp_path / "m" / "seq_000000.bvh")
+    at24 = dataclasses.replace(job, out=str(tmp_path / "24"), fps=24)
+    assert run_synthesis(at24, progress=False)["bvh_fps"] == 24.0
+    clip = read_bvh(tmp_path / "24" / "seq_000000.bvh")
+    assert clip.fps == pytest.approx(24.0, rel=1e-6) and clip.n_frames == 25  # 1 s either way
+    # the same motion: the last frame (1 s in) is the model-rate clip's last frame
+    np.testing.assert_allclose(
+        clip.local_translations()[-1], model_rate.local_translations()[-1], atol=1e-6
+    )
+    source = dataclasses.replace(job, out=str(tmp_path / "src"), fps="source")
+    assert run_synthesis(source, progress=False)["bvh_fps"] == 120.0
+    assert read_bvh(tmp_path / "src" / "seq_000000.bvh").n_frames == 121
+    for bad, match in (
+        (dataclasses.replace(job, fmt="npy", fps=24), "frame rate of BVH"),
+        (dataclasses.replace(job, fps="fast"), "number or 'source'"),
+        (dataclasses.replace(job, fps=0), "between 1 and 1000"),
+    ):
+        with pytest.raises(ArtifactError, match=match):
+            run_synthesis(bad, progress=False)
