@@ -52,17 +52,17 @@ Data checks (:meth:`MotionFeatures.report`): dimensions constant over the traini
 dropped and restored as their mean, and so are per-clip constants (dimensions whose spread
 within a clip is below ``per_clip_tol`` of their spread over all clips: a property of the
 performer or the take, such as bone lengths stored as position channels, not motion; a model
-would have to invent how they move, and the held-out clips' values are another performer's);
-dimensions that are an affine function of the ones kept
-before them (to ``dependent_tol`` of their spread: a rig that stores one quantity twice, such
-as two joints that always share a rotation or position channels that copy each other) are
-dropped and restored from those (``dependent``), since a model over exactly collinear inputs
-has a rank-deficient history and a defective AR start; outlier-heavy dimensions (excess
-kurtosis above ``outlier_kurtosis``: a few glitch frames far from the rest) are standardised
-with the spread of their central 99.8 % so the glitches do not squash the motion, and
-:meth:`MotionFeatures.outlier_frames` marks frames beyond ``outlier_z`` for a data module to
-leave out of training; :meth:`MotionFeatures.range_check` finds frames far outside the training
-range (what a held-out clip on another branch or another rig looks like).
+would have to invent how they move, and the held-out clips' values are another performer's;
+:attr:`RootState.performer` restores a seed clip's own); dimensions that are an affine function
+of the ones kept before them (to ``dependent_tol`` of their spread: a rig that stores one
+quantity twice, such as two joints that always share a rotation or position channels that copy
+each other) are dropped and restored from those (``dependent``), since a model over exactly
+collinear inputs has a rank-deficient history and a defective AR start; outlier-heavy
+dimensions (excess kurtosis above ``outlier_kurtosis``: a few glitch frames far from the rest)
+are standardised with the spread of their central 99.8 % so the glitches do not squash the
+motion, and :meth:`MotionFeatures.outlier_frames` marks frames beyond ``outlier_z`` for a data
+module to leave out of training; :meth:`MotionFeatures.range_check` finds frames far outside
+the training range (what a held-out clip on another branch or another rig looks like).
 
 Axes: ``up_axis`` is the world's vertical axis; ``forward_axis`` is the axis *of the root's own
 frame* that points where the character faces (signed: ``"z"``, ``"-z"``, ``"+y"``, …). They may
@@ -499,7 +499,8 @@ class MotionFeatures:
 
     def initial_state(self, clip: MotionClip, frame: int = 0) -> RootState:
         """Root position and heading at ``frame`` of ``clip`` (frame 0: what :meth:`transform`
-        drops; ``-1``: where a continuation of the clip starts)."""
+        drops; ``-1``: where a continuation of the clip starts), with the clip's values of the
+        per-clip constants (:attr:`RootState.performer`) once fitted."""
         self._require_axes()
         f = clip.frames[frame : frame + 1] if frame != -1 else clip.frames[-1:]
         t = local_translations(clip.skeleton, f)[0, 0]
