@@ -385,8 +385,17 @@ def main(argv: list[str] | None = None) -> int:
         n_frames = round(args.seconds * ref.fps)
         t0 = time.perf_counter()
 
-        def runtime(starts: np.ndarray, n: int, seed: int, art: Any = art) -> np.ndarray:
-            return art.generate(n, seed=seed, seed_frames=starts, gibbs_steps=art.gibbs_steps)
+        style = None  # a styled model: each clip's mean held-out style, as model_generator
+        if art.style_size:
+            style = np.stack([s.mean(0) for s in dm.style_clips("test")])
+
+        def runtime(
+            starts: np.ndarray, n: int, seed: int, art: Any = art, style: Any = style
+        ) -> np.ndarray:
+            kwargs = {} if style is None else {"style": style[: starts.shape[0]]}
+            return art.generate(
+                n, seed=seed, seed_frames=starts, gibbs_steps=art.gibbs_steps, **kwargs
+            )
 
         gens = generate_seeds(runtime, starts, n_frames, seeds)
         name = f"{art.name} ({label}, runtime)"

@@ -44,6 +44,7 @@ every sequence model.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,15 @@ from seqboltz.models._base import Conditioning, GibbsStep, NoiseSpec
 from seqboltz.models._crbm import FrameParams, SequenceRBM, _param
 from seqboltz.models._registry import register_model
 
-__all__ = ["LinearARX", "ResidualCRBM", "box_muller", "fit_linear_arx", "fit_log_scale"]
+__all__ = [
+    "LinearARX",
+    "ResidualCRBM",
+    "band_weights",
+    "box_muller",
+    "fit_banded_arx",
+    "fit_linear_arx",
+    "fit_log_scale",
+]
 
 _TWO_PI = torch.tensor(2.0 * math.pi, dtype=torch.float64)
 #: bound on the residual's log scale ``log σ(z)`` (σ in [e⁻³, e³]), as a GBRBM bounds log σ
@@ -224,6 +233,69 @@ def fit_log_scale(
     return kappa
 
 
+def band_weights(z: np.ndarray, centres: Sequence[float]) -> np.ndarray:
+    """Piecewise-linear interpolation weights of ``z`` ``(N,)`` between band ``centres``
+    (increasing): ``(N, K)``, each row summing to 1, ``z`` clamped to the outer centres. The
+    torch twin is :meth:`ResidualCRBM.band_weights`."""
+    c = np.asarray(centres, dtype=np.float64)
+    x = np.clip(np.asarray(z, dtype=np.float64).reshape(-1, 1), c[0], c[-1])
+    prev = np.concatenate([c[:1] - 1.0, c[:-1]])
+    nxt = np.concatenate([c[1:], c[-1:] + 1.0])
+    return np.asarray(np.clip(np.minimum((x - prev) / (c - prev), (nxt - x) / (nxt - c)), 0, 1))
+
+
+def fit_banded_arx(
+    sequences: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    order: int,
+    centres: Sequence[float],
+    ridge: float,
+    max_radius: float | None,
+    stabilise: str,
+) -> list[np.ndarray]:
+    """One least-squares AR with style per speed band: the windows weighted by
+    :func:`band_weights` of their style's first column, each band's history part stabilised
+    like :func:`fit_linear_arx`'s and its style and intercept refitted given it.
+
+    Returns:
+        per band ``β`` ``(order·D + S + 1, D)`` on ``[x_t, z_t, 1]``.
+    """
+    from seqboltz.eval._sequence import stabilised_coef
+
+    d = sequences[0].shape[1]
+    n_past = order * d
+    grams: list[np.ndarray] = []
+    rhs: list[np.ndarray] = []
+    for clip, sty in zip(sequences, styles, strict=True):
+        if clip.shape[0] <= order:
+            continue
+        x, y = _design(clip, sty, order)
+        w = band_weights(sty[order:, 0], centres)  # (N, K)
+        for k in range(w.shape[1]):
+            xw = x * w[:, k : k + 1]
+            if len(grams) <= k:
+                grams.append(x.T @ xw)
+                rhs.append(xw.T @ y)
+            else:
+                grams[k] += x.T @ xw
+                rhs[k] += xw.T @ y
+    out = []
+    for gram, xty in zip(grams, rhs, strict=True):
+        penalty = np.diag(
+            np.full(gram.shape[0], ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12))
+        )
+        sol = np.linalg.solve(gram + penalty, xty)
+        if max_radius is not None:
+            past = stabilised_coef(sol[:n_past], max_radius, stabilise)
+            sol[:n_past] = past
+            rest = slice(n_past, None)
+            sol[rest] = np.linalg.solve(
+                gram[rest, rest] + penalty[rest, rest], xty[rest] - gram[rest, :n_past] @ past
+            )
+        out.append(sol)
+    return out
+
+
 @register_model
 class ResidualCRBM(SequenceRBM):
     """Conditional RBM over the whitened residual of a linear AR predictor (see the module).
@@ -285,6 +357,16 @@ class ResidualCRBM(SequenceRBM):
             frame a text-to-speech voice fitted by
             :class:`~seqboltz.training.FitConditionalMean` should speak (``benchmarks/
             RESULTS.md``, session 9: more passes diverge, the sampled hidden states add noise).
+        style_bands: centres of speed bands in the style's first column (e.g. ``[-1.25,
+            0.5]``, standardised root speed), or ``None``. Each band gets its own least-squares
+            linear start (:func:`fit_banded_arx`: the windows weighted by
+            :func:`band_weights` of their style, stabilised like the pooled one), and a frame's
+            linear prediction is the bands' interpolated at its style. One linear system for
+            every speed cannot stand still: a slow person's root barely moves while the body
+            still does, and the served speed model's slowest gait was −0.39 standard units
+            where −1.25 was asked; the slow band's own dynamics reach −0.75 from the
+            validation starts (``benchmarks/RESULTS.md``, session 16). It gates the linear
+            part only, with coefficients fixed at the start, each band stabilised.
 
     Example:
         >>> model = ResidualCRBM(4, 8, order=2)
@@ -295,7 +377,13 @@ class ResidualCRBM(SequenceRBM):
     """
 
     whiten: Tensor  # (D, D) buffer M = L⁻¹
-    start_radius_: Tensor  # () float64 buffer, NaN until known
+    start_radius_: Tensor  # () float64 buffer, 0 until known
+    # speed bands (``style_bands``): centres (K,), and each band's whitened prediction minus
+    # the pooled one: history (K, n·D, D), style (K, S, D), intercept (K, D)
+    band_centres: Tensor
+    band_autoregressive: Tensor
+    band_style: Tensor
+    band_bias: Tensor
     unwhiten: Tensor  # (D, D) buffer L
 
     def __init__(
@@ -314,6 +402,7 @@ class ResidualCRBM(SequenceRBM):
         history_to_hidden: bool = True,
         n_style: int = 0,
         generation: str = "sampler",
+        style_bands: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if generation not in ("sampler", "mean"):
@@ -343,8 +432,9 @@ class ResidualCRBM(SequenceRBM):
         self.init_std, self.visible_noise, self.ridge = init_std, visible_noise, ridge
         self.max_radius, self.train_linear = max_radius, train_linear
         # the radius the start was stabilised to (``max_radius``, or what ``"auto"`` chose), a
-        # float64 buffer so that a checkpoint keeps it (NaN: not yet fitted / not recorded)
-        fixed = math.nan if isinstance(max_radius, str) or max_radius is None else max_radius
+        # float64 buffer so that a checkpoint keeps it (0: none, not yet fitted or not recorded;
+        # not NaN, which a scan of the state for divergence would take for a blown-up model)
+        fixed = 0.0 if isinstance(max_radius, str) or max_radius is None else max_radius
         self.register_buffer("start_radius_", torch.tensor(fixed, dtype=torch.float64))
         self.stabilise = stabilise
         self.start_history_noise = start_history_noise
@@ -373,6 +463,20 @@ class ResidualCRBM(SequenceRBM):
                 param.requires_grad_(train_linear)
             # generation's style gain g (1 until calibrated: CalibrateStyleGain)
             self.register_buffer("style_gain", torch.ones(()))
+        self.style_bands: tuple[float, ...] | None = None
+        if style_bands is not None:
+            centres = tuple(float(c) for c in style_bands)
+            if not n_style or n_controls:
+                raise ValueError("style_bands needs a style (n_style > 0) and no controls")
+            if len(centres) < 2 or any(b <= a for a, b in itertools.pairwise(centres)):
+                raise ValueError(f"style_bands must be 2+ increasing centres; got {centres}")
+            k = len(centres)
+            self.style_bands = centres
+            # each band's linear prediction minus the pooled one (whitened), fitted at the start
+            self.register_buffer("band_centres", torch.tensor(centres, dtype=torch.float64))
+            self.register_buffer("band_autoregressive", torch.zeros(k, n_past, n_visible))
+            self.register_buffer("band_style", torch.zeros(k, n_style, n_visible))
+            self.register_buffer("band_bias", torch.zeros(k, n_visible))
         self.autoregressive.requires_grad_(train_linear)
         self.visible_bias.requires_grad_(train_linear)
 
@@ -383,7 +487,7 @@ class ResidualCRBM(SequenceRBM):
         checkpoint); ``None`` before an ``"auto"`` start is fitted, without a bound, or in a
         checkpoint from before it was recorded."""
         value = float(self.start_radius_)
-        return None if math.isnan(value) else value
+        return None if value <= 0.0 else value
 
     @property
     def noise_width(self) -> int:
@@ -471,6 +575,19 @@ class ResidualCRBM(SequenceRBM):
                 self.control_to_visible.copy_(as_t(coef_p[: self.n_controls]))
             if self.n_style:
                 self.style_to_visible.copy_(as_t(coef_p[self.n_controls :]))
+        bands: list[np.ndarray] = []
+        if self.style_bands is not None:  # each band's own dynamics, as deltas to the pooled
+            assert stys is not None and control_coef is not None
+            pooled = np.concatenate([coef, control_coef, intercept[None]], axis=0)
+            bands = fit_banded_arx(
+                clips, stys, self.order, self.style_bands, self.ridge, radius, self.stabilise
+            )
+            n_past = self.order * self.n_visible
+            for k, sol_k in enumerate(bands):
+                delta = (sol_k - pooled) @ inv.T
+                self.band_autoregressive[k].copy_(as_t(delta[:n_past]))
+                self.band_style[k].copy_(as_t(delta[n_past:-1]))
+                self.band_bias[k].copy_(as_t(delta[-1]))
         if stys is not None:  # the residual's scale σ(z): ML on the whitened start residuals
             assert ctls is not None and control_coef is not None
             sol = np.concatenate([coef, control_coef, intercept[None]], axis=0)
@@ -478,7 +595,12 @@ class ResidualCRBM(SequenceRBM):
             for clip, ctl, sty in zip(clips, ctls, stys, strict=True):
                 if clip.shape[0] > self.order:
                     x, y = _design(clip, ctl, self.order)
-                    sq.append((((y - x @ sol) @ inv.T) ** 2).sum(1))
+                    if bands:
+                        w = band_weights(sty[self.order :, 0], self.style_bands or ())
+                        pred = sum(w[:, k : k + 1] * (x @ b) for k, b in enumerate(bands))
+                    else:
+                        pred = x @ sol
+                    sq.append((((y - pred) @ inv.T) ** 2).sum(1))
                     feats.append(sty[self.order :])
             kappa = fit_log_scale(np.concatenate(sq), np.concatenate(feats), d)
             self.log_scale_bias.copy_(as_t(kappa[:1]))
@@ -547,8 +669,30 @@ class ResidualCRBM(SequenceRBM):
             p,
             q,
         )
+        if self.style_bands is not None and style is not None:
+            a_hat = a_hat + self._band_delta(history, style)
         # â is in whitened coordinates; the third field carries the residual scale σ(z) (B, 1)
         return FrameParams(a_hat, b_hat, None if style is None else self.residual_scale(style))
+
+    def band_weights(self, style: Tensor) -> Tensor:
+        """:func:`band_weights` of the style's first column: ``(B, S)`` → ``(B, K)``."""
+        c = self.band_centres.to(style)
+        z = torch.minimum(torch.maximum(style[:, :1], c[:1]), c[-1:])
+        prev = torch.cat([c[:1] - 1.0, c[:-1]])
+        nxt = torch.cat([c[1:], c[-1:] + 1.0])
+        w = torch.minimum((z - prev) / (c - prev), (nxt - z) / (nxt - c))
+        return torch.clamp(w, 0.0, 1.0)
+
+    def _band_delta(self, history: Tensor, style: Tensor) -> Tensor:
+        """``Σ_k w_k(z) (δa_k + x δA_k + z δP_k)`` ``(B, D)``: the speed bands' own linear
+        prediction minus the pooled one, interpolated at the frame's style."""
+        w = self.band_weights(style)  # (B, K)
+        per_band = (
+            torch.einsum("bi,kij->bkj", history, self.band_autoregressive)
+            + torch.einsum("bs,ksj->bkj", style, self.band_style)
+            + self.band_bias
+        )
+        return (w.unsqueeze(-1) * per_band).sum(dim=1)
 
     def residual_scale(self, style: Tensor) -> Tensor:
         """``σ(z) = exp(clamp(κ₀ + z κ, ±LOG_SCALE_BOUND))``: ``(B, S)`` → ``(B, 1)``."""

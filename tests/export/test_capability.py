@@ -34,6 +34,19 @@ from seqboltz.models import (
 from seqboltz.noise import sequence_rng
 from seqboltz.runtime import load_artifact
 
+
+def _banded_residual() -> ResidualCRBM:
+    """A styled residual CRBM with two speed bands whose own dynamics differ (random deltas),
+    so that the export has to carry the banded prediction."""
+    model = ResidualCRBM(5, 4, order=2, init_std=0.3, n_style=1, style_bands=[-1.0, 1.0])
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name in ("band_autoregressive", "band_style", "band_bias"):
+            buf = getattr(model, name)
+            buf.copy_(0.2 * torch.randn(buf.shape, generator=g))
+    return model
+
+
 # Small instances of every registered model (several where settings change the capability).
 EXAMPLES: dict[str, list[Callable[[], EnergyModel]]] = {
     "BernoulliRBM": [lambda: BernoulliRBM(7, 5, init_std=0.5)],
@@ -60,7 +73,7 @@ EXAMPLES: dict[str, list[Callable[[], EnergyModel]]] = {
             5, 4, 6, order1=2, order2=1, init_std=0.3, lower="residual", visible_noise=0.5
         ),
     ],
-    "ResidualCRBM": [lambda: ResidualCRBM(5, 4, order=2, init_std=0.3)],
+    "ResidualCRBM": [lambda: ResidualCRBM(5, 4, order=2, init_std=0.3), _banded_residual],
 }
 
 CASES = [

@@ -264,6 +264,7 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
         "history_to_hidden": False,
         "n_style": 1,
         "generation": "mean",
+        "style_bands": None,  # bands need a model without controls (test_residual.py)
     },
     "TwoLayerCRBM": {
         "n_visible": 4,

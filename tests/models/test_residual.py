@@ -630,3 +630,53 @@ def test_mean_generation_emits_the_one_pass_conditional_mean_everywhere(tmp_path
     assert art.card["model"]["generation"] == "mean"
     got = art.generate(6, seed=4, seed_frames=seed_frames, controls=ctl)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # the float32 round trip
+
+
+def test_speed_bands_give_each_speed_its_own_linear_dynamics() -> None:
+    """Clips whose dynamics depend on the style (slow: a frame mostly forgets its past; fast:
+    it keeps it): a model with style bands starts at each band's own least-squares fit, its
+    torch weights equal the numpy ones, and it round-trips through its state."""
+    from seqboltz.models._residual import band_weights
+
+    rng = np.random.default_rng(0)
+    clips, styles = [], []
+    for i in range(6):
+        z = -1.0 if i % 2 else 1.0
+        a = 0.3 if z < 0 else 0.9
+        x = np.zeros((400, 2))
+        for t in range(1, 400):
+            x[t] = a * x[t - 1] + rng.normal(size=2)
+        clips.append(x)
+        styles.append(np.full((400, 1), z))
+    pooled = ResidualCRBM(2, 3, order=1, n_style=1, train_linear=False).double()
+    banded = ResidualCRBM(
+        2, 3, order=1, n_style=1, train_linear=False, style_bands=[-1.0, 1.0]
+    ).double()
+    pooled.init_from_sequences(clips, styles=styles)
+    banded.init_from_sequences(clips, styles=styles)
+    hist = torch.ones(1, 1, 2, dtype=torch.float64)
+    for z, a in ((-1.0, 0.3), (1.0, 0.9)):
+        cond = {"history": hist, "style": torch.full((1, 1), z, dtype=torch.float64)}
+        mean = banded.frame_params(cond).visible_bias @ banded.unwhiten.T  # L â
+        np.testing.assert_allclose(mean.numpy()[0], [a, a], atol=0.08)
+        lumped = pooled.frame_params(cond).visible_bias @ pooled.unwhiten.T
+        assert abs(float(lumped[0, 0]) - a) > 0.1  # one AR for both speeds fits neither
+    z = np.linspace(-2.0, 2.0, 41)
+    w = band_weights(z, [-1.0, 0.0, 1.5])
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    assert (w >= 0).all() and w[0, 0] == 1.0 and w[-1, -1] == 1.0
+    three = ResidualCRBM(2, 3, order=1, n_style=1, style_bands=[-1.0, 0.0, 1.5]).double()
+    torch_w = three.band_weights(torch.from_numpy(z[:, None]))
+    np.testing.assert_allclose(torch_w.numpy(), w, atol=1e-12)
+    again = ResidualCRBM(**banded.init_args()).double()
+    again.load_state_dict(banded.state_dict())
+    cond = {"history": hist, "style": torch.full((1, 1), 0.3, dtype=torch.float64)}
+    torch.testing.assert_close(
+        again.frame_params(cond).visible_bias, banded.frame_params(cond).visible_bias
+    )
+    for bad, match in (
+        ({"n_style": 0, "style_bands": [-1.0, 1.0]}, "needs a style"),
+        ({"n_style": 1, "style_bands": [1.0, -1.0]}, "increasing"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ResidualCRBM(2, 3, order=1, **bad)  # type: ignore[arg-type]
