@@ -233,15 +233,22 @@ def fit_log_scale(
     return kappa
 
 
-def band_weights(z: np.ndarray, centres: Sequence[float]) -> np.ndarray:
-    """Piecewise-linear interpolation weights of ``z`` ``(N,)`` between band ``centres``
-    (increasing): ``(N, K)``, each row summing to 1, ``z`` clamped to the outer centres. The
-    torch twin is :meth:`ResidualCRBM.band_weights`."""
-    c = np.asarray(centres, dtype=np.float64)
-    x = np.clip(np.asarray(z, dtype=np.float64).reshape(-1, 1), c[0], c[-1])
-    prev = np.concatenate([c[:1] - 1.0, c[:-1]])
-    nxt = np.concatenate([c[1:], c[-1:] + 1.0])
-    return np.asarray(np.clip(np.minimum((x - prev) / (c - prev), (nxt - x) / (nxt - c)), 0, 1))
+def band_weights(z: Tensor, centres: Tensor) -> Tensor:
+    """Piecewise-linear interpolation weights of ``z`` ``(N, 1)`` between band ``centres``
+    ``(K,)`` (increasing): ``(N, K)``, each row summing to 1, ``z`` clamped to the outer
+    centres. The one definition: the start's fit (:func:`fit_banded_arx`) and the graph
+    (:meth:`ResidualCRBM.band_weights`) both call it."""
+    c = centres.to(z)
+    x = torch.minimum(torch.maximum(z, c[:1]), c[-1:])
+    prev = torch.cat([c[:1] - 1.0, c[:-1]])
+    nxt = torch.cat([c[1:], c[-1:] + 1.0])
+    return torch.clamp(torch.minimum((x - prev) / (c - prev), (nxt - x) / (nxt - c)), 0.0, 1.0)
+
+
+def _band_weights_np(z: np.ndarray, centres: Sequence[float]) -> np.ndarray:
+    """:func:`band_weights` of a numpy ``z`` ``(N,)``, float64."""
+    zt = torch.as_tensor(np.asarray(z, dtype=np.float64).reshape(-1, 1))
+    return band_weights(zt, torch.as_tensor(centres, dtype=torch.float64)).numpy()
 
 
 def fit_banded_arx(
@@ -270,7 +277,7 @@ def fit_banded_arx(
         if clip.shape[0] <= order:
             continue
         x, y = _design(clip, sty, order)
-        w = band_weights(sty[order:, 0], centres)  # (N, K)
+        w = _band_weights_np(sty[order:, 0], centres)  # (N, K)
         for k in range(w.shape[1]):
             xw = x * w[:, k : k + 1]
             if len(grams) <= k:
@@ -596,7 +603,7 @@ class ResidualCRBM(SequenceRBM):
                 if clip.shape[0] > self.order:
                     x, y = _design(clip, ctl, self.order)
                     if bands:
-                        w = band_weights(sty[self.order :, 0], self.style_bands or ())
+                        w = _band_weights_np(sty[self.order :, 0], self.style_bands or ())
                         pred = sum(w[:, k : k + 1] * (x @ b) for k, b in enumerate(bands))
                     else:
                         pred = x @ sol
@@ -676,12 +683,7 @@ class ResidualCRBM(SequenceRBM):
 
     def band_weights(self, style: Tensor) -> Tensor:
         """:func:`band_weights` of the style's first column: ``(B, S)`` → ``(B, K)``."""
-        c = self.band_centres.to(style)
-        z = torch.minimum(torch.maximum(style[:, :1], c[:1]), c[-1:])
-        prev = torch.cat([c[:1] - 1.0, c[:-1]])
-        nxt = torch.cat([c[1:], c[-1:] + 1.0])
-        w = torch.minimum((z - prev) / (c - prev), (nxt - z) / (nxt - c))
-        return torch.clamp(w, 0.0, 1.0)
+        return band_weights(style[:, :1], self.band_centres)
 
     def _band_delta(self, history: Tensor, style: Tensor) -> Tensor:
         """``Σ_k w_k(z) (δa_k + x δA_k + z δP_k)`` ``(B, D)``: the speed bands' own linear

@@ -636,7 +636,7 @@ def test_speed_bands_give_each_speed_its_own_linear_dynamics() -> None:
     """Clips whose dynamics depend on the style (slow: a frame mostly forgets its past; fast:
     it keeps it): a model with style bands starts at each band's own least-squares fit, its
     torch weights equal the numpy ones, and it round-trips through its state."""
-    from seqboltz.models._residual import band_weights
+    from seqboltz.models._residual import _band_weights_np
 
     rng = np.random.default_rng(0)
     clips, styles = [], []
@@ -662,7 +662,7 @@ def test_speed_bands_give_each_speed_its_own_linear_dynamics() -> None:
         lumped = pooled.frame_params(cond).visible_bias @ pooled.unwhiten.T
         assert abs(float(lumped[0, 0]) - a) > 0.1  # one AR for both speeds fits neither
     z = np.linspace(-2.0, 2.0, 41)
-    w = band_weights(z, [-1.0, 0.0, 1.5])
+    w = _band_weights_np(z, [-1.0, 0.0, 1.5])
     np.testing.assert_allclose(w.sum(1), 1.0)
     assert (w >= 0).all() and w[0, 0] == 1.0 and w[-1, -1] == 1.0
     three = ResidualCRBM(2, 3, order=1, n_style=1, style_bands=[-1.0, 0.0, 1.5]).double()
