@@ -87,6 +87,7 @@ __all__ = [
     "source_groups",
     "speed_control",
     "speed_gain",
+    "stability",
 ]
 
 Generator = Callable[[np.ndarray, int, int], np.ndarray]
@@ -525,30 +526,8 @@ def score_generations(
             continue
         mean, low, high = bootstrap_ci(table, n_boot=n_boot)
         row[key], row[f"{key}_ci"] = mean, [low, high]
-    # per-dimension stability over every finite generation: the within-generation spread of
-    # the last 10 s (each generation centred on its own mean, so differences between clips'
-    # levels do not count as motion), as median [min, max] ratio over dimensions
     finite = [gens[s, c, -last:] for s in range(n_seeds) for c in range(n_clips)]
-    finite = [g - g.mean(0) for g in finite if np.isfinite(g).all()]
-    if finite:
-        ratio = std_ratio(ref.frames, np.concatenate(finite))
-        row.update(
-            std_ratio_median=float(np.median(ratio)),
-            std_ratio_min=float(ratio.min()),
-            std_ratio_max=float(ratio.max()),
-            std_ratio_within=int(((ratio >= 0.5) & (ratio <= 2.0)).sum()),
-            n_dims=int(ratio.size),
-            frozen=bool(ratio.min() < 0.05),
-        )
-    else:
-        row.update(
-            std_ratio_median=float("inf"),
-            std_ratio_min=float("inf"),
-            std_ratio_max=float("inf"),
-            std_ratio_within=0,
-            n_dims=int(dim),
-            frozen=False,
-        )
+    row.update(stability(ref.frames, [g for g in finite if np.isfinite(g).all()], dim))
     row["exploded"] = bool(exploded > 0 or row["std_ratio_max"] > 10)
     row["n_exploded"] = exploded
     row["n_generations"] = n_seeds * n_clips
@@ -558,6 +537,44 @@ def score_generations(
         # than held-out windows do: the upper end of their interval below the held-out mean
         row["copy_check_passed"] = bool(row["copy_distance_ci"][1] >= real_copy)
     return row
+
+
+def stability(frames: np.ndarray, segments: Sequence[np.ndarray], n_dims: int) -> dict[str, Any]:
+    """Per-dimension stability of the last 10 s of several sequences (the 60-s check).
+
+    Each segment is centred on its own mean, so differences between clips' levels do not count
+    as motion, and the pooled spread is compared with that of every real frame
+    (:func:`~seqboltz.eval._sequence.std_ratio`): the median, least and largest ratio over the
+    moving dimensions and how many lie within 0.5–2×. Scored the same way on real held-out
+    clips (:func:`real_row`) it gives what real motion gets, which on data whose clips differ
+    in level (people standing in their own posture) is well below "all dimensions within".
+
+    Args:
+        frames: ``(N, D)`` every real standardised frame (:attr:`MotionReference.frames`).
+        segments: ``[(T_i, D)]`` finite segments (e.g. the last 10 s of each generation);
+            none: the ratios are infinite (every generation blew up).
+        n_dims: ``D``, reported when no segment is left.
+    """
+    centred = [np.asarray(g, dtype=np.float64) for g in segments]
+    if not centred:
+        inf = float("inf")
+        return dict(
+            std_ratio_median=inf,
+            std_ratio_min=inf,
+            std_ratio_max=inf,
+            std_ratio_within=0,
+            n_dims=int(n_dims),
+            frozen=False,
+        )
+    ratio = std_ratio(frames, np.concatenate([g - g.mean(0) for g in centred]))
+    return dict(
+        std_ratio_median=float(np.median(ratio)),
+        std_ratio_min=float(ratio.min()),
+        std_ratio_max=float(ratio.max()),
+        std_ratio_within=int(((ratio >= 0.5) & (ratio <= 2.0)).sum()),
+        n_dims=int(ratio.size),
+        frozen=bool(ratio.min() < 0.05),
+    )
 
 
 def paired_difference(
@@ -616,6 +633,12 @@ def real_row(ref: MotionReference) -> dict[str, Any]:
     row: dict[str, Any] = {"model": REAL_NAME}
     if ref.body is None:
         return row
+    # the 60-s check scored on the held-out clips themselves, as a generation's last 10 s is
+    last = round(10 * ref.fps)
+    within = np.array([[std_within(ref.frames, c[-last:])] for c in ref.test])
+    mean, low, high = bootstrap_ci(group_phase_copies(within, ref.groups))
+    row["std_within"], row["std_within_ci"] = mean, [low, high]
+    row.update(stability(ref.frames, [c[-last:] for c in ref.test], ref.frames.shape[1]))
     for key, (mean, low, high) in ref.body.real.items():
         row[key], row[f"{key}_ci"] = mean, [low, high]
     return row
@@ -688,7 +711,8 @@ class SequenceEvaluation:
         ]
         if len(self.reference) > 1:
             notes.append(
-                f"{REAL_NAME}: the held-out clips' own values, except NPSS, PSKL and the pooled "
+                f"{REAL_NAME}: the held-out clips' own values (the 60-s stability: each clip's "
+                "last 10 s, scored as a generation's are), except NPSS, PSKL and the pooled "
                 "Fréchet distance, which score real *training* motion against the held-out clips "
                 "as a generation is scored (NPSS and PSKL with training motion of the held-out "
                 "clip's kind where the data names kinds; Fréchet with every training frame): "

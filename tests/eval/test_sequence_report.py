@@ -16,9 +16,11 @@ from seqboltz.eval._sequence_report import (
     group_phase_copies,
     motion_reference,
     paired_difference,
+    real_row,
     real_spectral_scores,
     score_generations,
     source_groups,
+    stability,
 )
 from seqboltz.motion import Joint, MotionClip, Skeleton, write_bvh
 
@@ -65,6 +67,22 @@ def test_scores_tell_real_motion_from_frozen_and_exploded_generations() -> None:
     row_b = score_generations("blown", blown, ref, n_boot=200)
     assert row_b["exploded"] and row_b["n_exploded"] == 1 and row_b["n_generations"] == 6
     assert row_b["std_within"] == pytest.approx(5 / 6)  # the exploded cell counts as 0
+
+
+def test_stability_centres_each_segment_so_levels_between_clips_are_not_motion() -> None:
+    rng = np.random.default_rng(0)
+    sway = [rng.standard_normal((300, 3)) for _ in range(4)]
+    frames = np.concatenate(sway)
+    same = stability(frames, sway, 3)
+    assert same["std_ratio_within"] == 3 and same["std_ratio_median"] == pytest.approx(1, abs=0.05)
+    # people standing in their own posture: the pooled real frames spread 5x wider than any
+    # one clip moves, so even the real clips score far below "all dimensions within"
+    postures = [s + 5 * rng.standard_normal(3) for s in sway]
+    apart = stability(np.concatenate(postures), postures, 3)
+    assert apart["std_ratio_median"] < 0.5 and apart["std_ratio_within"] < 3
+    assert stability(frames, [], 3)["std_ratio_median"] == float("inf")
+    frozen = stability(frames, [np.zeros((300, 3))], 3)
+    assert frozen["frozen"] and frozen["std_ratio_within"] == 0
 
 
 def test_real_spectral_scores_compare_a_held_out_clip_with_training_motion_of_its_kind() -> None:
@@ -207,6 +225,11 @@ def test_reference_finds_the_feet_and_the_copy_check_catches_replayed_training_m
     jitter = held + np.random.default_rng(0).normal(0, 0.3, held.shape)
     assert score_generations("jitter", jitter, ref, n_boot=100)["copy_check_passed"] is True
     assert row_h["foot_skating"] == pytest.approx(real["foot_skating"][0], rel=0.1)
+    # the real row's 60-s check is the held-out clips scored as a generation's last 10 s is
+    whole = np.stack([np.stack(ref.test)])
+    row_w, real_w = score_generations("whole", whole, ref, n_boot=100), real_row(ref)
+    for key in ("std_ratio_median", "std_ratio_min", "std_ratio_within", "std_within"):
+        assert real_w[key] == pytest.approx(row_w[key], rel=1e-9)
     # a frozen pose that keeps the root moving slides its feet
     glide = np.broadcast_to(held[:, :, :1], held.shape)
     row_g = score_generations("glide", glide, ref, n_boot=100)
