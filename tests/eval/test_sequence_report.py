@@ -12,6 +12,7 @@ import torch
 from seqboltz.eval._sequence_report import (
     REAL_NAME,
     MotionReference,
+    centred_pieces,
     evaluate_sequence_model,
     group_phase_copies,
     motion_reference,
@@ -80,6 +81,12 @@ def test_stability_centres_each_segment_so_levels_between_clips_are_not_motion()
     postures = [s + 5 * rng.standard_normal(3) for s in sway]
     apart = stability(np.concatenate(postures), postures, 3)
     assert apart["std_ratio_median"] < 0.5 and apart["std_ratio_within"] < 3
+    # centred in pieces (as the reference is), the postures drop out again
+    pieces = stability(centred_pieces(postures, 300), postures, 3)
+    assert pieces["std_ratio_within"] == 3
+    np.testing.assert_allclose(
+        centred_pieces([np.arange(10.0)[:, None]], 5).ravel(), [-2, -1, 0, 1, 2] * 2
+    )
     assert stability(frames, [], 3)["std_ratio_median"] == float("inf")
     frozen = stability(frames, [np.zeros((300, 3))], 3)
     assert frozen["frozen"] and frozen["std_ratio_within"] == 0
