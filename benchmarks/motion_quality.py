@@ -7,7 +7,8 @@ generating ``--seconds`` from each test clip's first ``order`` frames for ``--se
 
 * one-step MSE, NPSS, power-spectrum KL both ways and entropy (Hernandez et al. 2019),
   Fréchet distance on pose + velocity, foot skating, dimensions within 0.5–2× of real
-  spread over the last 10 s, diversity across seeds and the copy check
+  spread over the last 10 s (real motion's spread within 10-s pieces; the held-out clips' own
+  value in the real row), diversity across seeds and the copy check
   (:mod:`seqboltz.eval._motion_metrics`), each a mean over clips × seeds with a two-way
   bootstrap 95 % interval;
 * for a recipe with a speed style: the speed-control gain per seed (low → high → low request).
@@ -191,6 +192,14 @@ def target_report(rows: list[dict[str, Any]], baseline_name: str, n_boot: int) -
             title = {**REALISM, **POOLED}[key]
             cells.append(f"{title} {real[key]:.4g} against {base[key]:.4g} ({verdict})")
         lines.append(f"  {REAL_NAME}, real training motion: " + "; ".join(cells))
+    stable = [
+        f"{r['model']} {r['std_ratio_within']}/{r['n_dims']} "
+        f"({r['std_ratio_within'] / r['n_dims']:.0%})"
+        for r in rows
+        if r.get("n_dims")
+    ]
+    if stable:  # the issue's 60-s target, beside what real held-out clips get the same way
+        lines.append("  dims within 0.5-2x over 60 s (target >= 90 %): " + "; ".join(stable))
     return "\n".join(lines)
 
 

@@ -9,8 +9,10 @@ first ``order`` frames with ``n_seeds`` seeds (default 5):
   NPSS (:func:`~seqboltz.eval._sequence.npss`), the power-spectrum KL in both directions and
   the power-spectrum entropy (Hernandez, Gall & Moreno-Noguer 2019), on windows of the
   shortest held-out clip (at most 10 s);
-* stability: per-dimension standard deviation over the last 10 s against real motion (train
-  and held out), within 0.5–2× (:func:`~seqboltz.eval._motion_metrics.std_within`);
+* stability: per-dimension standard deviation over the last 10 s against that of real motion
+  (train and held out) within 10-s pieces, within 0.5–2×
+  (:func:`~seqboltz.eval._motion_metrics.std_within`, :func:`stability`), with real held-out
+  clips' own value beside it;
 * for motion with a skeleton (features turned back into joint positions by
   ``features.inverse_transform`` and forward kinematics): the Fréchet distance on pose +
   velocity features, foot skating, diversity across seeds and the copy check

@@ -34,6 +34,7 @@ def stack_checkpoints(
     gibbs_steps: int = 1,
     recentre: bool = True,
     iterations: int = 3,
+    draws: int = 8,
 ) -> Path:
     """Stack two trained layers into a :class:`~seqboltz.models.TwoLayerCRBM` checkpoint.
 
@@ -47,6 +48,9 @@ def stack_checkpoints(
             1's training clips (ignored for a plain ``ConditionalRBM``, whose sampler reads
             its intercept).
         iterations: re-centring rounds.
+        draws: noise draws per training window in each round
+            (:func:`~seqboltz.training._recentre.sampler_mean_error`; 8, as
+            ``recipes/motion_rcrbm.yaml``'s layer 1).
 
     Returns:
         ``out``.
@@ -83,7 +87,7 @@ def stack_checkpoints(
         dm.prepare_data()
         dm.setup("fit")
         clips = [np.asarray(c, dtype=np.float64) for c in dm.clips("train")]
-        recentre_intercept(model, clips, gibbs_steps, iterations=iterations)
+        recentre_intercept(model, clips, gibbs_steps, iterations=iterations, draws=draws)
         matched = gibbs_steps  # export and evaluate default to it
     record["init_args"] = {**record["init_args"], "order": model.order}
     stats = _recorded(layer1, "stats")
@@ -120,12 +124,22 @@ def stack_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the stacked checkpoint")
     parser.add_argument("--gibbs-steps", type=int, default=1, help="k the intercept matches")
     parser.add_argument("--no-recentre", action="store_true", help="keep layer 1's intercept")
+    parser.add_argument(
+        "--draws", type=int, default=8, help="noise draws per training window when re-centring"
+    )
     args = parser.parse_args(argv)
     if args.gibbs_steps < 1:
         parser.error(f"--gibbs-steps must be >= 1; got {args.gibbs_steps}")
+    if args.draws < 1:
+        parser.error(f"--draws must be >= 1; got {args.draws}")
     try:
         path = stack_checkpoints(
-            args.layer1, args.layer2, args.out, args.gibbs_steps, recentre=not args.no_recentre
+            args.layer1,
+            args.layer2,
+            args.out,
+            args.gibbs_steps,
+            recentre=not args.no_recentre,
+            draws=args.draws,
         )
     except (ValueError, OSError) as exc:
         from seqboltz.training._cli import _one_line

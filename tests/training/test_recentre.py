@@ -49,6 +49,24 @@ def test_recentring_zeroes_the_samplers_mean_error_and_nothing_else() -> None:
     torch.testing.assert_close(model.weight.detach(), weight)
 
 
+def test_more_noise_draws_average_the_monte_carlo_error_away() -> None:
+    clips = _clips()
+    model = _model_with_biased_hiddens(clips)
+    one = sampler_mean_error(model, clips, gibbs_steps=1, seed=5)
+    torch.testing.assert_close(sampler_mean_error(model, clips, 1, seed=5, draws=1), one)
+    # re-centred on one draw, the error another draw finds is that draw's noise alone ...
+    recentre_intercept(model, clips, gibbs_steps=1, seed=5)
+    left_one = [sampler_mean_error(model, clips, 1, seed=s).norm() for s in range(20, 24)]
+    # ... and re-centred on 16, what other draws find is that much smaller (1/4 expected)
+    recentre_intercept(model, clips, gibbs_steps=1, seed=5, draws=16)
+    left_16 = [sampler_mean_error(model, clips, 1, seed=s, draws=16).norm() for s in (40, 41)]
+    assert max(left_16) < 0.6 * float(np.mean(left_one))
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        sampler_mean_error(model, clips, 1, draws=0)
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        RecentreIntercept(gibbs_steps=1, draws=0)
+
+
 def test_recentring_refuses_models_whose_sampler_reads_the_intercept() -> None:
     with pytest.raises(TypeError, match="needs a ResidualCRBM"):
         recentre_intercept(ConditionalRBM(4, 6, order=2), _clips(), gibbs_steps=1)  # type: ignore[arg-type]

@@ -93,6 +93,9 @@ def test_stack_refuses_layers_that_do_not_fit_in_one_line(
         assert err.startswith("seqboltz stack: error: ") and err.count("\n") == 1, err
         assert message in err
     assert not out.exists()
+    with pytest.raises(SystemExit):  # argparse's one line, before anything is read
+        main(["stack", str(layer1), str(layer2), "--out", str(out), "--draws", "0"])
+    assert "--draws must be >= 1" in capsys.readouterr().err and not out.exists()
     # a top layer trained on another first layer (its data record names that one's sha256)
     top = load_model(layer2)
     record = {"class_path": "seqboltz.data.CRBMHiddenDataModule"}
