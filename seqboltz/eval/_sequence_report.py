@@ -585,8 +585,8 @@ def stability(frames: np.ndarray, segments: Sequence[np.ndarray], n_dims: int) -
             none: the ratios are infinite (every generation blew up).
         n_dims: ``D``, reported when no segment is left.
     """
-    centred = [np.asarray(g, dtype=np.float64) for g in segments]
-    if not centred:
+    segs = [np.asarray(g, dtype=np.float64) for g in segments]
+    if not segs:
         inf = float("inf")
         return dict(
             std_ratio_median=inf,
@@ -596,7 +596,7 @@ def stability(frames: np.ndarray, segments: Sequence[np.ndarray], n_dims: int) -
             n_dims=int(n_dims),
             frozen=False,
         )
-    ratio = std_ratio(frames, np.concatenate([g - g.mean(0) for g in centred]))
+    ratio = std_ratio(frames, np.concatenate([g - g.mean(0) for g in segs]))
     return dict(
         std_ratio_median=float(np.median(ratio)),
         std_ratio_min=float(ratio.min()),
