@@ -130,6 +130,36 @@ def _design(clip: np.ndarray, ctl: np.ndarray | None, order: int) -> tuple[np.nd
     return np.concatenate(parts, axis=1), clip[order:]
 
 
+def _solve_stabilised(
+    gram: np.ndarray,
+    xty: np.ndarray,
+    penalty: np.ndarray,
+    n_past: int,
+    max_radius: float | None,
+    stabilise: str,
+) -> np.ndarray:
+    """Solve the ridge normal equations ``(G + diag(p)) β = Xᵀy`` on ``[x_t, c_t, 1]``; with
+    ``max_radius``, bring the history block ``β[:n_past]`` inside it
+    (:func:`seqboltz.eval._sequence.stabilised_coef`) and refit the rest (controls, intercept)
+    given it. The one solve of :func:`fit_linear_arx` and of each band of
+    :func:`fit_banded_arx`."""
+    from seqboltz.eval._sequence import stabilised_coef  # numpy, defined once
+
+    sol = np.linalg.solve(gram + np.diag(penalty), xty)
+    if max_radius is None:
+        return sol
+    past = sol[:n_past]
+    coef = stabilised_coef(past, max_radius, stabilise)
+    if coef is past:  # already inside the radius
+        return sol
+    sol = sol.copy()
+    sol[:n_past] = coef
+    rest = slice(n_past, None)
+    rhs = xty[rest] - gram[rest, :n_past] @ coef
+    sol[rest] = np.linalg.solve(gram[rest, rest] + np.diag(penalty[rest]), rhs)
+    return sol
+
+
 def fit_linear_arx(
     sequences: Sequence[np.ndarray],
     controls: Sequence[np.ndarray] | None,
@@ -159,8 +189,6 @@ def fit_linear_arx(
         stabilise: ``"scale"`` (every root times ``γ``) or ``"clip"`` (only the roots above
             ``max_radius``), as :func:`seqboltz.eval._sequence.stabilised_coef`.
     """
-    from seqboltz.eval._sequence import stabilised_coef  # numpy, defined once
-
     d = sequences[0].shape[1]
     n_past = order * d
     gram: np.ndarray | None = None
@@ -177,16 +205,7 @@ def fit_linear_arx(
     assert gram is not None and xty is not None
     penalty = np.full(gram.shape[0], ridge)
     penalty[:n_past] += n * history_noise**2
-    sol = np.linalg.solve(gram + np.diag(penalty), xty)
-    if max_radius is not None:
-        past = sol[:n_past]
-        coef = stabilised_coef(past, max_radius, stabilise)
-        if coef is not past:
-            sol = sol.copy()
-            sol[:n_past] = coef
-            rest = slice(n_past, None)
-            rhs = xty[rest] - gram[rest, :n_past] @ sol[:n_past]
-            sol[rest] = np.linalg.solve(gram[rest, rest] + np.diag(penalty[rest]), rhs)
+    sol = _solve_stabilised(gram, xty, penalty, n_past, max_radius, stabilise)
     total = np.zeros(d)
     outer = np.zeros((d, d))
     for clip, ctl in zip(sequences, ctls, strict=True):
@@ -267,8 +286,6 @@ def fit_banded_arx(
     Returns:
         per band ``β`` ``(order·D + S + 1, D)`` on ``[x_t, z_t, 1]``.
     """
-    from seqboltz.eval._sequence import stabilised_coef
-
     d = sequences[0].shape[1]
     n_past = order * d
     grams: list[np.ndarray] = []
@@ -288,18 +305,8 @@ def fit_banded_arx(
                 rhs[k] += xw.T @ y
     out = []
     for gram, xty in zip(grams, rhs, strict=True):
-        penalty = np.diag(
-            np.full(gram.shape[0], ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12))
-        )
-        sol = np.linalg.solve(gram + penalty, xty)
-        if max_radius is not None:
-            past = stabilised_coef(sol[:n_past], max_radius, stabilise)
-            sol[:n_past] = past
-            rest = slice(n_past, None)
-            sol[rest] = np.linalg.solve(
-                gram[rest, rest] + penalty[rest, rest], xty[rest] - gram[rest, :n_past] @ past
-            )
-        out.append(sol)
+        penalty = np.full(gram.shape[0], ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12))
+        out.append(_solve_stabilised(gram, xty, penalty, n_past, max_radius, stabilise))
     return out
 
 
