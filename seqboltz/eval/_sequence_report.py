@@ -70,6 +70,7 @@ from seqboltz.eval._sequence import (
 from seqboltz.models import SequenceRBM
 
 __all__ = [
+    "STABILITY_SECONDS",
     "Generator",
     "MotionReference",
     "SequenceEvaluation",
@@ -100,6 +101,10 @@ draws its noise from ``sequence_rng(seed, i)``."""
 AR_NAME = "linear AR (order {order})"
 REPEAT_NAME = "repeat last frame"
 REAL_NAME = "real (held out)"
+
+STABILITY_SECONDS = 10.0
+"""The stability check's segment: a generation's last 10 s, and the length of the real pieces
+its spread is compared with (:func:`centred_pieces`)."""
 
 # metric key → (column title, digits); each is a mean with a 95 % interval in the rows
 _COLUMNS: dict[str, tuple[str, int]] = {
@@ -175,6 +180,11 @@ class MotionReference:
     window: int
     body: _BodyReference | None = None
     groups: np.ndarray | None = None
+
+    @property
+    def stability_frames(self) -> int:
+        """Frames of the stability check's segment: the last :data:`STABILITY_SECONDS`."""
+        return round(STABILITY_SECONDS * self.fps)
 
     @property
     def n_groups(self) -> int:
@@ -265,8 +275,8 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
     fps, order = float(datamodule.target_fps), int(datamodule.order)
     train, test = datamodule.clips("train"), datamodule.clips("test")
     window = max(2, min(min(c.shape[0] for c in test), round(window_seconds * fps)))
-    last = round(10 * fps)
-    ref = MotionReference(fps, order, test, centred_pieces(train + test, last), window)
+    pieces = centred_pieces(train + test, round(STABILITY_SECONDS * fps))
+    ref = MotionReference(fps, order, test, pieces, window)
     if hasattr(datamodule, "source_clips"):
         ref.groups = source_groups([c.name for c in datamodule.source_clips("test")])
     features = getattr(datamodule, "features", None)
@@ -484,7 +494,7 @@ def score_generations(
     tables = {k: np.full((n_clips, n_seeds), np.nan) for k in _COLUMNS if k not in _POOLED}
     features: dict[tuple[int, int], np.ndarray] = {}
     tables["foot_contact"] = np.full((n_clips, n_seeds), np.nan)
-    last = round(10 * ref.fps)
+    last = ref.stability_frames
     body = ref.body
     poses: dict[tuple[int, int], np.ndarray] = {}
     exploded = 0
@@ -664,7 +674,7 @@ def real_row(ref: MotionReference) -> dict[str, Any]:
     if ref.body is None:
         return row
     # the 60-s check scored on the held-out clips themselves, as a generation's last 10 s is
-    last = round(10 * ref.fps)
+    last = ref.stability_frames
     within = np.array([[std_within(ref.frames, c[-last:])] for c in ref.test])
     mean, low, high = bootstrap_ci(group_phase_copies(within, ref.groups))
     row["std_within"], row["std_within_ci"] = mean, [low, high]
