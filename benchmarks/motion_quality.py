@@ -324,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --ar-radius: how (scale: every root times the same factor; clip: only the "
         "roots above the radius); one AR row per method",
     )
+    parser.add_argument(
+        "--plant-feet",
+        action="store_true",
+        help="score every generator (models and baselines alike) after the footskate cleanup "
+        "of `seqboltz synthesize --plant-feet` (seqboltz.motion.plant_feet)",
+    )
     args = parser.parse_args(argv)
     if args.ar_radius is not None and not 0 < args.ar_radius <= 1:
         parser.error(f"--ar-radius must be in (0, 1]; got {args.ar_radius}")
@@ -360,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{ckpt} holds a {type(model).__name__}, not a sequence model")
         model = model.double().eval()
         dm = _setup(ckpt)
-        ref = motion_reference(dm)
+        ref = motion_reference(dm, plant=args.plant_feet)
         if baseline is None:
             baseline = (dm, ref)
         test = dm.clips("test")
@@ -385,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scored {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     for label, (art, art_dm) in artifacts.items():
         if baseline is None:
-            baseline = (art_dm, motion_reference(art_dm))
+            baseline = (art_dm, motion_reference(art_dm, plant=args.plant_feet))
         dm, ref = baseline
         if art_dm.n_features != dm.n_features or repr(art_dm) != repr(dm):
             parser.error(f"--artifact {label}: trained on other data than {dm!r}")
@@ -451,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": repr(dm),
         "ar_radius": args.ar_radius,
         "ar_stabilise": args.ar_stabilise,
+        "plant_feet": args.plant_feet,
     }
     if ref.body is not None:
         settings["length_unit"] = ref.body.length_unit

@@ -33,12 +33,12 @@ Efron & Tibshirani 1993).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from seqboltz.eval._sequence import npss, std_ratio
+from seqboltz.motion._contact import foot_contacts, foot_joints, ground_axes
 
 __all__ = [
     "FrechetReference",
@@ -59,7 +59,6 @@ __all__ = [
     "std_within",
 ]
 
-_AXES = "xyz"
 _EPS = 1e-12
 
 
@@ -130,10 +129,7 @@ def ps_kl(p_from: np.ndarray, q_to: np.ndarray, eps: float = 1e-8) -> float:
 
 
 # ---- poses from forward kinematics ------------------------------------------------------------
-def _ground_axes(up_axis: str) -> tuple[int, int, int]:
-    """``(g1, g2, up)`` indices in cyclic (right-handed) order: y-up → (z, x, y)."""
-    u = _AXES.index(up_axis.lower())
-    return (u + 1) % 3, (u + 2) % 3, u
+_ground_axes = ground_axes
 
 
 def body_frame(
@@ -264,15 +260,6 @@ def frechet_distance(real: np.ndarray, generated: np.ndarray) -> float:
 
 
 # ---- feet ------------------------------------------------------------------------------------
-_FOOT_WORDS = ("foot", "toe", "ankle")
-
-
-def foot_joints(names: Sequence[str]) -> list[int]:
-    """Indices of the joints whose name contains ``foot``, ``toe`` or ``ankle`` (any case):
-    ``LeftFoot``/``LeftToeBase`` (BVH), ``lfoot``/``ltoes`` (CMU ASF), ``l_ankle``."""
-    return [i for i, n in enumerate(names) if any(w in n.lower() for w in _FOOT_WORDS)]
-
-
 def foot_skating(
     feet: np.ndarray,
     fps: float,
@@ -310,8 +297,7 @@ def foot_skating(
     if not threshold > 0 or not fps > 0:
         raise ValueError(f"threshold and fps must be > 0, got {threshold}, {fps}")
     g1, g2, up = _ground_axes(up_axis)
-    low = f[..., up] < fl + threshold  # (B, T, F)
-    contact = low[:, 1:] & low[:, :-1]
+    contact = foot_contacts(f[..., up], fl, threshold)  # (B, T-1, F)
     step = np.diff(f, axis=1)
     speed = np.hypot(step[..., g1], step[..., g2]) * fps  # (B, T-1, F)
     n = int(contact.sum())

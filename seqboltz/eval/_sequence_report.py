@@ -68,6 +68,7 @@ from seqboltz.eval._sequence import (
     std_ratio,
 )
 from seqboltz.models import SequenceRBM
+from seqboltz.motion._contact import contact_floor, plant_feet, stature
 
 __all__ = [
     "STABILITY_SECONDS",
@@ -230,6 +231,9 @@ class _BodyReference:
     copy_frames: int  # frames per copy-check window before subsampling
     copy_step: int  # subsampling inside a window
     real: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: every generation's feet planted (:func:`~seqboltz.motion.plant_feet`, with the
+    #: training floor above) before it is scored; the real clips are scored as they are
+    plant: bool = False
 
 
 def _clip_body(clip: Any, up_axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,10 +272,14 @@ def centred_pieces(clips: Sequence[np.ndarray], frames: int) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionReference:
+def motion_reference(
+    datamodule: Any, window_seconds: float = 10.0, plant: bool = False
+) -> MotionReference:
     """Measure the real motion of ``datamodule`` (set up): held-out clips, training clips and,
     when it has a skeleton (``features.inverse_transform`` and ``source_clips``), the real
-    values of every body metric (the ``real (held out)`` row)."""
+    values of every body metric (the ``real (held out)`` row). ``plant``: every generation
+    scored against it has its feet planted first (:func:`~seqboltz.motion.plant_feet`, the
+    footskate cleanup of ``seqboltz synthesize --plant-feet``)."""
     fps, order = float(datamodule.target_fps), int(datamodule.order)
     train, test = datamodule.clips("train"), datamodule.clips("test")
     window = max(2, min(min(c.shape[0] for c in test), round(window_seconds * fps)))
@@ -292,10 +300,8 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
     u = "xyz".index(up)
     heights = np.concatenate([p[..., u] for p, _, _ in train_body])  # (N, J)
     feet = foot_joints(skeleton.names)
-    floor = np.quantile(heights[:, feet], 0.02, axis=0) if feet else np.zeros(0)
-    low = float(np.quantile(heights.min(1), 0.02))
-    stature = float(np.median(heights.max(1)) - low)
-    threshold = 0.05 * stature if stature > 0 else 1.0
+    floor, threshold = contact_floor(heights, feet)
+    tall = stature(heights)
     copy_frames = max(2, round(fps))  # 1-s windows
     copy_step = max(1, copy_frames // 10)
     n_train = sum(p.shape[0] for _, p, _ in train_body)
@@ -311,11 +317,12 @@ def motion_reference(datamodule: Any, window_seconds: float = 10.0) -> MotionRef
         feet=feet,
         floor=floor,
         threshold=threshold,
-        length_unit=f"rig units (standing height ≈ {stature:.3g})",
+        length_unit=f"rig units (standing height ≈ {tall:.3g})",
         real_features=FrechetReference.from_features(real_features),
         train_windows=train_windows,
         copy_frames=copy_frames,
         copy_step=copy_step,
+        plant=plant,
     )
     train_features = np.concatenate([pose_velocity_features(p, v) for _, p, v in train_body])
     spectral = real_spectral_scores(train, test, window, _kinds(datamodule))
@@ -465,6 +472,8 @@ def _unit_body(
     clip = body.features.inverse_transform(
         np.concatenate([ref.test[c][: ref.order], gen]), body.features.initial_state(source)
     )
+    if body.plant and body.feet:
+        clip, _ = plant_feet(clip, up_axis=body.up_axis, floor=body.floor, threshold=body.threshold)
     pos, pose, vel = _clip_body(clip, body.up_axis)
     k = ref.order
     return pos[k:], pose[k:], vel[k:]

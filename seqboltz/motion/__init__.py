@@ -21,6 +21,13 @@ from seqboltz.motion._asf_amc import (
     read_asf,
 )
 from seqboltz.motion._bvh import MotionFileError, read_bvh, write_bvh
+from seqboltz.motion._contact import (
+    PlantReport,
+    contact_floor,
+    foot_contacts,
+    foot_joints,
+    plant_feet,
+)
 from seqboltz.motion._folder import find_motion_files, read_motion_folder
 from seqboltz.motion._preprocess import MotionFeatures, RootState, resample, resample_factor
 from seqboltz.motion._resample import effective_fps, resample_clip, resample_phases
@@ -61,15 +68,19 @@ __all__ = [
     "MotionClip",
     "MotionFeatures",
     "MotionFileError",
+    "PlantReport",
     "RootState",
     "Skeleton",
     "acclaim_forward_kinematics",
     "amc_to_clip",
     "axis_rotation",
     "complete_order",
+    "contact_floor",
     "effective_fps",
     "euler_to_matrix",
     "find_motion_files",
+    "foot_contacts",
+    "foot_joints",
     "forward_kinematics",
     "local_rotations",
     "local_translations",
@@ -78,6 +89,7 @@ __all__ = [
     "matrix_to_rot6d",
     "matrix_to_rotvec",
     "mean_rotation",
+    "plant_feet",
     "quaternion_slerp",
     "quaternion_to_matrix",
     "read_amc",

@@ -90,6 +90,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from seqboltz.motion._contact import contact_floor, foot_joints
 from seqboltz.motion._resample import effective_fps, resample_clip
 from seqboltz.motion._rotations import (
     axis_rotation,
@@ -394,6 +395,7 @@ class MotionFeatures:
         self._lo: np.ndarray | None = None
         self._hi: np.ndarray | None = None
         self._report: dict[str, Any] = {}
+        self._contact: dict[str, Any] | None = None
 
     def _set_axes(self, up: str, forward: str) -> None:
         up_letter, _ = _parse_axis(up, "up_axis")
@@ -802,6 +804,7 @@ class MotionFeatures:
             "outlier_frames": int((np.abs(z) > self.outlier_z).any(axis=1).sum()),
             "max_angle_from_mean": max_angle,
         }
+        self._contact = self._fit_contact(clips)
         if max_angle:
             warnings.warn(
                 f"expmap features: joints {sorted(max_angle)} reach {max(max_angle.values()):.0f}° "
@@ -810,6 +813,33 @@ class MotionFeatures:
                 stacklevel=2,
             )
         return self
+
+    def _fit_contact(self, clips: Sequence[MotionClip]) -> dict[str, Any] | None:
+        """The training clips' floor under each foot joint and the contact tolerance
+        (:func:`~seqboltz.motion.contact_floor`), or ``None`` for a rig that names no feet."""
+        sk = clips[0].skeleton
+        feet = foot_joints(sk.names)
+        if not feet:
+            return None
+        up = "xyz".index(self.up_axis)
+        heights = np.concatenate([forward_kinematics(sk, c.frames)[..., up] for c in clips])
+        floor, threshold = contact_floor(heights, feet)
+        return {
+            "feet": [sk.names[j] for j in feet],
+            "floor": [float(v) for v in floor],
+            "threshold": float(threshold),
+        }
+
+    @property
+    def contact(self) -> tuple[np.ndarray, float] | None:
+        """``(floor (F,), threshold)`` of the training clips' foot contacts, for
+        :func:`~seqboltz.motion.plant_feet` (``None``: a rig without feet, or features fitted
+        before this was recorded)."""
+        if self._contact is None:
+            return None
+        return np.asarray(self._contact["floor"], dtype=np.float64), float(
+            self._contact["threshold"]
+        )
 
     def _set_dependent(self, index: np.ndarray, raw: np.ndarray, kept: np.ndarray) -> None:
         """Least-squares ``raw[:, index] ≈ raw[:, kept] β + c`` (exact up to ``dependent_tol``)
@@ -1057,6 +1087,7 @@ class MotionFeatures:
                 "intercept": [float(v) for v in self._dep_icpt],
             },
             "report": self._report,
+            "contact": self._contact,
         }
 
     @classmethod
@@ -1146,4 +1177,15 @@ class MotionFeatures:
             raise ValueError("per_clip_index must name dropped raw dimensions")
         mf._per_clip_index = per_clip
         mf._report = dict(d.get("report") or {})
+        contact = d.get("contact")
+        if contact is not None:
+            feet = [sk.names[j] for j in foot_joints(sk.names)]
+            floor = contact.get("floor", [])
+            threshold = contact.get("threshold", 0)
+            if contact.get("feet") != feet or len(floor) != len(feet) or not threshold > 0:
+                raise ValueError(
+                    f"contact must name the skeleton's foot joints {feet}, with one floor each "
+                    "and a positive threshold"
+                )
+            mf._contact = {"feet": feet, "floor": [float(v) for v in floor], "threshold": threshold}
         return mf

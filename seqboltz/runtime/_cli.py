@@ -77,6 +77,12 @@ def synthesize_main(argv: Sequence[str]) -> int:
         help="frame rate of --format bvh files: a number, or 'source' for the rate of the files "
         "the model was trained on (default: the model's rate; rotations resampled by slerp)",
     )
+    parser.add_argument(
+        "--plant-feet",
+        action="store_true",
+        help="footskate cleanup of --format bvh files: a foot on the floor stays where it "
+        "landed (the root and the legs are adjusted; seqboltz.motion.plant_feet)",
+    )
     parser.add_argument("--workers", type=int, help="processes (default: every core)")
     parser.add_argument("--chunk", type=int, default=16, help="sequences computed together")
     parser.add_argument("--no-progress", action="store_true")
@@ -109,6 +115,7 @@ def synthesize_main(argv: Sequence[str]) -> int:
             gibbs_steps=args.gibbs_steps,
             start=args.start,
             fps=args.fps,
+            plant_feet=args.plant_feet,
         )
         if args.ray is not None:
             from seqboltz.runtime._ray import run_synthesis_ray
@@ -144,6 +151,7 @@ def _speak(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "--format": args.format != "npy",
         "--plot": args.plot,
         "--fps": args.fps is not None,
+        "--plant-feet": args.plant_feet,
     }
     given = [flag for flag, used in batch_only.items() if used]
     if given:

@@ -117,6 +117,9 @@ class SynthesisJob:
     #: model was trained on, its card's ``features.source_fps``) or ``None`` (the model's rate);
     #: rotations are resampled by slerp
     fps: float | str | None = None
+    #: BVH files with the footskate cleanup (:func:`seqboltz.motion.plant_feet`): feet in
+    #: contact with the floor are held where they landed (root and legs adjusted)
+    plant_feet: bool = False
 
     def style_schedule(self) -> StyleSchedule | None:
         """:attr:`style` as a schedule (a constant is one segment from frame 0)."""
@@ -169,6 +172,8 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
         if job.fmt != "bvh":
             raise ArtifactError(f"--fps sets the frame rate of BVH files; the format is {job.fmt}")
         _bvh_fps(job, art)
+    if job.plant_feet:
+        _check_plant_feet(job, art)
     schedule = job.style_schedule()
     if art.style_size and schedule is None:
         raise ArtifactError(f"model {art.name!r} needs --style with {art.style_size} value(s)")
@@ -183,6 +188,26 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
                 f"a --style segment starts at frame {schedule[-1][0]}, beyond the "
                 f"{job.frames} frames of each sequence"
             )
+
+
+def _check_plant_feet(job: SynthesisJob, art: Artifact) -> None:
+    """``--plant-feet`` needs BVH output of a rig that names its feet, with a movable root."""
+    from seqboltz.motion import POSITION_CHANNELS, MotionFeatures, foot_joints
+
+    if job.fmt != "bvh":
+        raise ArtifactError(f"--plant-feet cleans up BVH files; the format is {job.fmt}")
+    features = MotionFeatures.from_dict(art.card["features"])
+    skeleton = features.skeleton
+    assert skeleton is not None
+    if not foot_joints(skeleton.names):
+        raise ArtifactError(
+            f"--plant-feet: the rig of model {art.name!r} names no foot joints (a joint name "
+            "with foot, toe or ankle in it)"
+        )
+    if sum(c in POSITION_CHANNELS for c in skeleton.root.channels) < 3:
+        raise ArtifactError(
+            f"--plant-feet: the root of model {art.name!r} has no position channels to move"
+        )
 
 
 def _style_array(job: SynthesisJob, count: int) -> np.ndarray | None:
@@ -232,15 +257,28 @@ def _bvh_fps(job: SynthesisJob, art: Artifact) -> float | None:
 
 
 def _motion_clip(
-    art: Artifact, frames: np.ndarray, state: Any, name: str, fps: float | None = None
+    art: Artifact,
+    frames: np.ndarray,
+    state: Any,
+    name: str,
+    fps: float | None = None,
+    plant: bool = False,
 ) -> Any:
     """The :class:`~seqboltz.motion.MotionClip` of standardised frames ``(T, D)``, at ``fps``
-    (default the model's rate)."""
-    from seqboltz.motion import MotionFeatures
+    (default the model's rate); ``plant``: with the footskate cleanup, at the model's rate
+    before any resampling, on the floor the card recorded from the training clips (else the
+    clip's own)."""
+    from seqboltz.motion import MotionFeatures, plant_feet, resample_clip
 
-    return MotionFeatures.from_dict(art.card["features"]).inverse_transform(
-        frames, state, name, fps=fps
-    )
+    features = MotionFeatures.from_dict(art.card["features"])
+    if not plant:
+        return features.inverse_transform(frames, state, name, fps=fps)
+    clip = features.inverse_transform(frames, state, name)
+    floor, threshold = features.contact or (None, None)
+    clip, _ = plant_feet(clip, up_axis=features.up_axis, floor=floor, threshold=threshold)
+    if fps is not None and not math.isclose(fps, clip.fps, rel_tol=1e-6):
+        clip = resample_clip(clip, fps)
+    return clip
 
 
 def _plot_body(path: Path, art: Artifact, clip: Any) -> None:
@@ -252,10 +290,11 @@ def _plot_body(path: Path, art: Artifact, clip: Any) -> None:
 
 
 def _writer(
-    art: Artifact, fmt: str, state: Any = None, fps: float | None = None
+    art: Artifact, fmt: str, state: Any = None, fps: float | None = None, plant: bool = False
 ) -> Callable[[Path, np.ndarray], None]:
     """A function writing one sequence's standardised frames ``(T, D)`` to a path (a motion
-    clip continues from root ``state``: the start clip's, or the features' default)."""
+    clip continues from root ``state``: the start clip's, or the features' default; ``plant``:
+    with its feet planted)."""
     card = art.card
     if fmt == "npy":
 
@@ -267,7 +306,7 @@ def _writer(
         from seqboltz.motion import write_bvh
 
         def write_motion(path: Path, frames: np.ndarray) -> None:
-            write_bvh(path, _motion_clip(art, frames, state, path.stem, fps))
+            write_bvh(path, _motion_clip(art, frames, state, path.stem, fps, plant))
 
         return write_motion
     from seqboltz.speech import speech_features_from_dict, write_wav
@@ -330,7 +369,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         gibbs_steps=job.gibbs_steps,
     )
     frames, diverged = art.run_stream(stream, job.frames, stop_diverged=True)
-    write = _writer(art, job.fmt, state, _bvh_fps(job, art))
+    write = _writer(art, job.fmt, state, _bvh_fps(job, art), job.plant_feet)
     names = art.card["features"].get("feature_names") or []
     body = job.plot and "skeleton" in art.card["features"]  # a motion model with its rig
     for row, index in enumerate(indices):
@@ -345,7 +384,7 @@ def _run_chunk(job: SynthesisJob, indices: list[int]) -> dict[str, list[Any]]:
         if job.plot:
             _plot(path.with_suffix(".png"), art.to_data_units(frames[row]), names, art.frame_rate)
         if body:
-            clip = _motion_clip(art, frames[row], state, path.stem)
+            clip = _motion_clip(art, frames[row], state, path.stem, plant=job.plant_feet)
             _plot_body(path.with_name(path.stem + "_body"), art, clip)
         done["written"].append(path.name)
     return done
@@ -422,6 +461,7 @@ def run_synthesis(
         if job.start is None
         else {"file": str(job.start), "sha256": _file_sha256(job.start)},
         "bvh_fps": _bvh_fps(job, art) if job.fmt == "bvh" else None,
+        "plant_feet": job.plant_feet,
         "noise_rule": art.card["noise_rule"],
         "seconds": round(time.perf_counter() - start, 3),
         "files": [

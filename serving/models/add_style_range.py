@@ -32,8 +32,7 @@ def add_style_range(path: Path) -> dict[str, Any]:
     import onnx
     from onnx import numpy_helper
 
-    from seqboltz.eval._cli import datamodule_from_card
-    from seqboltz.export._onnx import CARD_KEY, _style_range
+    from seqboltz.export._onnx import _style_range
     from seqboltz.runtime import load_artifact
 
     card = load_artifact(path).card  # a readable seqboltz artifact, or one line saying why
@@ -50,6 +49,19 @@ def add_style_range(path: Path) -> dict[str, Any]:
     ]
     if graph_gain != [gain]:
         raise ValueError(f"{path}: the card's gain {gain} is not the graph's {graph_gain}")
+    dm = training_data(path, card)
+    style = dm.stats()["style"]
+    entry["stats"].update(low=style["low"], high=style["high"])
+    entry["range"] = _style_range(SimpleNamespace(style_gain=gain), style)
+    write_card(path, proto, card)
+    return dict(entry["range"])
+
+
+def training_data(path: Path, card: dict[str, Any]) -> Any:
+    """The DataModule ``path``'s model was trained on, rebuilt from its card (set up), its
+    training tensor checked against the card's sha256 (``ValueError`` if it differs)."""
+    from seqboltz.eval._cli import datamodule_from_card
+
     dm = datamodule_from_card(card)
     dm.prepare_data()
     dm.setup("fit")
@@ -57,17 +69,22 @@ def add_style_range(path: Path) -> dict[str, Any]:
     sha = hashlib.sha256(raw).hexdigest()
     if sha != card["training"]["data"].get("train_sha256"):
         raise ValueError(f"{path}: its training data are not these (sha256 {sha})")
-    style = dm.stats()["style"]
-    entry["stats"].update(low=style["low"], high=style["high"])
-    entry["range"] = _style_range(SimpleNamespace(style_gain=gain), style)
+    return dm
+
+
+def write_card(path: Path, proto: Any, card: dict[str, Any]) -> None:
+    """Put ``card`` in ``proto``'s metadata and save it over ``path``, all or nothing."""
+    import onnx
+
+    from seqboltz.export._onnx import CARD_KEY
+
     for p in proto.metadata_props:
         if p.key == CARD_KEY:
             p.value = json.dumps(card, sort_keys=True)
     onnx.checker.check_model(proto, full_check=True)
     part = path.with_suffix(".part")
     onnx.save(proto, str(part))
-    part.replace(path)  # all or nothing
-    return dict(entry["range"])
+    part.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

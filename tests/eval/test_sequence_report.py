@@ -242,6 +242,10 @@ def test_reference_finds_the_feet_and_the_copy_check_catches_replayed_training_m
     row_g = score_generations("glide", glide, ref, n_boot=100)
     assert np.isnan(row_g["diversity"])  # one seed: no pair to compare
     assert row_g["frechet"] > row_h["frechet"]
+    # scored after the footskate cleanup (motion_quality.py --plant-feet) it stops sliding
+    planted = motion_reference(dm, plant=True)
+    skate_p = score_generations("glide", glide, planted, n_boot=100)["foot_skating"]
+    assert row_g["foot_skating"] > 1.0 and skate_p < 0.2 * row_g["foot_skating"]
     # pooled (as FID): the held-out clips replayed, pooled, are the reference itself (but for
     # their first frames, the start)
     assert row_h["frechet_pooled"] < 0.01 * row_g["frechet_pooled"]

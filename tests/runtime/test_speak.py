@@ -167,6 +167,9 @@ def test_bad_input_is_one_line(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--count, --frames are for batches" in err
+    with pytest.raises(SystemExit):
+        main([*base, "--text", "hello", "--plant-feet"])
+    assert "--plant-feet is for batches" in capsys.readouterr().err
     plain = _without_voice(tts_model, tmp_path / "plain.onnx")
     assert main([*base[:2], str(plain), *base[3:], "--text", "hello"]) == 2
     err = capsys.readouterr().err.strip()

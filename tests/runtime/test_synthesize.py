@@ -273,3 +273,36 @@ def test_bvh_is_written_at_the_users_frame_rate(tmp_path: Path) -> None:
     ):
         with pytest.raises(ArtifactError, match=match):
             run_synthesis(bad, progress=False)
+
+
+def test_plant_feet_holds_the_feet_the_model_slides(tmp_path: Path) -> None:
+    """``--plant-feet``: the embedded model's BVH, cleaned on the floor its card records from
+    the training clips, slides its feet on that floor less than half as fast (the evaluation's
+    own measure), at the model's rate and at another; the manifest says so; anything but BVH
+    is refused in one line."""
+    import dataclasses
+
+    from seqboltz.eval._motion_metrics import foot_skating
+    from seqboltz.motion import MotionFeatures, foot_joints, forward_kinematics, read_bvh
+
+    features = MotionFeatures.from_dict(load_artifact(EMBEDDED).card["features"])
+    assert features.contact is not None  # serving/models/add_contact.py
+    floor, threshold = features.contact
+    job = SynthesisJob(model=str(EMBEDDED), out=str(tmp_path / "a"), count=2, frames=300, fmt="bvh")
+    planted = dataclasses.replace(job, out=str(tmp_path / "b"), plant_feet=True)
+    assert run_synthesis(job, progress=False)["plant_feet"] is False
+    assert run_synthesis(planted, progress=False)["plant_feet"] is True
+
+    def skating(path: Path) -> float:
+        clip = read_bvh(path)
+        pos = forward_kinematics(clip.skeleton, clip.frames)[:, foot_joints(clip.skeleton.names)]
+        return foot_skating(pos, clip.fps, floor, threshold)[0]
+
+    for name in ("seq_000000.bvh", "seq_000001.bvh"):
+        before, after = skating(tmp_path / "a" / name), skating(tmp_path / "b" / name)
+        assert after < 0.5 * before, (name, before, after)
+    at24 = dataclasses.replace(planted, out=str(tmp_path / "c"), count=1, fps=24)
+    run_synthesis(at24, progress=False)
+    assert read_bvh(tmp_path / "c" / "seq_000000.bvh").fps == pytest.approx(24.0, rel=1e-6)
+    with pytest.raises(ArtifactError, match="--plant-feet cleans up BVH files"):
+        run_synthesis(dataclasses.replace(planted, fmt="npy"), progress=False)
