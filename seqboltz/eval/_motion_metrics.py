@@ -19,6 +19,8 @@ Distribution and physical realism (on joint positions from forward kinematics):
   Komura 2016, Zhang et al. 2018);
 * :func:`std_within`: the 60-s stability check (dimensions whose generated standard deviation
   stays within 0.5–2× of real motion), on :func:`~seqboltz.eval._sequence.std_ratio`;
+* :func:`pose_jitter`: frame-to-frame roughness (the RMS second difference of the body-frame
+  joints), beside the held-out clips' own;
 * :func:`mean_pairwise_distance`: diversity across seeds, the average pairwise distance
   (APD) of Yuan & Kitani (2020, "DLow", ECCV) between generations of the same start, and
   :func:`pose_spread` the same quantity for real frames;
@@ -50,6 +52,7 @@ __all__ = [
     "mean_pairwise_distance",
     "nearest_window_distances",
     "npss",
+    "pose_jitter",
     "pose_spread",
     "pose_velocity_features",
     "power_spectra",
@@ -325,6 +328,26 @@ def std_within(
         return 0.0
     ratio = std_ratio(real, g)
     return float(((ratio >= low) & (ratio <= high)).mean())
+
+
+def pose_jitter(pose: np.ndarray) -> float:
+    """Frame-to-frame roughness of a motion: the root-mean-square length of the joints'
+    second difference (acceleration times the frame time squared), in length units.
+
+    Real capture at 30 fps is smooth; a sampler that adds white noise to every frame makes
+    the body tremble, which a spectrum averaged over seconds hardly shows. Compare with the
+    held-out clips' value.
+
+    Args:
+        pose: ``(T, J, 3)`` joint positions in the body frame (:func:`body_frame`), T ≥ 3.
+
+    Returns:
+        ``sqrt(mean over frames and joints of ‖p_{t+1} − 2 p_t + p_{t−1}‖²)``.
+    """
+    p = np.asarray(pose, dtype=np.float64)
+    if p.ndim != 3 or p.shape[0] < 3 or p.shape[2] != 3:
+        raise ValueError(f"pose must be (T >= 3, J, 3); got {p.shape}")
+    return float(np.sqrt((np.diff(p, 2, axis=0) ** 2).sum(-1).mean()))
 
 
 def mean_pairwise_distance(samples: np.ndarray) -> float:

@@ -51,6 +51,7 @@ from seqboltz.eval._motion_metrics import (
     frechet_distance,
     mean_pairwise_distance,
     nearest_window_distances,
+    pose_jitter,
     pose_spread,
     pose_velocity_features,
     ps_entropy,
@@ -117,6 +118,7 @@ _COLUMNS: dict[str, tuple[str, int]] = {
     "frechet": ("Fréchet pose+vel ↓", 1),
     "frechet_pooled": ("Fréchet, pooled ↓", 1),
     "foot_skating": ("foot skating ↓", 2),
+    "jitter": ("jitter (RMS 2nd diff.)", 3),
     "std_within": ("dims in 0.5–2× (last 10 s)", 2),
     "diversity": ("diversity across seeds", 2),
     "copy_distance": ("nearest-train distance", 2),
@@ -329,6 +331,7 @@ def motion_reference(
     real: dict[str, np.ndarray] = {
         **spectral,
         "ps_entropy": np.array([ps_entropy(sliding_windows(c, window, window)) for c in test]),
+        "jitter": np.array([pose_jitter(p) for _, p, _ in test_body]),
         "copy_distance": np.array(
             [
                 nearest_window_distances(
@@ -536,6 +539,7 @@ def score_generations(
                 exploded += 1
                 continue
             poses[c, s] = pose
+            tables["jitter"][c, s] = pose_jitter(pose)
             features[c, s] = pose_velocity_features(pose, vel)
             tables["frechet"][c, s] = body.real_features.distance(features[c, s])
             if body.feet:

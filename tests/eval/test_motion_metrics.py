@@ -13,6 +13,7 @@ from seqboltz.eval._motion_metrics import (
     frechet_distance,
     mean_pairwise_distance,
     nearest_window_distances,
+    pose_jitter,
     pose_spread,
     pose_velocity_features,
     power_spectra,
@@ -228,3 +229,14 @@ def test_metrics_and_pictures_of_the_body_import_without_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_pose_jitter_is_zero_for_steady_motion_and_grows_with_per_frame_noise() -> None:
+    t = np.arange(50.0)[:, None, None]
+    steady = np.broadcast_to(np.array([1.0, 2.0, 3.0]) * t, (50, 4, 3))  # constant velocity
+    assert pose_jitter(steady) == pytest.approx(0.0, abs=1e-12)
+    noise = np.random.default_rng(0).normal(0.0, 0.1, size=(4000, 4, 3))
+    # white noise of σ per coordinate: the second difference has variance 6σ² per coordinate
+    assert pose_jitter(steady[:1] + noise) == pytest.approx(np.sqrt(3 * 6) * 0.1, rel=0.03)
+    with pytest.raises(ValueError, match="T >= 3"):
+        pose_jitter(noise[:2])

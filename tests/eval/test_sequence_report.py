@@ -232,6 +232,8 @@ def test_reference_finds_the_feet_and_the_copy_check_catches_replayed_training_m
     jitter = held + np.random.default_rng(0).normal(0, 0.3, held.shape)
     assert score_generations("jitter", jitter, ref, n_boot=100)["copy_check_passed"] is True
     assert row_h["foot_skating"] == pytest.approx(real["foot_skating"][0], rel=0.1)
+    assert row_h["jitter"] == pytest.approx(real["jitter"][0], rel=0.1)
+    assert row_h["jitter"] < 0.5 * score_generations("j", jitter, ref, n_boot=100)["jitter"]
     # the real row's 60-s check is the held-out clips scored as a generation's last 10 s is
     whole = np.stack([np.stack(ref.test)])
     row_w, real_w = score_generations("whole", whole, ref, n_boot=100), real_row(ref)
