@@ -93,6 +93,7 @@ __all__ = [
     "source_groups",
     "speed_control",
     "speed_gain",
+    "speed_response",
     "stability",
 ]
 
@@ -917,6 +918,39 @@ def evaluate_sequence_model(
     return report
 
 
+def _generated_speeds(
+    model: SequenceRBM, datamodule: Any, style: np.ndarray, gibbs_steps: int, seed: int
+) -> np.ndarray | None:
+    """``(B, T)`` root speed, in the style's standardised units, of what ``model`` generates
+    from each held-out clip's start under the per-frame ``style (B, T, S)`` (features back to a
+    clip, ``features.root_speed``); ``None`` if a generation blew up."""
+    stats = datamodule.stats()["style"]
+    test = datamodule.clips("test")
+    starts = torch.from_numpy(np.stack([c[: model.order] for c in test])).double()
+    gen = model.generate(
+        starts, style.shape[1], gibbs_steps, style=torch.from_numpy(style).double(), seed=seed
+    )
+    gen_np = gen.double().numpy()
+    mf, order = datamodule.features, model.order
+    sources = datamodule.source_clips("test")
+    speeds = []
+    for i, clip in enumerate(test):
+        if not np.isfinite(gen_np[i]).all():
+            return None
+        motion = mf.inverse_transform(
+            np.concatenate([clip[:order], gen_np[i]]), mf.initial_state(sources[i])
+        )
+        speed = mf.root_speed(motion)[order - 1 :]  # speed of the generated frames
+        speeds.append((speed - stats["mean"]) / stats["std"])
+    return np.stack(speeds)
+
+
+def _held_out_styles(datamodule: Any, n_frames: int) -> np.ndarray:
+    """``(B, n_frames, S)``: each held-out clip's mean style, every frame."""
+    base = np.stack([st.mean(0) for st in datamodule.style_clips("test")])  # (B, S)
+    return np.repeat(base[:, None, :], n_frames, axis=1)
+
+
 def speed_control(
     model: SequenceRBM,
     datamodule: Any,
@@ -936,28 +970,12 @@ def speed_control(
     train_style = np.concatenate(datamodule.style_clips("train"))[:, 0]
     low, high = np.quantile(train_style, [0.1, 0.9])
     seg = max(2, round(segment_seconds * fps))
-    test = datamodule.clips("test")
-    base = np.stack([st.mean(0) for st in datamodule.style_clips("test")])  # (B, S)
     schedule = np.concatenate([np.full(seg, low), np.full(seg, high), np.full(seg, low)])
-    style = np.repeat(base[:, None, :], 3 * seg, axis=1)
+    style = _held_out_styles(datamodule, 3 * seg)
     style[:, :, 0] = schedule
-    starts = torch.from_numpy(np.stack([c[: model.order] for c in test])).double()
-    gen = model.generate(
-        starts, 3 * seg, gibbs_steps, style=torch.from_numpy(style).double(), seed=seed
-    )
-    gen_np = gen.double().numpy()
-    mf, order = datamodule.features, model.order
-    sources = datamodule.source_clips("test")
-    speeds = []
-    for i, clip in enumerate(test):
-        if not np.isfinite(gen_np[i]).all():
-            return [{"segment": "all", "requested": float("nan"), "measured": float("nan")}]
-        motion = mf.inverse_transform(
-            np.concatenate([clip[:order], gen_np[i]]), mf.initial_state(sources[i])
-        )
-        speed = mf.root_speed(motion)[order - 1 :]  # speed of the generated frames
-        speeds.append((speed - stats["mean"]) / stats["std"])
-    speed_std = np.stack(speeds)  # (B, 3 * seg)
+    speed_std = _generated_speeds(model, datamodule, style, gibbs_steps, seed)
+    if speed_std is None:
+        return [{"segment": "all", "requested": float("nan"), "measured": float("nan")}]
     out: list[dict[str, Any]] = []
     edges = [f"{i * segment_seconds:g}" for i in range(4)]
     labels = [f"{edges[i]}–{edges[i + 1]} s" for i in range(3)]
@@ -966,6 +984,31 @@ def speed_control(
         out.append(
             {"segment": label, "requested": float(requested), "measured": float(tail.mean())}
         )
+    return out
+
+
+def speed_response(
+    model: SequenceRBM,
+    datamodule: Any,
+    levels: Sequence[float],
+    gibbs_steps: int,
+    seed: int,
+    seconds: float = 20.0,
+) -> np.ndarray:
+    """The root speed ``model`` settles at when its style's first column is held at each of
+    ``levels`` (other columns at each clip's held-out mean), from every held-out clip's start:
+    the mean over clips of the second half of ``seconds``, in the style's standardised units
+    (``(L,)``; NaN where a generation blew up). What the model makes of each value it is given,
+    as generated: through :meth:`~seqboltz.models.ResidualCRBM.requested_style` if it has a
+    gain or a curve."""
+    n = max(2, round(seconds * float(datamodule.target_fps)))
+    out = np.full(len(levels), np.nan)
+    for k, level in enumerate(levels):
+        style = _held_out_styles(datamodule, n)
+        style[:, :, 0] = level
+        speeds = _generated_speeds(model, datamodule, style, gibbs_steps, seed)
+        if speeds is not None:
+            out[k] = float(speeds[:, n // 2 :].mean())
     return out
 
 

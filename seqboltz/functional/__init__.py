@@ -12,6 +12,7 @@ from seqboltz.functional._conditional import (
     factored_visible_mean,
     gated_product,
     linear_dynamic_biases,
+    piecewise_linear,
 )
 from seqboltz.functional._rbm import (
     ContrastiveStep,
@@ -84,6 +85,7 @@ __all__ = [
     "hidden_input",
     "hidden_probs",
     "linear_dynamic_biases",
+    "piecewise_linear",
     "softplus",
     "softplus_sum_from_probs",
 ]

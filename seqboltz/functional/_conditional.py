@@ -40,7 +40,32 @@ __all__ = [
     "factored_visible_mean",
     "gated_product",
     "linear_dynamic_biases",
+    "piecewise_linear",
 ]
+
+
+def piecewise_linear(x: Tensor, knots_x: Tensor, knots_y: Tensor) -> Tensor:
+    """The piecewise-linear function through ``(knots_x[k], knots_y[k])``, extended beyond the
+    ends along the first and last segments (a calibration curve of a control).
+
+    Written as ``y₀ + s₀ (x − x₀) + Σₖ (sₖ − sₖ₋₁) relu(x − xₖ)`` (``sₖ`` the slope of segment
+    ``k``), so it exports to ONNX as plain arithmetic and ``relu``.
+
+    Args:
+        x: any shape.
+        knots_x: ``(K,)`` strictly increasing, K ≥ 2.
+        knots_y: ``(K,)``.
+
+    Returns:
+        ``f(x)``, the shape of ``x``.
+    """
+    kx, ky = knots_x.to(x), knots_y.to(x)
+    slopes = (ky[1:] - ky[:-1]) / (kx[1:] - kx[:-1])  # (K-1,)
+    out = ky[0] + slopes[0] * (x - kx[0])
+    if slopes.shape[0] > 1:
+        bends = slopes[1:] - slopes[:-1]  # (K-2,) at the inner knots
+        out = out + (bends * torch.relu(x.unsqueeze(-1) - kx[1:-1])).sum(-1)
+    return out
 
 
 def linear_dynamic_biases(

@@ -475,8 +475,10 @@ class ResidualCRBM(SequenceRBM):
             self.style_to_log_scale = _param(n_style, std=0)
             for param in (self.style_to_visible, self.log_scale_bias, self.style_to_log_scale):
                 param.requires_grad_(train_linear)
-            # generation's style gain g (1 until calibrated: CalibrateStyleGain)
+            # generation's style gain g (1 until calibrated: CalibrateStyleGain), and its
+            # calibration curve of the first column ((2, K) knots; K = 0: none)
             self.register_buffer("style_gain", torch.ones(()))
+            self.register_buffer("style_curve", torch.zeros(2, 0))
         self.style_bands: tuple[float, ...] | None = None
         if style_bands is not None:
             centres = tuple(float(c) for c in style_bands)
@@ -816,10 +818,23 @@ class ResidualCRBM(SequenceRBM):
         (:class:`~seqboltz.training.CalibrateStyleGain` measures that on the validation clips
         and sets ``g``). Training and the free energy read the style as given."""
         if self.n_style and cond.get("style") is not None:
-            gain: Tensor = self.style_gain  # type: ignore[assignment]
-            cond = {**cond, "style": cond["style"] * gain.to(cond["style"])}
+            cond = {**cond, "style": self.requested_style(cond["style"])}
         params = self.frame_params(cond)
         return torch.zeros_like(params.visible_bias), params
+
+    def requested_style(self, style: Tensor) -> Tensor:
+        """What generation reads for a requested ``style (B, S)``: ``g·z``, except that a model
+        with a calibration curve (:attr:`style_curve`, knots ``(requests, inputs)`` set by
+        :class:`~seqboltz.training.CalibrateStyleGain` with ``curve_points``) reads its first
+        column through the curve (:func:`seqboltz.functional.piecewise_linear`): the input
+        that made the body move at the requested speed on the validation clips."""
+        gain: Tensor = self.style_gain  # type: ignore[assignment]
+        curve: Tensor = self.style_curve
+        scaled = style * gain.to(style)
+        if curve.shape[1] < 2:
+            return scaled
+        first = Fn.piecewise_linear(style[:, :1], curve[0], curve[1])
+        return torch.cat([first, scaled[:, 1:]], dim=1)
 
     def _load_from_state_dict(
         self,
@@ -834,6 +849,10 @@ class ResidualCRBM(SequenceRBM):
         # checkpoints from before the style gain generate as they did (g = 1)
         if self.n_style and prefix + "style_gain" not in state_dict:
             state_dict[prefix + "style_gain"] = torch.ones(())
+        if self.n_style:  # a curve has as many knots as its calibration chose (none before)
+            curve = state_dict.setdefault(prefix + "style_curve", torch.zeros(2, 0))
+            gain: Tensor = self.style_gain  # type: ignore[assignment]
+            self.style_curve = torch.empty_like(curve, device=gain.device)
         # checkpoints from before the start's radius was recorded: a fixed one is known
         if prefix + "start_radius_" not in state_dict:
             state_dict[prefix + "start_radius_"] = self.start_radius_.clone()

@@ -36,14 +36,16 @@ from seqboltz.runtime import load_artifact
 
 
 def _banded_residual() -> ResidualCRBM:
-    """A styled residual CRBM with two speed bands whose own dynamics differ (random deltas),
-    so that the export has to carry the banded prediction."""
+    """A styled residual CRBM with two speed bands whose own dynamics differ (random deltas)
+    and a bent calibration curve, so that the export has to carry both."""
     model = ResidualCRBM(5, 4, order=2, init_std=0.3, n_style=1, style_bands=[-1.0, 1.0])
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for name in ("band_autoregressive", "band_style", "band_bias"):
             buf = getattr(model, name)
             buf.copy_(0.2 * torch.randn(buf.shape, generator=g))
+    # and a calibration curve for the requested speed (CalibrateStyleGain(curve_points=4))
+    model.style_curve = torch.tensor([[-1.0, 0.0, 0.7, 1.2], [-1.5, 0.1, 0.9, 2.0]])
     return model
 
 

@@ -402,3 +402,8 @@ def test_card_records_the_styles_a_request_can_be_trusted_with() -> None:
     assert trusted["gain"] == 2.0
     older = build_card(model, name="styled", gibbs_steps=1, data={"stats": {"style": style}})
     assert "range" not in older["conditioning"]["style"]
+    # a calibration curve: the first column's range is the speeds the curve's inputs made
+    model.style_curve = torch.tensor([[-0.7, 0.0, 1.4], [-1.5, 0.2, 2.5]], dtype=torch.float64)
+    curved = build_card(model, name="styled", gibbs_steps=1, data=data)["conditioning"]["style"]
+    assert curved["range"]["min"] == [-0.7, 0.0] and curved["range"]["max"] == [1.4, 0.5]
+    assert curved["range"]["curve"] == {"requests": [-0.7, 0.0, 1.4], "inputs": [-1.5, 0.2, 2.5]}

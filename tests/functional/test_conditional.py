@@ -164,3 +164,17 @@ def test_gated_product_gradcheck() -> None:
     g = torch.Generator().manual_seed(6)
     inputs = tuple(randn(*s, g=g).requires_grad_() for s in [(3, 2), (2, 4), (3, 4), (5, 4)])
     assert torch.autograd.gradcheck(Fn.gated_product, inputs)
+
+
+def test_piecewise_linear_interpolates_and_extends_the_end_segments() -> None:
+    from seqboltz.functional import piecewise_linear
+
+    kx = torch.tensor([-1.0, 0.0, 0.5, 2.0], dtype=torch.float64)
+    ky = torch.tensor([-2.0, 0.0, 1.5, 2.0], dtype=torch.float64)
+    x = torch.linspace(-1.0, 2.0, 31, dtype=torch.float64)
+    want = np.interp(x.numpy(), kx.numpy(), ky.numpy())
+    np.testing.assert_allclose(piecewise_linear(x, kx, ky).numpy(), want, atol=1e-12)
+    outside = piecewise_linear(torch.tensor([-3.0, 4.0], dtype=torch.float64), kx, ky)
+    np.testing.assert_allclose(outside.numpy(), [-2.0 + 2.0 * -2.0, 2.0 + 2.0 / 3.0])
+    two = piecewise_linear(x, kx[:2], ky[:2])  # one segment: a line
+    np.testing.assert_allclose(two.numpy(), 2.0 * x.numpy(), atol=1e-12)

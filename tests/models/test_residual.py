@@ -495,6 +495,37 @@ def test_the_style_gain_scales_the_requested_style_in_generation_only() -> None:
     assert "style_gain" not in ResidualCRBM(3, 4, order=2).state_dict()
 
 
+def test_a_calibration_curve_maps_the_requested_speed_and_travels_with_the_model() -> None:
+    """With :attr:`style_curve` set, generation reads the first style column through the curve
+    (here bent: 0.5 → 0.8) instead of ``g·z``; the curve is saved with its own number of knots,
+    and a checkpoint from before curves loads with none."""
+    m = _styled_model()
+    rng = np.random.default_rng(9)
+    start = torch.from_numpy(rng.normal(size=(2, 2, 3)))
+    ctl = torch.from_numpy(rng.normal(size=(2, 1)))
+    half = torch.full((2, 5, 1), 0.5, dtype=torch.float64)
+    want = m.generate(
+        start, 5, gibbs_steps=2, style=torch.full_like(half, 0.8), controls=ctl, seed=4
+    )
+    m.style_gain.fill_(3.0)  # the curve, not the gain, reads the first column
+    m.style_curve = torch.tensor(
+        [[-1.0, 0.0, 0.5, 2.0], [-2.0, 0.2, 0.8, 1.0]], dtype=torch.float64
+    )
+    got = m.generate(start, 5, gibbs_steps=2, style=half, controls=ctl, seed=4)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        m.requested_style(torch.tensor([[-1.5], [3.0]], dtype=torch.float64)),
+        torch.tensor([[-3.1], [1.0 + 0.2 / 1.5]], dtype=torch.float64),  # the end segments
+    )
+    state = m.state_dict()
+    fresh = _styled_model()
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.style_curve, m.style_curve)
+    old = _styled_model()
+    old.load_state_dict({k: t for k, t in state.items() if k != "style_curve"})
+    assert old.style_curve.shape == (2, 0)
+
+
 def test_free_energy_with_a_style_against_enumeration() -> None:
     """Energy, free energy and both conditionals in the scaled residual r = (Mv - â) / σ(z)."""
     m = _styled_model()

@@ -59,6 +59,48 @@ def test_a_blown_up_measurement_leaves_the_model_uncalibrated(
     assert float(model.style_gain) == 1.0
 
 
+def test_the_curve_inverts_the_measured_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A control that settles at ``m(u) = 0.3 u + 0.2 u³`` for input ``u``: the curve's knots
+    are the levels spread over the training range (``low``/``high``) and what they made, so a
+    request of ``m(u)`` is given ``u``; the gain is left at 1."""
+    import numpy as np
+
+    from seqboltz.eval import _sequence_report
+
+    model = ResidualCRBM(3, 4, order=2, n_style=1).double()
+    model.style_gain.fill_(2.5)
+    response = lambda u: 0.3 * u + 0.2 * u**3  # noqa: E731
+
+    def fake(m: ResidualCRBM, view: Any, levels: list[float], *args: Any) -> Any:
+        assert m.style_curve.shape == (2, 0) and float(m.style_gain) == 1.0  # raw response
+        return response(np.asarray(levels))
+
+    monkeypatch.setattr(_sequence_report, "speed_response", fake)
+    monkeypatch.setattr(_calibrate, "measure_speed_gain", lambda *a: 0.9)
+    stats = {"style": {"low": [-1.0], "high": [2.0]}}
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        datamodule=SimpleNamespace(style="root_speed", stats=lambda: stats),
+    )
+    module = _Module(model)
+    CalibrateStyleGain(curve_points=4).on_validation_epoch_start(trainer, module)  # type: ignore[arg-type]
+    levels = np.linspace(-1.0, 2.0, 4)
+    np.testing.assert_allclose(model.style_curve.numpy(), [response(levels), levels])
+    requests = torch.tensor([[0.5], [float(response(0.5))]], dtype=torch.float64)
+    # a knot's speed gets its input; between knots the curve is a line (0.175 -> 0.35)
+    np.testing.assert_allclose(model.requested_style(requests).numpy()[:, 0], [1.0, 0.35])
+    assert float(model.style_gain) == 1.0 and module.logged["val/speed_gain_measured"] == 0.9
+
+
+def test_monotone_knots_keep_a_rising_curve_or_none() -> None:
+    import numpy as np
+
+    got = _calibrate.monotone_knots(np.array([-0.7, -0.7, -0.5, 0.4, 0.3, 1.2]), np.arange(6.0))
+    np.testing.assert_allclose(got, [[-0.7, -0.5, 0.4, 1.2], [0.0, 2.0, 3.0, 5.0]])
+    assert _calibrate.monotone_knots(np.array([0.2, 0.1, 0.0]), np.arange(3.0)) is None
+    assert _calibrate.monotone_knots(np.array([0.2, np.nan]), np.arange(2.0)) is None
+
+
 def test_bad_use_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="needs a ResidualCRBM with a style"):
         CalibrateStyleGain().on_validation_epoch_start(
@@ -74,6 +116,8 @@ def test_bad_use_says_what_is_wrong() -> None:
         CalibrateStyleGain(target=0)
     with pytest.raises(ValueError, match="segment_seconds"):
         CalibrateStyleGain(segment_seconds=0)
+    with pytest.raises(ValueError, match="curve_points must be 0"):
+        CalibrateStyleGain(curve_points=1)
 
 
 @pytest.mark.realdata
