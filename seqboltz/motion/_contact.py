@@ -16,11 +16,13 @@ What. :func:`plant_feet` is that cleanup, for any rig whose joints name their fe
    ends (the rule the evaluation's foot-skating measure uses); by default each joint's floor is
    a low percentile of its own height over the clip and the threshold 5 % of the figure's
    stature (:func:`contact_floor`).
-2. **Root.** The root's ground-plane path is moved, step by step, by minus the mean
-   ground-plane displacement of the joints in contact, so that the body travels with its
-   planted feet instead of past them.
+2. **Root.** The root's ground-plane path is moved by minus the mean ground-plane
+   displacement of the joints in contact, averaged over ``root_window`` steps, so that the body
+   travels with its planted feet instead of past them (the average: a foot's frame-to-frame
+   jitter is the legs' to remove, not the whole body's).
 3. **Legs.** For each leg (a top foot joint, its parent and grandparent: ankle, knee, hip), the
-   ground-plane position of every joint of a foot in contact is held where the contact began,
+   ground-plane position of each foot joint in contact is held where its contact began (a
+   toe on the floor while the heel rises is held, the rising ankle is not),
    and held again where it is once the generated foot has slid more than ``reach`` from there
    (so no target is out of the leg's reach); the hold fades in and out over ``blend_frames``
    frames. The leg's rotation channels (hip, knee and ankle, whatever channels the rig gives
@@ -173,8 +175,8 @@ def _legs(skeleton: Skeleton, feet: list[int]) -> list[tuple[list[int], list[int
 
 
 def _fade(held: np.ndarray, gap: np.ndarray, blend: int) -> np.ndarray:
-    """Per frame, the offset to add: ``gap (T, K, 3)`` in held frames; elsewhere the nearest
-    held frame's, faded linearly to 0 over ``blend`` frames."""
+    """Per frame, the offset to add to one joint: ``gap (T, 3)`` in held frames; elsewhere the
+    nearest held frame's, faded linearly to 0 over ``blend`` frames."""
     idx = np.flatnonzero(held)
     if idx.size == 0:
         return np.zeros_like(gap)
@@ -183,20 +185,48 @@ def _fade(held: np.ndarray, gap: np.ndarray, blend: int) -> np.ndarray:
     left, right = idx[np.clip(at - 1, 0, idx.size - 1)], idx[np.clip(at, 0, idx.size - 1)]
     nearest = np.where(np.abs(t - left) <= np.abs(right - t), left, right)
     weight = np.clip(1.0 - np.abs(t - nearest) / (blend + 1), 0.0, 1.0)
-    return np.asarray(gap[nearest] * weight[:, None, None])
+    return np.asarray(gap[nearest] * weight[:, None])
+
+
+def _steady(mask: np.ndarray, min_run: int) -> np.ndarray:
+    """A contact mask without flicker: gaps shorter than ``min_run`` frames filled, then runs
+    shorter than it dropped (a generated foot hovering at the tolerance toggles every frame,
+    and each toggle would start and end a hold)."""
+    out = mask.copy()
+    if min_run <= 1:
+        return out
+    for value in (False, True):  # fill short gaps, then drop short holds
+        member = np.concatenate([[0], (out == value).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(member))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            inner = start > 0 and stop < out.size  # a gap at the clip's edge is not a gap
+            if stop - start < min_run and (value or inner):
+                out[start:stop] = not value
+    return out
+
+
+def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average of ``x (N, K)`` over ``window`` rows (near the ends, over the
+    rows there are)."""
+    if window <= 1:
+        return x
+    kernel = np.ones(window)
+    count = np.convolve(np.ones(x.shape[0]), kernel, mode="same")
+    return np.stack(
+        [np.convolve(x[:, k], kernel, mode="same") / count for k in range(x.shape[1])], axis=1
+    )
 
 
 def _sticky_targets(ground_pos: np.ndarray, held: np.ndarray, reach: float) -> np.ndarray:
-    """``(T, K, 2)`` ground-plane targets: a held joint stays at its anchor, set where the hold
-    starts and set again (to where the joint is) once the joint has moved more than ``reach``
-    from it, so no target is further than ``reach`` from the generated foot."""
+    """``(T, 2)`` ground-plane targets of one joint: while held it stays at its anchor, set
+    where the hold starts and set again (to where the joint is) once the joint has moved more
+    than ``reach`` from it, so no target is further than ``reach`` from the generated foot."""
     out = ground_pos.copy()
     anchor = ground_pos[0].copy()
     for t in range(ground_pos.shape[0]):
-        if not held[t] or (t > 0 and not held[t - 1]):
+        starts = not held[t] or (t > 0 and not held[t - 1])
+        if starts or np.linalg.norm(ground_pos[t] - anchor) > reach:
             anchor = ground_pos[t].copy()
-        far = np.linalg.norm(ground_pos[t] - anchor, axis=-1) > reach
-        anchor[far] = ground_pos[t][far]
         out[t] = anchor
     return out
 
@@ -253,6 +283,8 @@ def plant_feet(
     damping: float = 1e-3,
     reach: float | None = None,
     move_root: bool = True,
+    root_window: int = 9,
+    min_gap: int = 3,
 ) -> tuple[MotionClip, PlantReport]:
     """Footskate cleanup (see the module): the clip with its planted feet held still.
 
@@ -266,7 +298,13 @@ def plant_feet(
         iterations: Gauss–Newton iterations per leg.
         damping: pull of each channel towards its generated value, per squared radian.
         reach: farthest a held joint is pulled from where it was generated before its hold
-            starts again where it is (default 2 × threshold, 10 % of the stature).
+            starts again where it is (default 4 × threshold, 20 % of the stature).
+        move_root: move the root with the planted feet (step 2); ``False``: the legs only.
+        root_window: steps over which the planted feet's slide is averaged before the root
+            follows it (0.3 s at 30 fps): the root takes the drift, the legs the
+            frame-to-frame jitter (followed step by step, the root shook 10× as much).
+        min_gap: a leg's contact gaps shorter than this many frames are filled and its holds
+            shorter than it dropped (no hold flickers on and off).
 
     Returns:
         ``(cleaned clip, report)``; the cleaned clip has the same skeleton, rate and name.
@@ -293,10 +331,10 @@ def plant_feet(
             f"clip {clip.name!r}: the root has no {'/'.join('XYZ'[a] for a in ground)} position "
             "channels to move"
         )
-    if blend_frames < 0 or iterations < 1 or not damping >= 0:
+    if blend_frames < 0 or iterations < 1 or not damping >= 0 or root_window < 1:
         raise ValueError(
-            "need blend_frames >= 0, iterations >= 1 and damping >= 0; got "
-            f"{blend_frames}, {iterations}, {damping}"
+            "need blend_frames >= 0, iterations >= 1, damping >= 0 and root_window >= 1; got "
+            f"{blend_frames}, {iterations}, {damping}, {root_window}"
         )
     frames = np.array(clip.frames, dtype=np.float64)
     pos = forward_kinematics(sk, frames)
@@ -310,7 +348,7 @@ def plant_feet(
             f"floor must give one height per foot joint ({len(feet)}) and threshold be > 0; "
             f"got {floor.shape}, {threshold}"
         )
-    reach = 2.0 * float(threshold) if reach is None else float(reach)
+    reach = 4.0 * float(threshold) if reach is None else float(reach)
     contact = foot_contacts(pos[:, feet, up], floor, float(threshold))  # (T-1, F)
     before = _skating(pos[:, feet], contact, ground, clip.fps)
 
@@ -319,8 +357,9 @@ def plant_feet(
     n = contact.sum(1)
     corr = np.zeros((frames.shape[0], 3))
     moved = (step * contact[..., None]).sum(1) / np.maximum(n, 1)[:, None]
-    if move_root:
-        corr[1:, ground] = -np.cumsum(moved[:, ground], axis=0)
+    if move_root:  # the drift only: a frame's jitter stays with the legs, not the whole body
+        drift = _moving_average(moved[:, ground], root_window)
+        corr[1:, ground] = -np.cumsum(drift, axis=0)
     for a in ground:
         frames[:, root_cols[a]] += corr[:, a]
     pos = pos + corr[:, None, :]
@@ -329,17 +368,17 @@ def plant_feet(
     residual = 0.0
     legs = _legs(sk, feet)
     for chain, members in legs:
-        cols = [feet.index(j) for j in members]
-        held = np.zeros(frames.shape[0], dtype=bool)
-        step_contact = contact[:, cols].any(1)
-        held[:-1] |= step_contact
-        held[1:] |= step_contact
-        if not held.any():
-            continue
-        target = _sticky_targets(pos[:, members][..., ground], held, reach)
-        goal_all = pos[:, members].copy()
-        goal_all[..., ground] = target
-        gap = _fade(held, goal_all - pos[:, members], blend_frames)
+        gap = np.zeros((frames.shape[0], len(members), 3))
+        for k, j in enumerate(members):  # each joint held only while it touches the floor
+            step_contact = contact[:, feet.index(j)]
+            held = np.zeros(frames.shape[0], dtype=bool)
+            held[:-1] |= step_contact
+            held[1:] |= step_contact
+            held = _steady(held, min_gap)
+            if held.any():
+                goal_j = pos[:, j].copy()
+                goal_j[:, ground] = _sticky_targets(pos[:, j][:, ground], held, reach)
+                gap[:, k] = _fade(held, goal_j - pos[:, j], blend_frames)
         rows = np.flatnonzero(np.abs(gap).max(axis=(1, 2)) > 0)
         if rows.size == 0:
             continue

@@ -135,9 +135,9 @@ def test_a_sliding_foot_is_held_by_the_leg_and_a_lifted_one_is_left_alone() -> N
 def test_real_motion_barely_moves_and_jittered_real_motion_is_planted(
     cmu_take_paths: tuple[Path, Path],
 ) -> None:
-    """A real CMU take (30 fps): its feet hardly slide, so the cleanup moves no joint by more
-    than a few percent of the stature; with the joint-angle jitter a sampler adds, the feet
-    slide several times as fast, and the cleanup takes most of it away."""
+    """A real CMU take (30 fps): its feet hardly slide, so the cleanup leaves most of the body
+    where it was and moves no joint beyond the hold's reach; with the joint-angle jitter a
+    sampler adds, the feet slide several times as fast, and the cleanup takes most of it away."""
     asf_path, amc_path = cmu_take_paths
     clip = resample(
         read_amc(amc_path, read_asf(asf_path), fps=120.0), resample_factor(120.0, 30.0)
@@ -148,8 +148,10 @@ def test_real_motion_barely_moves_and_jittered_real_motion_is_planted(
     floor, threshold = contact_floor(pos[..., 1], feet)
     planted, report = plant_feet(clip, floor=floor, threshold=threshold)
     moved = forward_kinematics(sk, planted.frames)
-    rel = (moved - moved[:, :1]) - (pos - pos[:, :1])
-    assert np.linalg.norm(rel, axis=-1).max() < 2.5 * threshold  # within the reach
+    change = np.linalg.norm((moved - moved[:, :1]) - (pos - pos[:, :1]), axis=-1)
+    assert np.median(change) < 0.1 * threshold  # most of the body does not move at all
+    assert np.quantile(change, 0.99) < 2.5 * threshold
+    assert change.max() < 5.0 * threshold  # a hold lets go at the reach (4 × threshold)
     assert report.skating_after < report.skating_before
     rng = np.random.default_rng(0)
     legs = [sk.channel_slice(sk.index(name)) for name in ("lfemur", "ltibia", "rfemur", "rtibia")]
