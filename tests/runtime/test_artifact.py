@@ -157,17 +157,21 @@ def test_runtime_imports_and_samples_without_torch(crbm_path, tmp_path: Path) ->
 
 def test_the_style_range_on_the_card_clips_every_request(tmp_path: Path) -> None:
     """The embedded speed-steerable model carries the styles it can be trusted with
-    (``conditioning.style.range``: the training speeds' 1st-99th percentile over its
-    generation gain); a request beyond it generates what the bound does, in every path
-    (one step, blocks), and a card whose range does not fit is refused at load in one line."""
+    (``conditioning.style.range``: with its calibration curve, the speeds its curve's inputs,
+    the training speeds' 1st to 99th percentile, made on the validation clips); a request
+    beyond it generates what the bound does, in every path (one step, blocks), and a card whose
+    range does not fit is refused at load in one line."""
     path = Path(__file__).resolve().parents[2] / "serving" / "models" / "motion_speed.onnx"
     art = load_artifact(path)
     assert art.style_range is not None
     low, high = art.style_range
-    gain = art.card["conditioning"]["style"]["range"]["gain"]
+    trusted = art.card["conditioning"]["style"]["range"]
     stats = art.card["conditioning"]["style"]["stats"]
-    assert high == pytest.approx(np.asarray(stats["high"]) / gain)
-    assert low == pytest.approx(np.asarray(stats["low"]) / gain)
+    curve = trusted["curve"]
+    assert curve["inputs"][0] == pytest.approx(stats["low"][0])
+    assert curve["inputs"][-1] == pytest.approx(stats["high"][0])
+    assert (low[0], high[0]) == (curve["requests"][0], curve["requests"][-1])
+    assert np.all(np.diff(curve["requests"]) > 0)
     at_bound = art.generate(70, style=high, seed=3)
     assert np.array_equal(art.generate(70, style=high + 2.0, seed=3), at_bound)
     assert not np.array_equal(art.generate(70, style=high - 0.5, seed=3), at_bound)
