@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--style", help="comma-separated style values")
     p.add_argument("--out", type=Path, default=Path("generated"), help="output path stem")
     p.add_argument("--plot", action="store_true", help="also write a PNG of the first values")
+    p.add_argument(
+        "--plant-feet",
+        action="store_true",
+        help="a motion model's BVH with the footskate cleanup (seqboltz.motion.plant_feet)",
+    )
     p.add_argument("--realtime", action="store_true", help="paced at the model's frame rate")
     p.add_argument("--token", help="bearer token")
     p.add_argument("--tls-ca")
@@ -173,7 +178,10 @@ def _write(args: argparse.Namespace, info: pb.ModelInfo, frames: list[list[float
     if info.domain == "motion":
         from seqboltz.motion import MotionFeatures, write_bvh
 
-        clip = MotionFeatures.from_dict(card["features"]).inverse_transform(z, name=info.name)
+        features = MotionFeatures.from_dict(card["features"])
+        clip = features.inverse_transform(z, name=info.name)
+        if args.plant_feet:
+            clip, _ = features.plant_feet(clip)
         written.append(write_bvh(args.out.with_suffix(".bvh"), clip))
     elif info.domain == "speech":
         from seqboltz.speech import speech_features_from_dict, write_wav

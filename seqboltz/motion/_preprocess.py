@@ -90,7 +90,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from seqboltz.motion._contact import contact_floor, foot_joints
+from seqboltz.motion._contact import PlantReport, contact_floor, foot_joints
+from seqboltz.motion._contact import plant_feet as _plant_feet
 from seqboltz.motion._resample import effective_fps, resample_clip
 from seqboltz.motion._rotations import (
     axis_rotation,
@@ -840,6 +841,13 @@ class MotionFeatures:
         return np.asarray(self._contact["floor"], dtype=np.float64), float(
             self._contact["threshold"]
         )
+
+    def plant_feet(self, clip: MotionClip, **options: Any) -> tuple[MotionClip, PlantReport]:
+        """:func:`~seqboltz.motion.plant_feet` of a clip of this rig on the training clips' floor
+        (:attr:`contact`; features from before it was recorded: the clip's own floor) and in
+        these features' up axis; ``options`` as that function's."""
+        floor, threshold = self.contact or (None, None)
+        return _plant_feet(clip, up_axis=self.up_axis, floor=floor, threshold=threshold, **options)
 
     def _set_dependent(self, index: np.ndarray, raw: np.ndarray, kept: np.ndarray) -> None:
         """Least-squares ``raw[:, index] ≈ raw[:, kept] β + c`` (exact up to ``dependent_tol``)

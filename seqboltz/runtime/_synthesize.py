@@ -268,14 +268,12 @@ def _motion_clip(
     (default the model's rate); ``plant``: with the footskate cleanup, at the model's rate
     before any resampling, on the floor the card recorded from the training clips (else the
     clip's own)."""
-    from seqboltz.motion import MotionFeatures, plant_feet, resample_clip
+    from seqboltz.motion import MotionFeatures, resample_clip
 
     features = MotionFeatures.from_dict(art.card["features"])
     if not plant:
         return features.inverse_transform(frames, state, name, fps=fps)
-    clip = features.inverse_transform(frames, state, name)
-    floor, threshold = features.contact or (None, None)
-    clip, _ = plant_feet(clip, up_axis=features.up_axis, floor=floor, threshold=threshold)
+    clip, _ = features.plant_feet(features.inverse_transform(frames, state, name))
     if fps is not None and not math.isclose(fps, clip.fps, rel_tol=1e-6):
         clip = resample_clip(clip, fps)
     return clip

@@ -284,7 +284,8 @@ def test_tls_key_of_another_certificate(model_dir: Path, certs: Path) -> None:
 
 def test_embedded_default_model_and_generate_client(tmp_path: Path) -> None:
     """`seqboltz serve` with no --models serves the embedded motion CRBM; `seqboltz generate`
-    streams from it and writes NPY, BVH and PNG."""
+    streams from it and writes NPY, BVH and PNG (with ``--plant-feet``, a BVH whose feet slide
+    less)."""
     import sys
 
     from seqboltz.motion import read_bvh
@@ -316,6 +317,32 @@ def test_embedded_default_model_and_generate_client(tmp_path: Path) -> None:
         assert clip.frames.shape[0] == 90 and np.isfinite(clip.frames).all()
         assert (tmp_path / "gen.png").stat().st_size > 1000
         assert np.load(tmp_path / "gen.npy").shape[0] == 90
+        # the same stream with its feet planted on the card's floor: they slide less
+        planted = subprocess.run(
+            [
+                *(sys.executable, "-m", "seqboltz.cli", "generate", "--server", server.address),
+                *("--frames", "90", "--seed", "4", "--out", str(tmp_path / "planted")),
+                "--plant-feet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert planted.returncode == 0, planted.stderr[-2000:]
+        from seqboltz.eval._motion_metrics import foot_skating
+        from seqboltz.motion import MotionFeatures, foot_joints, forward_kinematics
+        from seqboltz.runtime import load_artifact
+
+        embedded = Path(__file__).resolve().parents[2] / "serving" / "models" / "motion_crbm.onnx"
+        features = MotionFeatures.from_dict(load_artifact(embedded).card["features"])
+        assert features.contact is not None
+
+        def skating(path: Path) -> float:
+            c = read_bvh(path)
+            pos = forward_kinematics(c.skeleton, c.frames)[:, foot_joints(c.skeleton.names)]
+            return foot_skating(pos, c.fps, *features.contact)[0]
+
+        assert skating(tmp_path / "planted.bvh") < 0.7 * skating(tmp_path / "gen.bvh")
     finally:
         assert server.stop() == 0
 
