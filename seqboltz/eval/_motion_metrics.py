@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqboltz.eval._sequence import npss, std_ratio
-from seqboltz.motion._contact import foot_contacts, foot_joints, ground_axes
+from seqboltz.motion._contact import contact_speed, foot_contacts, foot_joints, ground_axes
 
 __all__ = [
     "FrechetReference",
@@ -132,7 +132,6 @@ def ps_kl(p_from: np.ndarray, q_to: np.ndarray, eps: float = 1e-8) -> float:
 
 
 # ---- poses from forward kinematics ------------------------------------------------------------
-_ground_axes = ground_axes
 
 
 def body_frame(
@@ -161,7 +160,7 @@ def body_frame(
         raise ValueError(
             f"positions (T, J, 3) and root_rotations (T, 3, 3); got {p.shape}, {r.shape}"
         )
-    g1, g2, _up = _ground_axes(up_axis)
+    g1, g2, _up = ground_axes(up_axis)
     heading = np.arctan2(r[:, g2, g1], r[:, g1, g1])  # rotated e_g1, seen in the ground plane
     c, s = np.cos(heading)[:, None], np.sin(heading)[:, None]
 
@@ -299,14 +298,9 @@ def foot_skating(
         )
     if not threshold > 0 or not fps > 0:
         raise ValueError(f"threshold and fps must be > 0, got {threshold}, {fps}")
-    g1, g2, up = _ground_axes(up_axis)
+    g1, g2, up = ground_axes(up_axis)
     contact = foot_contacts(f[..., up], fl, threshold)  # (B, T-1, F)
-    step = np.diff(f, axis=1)
-    speed = np.hypot(step[..., g1], step[..., g2]) * fps  # (B, T-1, F)
-    n = int(contact.sum())
-    if n == 0:
-        return 0.0, 0.0
-    return float(speed[contact].sum() / n), float(n / contact.size)
+    return contact_speed(f, contact, (g1, g2), fps), float(contact.sum() / contact.size)
 
 
 # ---- stability, diversity, copying -----------------------------------------------------------

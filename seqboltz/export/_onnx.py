@@ -594,26 +594,24 @@ def _style_range(model: Any, style_stats: Any) -> dict[str, Any] | None:
         return None
     low = [float(x) / gain for x in style_stats["low"]]
     high = [float(x) / gain for x in style_stats["high"]]
-    curve = getattr(model, "style_curve", None)
-    if curve is not None and curve.shape[-1] >= 2:  # the speeds made inside the training range
-        knots = curve.detach().cpu().double().numpy()
-        low[0], high[0] = float(knots[0, 0]), float(knots[0, -1])
-        return {
-            "min": low,
-            "max": high,
-            "gain": gain,
-            "curve": {"requests": knots[0].tolist(), "inputs": knots[1].tolist()},
-            "why": "the speeds the model made on the validation clips when given the 1st to "
-            "99th percentile of the training speeds (its calibration curve; other columns: "
-            "the training range divided by the gain); the runtime clips every request into it",
-        }
-    return {
+    trusted: dict[str, Any] = {
         "min": low,
         "max": high,
         "gain": gain,
         "why": "the training styles (speed: 1st-99th percentile) divided by the generation "
         "gain; the runtime clips every request into it (benchmarks/motion_style_range.py)",
     }
+    curve = getattr(model, "style_curve", None)
+    if curve is not None and curve.shape[-1] >= 2:  # the speeds made inside the training range
+        knots = curve.detach().cpu().double().numpy()
+        low[0], high[0] = float(knots[0, 0]), float(knots[0, -1])
+        trusted["curve"] = {"requests": knots[0].tolist(), "inputs": knots[1].tolist()}
+        trusted["why"] = (
+            "the speeds the model made on the validation clips when given the 1st to 99th "
+            "percentile of the training speeds (its calibration curve; other columns: the "
+            "training range divided by the gain); the runtime clips every request into it"
+        )
+    return trusted
 
 
 def _with_voice_options(

@@ -23,6 +23,7 @@ from seqboltz.motion._asf_amc import (
 from seqboltz.motion._bvh import MotionFileError, read_bvh, write_bvh
 from seqboltz.motion._contact import (
     PlantReport,
+    check_plantable,
     contact_floor,
     foot_contacts,
     foot_joints,
@@ -74,6 +75,7 @@ __all__ = [
     "acclaim_forward_kinematics",
     "amc_to_clip",
     "axis_rotation",
+    "check_plantable",
     "complete_order",
     "contact_floor",
     "effective_fps",

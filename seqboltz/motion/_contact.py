@@ -52,7 +52,9 @@ __all__ = [
     "CONTACT_FRACTION",
     "FOOT_WORDS",
     "PlantReport",
+    "check_plantable",
     "contact_floor",
+    "contact_speed",
     "foot_contacts",
     "foot_joints",
     "ground_axes",
@@ -146,11 +148,50 @@ class PlantReport:
     max_residual: float
 
 
-def _skating(pos: np.ndarray, contact: np.ndarray, ground: list[int], fps: float) -> float:
-    step = np.diff(pos, axis=0)[..., ground]
+def contact_speed(
+    feet: np.ndarray, contact: np.ndarray, ground: Sequence[int], fps: float
+) -> float:
+    """Mean ground-plane speed of foot joints over the steps they are in contact.
+
+    Args:
+        feet: ``(..., T, F, 3)`` world positions of ``F`` foot joints.
+        contact: ``(..., T-1, F)`` steps in contact (:func:`foot_contacts`).
+        ground: the two ground-plane axes (:func:`ground_axes`).
+        fps: frames per second.
+
+    Returns:
+        Length units per second; 0 with no contact step.
+    """
+    step = np.diff(feet, axis=-3)[..., list(ground)]
     speed = np.linalg.norm(step, axis=-1) * fps
     n = int(contact.sum())
     return float(speed[contact].sum() / n) if n else 0.0
+
+
+def check_plantable(skeleton: Skeleton, up_axis: str = "y") -> tuple[list[int], dict[int, int]]:
+    """What :func:`plant_feet` needs of a rig: joints that name their feet and a root with
+    ground-plane position channels to move.
+
+    Returns:
+        ``(foot joints, {ground axis: the root's channel column})``.
+
+    Raises:
+        ValueError: one line saying which is missing.
+    """
+    feet = foot_joints(skeleton.names)
+    if not feet:
+        raise ValueError(f"no joint of its skeleton names a foot ({'/'.join(FOOT_WORDS)})")
+    g1, g2, _up = ground_axes(up_axis)
+    root_cols = {
+        POSITION_CHANNELS.index(c): skeleton.channel_slice(0).start + k
+        for k, c in enumerate(skeleton.root.channels)
+        if c in POSITION_CHANNELS
+    }
+    if not all(a in root_cols for a in (g1, g2)):
+        raise ValueError(
+            f"the root has no {'/'.join('XYZ'[a] for a in (g1, g2))} position channels to move"
+        )
+    return feet, root_cols
 
 
 def _legs(skeleton: Skeleton, feet: list[int]) -> list[tuple[list[int], list[int]]]:
@@ -310,27 +351,16 @@ def plant_feet(
         ``(cleaned clip, report)``; the cleaned clip has the same skeleton, rate and name.
     """
     sk = clip.skeleton
-    feet = foot_joints(sk.names)
-    if not feet:
-        raise ValueError(
-            f"clip {clip.name!r}: no joint of its skeleton names a foot ({'/'.join(FOOT_WORDS)})"
-        )
+    try:
+        feet, root_cols = check_plantable(sk, up_axis)
+    except ValueError as exc:
+        raise ValueError(f"clip {clip.name!r}: {exc}") from None
     if clip.n_frames < 2:
         raise ValueError(f"clip {clip.name!r} has {clip.n_frames} frame(s); need at least 2")
     if not np.isfinite(clip.frames).all():
         raise ValueError(f"clip {clip.name!r} has NaN or infinite channel values")
     g1, g2, up = ground_axes(up_axis)
     ground = [g1, g2]
-    root_cols = {
-        POSITION_CHANNELS.index(c): sk.channel_slice(0).start + k
-        for k, c in enumerate(sk.root.channels)
-        if c in POSITION_CHANNELS
-    }
-    if not all(a in root_cols for a in ground):
-        raise ValueError(
-            f"clip {clip.name!r}: the root has no {'/'.join('XYZ'[a] for a in ground)} position "
-            "channels to move"
-        )
     if blend_frames < 0 or iterations < 1 or not damping >= 0 or root_window < 1:
         raise ValueError(
             "need blend_frames >= 0, iterations >= 1, damping >= 0 and root_window >= 1; got "
@@ -350,7 +380,7 @@ def plant_feet(
         )
     reach = 4.0 * float(threshold) if reach is None else float(reach)
     contact = foot_contacts(pos[:, feet, up], floor, float(threshold))  # (T-1, F)
-    before = _skating(pos[:, feet], contact, ground, clip.fps)
+    before = contact_speed(pos[:, feet], contact, ground, clip.fps)
 
     # 2. the root travels with the planted feet
     step = np.diff(pos[:, feet], axis=0)
@@ -391,7 +421,7 @@ def plant_feet(
         frames[rows[better]] = solved[better]
         residual = max(residual, float(np.where(better, err, was).max()))
         pos = forward_kinematics(sk, frames)
-    after = _skating(pos[:, feet], contact, ground, clip.fps)
+    after = contact_speed(pos[:, feet], contact, ground, clip.fps)
     report = PlantReport(
         feet=tuple(sk.names[j] for j in feet),
         legs=tuple(tuple(sk.names[j] for j in chain) for chain, _ in legs),

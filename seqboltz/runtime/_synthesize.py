@@ -192,22 +192,16 @@ def _check_job(job: SynthesisJob, art: Artifact) -> None:
 
 def _check_plant_feet(job: SynthesisJob, art: Artifact) -> None:
     """``--plant-feet`` needs BVH output of a rig that names its feet, with a movable root."""
-    from seqboltz.motion import POSITION_CHANNELS, MotionFeatures, foot_joints
+    from seqboltz.motion import MotionFeatures, check_plantable
 
     if job.fmt != "bvh":
         raise ArtifactError(f"--plant-feet cleans up BVH files; the format is {job.fmt}")
     features = MotionFeatures.from_dict(art.card["features"])
-    skeleton = features.skeleton
-    assert skeleton is not None
-    if not foot_joints(skeleton.names):
-        raise ArtifactError(
-            f"--plant-feet: the rig of model {art.name!r} names no foot joints (a joint name "
-            "with foot, toe or ankle in it)"
-        )
-    if sum(c in POSITION_CHANNELS for c in skeleton.root.channels) < 3:
-        raise ArtifactError(
-            f"--plant-feet: the root of model {art.name!r} has no position channels to move"
-        )
+    assert features.skeleton is not None
+    try:
+        check_plantable(features.skeleton, features.up_axis)
+    except ValueError as exc:
+        raise ArtifactError(f"--plant-feet: model {art.name!r}: {exc}") from None
 
 
 def _style_array(job: SynthesisJob, count: int) -> np.ndarray | None:
