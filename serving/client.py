@@ -129,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stub = pb_grpc.GenerationStub(ch)
         try:
             info = stub.GetModel(pb.GetModelRequest(name=args.model), metadata=metadata, timeout=30)
+            problem = _plant_problem(info) if args.plant_feet else None
+            if problem is not None:  # before anything is streamed or written
+                print(f"seqboltz generate: --plant-feet: {problem}", file=sys.stderr)
+                return 2
             request = pb.GenerateRequest(
                 model=info.name,
                 n_frames=args.frames,
@@ -166,6 +170,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({len(frames) / max(seconds, 1e-9):.0f} frames/s): " + ", ".join(str(w) for w in written)
     )
     return 0
+
+
+def _plant_problem(info: pb.ModelInfo) -> str | None:
+    """Why ``--plant-feet`` cannot clean this model's BVH, or ``None``."""
+    if info.domain != "motion":
+        return f"model {info.name!r} is a {info.domain} model; feet are planted in motion BVH"
+    from seqboltz.motion import MotionFeatures, check_plantable
+
+    features = MotionFeatures.from_dict(json.loads(info.card_json)["features"])
+    assert features.skeleton is not None
+    try:
+        check_plantable(features.skeleton, features.up_axis)
+    except ValueError as exc:
+        return f"model {info.name!r}: {exc}"
+    return None
 
 
 def _write(args: argparse.Namespace, info: pb.ModelInfo, frames: list[list[float]]) -> list[Path]:
