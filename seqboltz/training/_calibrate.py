@@ -132,24 +132,21 @@ class CalibrateStyleGain(L.Callback):
         buffer: torch.Tensor = model.style_gain  # type: ignore[assignment]
         buffer.fill_(gain)
         model.style_curve = buffer.new_zeros(2, 0)
-        if self.curve_points:
+        if self.curve_points:  # the curve reads the first column; the gain stays 1
             self._fit_curve(model, datamodule)
             self.measured = measure_speed_gain(
                 model, datamodule, "val", self.seeds, self.gibbs_steps, self.segment_seconds
             )
-            model.train(was_training)
-            pl_module.log("val/style_gain", gain)
-            pl_module.log("val/speed_gain_measured", self.measured)
-            return
-        for _ in range(self.steps):
-            measured = measure_speed_gain(
-                model, datamodule, "val", self.seeds, self.gibbs_steps, self.segment_seconds
-            )
-            if not (math.isfinite(measured) and measured > 0):
-                break  # a blown-up or backwards control: leave the gain where it was
-            self.measured = measured
-            gain = float(np.clip(gain * self.target / measured, 1.0, self.max_gain))
-            buffer.fill_(gain)
+        else:
+            for _ in range(self.steps):
+                measured = measure_speed_gain(
+                    model, datamodule, "val", self.seeds, self.gibbs_steps, self.segment_seconds
+                )
+                if not (math.isfinite(measured) and measured > 0):
+                    break  # a blown-up or backwards control: leave the gain where it was
+                self.measured = measured
+                gain = float(np.clip(gain * self.target / measured, 1.0, self.max_gain))
+                buffer.fill_(gain)
         model.train(was_training)
         pl_module.log("val/style_gain", gain)
         pl_module.log("val/speed_gain_measured", self.measured)
@@ -183,7 +180,9 @@ def speed_curve_levels(datamodule: Any, points: int) -> np.ndarray:
     return np.linspace(float(style["low"][0]), float(style["high"][0]), points)
 
 
-def monotone_knots(measured: np.ndarray, inputs: np.ndarray, min_step: float = 1e-3) -> Any:
+def monotone_knots(
+    measured: np.ndarray, inputs: np.ndarray, min_step: float = 1e-3
+) -> np.ndarray | None:
     """The calibration curve's knots ``(2, K)``: requests (the measured speeds, made
     non-decreasing by a running maximum and kept only where they rise by at least ``min_step``)
     over the inputs that made them; ``None`` if any measurement is not finite or fewer than two
