@@ -33,7 +33,7 @@ from _common import dump_json, format_machine_info, machine_info, markdown_table
 
 from seqboltz._io import atomic_write
 from seqboltz.eval._motion_metrics import foot_skating, ground_axes
-from seqboltz.motion import MotionFeatures, foot_joints, forward_kinematics, plant_feet
+from seqboltz.motion import MotionFeatures, foot_joints, forward_kinematics
 from seqboltz.runtime import load_artifact
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs: dict[str, Any] = {} if style is None else {"style": style}
         frames = art.generate(n, seed=seed, gibbs_steps=art.gibbs_steps, **kwargs)[0]
         raw = features.inverse_transform(frames, None, f"seed{seed}")
-        planted, report = plant_feet(raw, up_axis=up, floor=floor, threshold=threshold)
+        planted, report = features.plant_feet(raw)
         p_raw = forward_kinematics(sk, raw.frames)
         p_new = forward_kinematics(sk, planted.frames)
         before = foot_skating(p_raw[:, feet], fps, floor, threshold, up)
